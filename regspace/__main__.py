@@ -1,0 +1,3 @@
+from regspace.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,50 @@
+"""What every design space offers the sampler, the store and the CLI."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from regspace.design import DesignBatch, Stem
+from regspace.spaces.distributions import Param
+
+
+@dataclass(frozen=True)
+class Space:
+    """A design space: parameter distributions, constraints, and how a design is derived.
+
+    Subclasses implement :meth:`draw` (raw parameters for n candidates, as arrays) and
+    :meth:`derive` (the designs those parameters give, plus a mask of candidates that satisfy the
+    space's structural constraints). Complexity constraints are applied by the sampler.
+    """
+
+    name: str
+    title: str
+    se_ratio: float
+    dof: int
+    aliases: tuple[str, ...] = ()
+    description: str = ""
+    budget: object = None  # a regspace.presets.Budget: this space's default complexity constraints, if any
+
+    family = "?"
+
+    @property
+    def block(self) -> str:
+        return "Y" if self.se_ratio > 0 else "X"
+
+    def params(self) -> list[Param]:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def draw(self, rng: np.random.Generator, n: int) -> dict[str, np.ndarray]:  # pragma: no cover
+        raise NotImplementedError
+
+    def derive(self, raw: dict[str, np.ndarray], stem: Stem) -> tuple[DesignBatch, np.ndarray]:  # pragma: no cover
+        raise NotImplementedError
+
+    def columns(self, raw: dict[str, np.ndarray]) -> dict[str, np.ndarray]:  # pragma: no cover
+        """The sampled parameters as store columns (see regspace.store.MODEL_PARAM_COLUMNS)."""
+        raise NotImplementedError
+
+    def constraints(self) -> list[str]:
+        return []
