@@ -169,6 +169,51 @@ def sample_cmd(
           f"acceptance {100 * r.acceptance_rate:.3g}%, {r.seconds:.2f} s")
 
 
+@app.command("train")
+def train_cmd(
+    space: Annotated[Optional[str], typer.Option("--space", help="Only these spaces (comma-separated).")] = None,
+    limit: Annotated[Optional[int], typer.Option("--limit", min=1, help="Train at most this many models.")] = None,
+    recipe: Annotated[str, typer.Option("--recipe", help="Recipe preset: quick | dds | cifar.")] = "quick",
+    epochs: Annotated[Optional[int], typer.Option("--epochs", min=1, max=10_000, help="Override: epochs.")] = None,
+    batch_size: Annotated[Optional[int], typer.Option("--batch-size", min=1, max=1 << 20, help="Override: images per step.")] = None,
+    lr: Annotated[Optional[float], typer.Option("--lr", min=0, help="Override: learning rate at the recipe's lr_batch (scaled linearly).")] = None,
+    weight_decay: Annotated[Optional[float], typer.Option("--wd", min=0, help="Override: weight decay.")] = None,
+    augment: Annotated[Optional[str], typer.Option("--augment", help="Override: none | flip | crop | flip+crop.")] = None,
+    precision: Annotated[Optional[str], typer.Option("--precision", help="Override: auto | bf16-mixed | 32-true | 16-mixed.")] = None,
+    data: Annotated[Optional[str], typer.Option("--data", help="fashion-mnist | mnist | cifar10 | imagefolder:PATH (default: the recipe's).")] = None,
+    data_dir: Annotated[Optional[str], typer.Option("--data-dir", help="Directory holding the dataset's files.")] = None,
+    train_size: Annotated[Optional[int], typer.Option("--train-size", min=1, help="Training images (proxy regimes).")] = None,
+    val_size: Annotated[Optional[int], typer.Option("--val-size", min=1, help="Validation images carved from the training set.")] = None,
+    test_size: Annotated[Optional[int], typer.Option("--test-size", min=0, help="Test images to evaluate (0: none).")] = None,
+    resolution: Annotated[Optional[int], typer.Option("--resolution", min=4, max=4096, help="Resize the data to this size (default: the models').")] = None,
+    workers: Annotated[Optional[int], typer.Option("--workers", min=1, max=256, help="Worker processes (default: from cores, memory and model size).")] = None,
+    devices: Annotated[Optional[str], typer.Option("--devices", help="GPUs: auto | cpu | N | 0,1 (one worker per device).")] = None,
+    seed: Annotated[Optional[int], typer.Option("--seed", min=0, max=2**31 - 1, help="Training seed (init and data order).")] = None,
+    retry_failed: Annotated[bool, typer.Option("--retry-failed", help="Train again models whose earlier attempt failed.")] = False,
+    store: StoreOpt = DEFAULT_STORE,
+):
+    """Train every model of the store that has no result for the recipe (resumable, parallel)."""
+    from regspace.spaces import resolve_names
+    from regspace.store import Store
+    from regspace.train.recipe import get_recipe
+    from regspace.train.runner import train
+
+    r = get_recipe(recipe).replace(epochs=epochs, batch_size=batch_size, lr=lr, weight_decay=weight_decay,
+                                   augment=augment, precision=precision, train_size=train_size, val_size=val_size,
+                                   test_size=test_size, resolution=resolution, seed=seed)
+    summary = train(Store.open(store), r, spaces=resolve_names(space), limit=limit, workers=workers, devices=devices,
+                    data=data, data_dir=data_dir, retry_failed=retry_failed)
+    if summary.planned == 0:
+        print(f"nothing to train: every selected model has a result for recipe {r.name} {r.hash}")
+        return
+    if summary.interrupted:
+        left = summary.planned - summary.done
+        print(f"interrupted: {summary.done} result(s) saved, {left} model(s) still pending; "
+              "rerun `regspace train` to finish them", file=sys.stderr)
+        raise typer.Exit(130)
+    print(summary.line())
+
+
 @app.command("status")
 def status_cmd(
     recipe: Annotated[Optional[str], typer.Option("--recipe-hash", help="Only count results of this recipe hash.")] = None,
@@ -199,6 +244,193 @@ def status_cmd(
           fmt(r["min_error"]), fmt(r["median_error"])] for r in rows],
         numeric={"sampled", "ok", "diverged", "failed", "pending", "min err %", "median err %"},
     )
+
+
+SpacesOpt = Annotated[Optional[str], typer.Option("--spaces", help="Spaces to compare, comma-separated (default: all in the store).")]
+RecipeHashOpt = Annotated[Optional[str], typer.Option("--recipe-hash", help="Results of this recipe (default: the one with most results).")]
+OutOpt = Annotated[str, typer.Option("-o", "--output", help="Output file: .png, .svg or .pdf.")]
+ErrorOpt = Annotated[str, typer.Option("--error", help="Sweep error: error (final validation) or min_error (best epoch).")]
+
+
+def _table(store: str, spaces: str | None, recipe_hash: str | None, error: str = "error"):
+    from regspace.analysis.table import load_table
+    from regspace.spaces import resolve_names
+    from regspace.store import Store
+
+    return load_table(Store.open(store), spaces=resolve_names(spaces), recipe_hash=recipe_hash, error=error)
+
+
+def _space_name(space: str) -> str:
+    from regspace.spaces import resolve_names
+
+    return resolve_names(space)[0]
+
+
+def _saved(path) -> None:
+    print(f"wrote {path}")
+
+
+@app.command("plot-edf")
+def plot_edf_cmd(
+    spaces: SpacesOpt = None,
+    normalize: Annotated[Optional[str], typer.Option("--normalize", help="Weight models to flatten complexity: flops | params.")] = None,
+    band: Annotated[bool, typer.Option("--band", help="Draw 95% bootstrap bands.")] = False,
+    bins: Annotated[int, typer.Option("--bins", min=1, max=1000, help="Complexity bins for --normalize.")] = 10,
+    output: OutOpt = "edf.png",
+    recipe_hash: RecipeHashOpt = None,
+    error: ErrorOpt = "error",
+    store: StoreOpt = DEFAULT_STORE,
+):
+    """Error EDFs of design spaces, side by side (legend: space (n | min | mean))."""
+    if normalize not in (None, "flops", "params", "acts"):
+        raise typer.BadParameter("use flops, params or acts", param_hint="--normalize")
+    from regspace.plots.figures import plot_edf
+    from regspace.plots.style import save
+
+    df = _table(store, spaces, recipe_hash, error)
+    try:
+        fig = plot_edf(df, normalize=normalize, band=band, n_bins=bins)
+    except ValueError as e:
+        raise RegspaceError(str(e)) from None
+    _saved(save(fig, output))
+
+
+@app.command("plot-scatter")
+def plot_scatter_cmd(
+    space: Annotated[str, typer.Option("--space", help="The space whose models to plot.")],
+    x: Annotated[Optional[str], typer.Option("--x", help="Parameters, comma-separated (e.g. d,w4,g,b,wa,wm,flops).")] = None,
+    n_boot: Annotated[int, typer.Option("--boot", min=10, max=1_000_000, help="Bootstrap repetitions for the good range.")] = 2500,
+    output: OutOpt = "scatter.png",
+    recipe_hash: RecipeHashOpt = None,
+    error: ErrorOpt = "error",
+    store: StoreOpt = DEFAULT_STORE,
+):
+    """Error against each parameter, with the empirical-bootstrap good range shaded."""
+    from regspace.plots.figures import plot_scatter
+    from regspace.plots.style import save
+
+    name = _space_name(space)
+    df = _table(store, name, recipe_hash, error)
+    params = [p.strip() for p in x.split(",") if p.strip()] if x else None
+    _saved(save(plot_scatter(df, space=name, params=params, n_boot=n_boot), output))
+
+
+@app.command("plot-widths")
+def plot_widths_cmd(
+    space: Annotated[str, typer.Option("--space", help="The space whose best models to draw.")],
+    top: Annotated[int, typer.Option("--top", min=1, max=100, help="How many of the best models.")] = 8,
+    output: OutOpt = "widths.png",
+    recipe_hash: RecipeHashOpt = None,
+    error: ErrorOpt = "error",
+    store: StoreOpt = DEFAULT_STORE,
+):
+    """Per-block widths of the best models (log2), with the RegNet or fitted line."""
+    from regspace.plots.figures import plot_widths
+    from regspace.plots.style import save
+
+    name = _space_name(space)
+    _saved(save(plot_widths(_table(store, name, recipe_hash, error), space=name, top=top), output))
+
+
+@app.command("plot-fit")
+def plot_fit_cmd(
+    spaces: SpacesOpt = None,
+    space: Annotated[Optional[str], typer.Option("--space", help="One space (same as --spaces with one name).")] = None,
+    output: OutOpt = "fit.png",
+    recipe_hash: RecipeHashOpt = None,
+    error: ErrorOpt = "error",
+    store: StoreOpt = DEFAULT_STORE,
+):
+    """Error against e_fit, the distance of each model's widths from a quantised linear fit."""
+    from regspace.plots.figures import plot_fit
+    from regspace.plots.style import save
+
+    _saved(save(plot_fit(_table(store, space or spaces, recipe_hash, error)), output))
+
+
+@app.command("plot-search")
+def plot_search_cmd(
+    spaces: SpacesOpt = None,
+    output: OutOpt = "search.png",
+    recipe_hash: RecipeHashOpt = None,
+    error: ErrorOpt = "error",
+    store: StoreOpt = DEFAULT_STORE,
+):
+    """Random-search efficiency: expected best error of k random models per space."""
+    from regspace.plots.figures import plot_search
+    from regspace.plots.style import save
+
+    _saved(save(plot_search(_table(store, spaces, recipe_hash, error)), output))
+
+
+@app.command("compare")
+def compare_cmd(
+    spaces: SpacesOpt = None,
+    normalize: Annotated[Optional[str], typer.Option("--normalize", help="Complexity-normalised: flops | params.")] = None,
+    json_out: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+    recipe_hash: RecipeHashOpt = None,
+    error: ErrorOpt = "error",
+    store: StoreOpt = DEFAULT_STORE,
+):
+    """Per-space error statistics and pairwise KS distances (the numbers behind plot-edf)."""
+    if normalize not in (None, "flops", "params", "acts"):
+        raise typer.BadParameter("use flops, params or acts", param_hint="--normalize")
+    from regspace.analysis.compare import compare
+
+    df = _table(store, spaces, recipe_hash, error)
+    try:
+        result = compare(df, normalize=normalize)
+    except ValueError as e:
+        raise RegspaceError(str(e)) from None
+    if json_out:
+        import json
+
+        print(json.dumps(result, indent=2))
+        return
+    from regspace.console import print_table
+
+    def f(r, k):
+        return f"{r[k]:.2f}" if k in r else "-"
+
+    print_table(["space", "n", "diverged", "failed", "min", "p25", "median", "mean", "p75"],
+                [[r["space"], r["n"], r["diverged"], r["failed"], f(r, "min"), f(r, "p25"), f(r, "median"), f(r, "mean"),
+                  f(r, "p75")] for r in result["spaces"]],
+                title=f"validation error (%), recipe {result['recipe_hash']}", numeric={"n", "min", "p25", "median", "mean", "p75"})
+    if result["pairs"]:
+        print_table(["A", "B", "KS", "p-value", "noise (5%)"],
+                    [[p["a"], p["b"], f"{p['ks']:.3f}", f"{p['p_value']:.3g}", f"{p['noise']:.3f}"] for p in result["pairs"]],
+                    title="Kolmogorov–Smirnov distance between EDFs", numeric={"KS", "p-value", "noise (5%)"})
+
+
+@app.command("report")
+def report_cmd(
+    output: Annotated[str, typer.Option("-o", "--output", help="report.html (self-contained) or report.md (+ images).")] = "report.html",
+    spaces: SpacesOpt = None,
+    fmt: Annotated[Optional[str], typer.Option("--format", help="html | md (default: from the file name).")] = None,
+    recipe_hash: RecipeHashOpt = None,
+    store: StoreOpt = DEFAULT_STORE,
+):
+    """Everything in one page: store, recipe, EDFs, comparison, scatter grids, best models, widths, fit, search."""
+    from regspace.report import build_report
+    from regspace.spaces import resolve_names
+    from regspace.store import Store
+
+    _saved(build_report(Store.open(store), output, spaces=resolve_names(spaces), recipe_hash=recipe_hash, fmt=fmt,
+                        store_arg=store))
+
+
+@app.command("export")
+def export_cmd(
+    output: Annotated[str, typer.Option("-o", "--output", help="Output file.")],
+    fmt: Annotated[Optional[str], typer.Option("--format", help="csv | parquet | json (default: from the file name).")] = None,
+    store: StoreOpt = DEFAULT_STORE,
+):
+    """One flat table of models joined with their results."""
+    from regspace.export import export
+    from regspace.store import Store
+
+    path, n = export(Store.open(store), output, fmt=fmt)
+    print(f"wrote {n} rows to {path}")
 
 
 def main(argv: list[str] | None = None) -> int:

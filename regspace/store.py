@@ -200,6 +200,11 @@ class Store:
             raise StoreError(f"cannot write to store {self.path}: {e.strerror or e}") from None
         return final
 
+    def append_rows(self, table_name: str, rows: list[dict]) -> Path | None:
+        """Append row dicts (keys are column names; missing columns become nulls)."""
+        schema, _ = TABLES[table_name]
+        return self.append(table_name, pa.Table.from_pylist(rows, schema=schema))
+
     # -- reading -------------------------------------------------------------------------
     def parts(self, table_name: str) -> list[Path]:
         d = self.path / table_name
@@ -212,7 +217,7 @@ class Store:
         schema, key = TABLES[table_name]
         for attempt in range(5):
             try:
-                tables = [t for t in (self._read_part(p, columns, schema) for p in self.parts(table_name)) if t is not None]
+                tables = [t for t in (self.read_part(p, columns) for p in self.parts(table_name)) if t is not None]
                 break
             except FileNotFoundError:  # a concurrent compaction removed a part we listed: list again
                 time.sleep(0.05 * (attempt + 1))
@@ -226,7 +231,9 @@ class Store:
             table = _dedupe(table, key)
         return table
 
-    def _read_part(self, path: Path, columns, schema) -> pa.Table | None:
+    def read_part(self, path: Path, columns: list[str] | None = None) -> pa.Table | None:
+        """One part file conformed to its table's schema; None (with a warning) if unreadable."""
+        schema, _ = TABLES[path.parent.name]
         try:
             meta = pq.read_schema(path).metadata or {}
             version = int(meta.get(b"regspace_schema_version", b"1"))
@@ -272,7 +279,7 @@ class Store:
             schema, key = TABLES[table_name]
             tables = []
             for p in parts:
-                t = self._read_part(p, None, schema)
+                t = self.read_part(p)
                 if t is None:  # never delete what we could not read
                     return 0
                 tables.append(t)
@@ -308,14 +315,21 @@ def conform(table: pa.Table | dict, schema: pa.Schema) -> pa.Table:
 
 
 def _dedupe(table: pa.Table, key: list[str]) -> pa.Table:
-    """Keep the first row of each key (rows are in write order)."""
-    if table.num_rows == 0:
+    """Keep one row per key: the first in write order, except that a result with status 'failed'
+    gives way to a later ok/diverged one for the same model and recipe (a retried failure)."""
+    n = table.num_rows
+    if n == 0:
         return table
-    indexed = table.select(key).append_column("_i", pa.array(range(table.num_rows), type=pa.int64()))
-    first = indexed.group_by(key, use_threads=False).aggregate([("_i", "min")]).column("_i_min")
-    if len(first) == table.num_rows:
+    order = pa.array(range(n), type=pa.int64())
+    if "status" in table.column_names:
+        failed = pc.fill_null(pc.equal(table.column("status"), "failed"), False)
+        order = pc.add(order, pc.multiply(pc.cast(failed, pa.int64()), n))
+    indexed = table.select(key).append_column("_o", order)
+    first = indexed.group_by(key, use_threads=False).aggregate([("_o", "min")]).column("_o_min")
+    if len(first) == n:
         return table
-    return table.take(first.take(pc.sort_indices(first)))
+    rows = pc.subtract(first, pc.multiply(pc.cast(pc.greater_equal(first, n), pa.int64()), n))
+    return table.take(rows.take(pc.sort_indices(rows)))
 
 
 @contextlib.contextmanager

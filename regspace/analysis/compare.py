@@ -1,0 +1,55 @@
+"""The numbers behind an EDF plot: per-space error statistics and pairwise KS distances."""
+
+from __future__ import annotations
+
+import itertools
+
+import numpy as np
+import pandas as pd
+
+from regspace.analysis.edf import common_range, ks_noise_level, ks_test, normalized_weights
+from regspace.analysis.table import trained
+
+PERCENTILES = (5, 25, 50, 75, 95)
+
+
+def space_errors(df: pd.DataFrame, spaces: list[str] | None = None) -> dict[str, pd.DataFrame]:
+    """Trained rows per space, in the table's space order."""
+    spaces = spaces or df.attrs.get("spaces") or list(dict.fromkeys(df.space))
+    ok = trained(df)
+    return {s: ok[ok.space == s] for s in spaces}
+
+
+def space_weights(groups: dict[str, pd.DataFrame], normalize: str | None, *, n_bins: int = 10):
+    """Per-space EDF weights: None (plain EDF) or complexity-normalised over the common range."""
+    if not normalize:
+        return {s: None for s in groups}
+    nonempty = {s: g for s, g in groups.items() if len(g)}
+    rng = common_range(*(g[normalize].to_numpy(float) for g in nonempty.values()))
+    return {s: normalized_weights(g[normalize].to_numpy(float), n_bins=n_bins, value_range=rng) if len(g) else None
+            for s, g in groups.items()}
+
+
+def compare(df: pd.DataFrame, *, spaces: list[str] | None = None, normalize: str | None = None, n_bins: int = 10) -> dict:
+    groups = space_errors(df, spaces)
+    weights = space_weights(groups, normalize, n_bins=n_bins)
+    rows = []
+    for s, g in groups.items():
+        all_rows = df[df.space == s]
+        e = g.sweep_error.to_numpy(float)
+        row = {"space": s, "n": int(len(e)), "sampled": int(len(all_rows)),
+               "diverged": int((all_rows.status == "diverged").sum()), "failed": int((all_rows.status == "failed").sum()),
+               "pending": int((all_rows.status == "pending").sum())}
+        if len(e):
+            row.update({"min": float(e.min()), "mean": float(e.mean()), "median": float(np.median(e)),
+                        **{f"p{p}": float(np.percentile(e, p)) for p in PERCENTILES if p != 50}})
+            if "test_error" in g and g.test_error.notna().any():
+                row["test_median"] = float(g.test_error.median())
+        rows.append(row)
+    pairs = []
+    for a, b in itertools.combinations([s for s, g in groups.items() if len(g)], 2):
+        ea, eb = groups[a].sweep_error.to_numpy(float), groups[b].sweep_error.to_numpy(float)
+        r = ks_test(ea, eb, weights[a], weights[b])
+        r.update(a=a, b=b, noise=ks_noise_level(r["n_a"], r["n_b"]))
+        pairs.append(r)
+    return {"recipe_hash": df.attrs.get("recipe_hash"), "normalize": normalize, "spaces": rows, "pairs": pairs}

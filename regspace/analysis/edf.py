@@ -1,0 +1,129 @@
+"""Error EDFs (NDS §3, SPEC §6): plain, complexity-normalised, bootstrap bands, KS distances.
+
+Everything is a pure function of numpy arrays; nothing here plots.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+
+def edf(errors, grid, weights=None) -> np.ndarray:
+    """F(e) = Σ_i w_i · 1[e_i < e] at each e of ``grid`` (w_i = 1/n unless given)."""
+    e = np.asarray(errors, dtype=float)
+    grid = np.asarray(grid, dtype=float)
+    order = np.argsort(e, kind="stable")
+    e = e[order]
+    w = np.full(len(e), 1.0 / len(e)) if weights is None else np.asarray(weights, dtype=float)[order]
+    cum = np.concatenate([[0.0], np.cumsum(w)])
+    return cum[np.searchsorted(e, grid, side="left")]  # strictly below e
+
+
+def edf_steps(errors, weights=None) -> tuple[np.ndarray, np.ndarray]:
+    """The EDF's corners for drawing as a post-step line: x = sorted errors, y = F just after each."""
+    e = np.asarray(errors, dtype=float)
+    order = np.argsort(e, kind="stable")
+    w = np.full(len(e), 1.0 / len(e)) if weights is None else np.asarray(weights, dtype=float)[order]
+    return e[order], np.cumsum(w)
+
+
+def complexity_bins(values, *, n_bins: int = 10, value_range: tuple[float, float] | None = None) -> np.ndarray:
+    """Bin index (0 .. n_bins-1) of each value over equal-width bins; -1 outside the range."""
+    v = np.asarray(values, dtype=float)
+    lo, hi = value_range if value_range is not None else (float(v.min()), float(v.max()))
+    if hi <= lo:
+        return np.where((v >= lo) & (v <= hi), 0, -1)
+    idx = np.floor((v - lo) / (hi - lo) * n_bins).astype(int)
+    idx = np.where(v == hi, n_bins - 1, idx)
+    return np.where((v >= lo) & (v <= hi), idx, -1)
+
+
+def normalized_weights(complexity, *, n_bins: int = 10, value_range: tuple[float, float] | None = None) -> np.ndarray:
+    """NDS §3 weights: model i gets 1 / (B · c_b(i)), c_b the count in its complexity bin and B the
+    number of non-empty bins, so the weights sum to 1 and each bin carries equal mass. Models
+    outside ``value_range`` (the common range of the spaces compared) get weight 0."""
+    b = complexity_bins(complexity, n_bins=n_bins, value_range=value_range)
+    inside = b >= 0
+    counts = np.bincount(b[inside], minlength=n_bins)
+    nonempty = int((counts > 0).sum())
+    w = np.zeros(len(b))
+    if nonempty:
+        w[inside] = 1.0 / (nonempty * counts[b[inside]])
+    return w
+
+
+def common_range(*arrays) -> tuple[float, float]:
+    """The complexity range every space covers: (max of minima, min of maxima)."""
+    lo = max(float(np.min(a)) for a in arrays)
+    hi = min(float(np.max(a)) for a in arrays)
+    if hi < lo:
+        raise ValueError("the spaces' complexity ranges do not overlap; normalisation needs a common range")
+    return lo, hi
+
+
+def bootstrap_band(errors, grid, *, weights_fn=None, complexity=None, n_boot: int = 1000, level: float = 0.95,
+                   seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """Pointwise percentile bootstrap band of the EDF at ``grid`` (models resampled with replacement).
+
+    For a normalised EDF pass ``weights_fn(complexity_sample)`` and ``complexity``: the weights are
+    recomputed on every resample.
+    """
+    e = np.asarray(errors, dtype=float)
+    n = len(e)
+    rng = np.random.default_rng(seed)
+    curves = np.empty((n_boot, len(grid)))
+    for b in range(n_boot):
+        idx = rng.integers(0, n, n)
+        w = None
+        if weights_fn is not None:
+            w = weights_fn(np.asarray(complexity)[idx])
+            if w.sum() == 0:
+                w = None
+        curves[b] = edf(e[idx], grid, w)
+    alpha = (1 - level) / 2
+    return np.quantile(curves, alpha, axis=0), np.quantile(curves, 1 - alpha, axis=0)
+
+
+def ks_distance(a, b, wa=None, wb=None) -> float:
+    """sup_e |F_a(e) - F_b(e)|, optionally for weighted (normalised) EDFs."""
+    grid = np.union1d(np.asarray(a, float), np.asarray(b, float))
+    # F jumps at sample values: compare just above each of them (strict '<' at the next value)
+    fa = edf(a, np.nextafter(grid, np.inf), wa)
+    fb = edf(b, np.nextafter(grid, np.inf), wb)
+    return float(np.max(np.abs(fa - fb))) if len(grid) else 0.0
+
+
+def effective_n(weights) -> float:
+    """Kish's effective sample size (Σw)² / Σw²."""
+    w = np.asarray(weights, dtype=float)
+    return float(w.sum() ** 2 / (w * w).sum()) if (w * w).sum() > 0 else 0.0
+
+
+def ks_test(a, b, wa=None, wb=None) -> dict:
+    """KS distance and p-value between two spaces' EDFs.
+
+    Unweighted: scipy's two-sample test (exact for small samples). Weighted (normalised EDFs): our
+    distance, with the asymptotic Kolmogorov p-value at Kish's effective sample sizes.
+    """
+    from scipy import stats
+
+    if wa is None and wb is None:
+        r = stats.ks_2samp(np.asarray(a, float), np.asarray(b, float))
+        return {"ks": float(r.statistic), "p_value": float(r.pvalue), "n_a": len(a), "n_b": len(b)}
+    d = ks_distance(a, b, wa, wb)
+    na = effective_n(wa) if wa is not None else len(a)
+    nb = effective_n(wb) if wb is not None else len(b)
+    en = math.sqrt(na * nb / (na + nb)) if na and nb else 0.0
+    p = float(stats.kstwobign.sf(d * en)) if en else float("nan")
+    return {"ks": d, "p_value": p, "n_a": na, "n_b": nb}
+
+
+def ks_noise_level(n_a: float, n_b: float | None = None, alpha: float = 0.05) -> float:
+    """KS distance two samples of these sizes from one distribution exceed with probability alpha
+    (asymptotic): differences below it are within noise, which shrinks as 1/√n (NDS §3)."""
+    from scipy import stats
+
+    n_b = n_a if n_b is None else n_b
+    return float(stats.kstwobign.isf(alpha) * math.sqrt((n_a + n_b) / (n_a * n_b)))

@@ -1,0 +1,83 @@
+"""Per-parameter analyses (DDS §3.2) and random-search efficiency (NDS §5); pure numpy."""
+
+from __future__ import annotations
+
+import numpy as np
+
+
+def good_range(values, errors, *, n_boot: int = 2500, frac: float = 0.25, seed: int = 0,
+               percentiles=(2.5, 50.0, 97.5)) -> dict:
+    """Empirical bootstrap of a parameter's good range.
+
+    Repeat ``n_boot`` times: draw ``frac`` of the models with replacement and keep the one with the
+    lowest error. The 2.5/50/97.5 percentiles of the parameter over the kept models give its
+    likely-best range and median.
+    """
+    v = np.asarray(values, dtype=float)
+    e = np.asarray(errors, dtype=float)
+    ok = np.isfinite(v) & np.isfinite(e)
+    v, e = v[ok], e[ok]
+    n = len(v)
+    if n == 0:
+        return {"low": np.nan, "median": np.nan, "high": np.nan, "n": 0, "n_boot": n_boot}
+    k = max(1, int(round(frac * n)))
+    rng = np.random.default_rng(seed)
+    idx = rng.integers(0, n, (n_boot, k))
+    best = idx[np.arange(n_boot), np.argmin(e[idx], axis=1)]
+    lo, med, hi = np.percentile(v[best], percentiles)
+    return {"low": float(lo), "median": float(med), "high": float(hi), "n": n, "n_boot": n_boot, "frac": frac}
+
+
+def binned_trend(values, errors, *, n_bins: int = 10, log: bool = False) -> dict:
+    """Error against a parameter in equal-width (or log-width) bins: centre, count, median, mean."""
+    v = np.asarray(values, dtype=float)
+    e = np.asarray(errors, dtype=float)
+    ok = np.isfinite(v) & np.isfinite(e) & ((v > 0) if log else True)
+    v, e = v[ok], e[ok]
+    if len(v) == 0:
+        return {"centre": np.array([]), "count": np.array([]), "median": np.array([]), "mean": np.array([])}
+    x = np.log(v) if log else v
+    lo, hi = float(x.min()), float(x.max())
+    distinct = np.unique(x)
+    if len(distinct) <= n_bins:  # a discrete parameter: one bin per value
+        centres, idx = distinct, np.searchsorted(distinct, x)
+    else:
+        edges = np.linspace(lo, hi, n_bins + 1)
+        idx = np.clip(np.searchsorted(edges, x, side="right") - 1, 0, n_bins - 1)
+        centres = (edges[:-1] + edges[1:]) / 2
+    count = np.bincount(idx, minlength=len(centres))
+    med = np.array([np.median(e[idx == i]) if count[i] else np.nan for i in range(len(centres))])
+    mean = np.array([e[idx == i].mean() if count[i] else np.nan for i in range(len(centres))])
+    return {"centre": np.exp(centres) if log else centres, "count": count, "median": med, "mean": mean}
+
+
+def search_efficiency(errors, ks=None) -> dict:
+    """Expected best error of k models drawn at random (without replacement) from a space.
+
+    Exact order statistics, no simulation: with errors sorted e_(1) <= ... <= e_(n), the minimum of
+    k draws is e_(i) with probability C(n-i, k-1) / C(n, k). Returns k, the expectation, and the
+    25 / 75 % quantiles of that minimum (the spread).
+    """
+    e = np.sort(np.asarray(errors, dtype=float))
+    n = len(e)
+    if ks is None:
+        ks = [1 << j for j in range(int(np.log2(max(1, n))) + 1)]
+    ks = [k for k in ks if 1 <= k <= n]
+    out = {"k": [], "expected": [], "q25": [], "q75": [], "n": n}
+    i = np.arange(1, n + 1)
+    for k in ks:
+        # log C(n-i, k-1) - log C(n, k), via lgamma for stability
+        from scipy.special import gammaln
+
+        logp = np.full(n, -np.inf)
+        valid = n - i >= k - 1
+        m = n - i[valid]
+        logp[valid] = (gammaln(m + 1) - gammaln(k) - gammaln(m - k + 2)) - (gammaln(n + 1) - gammaln(k + 1) - gammaln(n - k + 1))
+        p = np.exp(logp)
+        p /= p.sum()
+        cdf = np.cumsum(p)
+        out["k"].append(k)
+        out["expected"].append(float((p * e).sum()))
+        out["q25"].append(float(e[np.searchsorted(cdf, 0.25)]))
+        out["q75"].append(float(e[min(n - 1, np.searchsorted(cdf, 0.75))]))
+    return out

@@ -1,0 +1,75 @@
+"""The analysis table: sampled models joined with their results for one recipe (pandas)."""
+
+from __future__ import annotations
+
+import json
+
+import pandas as pd
+
+from regspace.errors import RegspaceError
+
+RESULT_COLUMNS = ["model_id", "recipe_hash", "status", "error", "min_error", "test_error", "train_loss", "epochs",
+                  "reason", "train_seconds", "images_per_second", "peak_memory_mb", "device", "dataset", "recipe",
+                  "seed", "split"]
+
+
+def choose_recipe(results: pd.DataFrame, recipe_hash: str | None) -> str | None:
+    """The recipe asked for, or else the one with the most results (ties: the most recent)."""
+    if results.empty:
+        return recipe_hash
+    if recipe_hash is not None:
+        matches = [h for h in results.recipe_hash.unique() if h.startswith(recipe_hash)]
+        if len(matches) != 1:
+            known = ", ".join(sorted(results.recipe_hash.unique()))
+            raise RegspaceError(f"recipe {recipe_hash!r} matches {len(matches)} recipes in the store", hint=f"known: {known}")
+        return matches[0]
+    counts = results.groupby("recipe_hash").size()
+    return counts.sort_values(kind="stable").index[-1]
+
+
+def load_table(store, *, spaces: list[str] | None = None, recipe_hash: str | None = None,
+               error: str = "error") -> pd.DataFrame:
+    """One row per (space, model): design columns, complexity, and the recipe's result.
+
+    ``error`` picks the sweep error: 'error' (final validation error, the default) or 'min_error'.
+    The frame's ``attrs`` record the recipe hash and the recipe's JSON.
+    """
+    models = store.read("models")
+    if models.empty:
+        raise RegspaceError(f"store {store.path} holds no models", hint="run `regspace sample` first")
+    if spaces:
+        missing = [s for s in spaces if s not in set(models.space)]
+        if missing:
+            raise RegspaceError(f"no models of space(s) {', '.join(missing)} in the store",
+                                hint=f"it holds {', '.join(sorted(models.space.unique()))}")
+        models = models[models.space.isin(spaces)]
+    results = store.read_arrow("results", RESULT_COLUMNS).to_pandas()
+    chosen = choose_recipe(results, recipe_hash)
+    results = results[results.recipe_hash == chosen] if chosen else results.iloc[:0]
+    df = models.merge(results, on="model_id", how="left")
+    df["status"] = df["status"].fillna("pending")
+    if error not in ("error", "min_error"):
+        raise RegspaceError(f"unknown error column {error!r}: use error or min_error")
+    df["sweep_error"] = df[error]
+    # order spaces as sampled
+    order = list(dict.fromkeys(models.space))
+    df["space"] = pd.Categorical(df["space"], categories=order, ordered=True)
+    df = df.sort_values(["space"], kind="stable").reset_index(drop=True)
+    df["space"] = df["space"].astype(str)
+    df.attrs["recipe_hash"] = chosen
+    recipe_json = results.recipe.dropna().iloc[0] if chosen and results.recipe.notna().any() else None
+    df.attrs["recipe"] = json.loads(recipe_json) if recipe_json else None
+    df.attrs["spaces"] = order if not spaces else [s for s in order if s in spaces]
+    return df
+
+
+def trained(df: pd.DataFrame) -> pd.DataFrame:
+    """Rows with a finished training (status ok) and a finite sweep error."""
+    return df[(df.status == "ok") & df.sweep_error.notna()]
+
+
+def per_block(df: pd.DataFrame, column: str = "stage_widths"):
+    """Per-block values of a per-stage list column (e.g. widths), one numpy array per row."""
+    import numpy as np
+
+    return [np.repeat(np.asarray(v), np.asarray(d)) for v, d in zip(df[column], df["stage_depths"])]

@@ -1,0 +1,245 @@
+"""The figures: one function per figure, each returning a matplotlib Figure (save with style.save)."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pandas as pd
+
+from regspace.analysis.compare import space_errors, space_weights
+from regspace.analysis.edf import bootstrap_band, common_range, edf, edf_steps, normalized_weights
+from regspace.analysis.stats import binned_trend, good_range, search_efficiency
+from regspace.errors import RegspaceError
+from regspace.plots.style import ERROR_LABEL, LOG_PARAMS, colour, linestyle, param_label, rc
+
+import matplotlib.pyplot as plt  # noqa: E402  (style has chosen the Agg backend)
+
+
+def _subtitle(df: pd.DataFrame) -> str:
+    r = df.attrs.get("recipe") or {}
+    parts = []
+    if r:
+        parts.append(f"{r.get('dataset', '?')}, recipe {r.get('name', '?')} ({df.attrs.get('recipe_hash')}), "
+                     f"{r.get('epochs')} epoch(s)")
+    return "; ".join(parts)
+
+
+def _empty_check(groups: dict) -> None:
+    if not any(len(g) for g in groups.values()):
+        raise RegspaceError("no trained models to plot", hint="run `regspace train` first")
+
+
+def plot_edf(df: pd.DataFrame, *, spaces: list[str] | None = None, normalize: str | None = None, band: bool = False,
+             n_bins: int = 10, n_boot: int = 500, seed: int = 0, max_points: int = 4000):
+    """Error EDFs of several spaces on one axis; legend 'space (n | min | mean)'."""
+    groups = space_errors(df, spaces)
+    _empty_check(groups)
+    weights = space_weights(groups, normalize, n_bins=n_bins)
+    all_e = np.concatenate([g.sweep_error.to_numpy(float) for g in groups.values() if len(g)])
+    lo, hi = float(all_e.min()), float(np.percentile(all_e, 99.5))
+    pad = 0.03 * (hi - lo or 1.0)
+    grid = np.linspace(lo - pad, hi + pad, 400)
+    with rc():
+        fig, ax = plt.subplots(figsize=(6.4, 4.4))
+        for i, (s, g) in enumerate(groups.items()):
+            if not len(g):
+                continue
+            e = g.sweep_error.to_numpy(float)
+            w = weights[s]
+            x, y = edf_steps(e, w)
+            if len(x) > max_points:  # draw a 100k-model EDF on a grid: same picture, fewer vertices
+                x = np.linspace(x.min(), x.max(), max_points)
+                y = edf(e, np.nextafter(x, np.inf), w)
+            label = f"{s} ({len(e)} | {e.min():.2f} | {e.mean():.2f})"
+            ax.step(np.concatenate([[x[0]], x]), np.concatenate([[0.0], y]), where="post", color=colour(i),
+                    linestyle=linestyle(i), linewidth=1.8, label=label)
+            if band and len(e) > 1:
+                fn = None
+                if normalize:
+                    rng = common_range(*(gg[normalize].to_numpy(float) for gg in groups.values() if len(gg)))
+                    fn = lambda c, rng=rng: normalized_weights(c, n_bins=n_bins, value_range=rng)  # noqa: E731
+                low, high = bootstrap_band(e, grid, weights_fn=fn, complexity=g[normalize].to_numpy(float) if normalize else None,
+                                           n_boot=n_boot, seed=seed)
+                ax.fill_between(grid, low, high, step=None, color=colour(i), alpha=0.18, linewidth=0)
+        ax.set_xlim(grid[0], grid[-1])
+        ax.set_ylim(0, 1.0)
+        ax.set_xlabel(ERROR_LABEL)
+        ax.set_ylabel("cumulative prob. (fraction of models with lower error)")
+        title = "Error EDF" + (f", normalised by {normalize}" if normalize else "")
+        if band:
+            title += " (95% bootstrap band)"
+        ax.set_title(title, loc="left")
+        sub = _subtitle(df)
+        if sub:
+            fig.suptitle(sub, fontsize=8, color="0.35", x=0.01, ha="left")
+        ax.legend(title="space (n | min | mean)", loc="lower right", frameon=False)
+    return fig
+
+
+def resolve_params(df: pd.DataFrame, names: list[str]) -> list[str]:
+    """Map requested parameters to columns that hold values for these models ('d' -> depth for AnyNet)."""
+    out = []
+    for n in names:
+        col = n
+        if n == "d" and ("d" not in df or df["d"].isna().all()):
+            col = "depth"
+        if n in ("b", "g") and (n not in df or df[n].isna().all()):
+            col = f"{n}1"
+        if col not in df.columns or df[col].isna().all():
+            avail = [c for c in ["d", "depth", "w0", "wa", "wm", "b", "g", "flops", "params", "acts"]
+                     + [f"{p}{i}" for p in "dwbg" for i in range(1, 5)] if c in df and df[c].notna().any()]
+            raise RegspaceError(f"no parameter {n!r} for these models", hint=f"available: {', '.join(avail)}")
+        out.append(col)
+    return list(dict.fromkeys(out))
+
+
+def default_params(df: pd.DataFrame) -> list[str]:
+    if "w0" in df and df.w0.notna().all():
+        names = ["d", "w0", "wa", "wm", "g", "b", "flops"]
+        names = [n for n in names if not (n in ("b", "g") and df[n].nunique() <= 1)]
+    else:
+        names = [f"d{i}" for i in range(1, 5)] + [f"w{i}" for i in range(1, 5)]
+        names += ["b" if df["b"].notna().all() else "b1", "g" if df["g"].notna().all() else "g1", "flops"]
+    return resolve_params(df, [n for n in names if n in df and df[n].notna().any()])
+
+
+def plot_scatter(df: pd.DataFrame, *, space: str, params: list[str] | None = None, n_boot: int = 2500, seed: int = 0):
+    """Error against each parameter: points, binned median, and the bootstrap good range shaded."""
+    g = space_errors(df, [space])[space]
+    if not len(g):
+        raise RegspaceError(f"no trained models of space {space} to plot", hint="run `regspace train` first")
+    cols = resolve_params(g, params) if params else default_params(g)
+    n = len(cols)
+    ncols = min(4, n)
+    nrows = math.ceil(n / ncols)
+    e = g.sweep_error.to_numpy(float)
+    with rc():
+        fig, axes = plt.subplots(nrows, ncols, figsize=(3.2 * ncols, 2.8 * nrows), squeeze=False, sharey=True)
+        for k, col in enumerate(cols):
+            ax = axes[k // ncols][k % ncols]
+            v = g[col].to_numpy(float)
+            log = col in LOG_PARAMS and np.nanmin(v) > 0 and np.nanmax(v) / np.nanmin(v) > 8
+            rng = good_range(v, e, n_boot=n_boot, seed=seed)
+            ax.axvspan(rng["low"], rng["high"], color=colour(2), alpha=0.15, linewidth=0, label="good range (95%)")
+            ax.axvline(rng["median"], color=colour(2), linewidth=1.2, linestyle="--", label="bootstrap median")
+            trend = binned_trend(v, e, n_bins=8, log=log)
+            ax.plot(trend["centre"], trend["median"], color=colour(1), linewidth=1.3, alpha=0.9,
+                    label="binned median", zorder=2)
+            ax.scatter(v, e, s=14 if len(v) < 200 else 7, color=colour(0), alpha=0.7 if len(v) < 200 else 0.4,
+                       linewidths=0, label="model", zorder=3)
+            if log:
+                ax.set_xscale("log", base=2 if col not in ("flops", "params", "acts") else 10)
+            _tick_format(ax, col, log)
+            ax.set_xlabel(param_label(col))
+            ax.set_title(f"{col}: {_fmt(rng['low'])} – {_fmt(rng['high'])}", fontsize=9, loc="left")
+            if k % ncols == 0:
+                ax.set_ylabel(ERROR_LABEL)
+        for k in range(n, nrows * ncols):
+            axes[k // ncols][k % ncols].set_visible(False)
+        handles, labels = axes[0][0].get_legend_handles_labels()
+        fig.legend(handles, labels, loc="outside lower center", ncols=len(labels), frameon=False, fontsize=8)
+        fig.suptitle(f"{space}: error against each parameter (n = {len(g)}; shaded: likely-best range, "
+                     f"empirical bootstrap B = {n_boot})", fontsize=10, x=0.01, ha="left")
+    return fig
+
+
+def _tick_format(ax, col: str, log: bool) -> None:
+    """Plain numbers on log axes (8, 16, 32 rather than 2^3 …); 360M rather than 3.6e8."""
+    from matplotlib.ticker import EngFormatter, FuncFormatter
+
+    if col in ("flops", "params", "acts"):
+        ax.xaxis.set_major_formatter(EngFormatter(sep=""))
+        ax.xaxis.set_minor_formatter(FuncFormatter(lambda *_: ""))
+    elif log:
+        ax.xaxis.set_major_formatter(FuncFormatter(lambda x, _: f"{x:g}"))
+        ax.xaxis.set_minor_formatter(FuncFormatter(lambda *_: ""))
+
+
+def _fmt(x: float) -> str:
+    if not np.isfinite(x):
+        return "-"
+    if abs(x) >= 1e5:
+        from regspace.units import format_quantity
+
+        return format_quantity(x)
+    return f"{x:.3g}"
+
+
+def plot_widths(df: pd.DataFrame, *, space: str, top: int = 8):
+    """Per-block widths of the best models against block index (log2 axis), with their linear fits."""
+    from regspace.analysis.fit import fit_widths
+
+    g = space_errors(df, [space])[space].sort_values("sweep_error").head(top)
+    if not len(g):
+        raise RegspaceError(f"no trained models of space {space} to plot", hint="run `regspace train` first")
+    regnet = "w0" in g and g.w0.notna().all()
+    with rc():
+        fig, ax = plt.subplots(figsize=(6.4, 4.4))
+        for i, (_, r) in enumerate(g.iterrows()):
+            depths = np.asarray(r.stage_depths)
+            w = np.repeat(np.asarray(r.stage_widths), depths)
+            j = np.arange(len(w))
+            ax.step(j, w, where="post", color=colour(i), linewidth=1.6, label=f"#{i + 1}: {r.sweep_error:.2f}%")
+            if regnet:
+                u = r.w0 + r.wa * j
+                ax.plot(j, u, color=colour(i), linestyle=":", linewidth=1.1)
+            else:
+                fit = fit_widths(w, np.repeat(r.stage_bottleneck_ratios, depths), np.repeat(r.stage_group_widths, depths))
+                ax.plot(j, fit["w0"] + fit["wa"] * j, color=colour(i), linestyle=":", linewidth=1.1)
+        ax.set_yscale("log", base=2)
+        from matplotlib.ticker import FuncFormatter
+
+        ax.yaxis.set_major_formatter(FuncFormatter(lambda x, _: f"{x:g}"))
+        ax.set_xlabel("block index j")
+        ax.set_ylabel("width w_j (channels, log2)")
+        line = "RegNet line u_j = w0 + wa·j" if regnet else "fitted line u_j = w0 + wa·j"
+        ax.set_title(f"{space}: widths of the {len(g)} best models (dotted: {line})", loc="left")
+        ax.legend(title="rank: error", fontsize=8, frameon=False, loc="upper left")
+    return fig
+
+
+def plot_fit(df: pd.DataFrame, *, spaces: list[str] | None = None, fits: pd.DataFrame | None = None):
+    """Error against e_fit, the distance of each model's widths from the closest quantised RegNet."""
+    from regspace.analysis.fit import fit_frame
+
+    groups = space_errors(df, spaces)
+    _empty_check(groups)
+    with rc():
+        fig, ax = plt.subplots(figsize=(6.4, 4.4))
+        for i, (s, g) in enumerate(groups.items()):
+            if not len(g):
+                continue
+            f = fits.loc[g.index] if fits is not None else fit_frame(g)
+            ax.scatter(f.e_fit, g.sweep_error, s=22 if len(g) < 200 else 8, color=colour(i), alpha=0.75,
+                       marker="osD^v<>"[i % 7], linewidths=0,
+                       label=f"{s} (n={len(g)}, median e_fit {f.e_fit.median():.3f})")
+        ax.set_xlabel(param_label("e_fit"))
+        ax.set_ylabel(ERROR_LABEL)
+        ax.set_title("Error against distance from the nearest quantised linear (RegNet) widths", loc="left")
+        ax.legend(frameon=False, fontsize=8)
+    return fig
+
+
+def plot_search(df: pd.DataFrame, *, spaces: list[str] | None = None):
+    """Random-search efficiency: expected best error of k random models from each space (25–75% band)."""
+    groups = space_errors(df, spaces)
+    _empty_check(groups)
+    with rc():
+        fig, ax = plt.subplots(figsize=(6.4, 4.4))
+        for i, (s, g) in enumerate(groups.items()):
+            if not len(g):
+                continue
+            r = search_efficiency(g.sweep_error.to_numpy(float))
+            ax.plot(r["k"], r["expected"], color=colour(i), linestyle=linestyle(i), marker="o", markersize=3,
+                    linewidth=1.6, label=f"{s} (n={r['n']})")
+            ax.fill_between(r["k"], r["q25"], r["q75"], color=colour(i), alpha=0.15, linewidth=0)
+        ax.set_xscale("log", base=2)
+        from matplotlib.ticker import FuncFormatter
+
+        ax.xaxis.set_major_formatter(FuncFormatter(lambda x, _: f"{x:g}"))
+        ax.set_xlabel("models trained, k (random search)")
+        ax.set_ylabel("best " + ERROR_LABEL)
+        ax.set_title("Random-search efficiency: expected best of k models (band: 25–75%)", loc="left")
+        ax.legend(frameon=False)
+    return fig

@@ -1,0 +1,106 @@
+"""One look for every figure: colour-blind-safe colours (Okabe–Ito), readable sizes, units on axes."""
+
+from __future__ import annotations
+
+import io
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")  # files only; never a window
+import matplotlib.pyplot as plt  # noqa: E402
+
+from regspace.errors import RegspaceError  # noqa: E402
+
+# Okabe & Ito (2008): distinguishable with every common colour-vision deficiency; paired with
+# line styles so figures survive grey-scale printing too.
+PALETTE = ["#0072B2", "#D55E00", "#009E73", "#CC79A7", "#E69F00", "#56B4E9", "#000000", "#F0E442"]
+LINESTYLES = ["-", "--", "-.", ":", (0, (5, 1)), (0, (3, 1, 1, 1)), (0, (1, 1)), (0, (5, 5))]
+
+RC = {
+    "figure.dpi": 100,
+    "savefig.dpi": 150,
+    "font.size": 10,
+    "axes.titlesize": 11,
+    "axes.labelsize": 10,
+    "legend.fontsize": 9,
+    "xtick.labelsize": 9,
+    "ytick.labelsize": 9,
+    "axes.spines.top": False,
+    "axes.spines.right": False,
+    "axes.grid": True,
+    "grid.alpha": 0.25,
+    "svg.fonttype": "none",  # text stays text in SVG: searchable, crisp, small
+    "figure.constrained_layout.use": True,
+}
+
+ERROR_LABEL = "validation top-1 error (%)"
+PARAM_LABELS = {
+    "flops": "flops (multiply-adds)", "params": "parameters", "acts": "activations", "depth": "depth d (blocks)",
+    "d": "depth d (blocks)", "w0": "initial width w0", "wa": "slope wa", "wm": "width multiplier wm",
+    "b": "bottleneck ratio b", "g": "group width g", "e_fit": "e_fit (mean |log w/ŵ|)",
+}
+LOG_PARAMS = {"flops", "params", "acts", "w0", "wa", "wm", "g"} | {f"w{i}" for i in range(1, 5)} | {f"g{i}" for i in range(1, 5)}
+
+
+def param_label(name: str) -> str:
+    if name in PARAM_LABELS:
+        return PARAM_LABELS[name]
+    if len(name) == 2 and name[0] in "dwbg" and name[1].isdigit():
+        kind = {"d": "depth", "w": "width", "b": "bottleneck ratio", "g": "group width"}[name[0]]
+        return f"stage {name[1]} {kind} {name}"
+    return name
+
+
+def colour(i: int) -> str:
+    return PALETTE[i % len(PALETTE)]
+
+
+def linestyle(i: int):
+    return LINESTYLES[i % len(LINESTYLES)]
+
+
+def new_figure(width: float = 6.4, height: float = 4.2):
+    with plt.rc_context(RC):
+        return plt.figure(figsize=(width, height))
+
+
+def rc():
+    return plt.rc_context(RC)
+
+
+FORMATS = {".png", ".svg", ".pdf"}
+
+
+def save(fig, path: str | Path) -> Path:
+    p = Path(path)
+    if p.suffix.lower() not in FORMATS:
+        raise RegspaceError(f"cannot write {p.name}: use a .png, .svg or .pdf file name")
+    if p.parent and not p.parent.exists():
+        p.parent.mkdir(parents=True, exist_ok=True)
+    with rc():
+        try:
+            fig.savefig(p)
+        except OSError as e:
+            raise RegspaceError(f"cannot write {p}: {e.strerror or e}") from None
+    plt.close(fig)
+    return p
+
+
+def svg_text(fig) -> str:
+    """The figure as inline SVG markup (for the self-contained report)."""
+    buf = io.StringIO()
+    with rc():
+        # no <metadata> block: no date (reproducible files), no namespace clutter
+        fig.savefig(buf, format="svg", metadata={"Date": None, "Creator": None, "Format": None, "Type": None})
+    plt.close(fig)
+    text = buf.getvalue()
+    return text[text.index("<svg"):]
+
+
+def png_bytes(fig) -> bytes:
+    buf = io.BytesIO()
+    with rc():
+        fig.savefig(buf, format="png")
+    plt.close(fig)
+    return buf.getvalue()

@@ -1,0 +1,237 @@
+"""`regspace report`: everything about a store in one self-contained page (HTML, or Markdown + images).
+
+The HTML inlines every figure as SVG and its styles: it opens offline, fetches nothing, and each
+figure says which command redraws it.
+"""
+
+from __future__ import annotations
+
+import datetime
+import html
+import shlex
+from dataclasses import dataclass
+from pathlib import Path
+
+import pandas as pd
+
+from regspace import __version__
+from regspace.analysis.compare import compare
+from regspace.analysis.table import load_table, trained
+from regspace.errors import RegspaceError
+from regspace.status import store_status
+
+
+@dataclass
+class Figure:
+    key: str
+    title: str
+    command: str
+    fig: object
+
+
+def _cmd(*parts) -> str:
+    return " ".join(shlex.quote(str(p)) for p in parts if p is not None and p != "")
+
+
+def build_figures(store, df: pd.DataFrame, spaces: list[str], *, store_arg: str, recipe_arg: str | None) -> list[Figure]:
+    from regspace.analysis.fit import fit_frame
+    from regspace.plots import figures as F
+
+    recipe_opt = ["--recipe-hash", recipe_arg] if recipe_arg else []
+    common = ["--store", store_arg, *recipe_opt]
+    sp = ",".join(spaces)
+    out = [Figure("edf", "Error EDFs (95% bootstrap bands)", _cmd("regspace", "plot-edf", *common, "--spaces", sp, "--band",
+                                                                   "-o", "edf.png"),
+                  F.plot_edf(df, spaces=spaces, band=True))]
+    ok = trained(df)
+    if ok.groupby("space").size().reindex(spaces).fillna(0).min() >= 2:
+        try:
+            out.append(Figure("edf_flops", "Error EDFs normalised by flops",
+                              _cmd("regspace", "plot-edf", *common, "--spaces", sp, "--normalize", "flops", "--band",
+                                   "-o", "edf_flops.png"),
+                              F.plot_edf(df, spaces=spaces, normalize="flops", band=True)))
+        except ValueError:
+            pass  # complexity ranges do not overlap: no normalised EDF
+    for s in spaces:
+        if (ok.space == s).sum() >= 2:
+            out.append(Figure(f"scatter_{s}", f"{s}: error against parameters",
+                              _cmd("regspace", "plot-scatter", *common, "--space", s, "-o", f"scatter_{s}.png"),
+                              F.plot_scatter(df, space=s)))
+    for s in spaces:
+        if (ok.space == s).sum() >= 1:
+            out.append(Figure(f"widths_{s}", f"{s}: widths of the best models",
+                              _cmd("regspace", "plot-widths", *common, "--space", s, "--top", "8", "-o", f"widths_{s}.png"),
+                              F.plot_widths(df, space=s, top=8)))
+    if len(ok):
+        fits = fit_frame(ok)
+        out.append(Figure("fit", "Error against e_fit", _cmd("regspace", "plot-fit", *common, "--spaces", sp, "-o", "fit.png"),
+                          F.plot_fit(df, spaces=spaces, fits=fits)))
+        out.append(Figure("search", "Random-search efficiency",
+                          _cmd("regspace", "plot-search", *common, "--spaces", sp, "-o", "search.png"),
+                          F.plot_search(df, spaces=spaces)))
+    return out
+
+
+def _model_rows(g: pd.DataFrame) -> list[list]:
+    from regspace.units import format_quantity
+
+    rows = []
+    for _, r in g.iterrows():
+        rows.append([r.model_id, f"{r.sweep_error:.2f}", "-" if pd.isna(r.test_error) else f"{r.test_error:.2f}",
+                     ",".join(map(str, r.stage_widths)), ",".join(map(str, r.stage_depths)),
+                     ",".join(map(str, r.stage_group_widths)), ",".join(format(b, "g") for b in r.stage_bottleneck_ratios),
+                     format_quantity(r.flops), format_quantity(r.params)])
+    return rows
+
+
+MODEL_HEADER = ["model", "val err %", "test err %", "widths", "depths", "group w", "b", "flops", "params"]
+
+
+def build_report(store, out: str | Path, *, spaces: list[str] | None = None, recipe_hash: str | None = None,
+                 fmt: str | None = None, store_arg: str | None = None) -> Path:
+    out = Path(out)
+    fmt = fmt or ("md" if out.suffix.lower() == ".md" else "html")
+    if fmt not in ("html", "md"):
+        raise RegspaceError(f"unknown report format {fmt!r}: use html or md")
+    df = load_table(store, spaces=spaces, recipe_hash=recipe_hash)
+    spaces = df.attrs["spaces"]
+    ok = trained(df)
+    if not len(ok):
+        raise RegspaceError("no trained models to report on", hint="run `regspace train` first")
+    store_arg = store_arg or str(store.path)
+    figs = build_figures(store, df, spaces, store_arg=store_arg, recipe_arg=df.attrs["recipe_hash"])
+    cmp = compare(df, spaces=spaces)
+    status = [r for r in store_status(store) if r["space"] in spaces]
+    sections = _sections(df, cmp, status, spaces, ok)
+    title = f"regspace report: {', '.join(spaces)}"
+    if fmt == "html":
+        _write_html(out, title, sections, figs, df, store_arg)
+    else:
+        _write_md(out, title, sections, figs, df, store_arg)
+    return out
+
+
+def _sections(df, cmp, status, spaces, ok) -> dict:
+    summary = [[r["space"], r["recipe"] or "-", r["sampled"], r["ok"], r["diverged"], r["failed"], r["pending"]]
+               for r in status]
+    stats = [[r["space"], r["n"], *(f"{r[k]:.2f}" if k in r else "-" for k in ("min", "p5", "p25", "median", "mean",
+                                                                               "p75", "p95"))]
+             for r in cmp["spaces"]]
+    pairs = [[p["a"], p["b"], f"{p['ks']:.3f}", f"{p['p_value']:.3g}", f"{p['noise']:.3f}", int(p["n_a"]), int(p["n_b"])]
+             for p in cmp["pairs"]]
+    best = {s: _model_rows(ok[ok.space == s].sort_values("sweep_error").head(10)) for s in spaces}
+    worst = {s: _model_rows(ok[ok.space == s].sort_values("sweep_error").tail(5).iloc[::-1]) for s in spaces}
+    recipe = df.attrs.get("recipe") or {}
+    return {"summary": summary, "stats": stats, "pairs": pairs, "best": best, "worst": worst,
+            "recipe": [[k, str(v)] for k, v in sorted(recipe.items())]}
+
+
+CSS = """
+body{font-family:system-ui,-apple-system,'Segoe UI',Roboto,sans-serif;max-width:1100px;margin:2em auto;padding:0 1em;
+color:#222;line-height:1.45}
+h1{font-size:1.6em;margin-bottom:.2em}h2{font-size:1.25em;margin-top:2em;border-bottom:1px solid #ddd;padding-bottom:.2em}
+h3{font-size:1.05em}.meta{color:#666;font-size:.9em}
+table{border-collapse:collapse;margin:.6em 0;font-size:.88em}th,td{padding:.25em .6em;border-bottom:1px solid #e5e5e5;
+text-align:right}th{background:#f6f6f6}td:first-child,th:first-child{text-align:left}
+figure{margin:1.2em 0}figure svg{max-width:100%;height:auto}figcaption{font-size:.85em;color:#444}
+code{background:#f3f3f3;padding:.1em .3em;border-radius:3px;font-size:.9em;word-break:break-all}
+"""
+
+
+def _table_html(header, rows) -> str:
+    head = "".join(f"<th>{html.escape(str(h))}</th>" for h in header)
+    body = "".join("<tr>" + "".join(f"<td>{html.escape(str(c))}</td>" for c in r) + "</tr>" for r in rows)
+    return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+
+
+def _figure_html(f: Figure) -> str:
+    from regspace.plots.style import svg_text
+
+    return (f'<figure id="{html.escape(f.key)}">{svg_text(f.fig)}<figcaption><b>{html.escape(f.title)}.</b> '
+            f"Redraw: <code>{html.escape(f.command)}</code></figcaption></figure>")
+
+
+def _write_html(out: Path, title: str, s: dict, figs: list[Figure], df, store_arg: str) -> None:
+    by_key = {f.key: f for f in figs}
+    parts = [f"<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'><title>{html.escape(title)}</title>"
+             f"<style>{CSS}</style></head><body>",
+             f"<h1>{html.escape(title)}</h1><p class='meta'>store <code>{html.escape(store_arg)}</code> · recipe "
+             f"<code>{html.escape(str(df.attrs.get('recipe_hash')))}</code> · generated "
+             f"{datetime.datetime.now().strftime('%Y-%m-%d %H:%M')} by regspace {__version__}</p>",
+             "<h2>Store</h2>", _table_html(["space", "recipe", "sampled", "ok", "diverged", "failed", "pending"], s["summary"]),
+             "<h3>Recipe</h3>", _table_html(["field", "value"], s["recipe"]),
+             "<h2>Error EDFs</h2>"]
+    for key in ("edf", "edf_flops"):
+        if key in by_key:
+            parts.append(_figure_html(by_key[key]))
+    parts += ["<h2>Comparison</h2>",
+              _table_html(["space", "n", "min", "p5", "p25", "median", "mean", "p75", "p95"], s["stats"])]
+    if s["pairs"]:
+        parts += ["<p>Kolmogorov–Smirnov distance between EDFs; <i>noise</i> is the distance two samples of these sizes "
+                  "from one space exceed with 5% probability.</p>",
+                  _table_html(["space A", "space B", "KS", "p-value", "noise (5%)", "n A", "n B"], s["pairs"])]
+    parts.append("<h2>Parameters</h2>")
+    parts += [_figure_html(f) for f in figs if f.key.startswith("scatter_")]
+    parts.append("<h2>Best and worst models</h2>")
+    for space in s["best"]:
+        parts += [f"<h3>{html.escape(space)}: best</h3>", _table_html(MODEL_HEADER, s["best"][space]),
+                  f"<h3>{html.escape(space)}: worst</h3>", _table_html(MODEL_HEADER, s["worst"][space])]
+    parts.append("<h2>Widths</h2>")
+    parts += [_figure_html(f) for f in figs if f.key.startswith("widths_")]
+    for key, head in (("fit", "Quantised linear fit"), ("search", "Random-search efficiency")):
+        if key in by_key:
+            parts += [f"<h2>{head}</h2>", _figure_html(by_key[key])]
+    parts.append("</body></html>")
+    _atomic_text(out, "\n".join(parts))
+
+
+def _table_md(header, rows) -> str:
+    lines = ["| " + " | ".join(map(str, header)) + " |", "|" + "---|" * len(header)]
+    lines += ["| " + " | ".join(str(c).replace("|", "\\|") for c in r) + " |" for r in rows]
+    return "\n".join(lines)
+
+
+def _write_md(out: Path, title: str, s: dict, figs: list[Figure], df, store_arg: str) -> None:
+    from regspace.plots.style import save
+
+    img_dir = out.with_name(out.stem + "_files")
+    img_dir.mkdir(parents=True, exist_ok=True)
+    images = {}
+    for f in figs:
+        p = save(f.fig, img_dir / f"{f.key}.png")
+        images[f.key] = f"![{f.title}]({img_dir.name}/{p.name})\n\n*{f.title}.* Redraw: `{f.command}`"
+    parts = [f"# {title}", f"store `{store_arg}` · recipe `{df.attrs.get('recipe_hash')}` · regspace {__version__}",
+             "## Store", _table_md(["space", "recipe", "sampled", "ok", "diverged", "failed", "pending"], s["summary"]),
+             "### Recipe", _table_md(["field", "value"], s["recipe"]), "## Error EDFs"]
+    parts += [images[k] for k in ("edf", "edf_flops") if k in images]
+    parts += ["## Comparison", _table_md(["space", "n", "min", "p5", "p25", "median", "mean", "p75", "p95"], s["stats"])]
+    if s["pairs"]:
+        parts.append(_table_md(["space A", "space B", "KS", "p-value", "noise (5%)", "n A", "n B"], s["pairs"]))
+    parts.append("## Parameters")
+    parts += [v for k, v in images.items() if k.startswith("scatter_")]
+    parts.append("## Best and worst models")
+    for space in s["best"]:
+        parts += [f"### {space}: best", _table_md(MODEL_HEADER, s["best"][space]),
+                  f"### {space}: worst", _table_md(MODEL_HEADER, s["worst"][space])]
+    parts.append("## Widths")
+    parts += [v for k, v in images.items() if k.startswith("widths_")]
+    for key, head in (("fit", "Quantised linear fit"), ("search", "Random-search efficiency")):
+        if key in images:
+            parts += [f"## {head}", images[key]]
+    _atomic_text(out, "\n\n".join(parts) + "\n")
+
+
+def _atomic_text(path: Path, text: str) -> None:
+    import os
+    import uuid
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex[:6]}.tmp")
+    try:
+        tmp.write_text(text, encoding="utf-8")
+        os.replace(tmp, path)
+    except OSError as e:
+        raise RegspaceError(f"cannot write {path}: {e.strerror or e}") from None
+    finally:
+        if tmp.exists():
+            tmp.unlink()

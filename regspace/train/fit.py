@@ -1,0 +1,316 @@
+"""Training one design with PyTorch Lightning: the LightningModule, the Trainer, and the result row.
+
+Imports torch and lightning; only training workers (and tests/benchmarks) import this module.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import os
+import platform
+import time
+import warnings
+from dataclasses import dataclass
+
+import numpy as np
+import pytorch_lightning as pl
+import torch
+import torch.nn.functional as F
+
+from regspace import __version__
+from regspace.design import Context, Design
+from regspace.models import build_model
+from regspace.train.pipeline import Batches, channel_stats
+from regspace.train.recipe import Recipe
+
+for _name in ("pytorch_lightning", "lightning", "lightning.pytorch", "lightning_fabric", "lightning.fabric"):
+    logging.getLogger(_name).setLevel(logging.ERROR)
+warnings.filterwarnings("ignore", module="pytorch_lightning")
+warnings.filterwarnings("ignore", module="lightning_fabric")
+
+
+class Diverged(Exception):
+    def __init__(self, epoch: int, step: int, loss: float):
+        super().__init__(f"loss became {loss} at epoch {epoch}, step {step}")
+        self.epoch, self.step, self.loss = epoch, step, loss
+
+
+def cpu_has_bf16() -> bool:
+    try:
+        with open("/proc/cpuinfo") as f:
+            flags = f.read()
+    except OSError:
+        return False
+    return "avx512_bf16" in flags or "amx_bf16" in flags
+
+
+def resolve_precision(recipe: Recipe, accelerator: str) -> str:
+    if recipe.precision != "auto":
+        return recipe.precision
+    if accelerator == "cuda":
+        return "bf16-mixed" if torch.cuda.is_bf16_supported() else "16-mixed"
+    return "bf16-mixed" if cpu_has_bf16() else "32-true"
+
+
+def autocast_dtype(precision: str):
+    return {"bf16-mixed": torch.bfloat16, "16-mixed": torch.float16}.get(precision)
+
+
+def lr_factor(step: int, total_steps: int, warmup_steps: int) -> float:
+    """Linear warm-up from 0 (DDS-style short runs use none), then half-cosine decay to 0."""
+    if warmup_steps and step < warmup_steps:
+        return (step + 1) / warmup_steps
+    progress = (step - warmup_steps) / max(1, total_steps - warmup_steps)
+    return 0.5 * (1.0 + math.cos(math.pi * min(1.0, progress)))
+
+
+class DesignModule(pl.LightningModule):
+    """A design trained by SGD-Nesterov with a cosine schedule; records per-epoch validation error."""
+
+    def __init__(self, design: Design, context: Context, recipe: Recipe, steps_per_epoch: int,
+                 *, check_every: int = 1, report=None):
+        super().__init__()
+        self.model = build_model(design, context, zero_init_final_gamma=recipe.zero_init_final_gamma)
+        if recipe.channels_last:
+            self.model = self.model.to(memory_format=torch.channels_last)
+        self.recipe = recipe
+        self.steps_per_epoch = steps_per_epoch
+        self.check_every = check_every
+        self.report = report or (lambda **kw: None)
+        self.val_errors: list[float] = []
+        self.train_losses: list[float] = []
+        self.train_images = 0
+        self.train_seconds = 0.0
+        self._loss_sum = None
+        self._wrong = self._seen = 0
+        self._t0 = None
+        self._last_report = 0.0
+
+    def forward(self, x):
+        return self.model(x)
+
+    def configure_optimizers(self):
+        r = self.recipe
+        decay, no_decay = [], []
+        for name, p in self.model.named_parameters():
+            (no_decay if p.ndim <= 1 else decay).append(p)
+        bn_wd = r.weight_decay if r.bn_weight_decay is None else r.bn_weight_decay
+        opt = torch.optim.SGD(
+            [{"params": decay, "weight_decay": r.weight_decay}, {"params": no_decay, "weight_decay": bn_wd}],
+            lr=r.scaled_lr, momentum=r.momentum, nesterov=r.nesterov and r.momentum > 0,
+        )
+        total = r.epochs * self.steps_per_epoch
+        warmup = int(round(r.warmup_epochs * self.steps_per_epoch))
+        sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: lr_factor(s, total, warmup))
+        return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "step"}}
+
+    def on_train_epoch_start(self):
+        self._loss_sum = torch.zeros((), device=self.device)
+        self._t0 = time.perf_counter()
+
+    def training_step(self, batch, batch_idx):
+        x, y = batch
+        loss = F.cross_entropy(self.model(x).float(), y, label_smoothing=self.recipe.label_smoothing)
+        if batch_idx % self.check_every == 0 and not torch.isfinite(loss):
+            raise Diverged(self.current_epoch + 1, batch_idx, float(loss))
+        self._loss_sum += loss.detach()
+        self.train_images += len(y)
+        now = time.perf_counter()
+        if now - self._last_report > 1.0:
+            self._last_report = now
+            self.report(epoch=self.current_epoch + 1, step=batch_idx + 1, steps=self.steps_per_epoch,
+                        images_per_second=self._rate(now))
+        return loss
+
+    def _rate(self, now: float) -> float:
+        spent = self.train_seconds + (now - self._t0 if self._t0 else 0.0)
+        return self.train_images / spent if spent > 0 else 0.0
+
+    def _close_train_clock(self):
+        if self._t0 is not None:
+            if self.device.type == "cuda":
+                torch.cuda.synchronize(self.device)
+            self.train_seconds += time.perf_counter() - self._t0
+            self._t0 = None
+            mean_loss = float(self._loss_sum) / max(1, self.steps_per_epoch)
+            if not math.isfinite(mean_loss):
+                raise Diverged(self.current_epoch + 1, self.steps_per_epoch, mean_loss)
+            self.train_losses.append(mean_loss)
+
+    def on_validation_epoch_start(self):
+        self._close_train_clock()  # validation time is not training throughput
+        self._wrong = self._seen = 0
+
+    def validation_step(self, batch, batch_idx):
+        x, y = batch
+        pred = self.model(x).argmax(1)
+        self._wrong += int((pred != y).sum())
+        self._seen += len(y)
+
+    def on_validation_epoch_end(self):
+        err = 100.0 * self._wrong / max(1, self._seen)
+        self.val_errors.append(err)
+        self.report(epoch=self.current_epoch + 1, val_error=err, images_per_second=self._rate(time.perf_counter()))
+
+    def on_train_epoch_end(self):
+        self._close_train_clock()
+
+
+@dataclass
+class PreparedData:
+    """A dataset's tensors on one device, split as the recipe says."""
+
+    train: tuple
+    val: tuple
+    test: tuple | None
+    mean: torch.Tensor
+    std: torch.Tensor
+    num_classes: int
+    split: dict
+    dataset: str
+
+
+def prepare_tensors(arrays: dict, recipe: Recipe, device: torch.device, dataset: str, num_classes: int) -> PreparedData:
+    from regspace.data import make_split
+
+    split = make_split(len(arrays["train_x"]), val_size=recipe.val_size, train_size=recipe.train_size,
+                       seed=recipe.split_seed)
+
+    def to(x):
+        return torch.from_numpy(np.ascontiguousarray(x)).to(device)
+
+    tx = to(arrays["train_x"][split["train"]])
+    ty = to(arrays["train_y"][split["train"]])
+    vx, vy = to(arrays["train_x"][split["val"]]), to(arrays["train_y"][split["val"]])
+    test = None
+    if len(arrays["test_x"]) and recipe.test_size != 0:
+        k = len(arrays["test_x"]) if recipe.test_size is None else min(recipe.test_size, len(arrays["test_x"]))
+        test = (to(arrays["test_x"][:k]), to(arrays["test_y"][:k]))
+    mean, std = channel_stats(tx)
+    return PreparedData((tx, ty), (vx, vy), test, mean, std, num_classes, split["record"], dataset)
+
+
+def describe_device(device: torch.device, precision: str) -> str:
+    if device.type == "cuda":
+        return f"cuda:{device.index or 0} {torch.cuda.get_device_name(device)} ({precision})"
+    cpu = platform.processor() or platform.machine()
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    cpu = line.split(":", 1)[1].strip()
+                    break
+    except OSError:
+        pass
+    return f"cpu {cpu}, {torch.get_num_threads()} thread(s) ({precision})"
+
+
+def _reset_peak_rss() -> None:
+    try:  # Linux: writing 5 to clear_refs resets VmHWM, the peak resident set size
+        with open(f"/proc/{os.getpid()}/clear_refs", "w") as f:
+            f.write("5")
+    except OSError:
+        pass
+
+
+def _peak_memory_mb(device: torch.device) -> float:
+    if device.type == "cuda":
+        return torch.cuda.max_memory_allocated(device) / 2**20
+    try:
+        with open(f"/proc/{os.getpid()}/status") as f:
+            for line in f:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    import resource
+
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def evaluate(model: torch.nn.Module, batches: Batches, precision: str, device: torch.device) -> float:
+    """Top-1 error (percent) of a model over batches, in eval mode and the training precision."""
+    model.eval()
+    wrong = seen = 0
+    dtype = autocast_dtype(precision)
+    with torch.inference_mode(), torch.autocast(device.type, dtype=dtype or torch.float32, enabled=dtype is not None):
+        for x, y in batches:
+            wrong += int((model(x).argmax(1) != y).sum())
+            seen += len(y)
+    return 100.0 * wrong / max(1, seen)
+
+
+def batches_for(data: PreparedData, part: str, recipe: Recipe, in_channels: int, *, seed: int = 0) -> Batches:
+    x, y = getattr(data, part)
+    train = part == "train"
+    return Batches(
+        x, y, batch_size=recipe.batch_size if train else max(recipe.batch_size, 512), mean=data.mean, std=data.std,
+        in_channels=in_channels, shuffle=train, augment=recipe.augment if train else "none", drop_last=train,
+        channels_last=recipe.channels_last, seed=seed,
+    )
+
+
+def fit_one(design: Design, context: Context, recipe: Recipe, data: PreparedData, *, device: torch.device,
+            report=None) -> dict:
+    """Train one design; returns the result row (status ok / diverged / failed, never raises for the model's sake)."""
+    accelerator = "cuda" if device.type == "cuda" else "cpu"
+    precision = resolve_precision(recipe, accelerator)
+    base = {
+        "recipe_hash": recipe.hash, "recipe": recipe.to_json(), "seed": recipe.seed, "dataset": data.dataset,
+        "split": _json(data.split), "device": describe_device(device, precision),
+        "torch_version": torch.__version__, "lightning_version": pl.__version__, "regspace_version": __version__,
+        "host": platform.node(),
+    }
+    if context.num_classes < data.num_classes:
+        return {**base, "status": "failed", "reason": f"model has {context.num_classes} outputs but the dataset has "
+                                                      f"{data.num_classes} classes", "epochs": 0}
+    _reset_peak_rss()
+    if device.type == "cuda":
+        torch.cuda.reset_peak_memory_stats(device)
+    torch.manual_seed(recipe.seed)
+    t0 = time.perf_counter()
+    module = None
+    try:
+        train = batches_for(data, "train", recipe, context.in_channels, seed=recipe.seed)
+        if len(train) == 0:
+            raise ValueError(f"batch size {recipe.batch_size} exceeds the {len(data.train[0])} training images")
+        val = batches_for(data, "val", recipe, context.in_channels)
+        module = DesignModule(design, context, recipe, len(train), check_every=1 if accelerator == "cpu" else 25,
+                              report=report)
+        trainer = pl.Trainer(
+            accelerator=accelerator, devices=[device.index or 0] if accelerator == "cuda" else 1,
+            precision=precision, max_epochs=recipe.epochs, barebones=True, num_sanity_val_steps=0,
+            enable_checkpointing=False, logger=False, enable_progress_bar=False, enable_model_summary=False,
+            inference_mode=True,
+        )
+        trainer.fit(module, train_dataloaders=train, val_dataloaders=val)
+        if len(module.val_errors) < recipe.epochs:
+            raise RuntimeError("training stopped early")
+        test_error = None
+        if data.test is not None:
+            test_error = evaluate(module.model, batches_for(data, "test", recipe, context.in_channels), precision, device)
+        return {
+            **base, "status": "ok", "error": module.val_errors[-1], "min_error": min(module.val_errors),
+            "test_error": test_error, "train_loss": module.train_losses[-1], "epochs": len(module.val_errors),
+            "train_seconds": time.perf_counter() - t0,
+            "images_per_second": module.train_images / module.train_seconds if module.train_seconds else None,
+            "peak_memory_mb": _peak_memory_mb(device),
+        }
+    except Diverged as e:
+        return {**base, "status": "diverged", "reason": str(e), "epochs": e.epoch - 1,
+                "train_seconds": time.perf_counter() - t0, "peak_memory_mb": _peak_memory_mb(device),
+                "train_loss": e.loss}
+    except Exception as e:  # noqa: BLE001 - a model that raises (e.g. out of memory) is a recorded outcome
+        first = (str(e).strip().splitlines() or [""])[0][:300]
+        return {**base, "status": "failed", "reason": f"{type(e).__name__}: {first}",
+                "epochs": len(module.val_errors) if module else 0, "train_seconds": time.perf_counter() - t0}
+    finally:
+        if device.type == "cuda":
+            torch.cuda.empty_cache()
+
+
+def _json(obj) -> str:
+    import json
+
+    return json.dumps(obj, sort_keys=True)

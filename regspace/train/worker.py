@@ -1,0 +1,75 @@
+"""A training worker process: loads the data once, then trains the designs it is sent, one at a time.
+
+Talks to the parent over its own pipe (a worker killed mid-message cannot block the others).
+Messages to the parent: ("ready", info), ("start", model_id), ("progress", model_id, fields),
+("result", model_id, row), ("retire",). From the parent: a task dict, or None to stop.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+
+
+def worker_main(conn, config: dict) -> None:
+    try:
+        _run(conn, config)
+    except Exception as e:  # noqa: BLE001 - report set-up failures to the parent as one line, not a traceback
+        first = (str(e).strip().splitlines() or [""])[0][:300]
+        try:
+            conn.send(("fatal", f"{type(e).__name__}: {first}"))
+        except OSError:
+            pass
+        os._exit(1)
+
+
+def _run(conn, config: dict) -> None:
+    # Ctrl-C reaches the whole process group; the parent decides what to do, workers just go on.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, lambda *_: os._exit(143))
+    import numpy as np
+    import torch
+
+    torch.set_num_threads(config["threads"])
+    try:
+        torch.set_num_interop_threads(1)
+    except RuntimeError:
+        pass
+    from regspace.design import STEMS, Context, Design
+    from regspace.train.fit import fit_one, prepare_tensors
+    from regspace.train.recipe import Recipe
+
+    device = torch.device(config["device"])
+    if device.type == "cuda":
+        torch.cuda.set_device(device)
+    recipe = Recipe(**config["recipe"])
+    with np.load(config["data_path"]) as z:
+        arrays = {k: z[k] for k in ("train_x", "train_y", "test_x", "test_y")}
+    data = prepare_tensors(arrays, recipe, device, config["dataset"], config["num_classes"])
+    del arrays
+    conn.send(("ready", {"pid": os.getpid(), "device": str(device), "threads": config["threads"]}))
+    done = 0
+    while True:
+        try:
+            task = conn.recv()
+        except EOFError:
+            return
+        if task is None:
+            return
+        mid = task["model_id"]
+        conn.send(("start", mid))
+        d = task["design"]
+        design = Design(tuple(d["widths"]), tuple(d["depths"]), tuple(d["bottleneck_ratios"]), tuple(d["group_widths"]),
+                        d["se_ratio"], STEMS[d["stem"]])
+        context = Context(**task["context"])
+
+        def report(**fields):
+            conn.send(("progress", mid, fields))
+
+        row = fit_one(design, context, recipe, data, device=device, report=report)
+        row["model_id"] = mid
+        conn.send(("result", mid, row))
+        done += 1
+        if done >= config["recycle"]:
+            conn.send(("retire",))
+            return

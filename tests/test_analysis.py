@@ -1,0 +1,137 @@
+"""Analyses against closed forms and known answers (SPEC §6)."""
+
+import math
+
+import numpy as np
+import pytest
+from scipy import stats
+
+from regspace.analysis.edf import (bootstrap_band, edf, effective_n, ks_distance, ks_test, normalized_weights)
+from regspace.analysis.fit import fit_widths, predicted_widths
+from regspace.analysis.stats import binned_trend, good_range, search_efficiency
+from regspace.spaces.regnet import regnet_block_widths
+
+
+def test_edf_of_a_known_sample():
+    e = [3.0, 1.0, 2.0, 2.0]
+    assert edf(e, [0.5, 1.0, 1.5, 2.0, 2.5, 3.0, 3.5]).tolist() == [0, 0, 0.25, 0.25, 0.75, 0.75, 1.0]
+    # F(e) counts strictly smaller errors
+    w = [0.1, 0.2, 0.3, 0.4]
+    assert np.allclose(edf(e, [1.5, 2.5, 9], w), [0.2, 0.2 + 0.3 + 0.4, 1.0])
+
+
+def test_normalised_weights_sum_to_one_and_flatten_a_skewed_histogram():
+    rng = np.random.default_rng(0)
+    flops = rng.exponential(1.0, 5000) ** 2  # heavily skewed
+    w = normalized_weights(flops, n_bins=10, value_range=(0, 4))
+    assert math.isclose(w.sum(), 1.0)
+    assert (w[flops > 4] == 0).all()
+    bins = np.minimum((flops[flops <= 4] / 0.4).astype(int), 9)
+    mass = np.bincount(bins, weights=w[flops <= 4], minlength=10)
+    assert np.allclose(mass, 0.1)  # every bin carries the same mass: the histogram is flat
+    raw = np.bincount(bins, minlength=10) / (flops <= 4).sum()
+    assert raw[0] > 5 * raw[-1]  # ...and it was far from flat before
+
+
+def test_ks_distance_matches_scipy():
+    rng = np.random.default_rng(1)
+    for n_a, n_b in ((30, 30), (57, 200), (500, 13)):
+        a, b = rng.normal(0, 1, n_a), rng.normal(0.3, 1.2, n_b)
+        assert math.isclose(ks_distance(a, b), stats.ks_2samp(a, b).statistic, abs_tol=1e-12)
+        r = ks_test(a, b)
+        assert math.isclose(r["p_value"], stats.ks_2samp(a, b).pvalue)
+    ties = np.array([1, 1, 2, 2, 3.0])
+    assert math.isclose(ks_distance(ties, ties + 1), stats.ks_2samp(ties, ties + 1).statistic)
+
+
+def test_weighted_ks_with_equal_weights_is_the_plain_one():
+    rng = np.random.default_rng(2)
+    a, b = rng.normal(0, 1, 80), rng.normal(0.5, 1, 60)
+    d = ks_distance(a, b, np.full(80, 1 / 80), np.full(60, 1 / 60))
+    assert math.isclose(d, stats.ks_2samp(a, b).statistic, abs_tol=1e-12)
+    assert math.isclose(effective_n(np.full(80, 1 / 80)), 80)
+
+
+def test_bootstrap_band_contains_the_edf_and_narrows_with_n():
+    rng = np.random.default_rng(3)
+    grid = np.linspace(-2, 2, 41)
+    widths = []
+    for n in (50, 800):
+        e = rng.normal(0, 1, n)
+        lo, hi = bootstrap_band(e, grid, n_boot=300, seed=0)
+        f = edf(e, grid)
+        assert (lo <= f + 1e-12).all() and (f <= hi + 1e-12).all()
+        widths.append(float(np.mean(hi - lo)))
+    assert widths[1] < widths[0] / 2.5  # ~ 1/sqrt(n): 4x for 16x the models
+
+
+def test_good_range_recovers_a_planted_optimum():
+    rng = np.random.default_rng(4)
+    d = rng.integers(1, 41, 2000)
+    error = 20 + 0.05 * (d - 17) ** 2 + rng.normal(0, 0.5, 2000)  # best depth: 17
+    r = good_range(d, error, n_boot=2500, seed=0)
+    assert r["low"] <= 17 <= r["high"] and abs(r["median"] - 17) <= 1
+    assert r["high"] - r["low"] <= 8
+    flat = good_range(d, rng.normal(0, 1, 2000), seed=0)
+    assert flat["high"] - flat["low"] > 30  # no optimum: the range spans the domain
+
+
+def test_binned_trend():
+    x = np.repeat([1.0, 2.0, 3.0], 10)
+    y = x * 2
+    t = binned_trend(x, y, n_bins=10)
+    assert t["centre"].tolist() == [1, 2, 3] and t["median"].tolist() == [2, 4, 6]
+
+
+def test_search_efficiency_matches_simulation():
+    rng = np.random.default_rng(5)
+    e = rng.gamma(3, 2, 64)
+    r = search_efficiency(e)
+    assert r["k"] == [1, 2, 4, 8, 16, 32, 64]
+    assert math.isclose(r["expected"][0], e.mean()) and math.isclose(r["expected"][-1], e.min())
+    sims = [np.mean([np.min(rng.choice(e, k, replace=False)) for _ in range(4000)]) for k in (2, 8)]
+    assert abs(sims[0] - r["expected"][1]) < 0.1 and abs(sims[1] - r["expected"][3]) < 0.1
+    assert all(a >= b for a, b in zip(r["expected"], r["expected"][1:]))
+
+
+def regnet_cases():
+    rng = np.random.default_rng(6)
+    cases = []
+    while len(cases) < 40:
+        d = int(rng.integers(8, 30))
+        w0 = int(rng.integers(1, 20)) * 8
+        wa = round(float(np.exp(rng.uniform(np.log(8), np.log(128)))), 1)
+        wm = round(float(rng.uniform(1.8, 3.0)), 3)
+        w, s, _, _ = regnet_block_widths(d, w0, wa, wm)
+        if len(np.unique(w[0])) == s[0].max() + 1:  # one exponent per stage, as the sampler requires
+            cases.append((d, w0, wa, wm, w[0]))
+    return cases
+
+
+@pytest.mark.parametrize("case", regnet_cases(), ids=lambda c: f"d{c[0]}-w0{c[1]}-wa{c[2]}-wm{c[3]}")
+def test_width_fit_recovers_regnet_parameters(case):
+    """Widths made by SPEC §3 are fitted exactly: w0 and d recovered, e_fit = 0, and the fitted
+    (wa, wm) regenerate the very same widths (they are identifiable only up to that)."""
+    d, w0, wa, wm, widths = case
+    r = fit_widths(widths)
+    assert r["e_fit"] == 0 and r["exact"] and r["d"] == d and r["w0"] == w0
+    assert np.array_equal(predicted_widths(d, r["w0"], r["wa"], r["wm"], 1.0, 1), widths)
+    assert abs(r["wm"] - wm) / wm < 0.15 and abs(r["wa"] - wa) / wa < 0.5
+
+
+def test_width_fit_is_zero_for_every_reference_model():
+    from regspace.zoo import ZOO, zoo_design
+
+    for name in ZOO:
+        des = zoo_design(name)
+        reps = des.depths
+        r = fit_widths(des.block_widths(), np.repeat(des.bottleneck_ratios, reps), np.repeat(des.group_widths, reps))
+        assert r["e_fit"] == 0.0, name
+
+
+def test_width_fit_of_an_irregular_anynet_is_positive_and_best_of_its_grid():
+    widths = np.repeat([24, 64, 288, 176], [4, 3, 1, 12])
+    r = fit_widths(widths)
+    assert 0 < r["e_fit"] < 1
+    worse = np.mean(np.abs(np.log(widths / predicted_widths(len(widths), 24, 0.0, 2.0, 1.0, 1))))
+    assert r["e_fit"] <= worse

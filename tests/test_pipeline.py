@@ -1,0 +1,50 @@
+"""The batch pipeline: whole-batch augmentation and fused normalisation do what they say."""
+
+import torch
+import torch.nn.functional as F
+
+from regspace.train.pipeline import Batches, adapt_channels, channel_stats, random_crop, random_flip
+
+
+def test_crop_is_a_shifted_window_of_the_zero_padded_image():
+    g = torch.Generator().manual_seed(0)
+    x = torch.randint(1, 255, (64, 2, 6, 5), dtype=torch.uint8)
+    out = random_crop(x, 2, g)
+    padded = F.pad(x, (2, 2, 2, 2))
+    offsets = set()
+    for i in range(len(x)):
+        hits = [(oy, ox) for oy in range(5) for ox in range(5) if torch.equal(padded[i, :, oy:oy + 6, ox:ox + 5], out[i])]
+        assert hits, i
+        offsets.add(hits[0])
+    assert len(offsets) > 10  # offsets vary per image
+
+
+def test_flip_flips_about_half():
+    g = torch.Generator().manual_seed(0)
+    x = torch.arange(2 * 3 * 4).view(1, 2, 3, 4).repeat(400, 1, 1, 1)
+    out = random_flip(x, g)
+    flipped = (out == x.flip(3)).flatten(1).all(1)
+    same = (out == x).flatten(1).all(1)
+    assert (flipped | same).all() and 150 < int(flipped.sum()) < 250
+
+
+def test_batches_normalise_and_cover_every_image_once():
+    x = torch.randint(0, 256, (50, 1, 8, 8), dtype=torch.uint8)
+    y = torch.arange(50)
+    mean, std = channel_stats(x)
+    b = Batches(x, y, batch_size=16, mean=mean, std=std, in_channels=3, shuffle=True, channels_last=True)
+    seen = torch.cat([yb for _, yb in b])
+    assert sorted(seen.tolist()) == list(range(50)) and len(b) == 4
+    xb, _ = next(iter(b))
+    assert xb.shape == (16, 3, 8, 8) and xb.is_contiguous(memory_format=torch.channels_last)
+    all_x = torch.cat([xb for xb, _ in Batches(x, y, batch_size=50, mean=mean, std=std, in_channels=1)])
+    assert abs(float(all_x.mean())) < 1e-4 and abs(float(all_x.std()) - 1) < 1e-2
+    dropped = Batches(x, y, batch_size=16, mean=mean, std=std, in_channels=1, drop_last=True)
+    assert len(dropped) == 3 and sum(len(yb) for _, yb in dropped) == 48
+
+
+def test_adapt_channels():
+    grey = torch.rand(2, 1, 4, 4)
+    assert torch.equal(adapt_channels(grey, 3)[:, 2], grey[:, 0])
+    colour = torch.rand(2, 3, 4, 4)
+    assert torch.allclose(adapt_channels(colour, 1)[:, 0], colour.mean(1))

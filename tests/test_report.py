@@ -1,0 +1,118 @@
+"""Plots, compare, report and export on a synthetic store (errors known by construction)."""
+
+import json
+import subprocess
+import sys
+
+import pandas as pd
+import pytest
+
+from regspace.synthetic import make_synthetic_store
+
+
+@pytest.fixture(scope="module")
+def store(tmp_path_factory):
+    path = tmp_path_factory.mktemp("syn") / "store"
+    make_synthetic_store(path, ("X_a", "RegNetX"), n=60, diverged=0.05)
+    return path
+
+
+@pytest.mark.parametrize("args,name", [
+    (["plot-edf", "--band"], "edf.png"),
+    (["plot-edf", "--normalize", "flops", "--band"], "edf.svg"),
+    (["plot-edf", "--spaces", "RegNetX"], "edf.pdf"),
+    (["plot-scatter", "--space", "X_a", "--boot", "200"], "sc.png"),
+    (["plot-scatter", "--space", "regnetx", "--x", "d,wa,wm,flops"], "sc.svg"),
+    (["plot-widths", "--space", "X_a", "--top", "5"], "w.png"),
+    (["plot-widths", "--space", "RegNetX"], "w2.png"),
+    (["plot-fit"], "fit.png"),
+    (["plot-search"], "search.png"),
+])
+def test_plots_write_files(store, tmp_path, run_cli, args, name):
+    out = tmp_path / name
+    code, stdout, err = run_cli(*args, "--store", store, "-o", out)
+    assert code == 0, err
+    data = out.read_bytes()
+    magic = {".png": b"\x89PNG", ".svg": b"<?xml", ".pdf": b"%PDF"}[out.suffix]
+    assert data.startswith(magic) and len(data) > 5000
+
+
+def test_compare_json_numbers(store, run_cli):
+    code, out, err = run_cli("compare", "--store", store, "--json")
+    assert code == 0, err
+    r = json.loads(out)
+    by = {s["space"]: s for s in r["spaces"]}
+    df = pd.read_parquet(store / "results").merge(pd.read_parquet(store / "models")[["model_id", "space"]])
+    for space in ("X_a", "RegNetX"):
+        ok = df[(df.space == space) & (df.status == "ok")].error
+        assert by[space]["n"] == len(ok) and by[space]["min"] == pytest.approx(ok.min())
+        assert by[space]["median"] == pytest.approx(ok.median())
+        assert by[space]["diverged"] == int(((df.space == space) & (df.status == "diverged")).sum())
+    (pair,) = r["pairs"]
+    assert pair["a"] == "X_a" and 0 <= pair["ks"] <= 1 and 0 <= pair["p_value"] <= 1
+    # X_a's errors were planted 2 points worse: its median is higher
+    assert by["X_a"]["median"] > by["RegNetX"]["median"]
+
+
+def test_report_html_is_self_contained(store, tmp_path, run_cli):
+    out = tmp_path / "report.html"
+    code, _, err = run_cli("report", "--store", store, "-o", out)
+    assert code == 0, err
+    html = out.read_text()
+    assert html.count("<svg") >= 8
+    for fetch in ('src="http', "src='http", 'href="http', "href='http", "url(http", "@import", "<link", "<script",
+                  "<img"):
+        assert fetch not in html, fetch  # nothing to fetch: opens offline
+    for needle in ("Error EDFs", "Comparison", "Best and worst models", "Widths", "Quantised linear fit",
+                   "Random-search efficiency", "regspace plot-edf", "regspace plot-scatter"):
+        assert needle in html, needle
+
+
+def test_report_markdown(store, tmp_path, run_cli):
+    out = tmp_path / "r" / "report.md"
+    code, _, err = run_cli("report", "--store", store, "-o", out)
+    assert code == 0, err
+    md = out.read_text()
+    images = list((tmp_path / "r" / "report_files").glob("*.png"))
+    assert len(images) >= 8 and all(f"report_files/{p.name}" in md for p in images)
+
+
+@pytest.mark.parametrize("fmt", ["csv", "parquet", "json"])
+def test_export(store, tmp_path, run_cli, fmt):
+    out = tmp_path / f"all.{fmt}"
+    code, stdout, err = run_cli("export", "--store", store, "-o", out)
+    assert code == 0, err
+    df = {"csv": pd.read_csv, "parquet": pd.read_parquet, "json": pd.read_json}[fmt](out)
+    assert len(df) == 120 and {"model_id", "space", "flops", "error", "status", "stage_widths"} <= set(df.columns)
+
+
+def test_read_commands_do_not_import_torch(store, tmp_path):
+    code = (
+        "import sys; from regspace.cli import main; "
+        f"assert main(['plot-edf', '--store', {str(store)!r}, '-o', {str(tmp_path / 'e.png')!r}]) == 0; "
+        f"assert main(['compare', '--store', {str(store)!r}, '--json']) == 0; "
+        f"assert main(['report', '--store', {str(store)!r}, '-o', {str(tmp_path / 'r.html')!r}]) == 0; "
+        "bad = [m for m in ('torch', 'pytorch_lightning', 'lightning') if m in sys.modules]; "
+        "sys.exit(1 if bad else 0)"
+    )
+    p = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert p.returncode == 0, p.stderr
+
+
+@pytest.mark.parametrize("args,needle", [
+    (["plot-edf", "--spaces", "X_e"], "no models of space"),
+    (["plot-edf", "--normalize", "depth"], "--normalize"),
+    (["plot-scatter", "--space", "X_a", "--x", "bogus"], "no parameter 'bogus'"),
+    (["plot-edf", "-o", "edf.gif"], ".png, .svg or .pdf"),
+    (["compare", "--recipe-hash", "nope"], "matches 0 recipes"),
+    (["export", "-o", "x.xlsx"], "unknown export format"),
+])
+def test_bad_analysis_input(store, tmp_path, run_cli, args, needle):
+    code, _, err = run_cli(*args, "--store", store)
+    assert code != 0 and needle in err and len(err.strip().splitlines()) == 1, err
+
+
+def test_nothing_trained_yet(tmp_path, run_cli):
+    run_cli("sample", "--space", "X_c", "-n", "3", "--store", tmp_path / "s")
+    code, _, err = run_cli("plot-edf", "--store", tmp_path / "s", "-o", tmp_path / "e.png")
+    assert code == 1 and "regspace train" in err
