@@ -26,11 +26,16 @@ data:
 	    || echo "warning: could not install dataset-fashion-mnist; regspace will download Fashion-MNIST instead"; \
 	fi
 
-# The main job: a small real sweep on Fashion-MNIST.
+# The main job: a small real sweep on Fashion-MNIST — sample two design spaces (AnyNetX_A and
+# RegNetX) at a CPU-sized budget, train every model with the quick recipe, compare their error EDFs.
+# Rerunning resumes: --total keeps the sample fixed and `train` only trains what has no result.
 demo: setup
-	$(BIN)/regspace sample --store $(DEMO)/store --space X_a -n 16 --preset mnist --flops 3M:6M --seed 0
-	$(BIN)/regspace sample --store $(DEMO)/store --space RegNetX -n 16 --preset mnist --flops 3M:6M --seed 0
-	$(BIN)/regspace status --store $(DEMO)/store
+	$(BIN)/regspace sample --store $(DEMO)/store --space X_a --total 10 --preset mnist --flops 2M:4M --seed 0
+	$(BIN)/regspace sample --store $(DEMO)/store --space RegNetX --total 10 --preset mnist --flops 2M:4M --seed 0
+	$(BIN)/regspace train --store $(DEMO)/store
+	$(BIN)/regspace compare --store $(DEMO)/store
+	$(BIN)/regspace plot-edf --store $(DEMO)/store --band -o $(DEMO)/edf.png
+	$(BIN)/regspace report --store $(DEMO)/store -o $(DEMO)/report.html
 
 test: setup
 	$(BIN)/pytest -q

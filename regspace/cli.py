@@ -29,6 +29,10 @@ StoreOpt = Annotated[
     typer.Option("--store", envvar="REGSPACE_STORE", help="Store directory (parquet tables).", show_default=True),
 ]
 DEFAULT_STORE = "regspace-store"
+QueueOpt = Annotated[Optional[str], typer.Option("--queue", envvar="REGSPACE_QUEUE", help="Sweep across machines: postgresql://…, mysql://…, sqlite:///file (one worker) or journal:///path.log.")]
+SweepOpt = Annotated[str, typer.Option("--sweep", help="Name of the sweep in the queue (one Optuna study each).")]
+HeartbeatOpt = Annotated[int, typer.Option("--heartbeat", min=1, max=3600, help="Queue: seconds between a training model's heartbeats.")]
+GraceOpt = Annotated[int, typer.Option("--grace", min=1, max=86400, help="Queue: seconds without heartbeat before a model is given to another worker.")]
 
 
 def _version(value: bool):
@@ -134,6 +138,7 @@ def describe_cmd(
 def sample_cmd(
     space: Annotated[str, typer.Option("--space", help="X_a … X_e, Y_a … Y_e, RegNet, RegNetX, RegNetY, or a .toml space file.")],
     n: Annotated[int, typer.Option("-n", "--num", min=1, max=10_000_000, help="How many new models to sample.")] = 100,
+    total: Annotated[Optional[int], typer.Option("--total", min=1, max=10_000_000, help="Instead of -n: sample until the space holds this many models (idempotent, for scripts).")] = None,
     flops: Annotated[Optional[str], typer.Option("--flops", help="Flops (multiply-adds) range, e.g. 360M:400M, :2M; ':' for none.")] = None,
     params: Annotated[Optional[str], typer.Option("--params", help="Parameter-count range, e.g. 1M:5M.")] = None,
     acts: Annotated[Optional[str], typer.Option("--acts", help="Activations range, e.g. :3M.")] = None,
@@ -145,8 +150,10 @@ def sample_cmd(
     classes: ClassesOpt = None,
     max_candidates: Annotated[int, typer.Option("--max-candidates", min=1, help="Give up after drawing this many candidates.")] = 20_000_000,
     store: StoreOpt = DEFAULT_STORE,
+    queue: QueueOpt = None,
+    sweep: SweepOpt = "default",
 ):
-    """Sample new models from a design space under a complexity budget into the store."""
+    """Sample new models from a design space under a complexity budget into the store (and --queue)."""
     from regspace.presets import Budget
     from regspace.sampler import sample_to_store
     from regspace.spaces import get_space
@@ -161,19 +168,30 @@ def sample_cmd(
         budget = Budget.parse(flops=flops if flops != ":" else None, params=params if params != ":" else None,
                               acts=acts if acts != ":" else None)
     st = Store.create(store)
+    if total is not None:
+        have = len(st.model_ids(sp.name))
+        if have >= total:
+            print(f"{sp.name} already holds {have} models in {st.path} (--total {total}); nothing sampled")
+            return
+        n = total - have
     r = sample_to_store(st, sp, n, preset=preset_, budget=budget, stem=stem_, context=context, seed=seed,
                         max_candidates=max_candidates)
     fl = r.columns["flops"]
     print(f"sampled {r.n} {sp.name} models into {st.path} (budget: {budget}; their flops "
           f"{format_quantity(fl.min())}–{format_quantity(fl.max())}): {r.drawn:,} candidates drawn, "
           f"acceptance {100 * r.acceptance_rate:.3g}%, {r.seconds:.2f} s")
+    if queue:
+        from regspace.queue import open_study
+
+        added = open_study(queue, sweep).enqueue(r.rows)
+        print(f"enqueued {added} model(s) in sweep {sweep!r} at {_redact(queue)}")
 
 
 @app.command("train")
 def train_cmd(
     space: Annotated[Optional[str], typer.Option("--space", help="Only these spaces (comma-separated).")] = None,
     limit: Annotated[Optional[int], typer.Option("--limit", min=1, help="Train at most this many models.")] = None,
-    recipe: Annotated[str, typer.Option("--recipe", help="Recipe preset: quick | dds | cifar.")] = "quick",
+    recipe: Annotated[Optional[str], typer.Option("--recipe", help="Recipe preset: quick (default) | dds | cifar.")] = None,
     epochs: Annotated[Optional[int], typer.Option("--epochs", min=1, max=10_000, help="Override: epochs.")] = None,
     batch_size: Annotated[Optional[int], typer.Option("--batch-size", min=1, max=1 << 20, help="Override: images per step.")] = None,
     lr: Annotated[Optional[float], typer.Option("--lr", min=0, help="Override: learning rate at the recipe's lr_batch (scaled linearly).")] = None,
@@ -191,25 +209,44 @@ def train_cmd(
     seed: Annotated[Optional[int], typer.Option("--seed", min=0, max=2**31 - 1, help="Training seed (init and data order).")] = None,
     retry_failed: Annotated[bool, typer.Option("--retry-failed", help="Train again models whose earlier attempt failed.")] = False,
     store: StoreOpt = DEFAULT_STORE,
+    queue: QueueOpt = None,
+    sweep: SweepOpt = "default",
+    heartbeat: HeartbeatOpt = 30,
+    grace: GraceOpt = 120,
 ):
-    """Train every model of the store that has no result for the recipe (resumable, parallel)."""
-    from regspace.spaces import resolve_names
-    from regspace.store import Store
+    """Train every model of the store (or of the --queue sweep) that has no result for the recipe."""
     from regspace.train.recipe import get_recipe
-    from regspace.train.runner import train
 
-    r = get_recipe(recipe).replace(epochs=epochs, batch_size=batch_size, lr=lr, weight_decay=weight_decay,
-                                   augment=augment, precision=precision, train_size=train_size, val_size=val_size,
-                                   test_size=test_size, resolution=resolution, seed=seed)
-    summary = train(Store.open(store), r, spaces=resolve_names(space), limit=limit, workers=workers, devices=devices,
-                    data=data, data_dir=data_dir, retry_failed=retry_failed)
+    overrides = dict(epochs=epochs, batch_size=batch_size, lr=lr, weight_decay=weight_decay, augment=augment,
+                     precision=precision, train_size=train_size, val_size=val_size, test_size=test_size,
+                     resolution=resolution, seed=seed, dataset=data)
+    r = get_recipe(recipe or "quick").replace(**overrides)
+    if queue:
+        from regspace.queue import train_from_queue
+
+        if space or limit or retry_failed:
+            raise typer.BadParameter("--space, --limit and --retry-failed apply to a local store, not a queue",
+                                     param_hint="--queue")
+        explicit = recipe is not None or any(v is not None for v in overrides.values())
+        summary = train_from_queue(queue, sweep, r, explicit_recipe=explicit, workers=workers, devices=devices,
+                                   data_dir=data_dir, heartbeat=heartbeat, grace=grace)
+        if summary.done == 0 and not summary.interrupted:
+            print(f"nothing to train: sweep {sweep!r} has no waiting model")
+            return
+    else:
+        from regspace.spaces import resolve_names
+        from regspace.store import Store
+        from regspace.train.runner import train
+
+        summary = train(Store.open(store), r, spaces=resolve_names(space), limit=limit, workers=workers,
+                        devices=devices, data_dir=data_dir, retry_failed=retry_failed)
     if summary.planned == 0:
         print(f"nothing to train: every selected model has a result for recipe {r.name} {r.hash}")
         return
     if summary.interrupted:
-        left = summary.planned - summary.done
-        print(f"interrupted: {summary.done} result(s) saved, {left} model(s) still pending; "
-              "rerun `regspace train` to finish them", file=sys.stderr)
+        left = f", {summary.planned - summary.done} model(s) still pending" if summary.planned else ""
+        print(f"interrupted: {summary.done} result(s) saved{left}; rerun `regspace train` to finish them",
+              file=sys.stderr)
         raise typer.Exit(130)
     print(summary.line())
 
@@ -219,12 +256,26 @@ def status_cmd(
     recipe: Annotated[Optional[str], typer.Option("--recipe-hash", help="Only count results of this recipe hash.")] = None,
     json_out: Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")] = False,
     store: StoreOpt = DEFAULT_STORE,
+    queue: QueueOpt = None,
+    sweep: SweepOpt = "default",
 ):
-    """Per space: models sampled, trained, diverged, failed and pending."""
+    """Per space: models sampled, trained, diverged, failed and pending (with --queue: the sweep's state too)."""
     from regspace.status import store_status
     from regspace.store import Store
 
+    queue_rows = _collect(queue, sweep, store, summary=True) if queue else None
     rows = store_status(Store.open(store), recipe_hash=recipe)
+    if queue_rows is not None and not json_out:
+        from regspace.console import print_table
+
+        print_table(["space", "waiting", "running", "done", "lost", "retries"],
+                    [[q["space"], q["waiting"], q["running"], q["done"], q["lost"], q["retries"]] for q in queue_rows],
+                    title=f"sweep {sweep!r} at {_redact(queue)}", numeric={"waiting", "running", "done", "lost", "retries"})
+    if json_out and queue_rows is not None:
+        import json
+
+        print(json.dumps({"store": rows, "queue": queue_rows}, indent=2))
+        return
     if json_out:
         import json
 
@@ -246,24 +297,65 @@ def status_cmd(
     )
 
 
+def _redact(url: str) -> str:
+    """A queue URL without its password, for printing."""
+    import re
+
+    return re.sub(r"(://[^:/@]+):[^@]*@", r"\1:***@", url)
+
+
+def _collect(queue: str | None, sweep: str, store: str, *, summary: bool = False, quiet: bool = False):
+    """Bring a sweep's models and results into the local store (read commands given --queue do this first)."""
+    if not queue:
+        return None
+    from regspace.queue import open_study
+    from regspace.store import Store
+
+    q = open_study(queue, sweep, create=False)
+    models, results = q.collect(Store.create(store))
+    if not quiet:
+        from regspace.console import say
+
+        say(f"collected {models} new model(s) and {results} new result(s) from sweep {sweep!r} into {store}")
+    return q.summary() if summary else (models, results)
+
+
+@app.command("collect")
+def collect_cmd(
+    queue: Annotated[str, typer.Option("--queue", envvar="REGSPACE_QUEUE", help="The sweep's queue URL.")],
+    sweep: SweepOpt = "default",
+    store: StoreOpt = DEFAULT_STORE,
+):
+    """Copy a sweep's models and results from the queue into a local store (one result per model and recipe)."""
+    if not queue.strip():
+        raise typer.BadParameter("give the sweep's queue URL", param_hint="--queue")
+    models, results = _collect(queue, sweep, store, quiet=True)
+    print(f"collected {models} new model(s) and {results} new result(s) from sweep {sweep!r} into {store}")
+
+
 SpacesOpt = Annotated[Optional[str], typer.Option("--spaces", help="Spaces to compare, comma-separated (default: all in the store).")]
 RecipeHashOpt = Annotated[Optional[str], typer.Option("--recipe-hash", help="Results of this recipe (default: the one with most results).")]
 OutOpt = Annotated[str, typer.Option("-o", "--output", help="Output file: .png, .svg or .pdf.")]
 ErrorOpt = Annotated[str, typer.Option("--error", help="Sweep error: error (final validation) or min_error (best epoch).")]
 
 
-def _table(store: str, spaces: str | None, recipe_hash: str | None, error: str = "error"):
+def _table(store: str, spaces: str | None, recipe_hash: str | None, error: str = "error", queue: str | None = None,
+           sweep: str = "default"):
     from regspace.analysis.table import load_table
     from regspace.spaces import resolve_names
     from regspace.store import Store
 
+    _collect(queue, sweep, store)
     return load_table(Store.open(store), spaces=resolve_names(spaces), recipe_hash=recipe_hash, error=error)
 
 
 def _space_name(space: str) -> str:
     from regspace.spaces import resolve_names
 
-    return resolve_names(space)[0]
+    names = resolve_names(space)
+    if len(names) != 1:
+        raise typer.BadParameter("give one space name", param_hint="--space")
+    return names[0]
 
 
 def _saved(path) -> None:
@@ -280,6 +372,8 @@ def plot_edf_cmd(
     recipe_hash: RecipeHashOpt = None,
     error: ErrorOpt = "error",
     store: StoreOpt = DEFAULT_STORE,
+    queue: QueueOpt = None,
+    sweep: SweepOpt = "default",
 ):
     """Error EDFs of design spaces, side by side (legend: space (n | min | mean))."""
     if normalize not in (None, "flops", "params", "acts"):
@@ -287,7 +381,7 @@ def plot_edf_cmd(
     from regspace.plots.figures import plot_edf
     from regspace.plots.style import save
 
-    df = _table(store, spaces, recipe_hash, error)
+    df = _table(store, spaces, recipe_hash, error, queue, sweep)
     try:
         fig = plot_edf(df, normalize=normalize, band=band, n_bins=bins)
     except ValueError as e:
@@ -304,13 +398,15 @@ def plot_scatter_cmd(
     recipe_hash: RecipeHashOpt = None,
     error: ErrorOpt = "error",
     store: StoreOpt = DEFAULT_STORE,
+    queue: QueueOpt = None,
+    sweep: SweepOpt = "default",
 ):
     """Error against each parameter, with the empirical-bootstrap good range shaded."""
     from regspace.plots.figures import plot_scatter
     from regspace.plots.style import save
 
     name = _space_name(space)
-    df = _table(store, name, recipe_hash, error)
+    df = _table(store, name, recipe_hash, error, queue, sweep)
     params = [p.strip() for p in x.split(",") if p.strip()] if x else None
     _saved(save(plot_scatter(df, space=name, params=params, n_boot=n_boot), output))
 
@@ -323,13 +419,15 @@ def plot_widths_cmd(
     recipe_hash: RecipeHashOpt = None,
     error: ErrorOpt = "error",
     store: StoreOpt = DEFAULT_STORE,
+    queue: QueueOpt = None,
+    sweep: SweepOpt = "default",
 ):
     """Per-block widths of the best models (log2), with the RegNet or fitted line."""
     from regspace.plots.figures import plot_widths
     from regspace.plots.style import save
 
     name = _space_name(space)
-    _saved(save(plot_widths(_table(store, name, recipe_hash, error), space=name, top=top), output))
+    _saved(save(plot_widths(_table(store, name, recipe_hash, error, queue, sweep), space=name, top=top), output))
 
 
 @app.command("plot-fit")
@@ -340,12 +438,14 @@ def plot_fit_cmd(
     recipe_hash: RecipeHashOpt = None,
     error: ErrorOpt = "error",
     store: StoreOpt = DEFAULT_STORE,
+    queue: QueueOpt = None,
+    sweep: SweepOpt = "default",
 ):
     """Error against e_fit, the distance of each model's widths from a quantised linear fit."""
     from regspace.plots.figures import plot_fit
     from regspace.plots.style import save
 
-    _saved(save(plot_fit(_table(store, space or spaces, recipe_hash, error)), output))
+    _saved(save(plot_fit(_table(store, space or spaces, recipe_hash, error, queue, sweep)), output))
 
 
 @app.command("plot-search")
@@ -355,12 +455,14 @@ def plot_search_cmd(
     recipe_hash: RecipeHashOpt = None,
     error: ErrorOpt = "error",
     store: StoreOpt = DEFAULT_STORE,
+    queue: QueueOpt = None,
+    sweep: SweepOpt = "default",
 ):
     """Random-search efficiency: expected best error of k random models per space."""
     from regspace.plots.figures import plot_search
     from regspace.plots.style import save
 
-    _saved(save(plot_search(_table(store, spaces, recipe_hash, error)), output))
+    _saved(save(plot_search(_table(store, spaces, recipe_hash, error, queue, sweep)), output))
 
 
 @app.command("compare")
@@ -371,13 +473,15 @@ def compare_cmd(
     recipe_hash: RecipeHashOpt = None,
     error: ErrorOpt = "error",
     store: StoreOpt = DEFAULT_STORE,
+    queue: QueueOpt = None,
+    sweep: SweepOpt = "default",
 ):
     """Per-space error statistics and pairwise KS distances (the numbers behind plot-edf)."""
     if normalize not in (None, "flops", "params", "acts"):
         raise typer.BadParameter("use flops, params or acts", param_hint="--normalize")
     from regspace.analysis.compare import compare
 
-    df = _table(store, spaces, recipe_hash, error)
+    df = _table(store, spaces, recipe_hash, error, queue, sweep)
     try:
         result = compare(df, normalize=normalize)
     except ValueError as e:
@@ -409,12 +513,15 @@ def report_cmd(
     fmt: Annotated[Optional[str], typer.Option("--format", help="html | md (default: from the file name).")] = None,
     recipe_hash: RecipeHashOpt = None,
     store: StoreOpt = DEFAULT_STORE,
+    queue: QueueOpt = None,
+    sweep: SweepOpt = "default",
 ):
     """Everything in one page: store, recipe, EDFs, comparison, scatter grids, best models, widths, fit, search."""
     from regspace.report import build_report
     from regspace.spaces import resolve_names
     from regspace.store import Store
 
+    _collect(queue, sweep, store)
     _saved(build_report(Store.open(store), output, spaces=resolve_names(spaces), recipe_hash=recipe_hash, fmt=fmt,
                         store_arg=store))
 
@@ -424,11 +531,14 @@ def export_cmd(
     output: Annotated[str, typer.Option("-o", "--output", help="Output file.")],
     fmt: Annotated[Optional[str], typer.Option("--format", help="csv | parquet | json (default: from the file name).")] = None,
     store: StoreOpt = DEFAULT_STORE,
+    queue: QueueOpt = None,
+    sweep: SweepOpt = "default",
 ):
     """One flat table of models joined with their results."""
     from regspace.export import export
     from regspace.store import Store
 
+    _collect(queue, sweep, store)
     path, n = export(Store.open(store), output, fmt=fmt)
     print(f"wrote {n} rows to {path}")
 

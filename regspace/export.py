@@ -24,8 +24,8 @@ def export(store, out: str | Path, *, fmt: str | None = None) -> tuple[Path, int
     if fmt not in ("csv", "parquet", "json"):
         raise RegspaceError(f"unknown export format {fmt!r}: use csv, parquet or json (or an output name ending in one)")
     df = joined_table(store)
-    out.parent.mkdir(parents=True, exist_ok=True)
     try:
+        out.parent.mkdir(parents=True, exist_ok=True)
         if fmt == "parquet":
             df.to_parquet(out, index=False)
         elif fmt == "json":

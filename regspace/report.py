@@ -195,7 +195,10 @@ def _write_md(out: Path, title: str, s: dict, figs: list[Figure], df, store_arg:
     from regspace.plots.style import save
 
     img_dir = out.with_name(out.stem + "_files")
-    img_dir.mkdir(parents=True, exist_ok=True)
+    try:
+        img_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise RegspaceError(f"cannot write {img_dir}: {e.strerror or e}") from None
     images = {}
     for f in figs:
         p = save(f.fig, img_dir / f"{f.key}.png")
@@ -225,9 +228,9 @@ def _atomic_text(path: Path, text: str) -> None:
     import os
     import uuid
 
-    path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex[:6]}.tmp")
     try:
+        path.parent.mkdir(parents=True, exist_ok=True)
         tmp.write_text(text, encoding="utf-8")
         os.replace(tmp, path)
     except OSError as e:

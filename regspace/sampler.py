@@ -28,6 +28,7 @@ class SampleResult:
     drawn: int
     accepted: int
     seconds: float
+    rows: list | None = None  # the store rows written (sample_to_store)
 
     @property
     def n(self) -> int:
@@ -184,5 +185,9 @@ def sample_to_store(
             sampled_at=[datetime.datetime.now(datetime.timezone.utc)] * m,
             regspace_version=[__version__] * m,
         )
-        store.append("models", cols)
+        from regspace.store import MODELS_SCHEMA, conform
+
+        table = conform(cols, MODELS_SCHEMA)
+        store.append("models", table)
+    result.rows = table.to_pylist()
     return result

@@ -63,7 +63,7 @@ def search_efficiency(errors, ks=None) -> dict:
     if ks is None:
         ks = [1 << j for j in range(int(np.log2(max(1, n))) + 1)]
     ks = [k for k in ks if 1 <= k <= n]
-    out = {"k": [], "expected": [], "q25": [], "q75": [], "n": n}
+    out = {"k": [], "expected": [], "q25": [], "median": [], "q75": [], "n": n}
     i = np.arange(1, n + 1)
     for k in ks:
         # log C(n-i, k-1) - log C(n, k), via lgamma for stability
@@ -79,5 +79,6 @@ def search_efficiency(errors, ks=None) -> dict:
         out["k"].append(k)
         out["expected"].append(float((p * e).sum()))
         out["q25"].append(float(e[np.searchsorted(cdf, 0.25)]))
+        out["median"].append(float(e[np.searchsorted(cdf, 0.5)]))
         out["q75"].append(float(e[min(n - 1, np.searchsorted(cdf, 0.75))]))
     return out

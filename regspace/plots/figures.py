@@ -16,6 +16,21 @@ from regspace.plots.style import ERROR_LABEL, LOG_PARAMS, colour, linestyle, par
 import matplotlib.pyplot as plt  # noqa: E402  (style has chosen the Agg backend)
 
 
+def robust_upper(values) -> float:
+    """An upper axis limit that keeps far outliers from squashing the rest: Tukey's far-out fence
+    (Q3 + 3·IQR), but never below the 90th percentile (at most ~10% of the models fall outside)."""
+    v = np.asarray(values, dtype=float)
+    v = v[np.isfinite(v)]
+    if len(v) < 8:
+        return float(v.max())
+    q1, q3, p90 = np.percentile(v, [25, 75, 90])
+    return float(min(v.max(), max(q3 + 3 * (q3 - q1), p90)))
+
+
+def _clip_note(n: int, limit: float) -> str:
+    return f"; {n} model(s) with error above {limit:.1f}% outside the axis" if n else ""
+
+
 def _subtitle(df: pd.DataFrame) -> str:
     r = df.attrs.get("recipe") or {}
     parts = []
@@ -37,7 +52,7 @@ def plot_edf(df: pd.DataFrame, *, spaces: list[str] | None = None, normalize: st
     _empty_check(groups)
     weights = space_weights(groups, normalize, n_bins=n_bins)
     all_e = np.concatenate([g.sweep_error.to_numpy(float) for g in groups.values() if len(g)])
-    lo, hi = float(all_e.min()), float(np.percentile(all_e, 99.5))
+    lo, hi = float(all_e.min()), robust_upper(all_e)
     pad = 0.03 * (hi - lo or 1.0)
     grid = np.linspace(lo - pad, hi + pad, 400)
     with rc():
@@ -64,15 +79,16 @@ def plot_edf(df: pd.DataFrame, *, spaces: list[str] | None = None, normalize: st
                 ax.fill_between(grid, low, high, step=None, color=colour(i), alpha=0.18, linewidth=0)
         ax.set_xlim(grid[0], grid[-1])
         ax.set_ylim(0, 1.0)
+
         ax.set_xlabel(ERROR_LABEL)
         ax.set_ylabel("cumulative prob. (fraction of models with lower error)")
         title = "Error EDF" + (f", normalised by {normalize}" if normalize else "")
         if band:
             title += " (95% bootstrap band)"
         ax.set_title(title, loc="left")
-        sub = _subtitle(df)
+        sub = _subtitle(df) + _clip_note(int((all_e > grid[-1]).sum()), grid[-1])
         if sub:
-            fig.suptitle(sub, fontsize=8, color="0.35", x=0.01, ha="left")
+            fig.suptitle(sub.lstrip("; "), fontsize=8, color="0.35", x=0.01, ha="left")
         ax.legend(title="space (n | min | mean)", loc="lower right", frameon=False)
     return fig
 
@@ -114,6 +130,10 @@ def plot_scatter(df: pd.DataFrame, *, space: str, params: list[str] | None = Non
     ncols = min(4, n)
     nrows = math.ceil(n / ncols)
     e = g.sweep_error.to_numpy(float)
+    top = robust_upper(e)
+    shown = np.minimum(e, top)
+    clipped = e > top
+    n_bins = int(min(8, max(3, len(e) // 6)))
     with rc():
         fig, axes = plt.subplots(nrows, ncols, figsize=(3.2 * ncols, 2.8 * nrows), squeeze=False, sharey=True)
         for k, col in enumerate(cols):
@@ -123,11 +143,15 @@ def plot_scatter(df: pd.DataFrame, *, space: str, params: list[str] | None = Non
             rng = good_range(v, e, n_boot=n_boot, seed=seed)
             ax.axvspan(rng["low"], rng["high"], color=colour(2), alpha=0.15, linewidth=0, label="good range (95%)")
             ax.axvline(rng["median"], color=colour(2), linewidth=1.2, linestyle="--", label="bootstrap median")
-            trend = binned_trend(v, e, n_bins=8, log=log)
-            ax.plot(trend["centre"], trend["median"], color=colour(1), linewidth=1.3, alpha=0.9,
-                    label="binned median", zorder=2)
-            ax.scatter(v, e, s=14 if len(v) < 200 else 7, color=colour(0), alpha=0.7 if len(v) < 200 else 0.4,
+            trend = binned_trend(v, e, n_bins=n_bins, log=log)
+            keep = np.isfinite(trend["median"])
+            ax.plot(trend["centre"][keep], np.minimum(trend["median"][keep], top), color=colour(1), linewidth=1.3,
+                    alpha=0.9, label="binned median", zorder=2)
+            size = 14 if len(v) < 200 else 7
+            ax.scatter(v[~clipped], shown[~clipped], s=size, color=colour(0), alpha=0.7 if len(v) < 200 else 0.4,
                        linewidths=0, label="model", zorder=3)
+            if clipped.any():
+                ax.scatter(v[clipped], shown[clipped], s=size * 1.5, marker="^", color=colour(0), zorder=3)
             if log:
                 ax.set_xscale("log", base=2 if col not in ("flops", "params", "acts") else 10)
             _tick_format(ax, col, log)
@@ -139,8 +163,9 @@ def plot_scatter(df: pd.DataFrame, *, space: str, params: list[str] | None = Non
             axes[k // ncols][k % ncols].set_visible(False)
         handles, labels = axes[0][0].get_legend_handles_labels()
         fig.legend(handles, labels, loc="outside lower center", ncols=len(labels), frameon=False, fontsize=8)
+        above = f"; ▲ {int(clipped.sum())} model(s) above {top:.1f}% drawn at the top" if clipped.any() else ""
         fig.suptitle(f"{space}: error against each parameter (n = {len(g)}; shaded: likely-best range, "
-                     f"empirical bootstrap B = {n_boot})", fontsize=10, x=0.01, ha="left")
+                     f"empirical bootstrap B = {n_boot}){above}", fontsize=10, x=0.01, ha="left")
     return fig
 
 
@@ -167,35 +192,48 @@ def _fmt(x: float) -> str:
 
 
 def plot_widths(df: pd.DataFrame, *, space: str, top: int = 8):
-    """Per-block widths of the best models against block index (log2 axis), with their linear fits."""
+    """Per-block widths of the best models against block index (log2 axis), one panel each, with the
+    RegNet line u_j = w0 + wa·j (RegNet spaces) or the quantised linear fit (AnyNet)."""
+    from matplotlib.ticker import FuncFormatter
+
     from regspace.analysis.fit import fit_widths
 
     g = space_errors(df, [space])[space].sort_values("sweep_error").head(top)
     if not len(g):
         raise RegspaceError(f"no trained models of space {space} to plot", hint="run `regspace train` first")
     regnet = "w0" in g and g.w0.notna().all()
+    n = len(g)
+    ncols = min(4, n)
+    nrows = math.ceil(n / ncols)
     with rc():
-        fig, ax = plt.subplots(figsize=(6.4, 4.4))
+        fig, axes = plt.subplots(nrows, ncols, figsize=(2.9 * ncols, 2.5 * nrows + 0.4), squeeze=False, sharey=True)
         for i, (_, r) in enumerate(g.iterrows()):
+            ax = axes[i // ncols][i % ncols]
             depths = np.asarray(r.stage_depths)
             w = np.repeat(np.asarray(r.stage_widths), depths)
             j = np.arange(len(w))
-            ax.step(j, w, where="post", color=colour(i), linewidth=1.6, label=f"#{i + 1}: {r.sweep_error:.2f}%")
+            fit = fit_widths(w, np.repeat(r.stage_bottleneck_ratios, depths), np.repeat(r.stage_group_widths, depths))
             if regnet:
                 u = r.w0 + r.wa * j
-                ax.plot(j, u, color=colour(i), linestyle=":", linewidth=1.1)
             else:
-                fit = fit_widths(w, np.repeat(r.stage_bottleneck_ratios, depths), np.repeat(r.stage_group_widths, depths))
-                ax.plot(j, fit["w0"] + fit["wa"] * j, color=colour(i), linestyle=":", linewidth=1.1)
-        ax.set_yscale("log", base=2)
-        from matplotlib.ticker import FuncFormatter
-
-        ax.yaxis.set_major_formatter(FuncFormatter(lambda x, _: f"{x:g}"))
-        ax.set_xlabel("block index j")
-        ax.set_ylabel("width w_j (channels, log2)")
-        line = "RegNet line u_j = w0 + wa·j" if regnet else "fitted line u_j = w0 + wa·j"
-        ax.set_title(f"{space}: widths of the {len(g)} best models (dotted: {line})", loc="left")
-        ax.legend(title="rank: error", fontsize=8, frameon=False, loc="upper left")
+                u = fit["w0"] + fit["wa"] * j
+            ax.step(np.append(j, len(w)), np.append(w, w[-1]), where="post", color=colour(0), linewidth=1.8,
+                    label="widths w_j")
+            ax.plot(j, u, color=colour(1), linestyle="--", linewidth=1.2,
+                    label="RegNet line u_j" if regnet else "fitted line u_j")
+            ax.set_yscale("log", base=2)
+            ax.yaxis.set_major_formatter(FuncFormatter(lambda x, _: f"{x:g}"))
+            ax.set_title(f"#{i + 1}: {r.sweep_error:.2f}% · e_fit {fit['e_fit']:.2f}", fontsize=9, loc="left")
+            if i // ncols == nrows - 1 or i + ncols >= n:
+                ax.set_xlabel("block index j")
+            if i % ncols == 0:
+                ax.set_ylabel("width (channels)")
+        for k in range(n, nrows * ncols):
+            axes[k // ncols][k % ncols].set_visible(False)
+        handles, labels = axes[0][0].get_legend_handles_labels()
+        fig.legend(handles, labels, loc="outside lower center", ncols=2, frameon=False, fontsize=8)
+        fig.suptitle(f"{space}: per-block widths of the {n} best models (rank: validation error)", fontsize=10,
+                     x=0.01, ha="left")
     return fig
 
 
@@ -205,24 +243,30 @@ def plot_fit(df: pd.DataFrame, *, spaces: list[str] | None = None, fits: pd.Data
 
     groups = space_errors(df, spaces)
     _empty_check(groups)
+    all_e = np.concatenate([g.sweep_error.to_numpy(float) for g in groups.values() if len(g)])
+    top = robust_upper(all_e)
     with rc():
         fig, ax = plt.subplots(figsize=(6.4, 4.4))
         for i, (s, g) in enumerate(groups.items()):
             if not len(g):
                 continue
             f = fits.loc[g.index] if fits is not None else fit_frame(g)
-            ax.scatter(f.e_fit, g.sweep_error, s=22 if len(g) < 200 else 8, color=colour(i), alpha=0.75,
+            ax.scatter(f.e_fit, np.minimum(g.sweep_error, top), s=22 if len(g) < 200 else 8, color=colour(i), alpha=0.75,
                        marker="osD^v<>"[i % 7], linewidths=0,
                        label=f"{s} (n={len(g)}, median e_fit {f.e_fit.median():.3f})")
         ax.set_xlabel(param_label("e_fit"))
         ax.set_ylabel(ERROR_LABEL)
         ax.set_title("Error against distance from the nearest quantised linear (RegNet) widths", loc="left")
+        if (all_e > top).any():
+            ax.set_ylim(top=top + 0.03 * (top - all_e.min()))
+            fig.suptitle(_clip_note(int((all_e > top).sum()), top).lstrip("; "), fontsize=8, color="0.35", x=0.01,
+                         ha="left")
         ax.legend(frameon=False, fontsize=8)
     return fig
 
 
 def plot_search(df: pd.DataFrame, *, spaces: list[str] | None = None):
-    """Random-search efficiency: expected best error of k random models from each space (25–75% band)."""
+    """Random-search efficiency: the best error among k random models of each space (median, 25–75% band)."""
     groups = space_errors(df, spaces)
     _empty_check(groups)
     with rc():
@@ -231,7 +275,7 @@ def plot_search(df: pd.DataFrame, *, spaces: list[str] | None = None):
             if not len(g):
                 continue
             r = search_efficiency(g.sweep_error.to_numpy(float))
-            ax.plot(r["k"], r["expected"], color=colour(i), linestyle=linestyle(i), marker="o", markersize=3,
+            ax.plot(r["k"], r["median"], color=colour(i), linestyle=linestyle(i), marker="o", markersize=3,
                     linewidth=1.6, label=f"{s} (n={r['n']})")
             ax.fill_between(r["k"], r["q25"], r["q75"], color=colour(i), alpha=0.15, linewidth=0)
         ax.set_xscale("log", base=2)
@@ -240,6 +284,6 @@ def plot_search(df: pd.DataFrame, *, spaces: list[str] | None = None):
         ax.xaxis.set_major_formatter(FuncFormatter(lambda x, _: f"{x:g}"))
         ax.set_xlabel("models trained, k (random search)")
         ax.set_ylabel("best " + ERROR_LABEL)
-        ax.set_title("Random-search efficiency: expected best of k models (band: 25–75%)", loc="left")
+        ax.set_title("Random-search efficiency: best error of k random models (median, band 25–75%)", loc="left")
         ax.legend(frameon=False)
     return fig

@@ -76,10 +76,9 @@ def save(fig, path: str | Path) -> Path:
     p = Path(path)
     if p.suffix.lower() not in FORMATS:
         raise RegspaceError(f"cannot write {p.name}: use a .png, .svg or .pdf file name")
-    if p.parent and not p.parent.exists():
-        p.parent.mkdir(parents=True, exist_ok=True)
     with rc():
         try:
+            p.parent.mkdir(parents=True, exist_ok=True)
             fig.savefig(p)
         except OSError as e:
             raise RegspaceError(f"cannot write {p}: {e.strerror or e}") from None

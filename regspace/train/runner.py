@@ -398,7 +398,7 @@ def run_workers(work, recipe: Recipe, dataset, *, sizing_models: list[dict], wor
                     handle(slot)
                 else:
                     died(slot)
-            if time.monotonic() - state["last_beat"] > HEARTBEAT_SECONDS:
+            if time.monotonic() - state["last_beat"] > getattr(work, "heartbeat_seconds", HEARTBEAT_SECONDS):
                 work.heartbeat()
                 state["last_beat"] = time.monotonic()
             if display:

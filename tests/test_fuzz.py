@@ -1,0 +1,109 @@
+"""Malformed command lines and design strings, fed to the CLI in-process from a seeded generator.
+
+Every one must end in exit 0 or in exactly one clear line ("regspace: error: …") with a non-zero exit
+code — never a traceback, never an internal error (exit 70).
+"""
+
+import random
+
+import pytest
+
+COMMANDS = {
+    "sample": ["--space", "-n", "--total", "--flops", "--params", "--acts", "--seed", "--preset", "--stem",
+               "--resolution", "--in-channels", "--classes", "--max-candidates", "--queue", "--sweep"],
+    "describe": ["--preset", "--stem", "--resolution", "--in-channels", "--classes", "--json"],
+    "status": ["--recipe-hash", "--json", "--queue", "--sweep"],
+    "train": ["--space", "--limit", "--recipe", "--epochs", "--batch-size", "--lr", "--wd", "--augment", "--precision",
+              "--data", "--data-dir", "--train-size", "--val-size", "--test-size", "--resolution", "--workers",
+              "--devices", "--seed", "--queue", "--heartbeat", "--grace"],
+    "plot-edf": ["--spaces", "--normalize", "--band", "--bins", "-o", "--recipe-hash", "--error"],
+    "plot-scatter": ["--space", "--x", "--boot", "-o"],
+    "plot-widths": ["--space", "--top", "-o"],
+    "compare": ["--spaces", "--normalize", "--json", "--error"],
+    "report": ["-o", "--spaces", "--format"],
+    "export": ["-o", "--format"],
+    "collect": ["--queue", "--sweep"],
+    "spaces": ["--json"],
+}
+FLAGS = {"--band", "--json"}
+VALUES = ["", "-1", "0", "1", "3", "1e9", "nan", "inf", "-inf", "abc", "X_a", "x_Z", "RegNetX", "360M:400M",
+          ":", "400M:360M", "::", "1M:", ":2M", "0.5G:0.1G", "cifar", "imagenet", "tiny", "mnist", "quick", "cifar10",
+          "fashion-mnist", "imagefolder:/nonexistent", "/dev/null", "/etc/passwd", "edf.txt", "out.png", "flops",
+          "depth", "cpu", "99", "0,1", "a,b,c", "\u00e9\u00e8", "\x00", "--", "-", "%s%s", "{}", "[]",
+          "sqlite:///nonexistent-dir/q.db", "postgresql://x@127.0.0.1:1/none", "redis://x", "journal:///no/dir/q.log",
+          "9" * 40, "-9" * 3, "0x10", "1,2,3,4", "2.5", "1.0e-300"]
+DESIGNS = ["RegNetX-200MF", "regnetx-200mg", "regnet:", "regnet:d=", "regnet:d=13", "regnet:d=13,w0=24,wa=36.44",
+           "regnet:d=13,w0=24,wa=36.44,wm=2.49,g=0", "regnet:d=13,w0=24,wa=-1,wm=2.49", "regnet:d=1e9,w0=8,wa=1,wm=2",
+           "regnet:d=13,w0=24,wa=36.44,wm=1", "regnet:d=13,w0=25,wa=36.44,wm=2.49", "regnet:d=a,w0=b,wa=c,wm=d",
+           "regnet:d=13,d=14,w0=24,wa=1,wm=2", "anynet:", "anynet:d=1;w=8", "anynet:d=1,2;w=8,16;b=3;g=5",
+           "anynet:d=0;w=8", "anynet:d=1;w=0", "anynet:d=1,1;w=8", "anynet:d=1;w=8;b=1,2", "anynet:d=1;w=8;se=2",
+           "anynet:d=1;w=8;g=0", "anynet:d=1;w=99999999", "anynet:d=;w=", "anynet:x=1", "any:d=1", ":", "", "\x00"]
+
+
+REQUIRED = {"sample": ["--space"], "plot-scatter": ["--space"], "plot-widths": ["--space"], "export": ["-o"],
+            "collect": ["--queue"]}
+SPACE_VALUES = ["X_a", "x_b", "AnyNetX_C", "X_d", "x_e", "RegNet", "regnetx", "RegNetY", "Y_c", "X_q", "", "RegNetZ"]
+GOOD = {"--space": SPACE_VALUES, "--spaces": ["X_a", "X_a,RegNetX", "regnetx", "X_e", "X_a,,", ","],
+        "-o": ["out.png", "out.svg", "out.pdf", "out.html", "out.md", "out.csv", "out.json", "out.parquet", "out.gif",
+               "/dev/null/x.png", ""],
+        "--x": ["d,w4,g,b,wa,wm,flops", "d1,w1", "flops", "bogus", "d,,", ""],
+        "--normalize": ["flops", "params", "acts", "depth"], "--error": ["error", "min_error", "test_error"],
+        "--format": ["html", "md", "csv", "parquet", "json", "xml"]}
+
+
+def command_lines(n=240, seed=0):
+    """Mostly well-formed command lines with one or two bad or extreme values, plus some junk."""
+    rng = random.Random(seed)
+    out = []
+    for _ in range(n):
+        cmd = rng.choice(list(COMMANDS))
+        args = [cmd]
+        if cmd == "describe":
+            args += rng.sample(DESIGNS, rng.randint(1, 3))
+        opts = list(REQUIRED.get(cmd, [])) + rng.sample(COMMANDS[cmd], min(len(COMMANDS[cmd]), rng.randint(0, 3)))
+        if rng.random() < 0.08:
+            opts.append(rng.choice(["--bogus", "-z"]))
+        for opt in dict.fromkeys(opts):
+            args.append(opt)
+            if opt in FLAGS:
+                continue
+            pool = GOOD.get(opt) if rng.random() < 0.6 else None
+            args.append(rng.choice(pool or VALUES))
+        if rng.random() < 0.05:
+            rng.shuffle(args)
+        out.append(args)
+    return out
+
+
+LINES = command_lines()
+
+
+def test_there_are_at_least_200():
+    assert len(LINES) >= 200
+
+
+@pytest.fixture(scope="module")
+def trained_store(tmp_path_factory):
+    from regspace.synthetic import make_synthetic_store
+
+    path = tmp_path_factory.mktemp("fuzz") / "store"
+    make_synthetic_store(path, ("X_a", "RegNetX"), n=30, diverged=0.1)
+    return path
+
+
+@pytest.mark.parametrize("args", LINES, ids=lambda a: " ".join(a)[:60].encode("unicode_escape").decode())
+def test_one_clear_line_or_success(args, tmp_path, monkeypatch, run_cli, trained_store):
+    import shutil
+
+    monkeypatch.chdir(tmp_path)  # outputs land in a scratch directory
+    monkeypatch.setenv("REGSPACE_QUEUE_TIMEOUT", "1")
+    store = tmp_path / "store"
+    shutil.copytree(trained_store, store)  # a store with results, so read commands reach the analyses
+    monkeypatch.setenv("REGSPACE_STORE", str(store))
+    if args[0] == "train" and "--data-dir" not in args:
+        args = [*args, "--data-dir", str(tmp_path / "no-data")]  # stop before real training, after the checks
+    code, out, err = run_cli(*args)
+    assert "Traceback" not in err and code != 70, err
+    if code != 0:
+        lines = err.strip().splitlines()
+        assert len(lines) == 1 and lines[0].startswith("regspace: error:"), err

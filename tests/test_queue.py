@@ -1,0 +1,142 @@
+"""Sweeps across machines through Optuna's storage: a real PostgreSQL server, and the journal file.
+
+Three `train --queue` workers share one sweep; one is SIGKILLed (its whole process group) while it
+trains a model. After its heartbeat goes stale, another worker re-queues and trains that model;
+the collected store then holds exactly one result per model.
+"""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+import uuid
+
+import pandas as pd
+import pytest
+
+from pg import PostgresServer
+
+TINY = ["--train-size", "1024", "--val-size", "512", "--test-size", "256", "--epochs", "1", "--batch-size", "64"]
+FAST_BEAT = ["--heartbeat", "1", "--grace", "4"]
+
+
+@pytest.fixture(scope="module")
+def pg():
+    server = PostgresServer().start()
+    yield server
+    server.close()
+
+
+def regspace(*args, **kw):
+    return subprocess.run([sys.executable, "-m", "regspace", *map(str, args)], capture_output=True, text=True,
+                          timeout=600, **kw)
+
+
+def queue_url(kind, pg, tmp_path):
+    if kind == "postgres":
+        return pg.create_database("sweep_" + uuid.uuid4().hex[:8])
+    return f"journal://{tmp_path / 'sweep.log'}"
+
+
+def study_trials(url):
+    from regspace.queue import open_study
+
+    return open_study(url, create=False).trials()
+
+
+def start_worker(url, *extra):
+    return subprocess.Popen([sys.executable, "-m", "regspace", "train", "--queue", url, "--workers", "1", *TINY,
+                             *FAST_BEAT, *extra], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            start_new_session=True)
+
+
+def wait_for(predicate, timeout=300.0):
+    t = time.time()
+    while time.time() - t < timeout:
+        if predicate():
+            return True
+        time.sleep(0.3)
+    return False
+
+
+@pytest.mark.parametrize("kind", ["postgres", "journal"])
+def test_three_workers_one_killed(kind, pg, tmp_path):
+    url = queue_url(kind, pg, tmp_path)
+    p = regspace("sample", "--store", tmp_path / "local", "--space", "X_c", "-n", 12, "--preset", "mnist",
+                 "--flops", "0.5M:1.5M", "--queue", url)
+    assert p.returncode == 0 and "enqueued 12 model(s)" in p.stdout, p.stderr
+    workers = [start_worker(url) for _ in range(3)]
+    pids = {w.pid: w for w in workers}
+
+    def running_victim():
+        for t in study_trials(url):
+            if t.state.name == "RUNNING" and "worker" in t.user_attrs:
+                pid = int(t.user_attrs["worker"].rsplit(":", 1)[1])
+                if pid in pids and any(x.state.name == "COMPLETE" for x in study_trials(url)):
+                    return t.number, pid
+        return None
+
+    assert wait_for(lambda: running_victim() is not None)
+    victim_trial, victim_pid = running_victim()
+    os.killpg(victim_pid, signal.SIGKILL)  # the worker and its training processes, mid-model
+    pids[victim_pid].wait(timeout=30)
+    for w in workers:
+        if w.pid != victim_pid:
+            out, err = w.communicate(timeout=600)
+            assert w.returncode == 0, err
+            assert "Traceback" not in err
+    store = tmp_path / "collected"
+    p = regspace("collect", "--queue", url, "--store", store)
+    assert p.returncode == 0, p.stderr
+    results = pd.read_parquet(store / "results")  # plain pandas: no de-duplication
+    models = pd.read_parquet(store / "models")
+    assert len(models) == 12 and models.model_id.is_unique
+    assert results.groupby(["model_id", "recipe_hash"]).size().max() == 1
+    assert set(results.model_id) == set(models.model_id) and (results.status == "ok").all()
+    trials = study_trials(url)
+    killed = next(t for t in trials if t.number == victim_trial)
+    assert killed.state.name == "FAIL" and "result" not in killed.user_attrs
+    retried = [t for t in trials if t.system_attrs.get("failed_trial") == victim_trial]
+    assert retried and "result" in retried[0].user_attrs  # another worker trained it
+    assert json.loads(retried[0].user_attrs["result"])["model_id"] == killed.user_attrs["model_id"]
+    status = regspace("status", "--queue", url, "--store", tmp_path / "status")
+    assert status.returncode == 0 and "retries" in status.stdout
+
+
+def test_database_restart_mid_sweep(pg, tmp_path):
+    url = pg.create_database("restart_" + uuid.uuid4().hex[:8])
+    p = regspace("sample", "--store", tmp_path / "local", "--space", "X_c", "-n", 6, "--preset", "mnist",
+                 "--flops", "0.5M:1.5M", "--queue", url)
+    assert p.returncode == 0, p.stderr
+    worker = start_worker(url)
+    assert wait_for(lambda: any(t.state.name == "COMPLETE" for t in study_trials(url)))
+    pg.restart(down_seconds=9)
+    out, err = worker.communicate(timeout=600)
+    assert worker.returncode == 0, err
+    assert "unreachable" in err and "answers again" in err and "Traceback" not in err
+    p = regspace("collect", "--queue", url, "--store", tmp_path / "c")
+    assert p.returncode == 0
+    assert len(pd.read_parquet(tmp_path / "c" / "results")) == 6
+
+
+def test_sqlite_refuses_several_workers(tmp_path):
+    url = f"sqlite:///{tmp_path / 'q.db'}"
+    p = regspace("sample", "--store", tmp_path / "s", "--space", "X_c", "-n", 2, "--preset", "mnist",
+                 "--flops", "0.5M:1.5M", "--queue", url)
+    assert p.returncode == 0, p.stderr
+    p = regspace("train", "--queue", url, "--workers", "2", *TINY)
+    assert p.returncode == 1 and "SQLite cannot serve several workers" in p.stderr
+    assert len(p.stderr.strip().splitlines()) == 1
+
+
+@pytest.mark.parametrize("args,needle", [
+    (["train", "--queue", "redis://localhost/0"], "cannot use queue"),
+    (["train", "--queue", "journal:///nonexistent/dir/q.log"], "does not exist"),
+    (["status", "--queue", "postgresql://nobody@127.0.0.1:1/none", "--store", "s"], "unreachable"),
+])
+def test_bad_queue_urls(tmp_path, args, needle, monkeypatch):
+    env = {**os.environ, "REGSPACE_QUEUE_TIMEOUT": "3"}
+    p = regspace(*args, env=env, cwd=tmp_path)
+    assert p.returncode != 0 and needle in p.stderr and "Traceback" not in p.stderr, p.stderr
