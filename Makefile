@@ -9,9 +9,9 @@ STAMP := $(VENV)/.installed
 DATA := /usr/share/datasets/fashion-mnist
 DEMO := demo
 
-.PHONY: setup data demo test clean-demo
+.PHONY: setup system demo test clean-demo
 
-setup: $(STAMP) data
+setup: $(STAMP) system
 
 $(STAMP): pyproject.toml constraints.txt
 	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))' || { echo "regspace needs Python >= 3.11"; exit 1; }
@@ -19,11 +19,17 @@ $(STAMP): pyproject.toml constraints.txt
 	$(BIN)/pip install --quiet --disable-pip-version-check -c constraints.txt -e '.[dev]'
 	touch $(STAMP)
 
-data:
-	@if [ ! -d $(DATA) ]; then \
+# Debian packages: Fashion-MNIST (the default data) and PostgreSQL (the queue's integration tests
+# start a private server from its binaries). Installed only when missing.
+system:
+	@missing=""; \
+	[ -d $(DATA) ] || missing="$$missing dataset-fashion-mnist"; \
+	ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || missing="$$missing postgresql"; \
+	if [ -n "$$missing" ]; then \
 	  SUDO=$$([ "$$(id -u)" = 0 ] || echo sudo); \
-	  ($$SUDO apt-get update -qq && $$SUDO apt-get install -y -qq dataset-fashion-mnist >/dev/null) \
-	    || echo "warning: could not install dataset-fashion-mnist; regspace will download Fashion-MNIST instead"; \
+	  echo "installing$$missing"; \
+	  ($$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq $$missing >/dev/null) \
+	    || echo "warning: could not install$$missing (Fashion-MNIST is then downloaded; the PostgreSQL tests fail)"; \
 	fi
 
 # The main job: a small real sweep on Fashion-MNIST — sample two design spaces (AnyNetX_A and

@@ -205,6 +205,7 @@ def train_cmd(
     test_size: Annotated[Optional[int], typer.Option("--test-size", min=0, help="Test images to evaluate (0: none).")] = None,
     resolution: Annotated[Optional[int], typer.Option("--resolution", min=4, max=4096, help="Resize the data to this size (default: the models').")] = None,
     workers: Annotated[Optional[int], typer.Option("--workers", min=1, max=256, help="Worker processes (default: from cores, memory and model size).")] = None,
+    threads: Annotated[Optional[int], typer.Option("--threads", min=1, max=1024, help="Threads per worker (default: cores / workers, capped by $OMP_NUM_THREADS).")] = None,
     devices: Annotated[Optional[str], typer.Option("--devices", help="GPUs: auto | cpu | N | 0,1 (one worker per device).")] = None,
     seed: Annotated[Optional[int], typer.Option("--seed", min=0, max=2**31 - 1, help="Training seed (init and data order).")] = None,
     retry_failed: Annotated[bool, typer.Option("--retry-failed", help="Train again models whose earlier attempt failed.")] = False,
@@ -229,7 +230,7 @@ def train_cmd(
                                      param_hint="--queue")
         explicit = recipe is not None or any(v is not None for v in overrides.values())
         summary = train_from_queue(queue, sweep, r, explicit_recipe=explicit, workers=workers, devices=devices,
-                                   data_dir=data_dir, heartbeat=heartbeat, grace=grace)
+                                   data_dir=data_dir, heartbeat=heartbeat, grace=grace, threads=threads)
         if summary.done == 0 and not summary.interrupted:
             print(f"nothing to train: sweep {sweep!r} has no waiting model")
             return
@@ -239,7 +240,7 @@ def train_cmd(
         from regspace.train.runner import train
 
         summary = train(Store.open(store), r, spaces=resolve_names(space), limit=limit, workers=workers,
-                        devices=devices, data_dir=data_dir, retry_failed=retry_failed)
+                        threads=threads, devices=devices, data_dir=data_dir, retry_failed=retry_failed)
     if summary.planned == 0:
         print(f"nothing to train: every selected model has a result for recipe {r.name} {r.hash}")
         return
@@ -340,13 +341,15 @@ ErrorOpt = Annotated[str, typer.Option("--error", help="Sweep error: error (fina
 
 
 def _table(store: str, spaces: str | None, recipe_hash: str | None, error: str = "error", queue: str | None = None,
-           sweep: str = "default"):
-    from regspace.analysis.table import load_table
+           sweep: str = "default", *, light: bool = False):
+    """The analysis table (``light``: only the columns EDFs need, for speed on big stores)."""
+    from regspace.analysis.table import ANALYSIS_MODEL_COLUMNS, load_table
     from regspace.spaces import resolve_names
     from regspace.store import Store
 
     _collect(queue, sweep, store)
-    return load_table(Store.open(store), spaces=resolve_names(spaces), recipe_hash=recipe_hash, error=error)
+    return load_table(Store.open(store), spaces=resolve_names(spaces), recipe_hash=recipe_hash, error=error,
+                      model_columns=ANALYSIS_MODEL_COLUMNS if light else None)
 
 
 def _space_name(space: str) -> str:
@@ -381,7 +384,7 @@ def plot_edf_cmd(
     from regspace.plots.figures import plot_edf
     from regspace.plots.style import save
 
-    df = _table(store, spaces, recipe_hash, error, queue, sweep)
+    df = _table(store, spaces, recipe_hash, error, queue, sweep, light=True)
     try:
         fig = plot_edf(df, normalize=normalize, band=band, n_bins=bins)
     except ValueError as e:
@@ -462,7 +465,7 @@ def plot_search_cmd(
     from regspace.plots.figures import plot_search
     from regspace.plots.style import save
 
-    _saved(save(plot_search(_table(store, spaces, recipe_hash, error, queue, sweep)), output))
+    _saved(save(plot_search(_table(store, spaces, recipe_hash, error, queue, sweep, light=True)), output))
 
 
 @app.command("compare")
@@ -481,7 +484,7 @@ def compare_cmd(
         raise typer.BadParameter("use flops, params or acts", param_hint="--normalize")
     from regspace.analysis.compare import compare
 
-    df = _table(store, spaces, recipe_hash, error, queue, sweep)
+    df = _table(store, spaces, recipe_hash, error, queue, sweep, light=True)
     try:
         result = compare(df, normalize=normalize)
     except ValueError as e:

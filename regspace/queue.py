@@ -201,15 +201,13 @@ class Queue:
     def trials(self, states=None):
         return retry(lambda: self.study.get_trials(deepcopy=False, states=states), "listing the sweep")
 
-    def fail_stale(self) -> int:
+    def fail_stale(self) -> None:
         """Fail RUNNING trials whose heartbeat is older than the grace period; re-queue them."""
         optuna = _optuna()
         if self.kind != "journal":
-            before = len(self.trials((optuna.trial.TrialState.WAITING,)))
             retry(lambda: optuna.storages.fail_stale_trials(self.study), "checking heartbeats")
-            return max(0, len(self.trials((optuna.trial.TrialState.WAITING,))) - before)
+            return
         now = time.time()
-        n = 0
         for t in self.trials((optuna.trial.TrialState.RUNNING,)):
             # no heartbeat yet (killed right after taking it): count from the trial's start
             beat = t.user_attrs.get(HEARTBEAT_ATTR) or (t.datetime_start.timestamp() if t.datetime_start else now)
@@ -221,8 +219,6 @@ class Queue:
                 continue  # another worker failed it first
             if failed:
                 self.callback(self.study, self.study._storage.get_trial(t._trial_id))
-                n += 1
-        return n
 
     def beat(self, trial_ids) -> None:
         for tid in trial_ids:
@@ -301,6 +297,7 @@ class QueueWork:
         self.skipped = 0
         self.worker = f"{socket.gethostname()}:{os.getpid()}"
         self._last_wait = 0.0
+        self._last_stale_check = -1e9
 
     def next(self):
         from regspace.train.runner import WAIT
@@ -309,9 +306,12 @@ class QueueWork:
         S = optuna.trial.TrialState
         if self.local:
             return self.local.popleft()
-        if time.monotonic() - self._last_wait < 1.0:
+        now = time.monotonic()
+        if now - self._last_wait < 1.0:
             return WAIT  # idle workers poll the database at most once a second
-        self.q.fail_stale()
+        if now - self._last_stale_check > max(1.0, self.q.grace / 4):
+            self.q.fail_stale()  # not at every claim: a stale model waits a grace period anyway
+            self._last_stale_check = now
         while self.q.trials((S.WAITING,)):
             trial = retry(self.q.study.ask, "taking a model")
             if "model" not in trial.user_attrs:
@@ -338,7 +338,6 @@ class QueueWork:
         trial = self.inflight.pop(model["model_id"])
         payload = json.dumps({k: _jsonable(v) for k, v in row.items()})
         retry(lambda: trial.set_user_attr("result", payload), "reporting a result")
-        retry(lambda: trial.set_user_attr("status", row["status"]), "reporting a result")
         try:
             if row["status"] == "ok":
                 retry(lambda: self.q.study.tell(trial, row["error"]), "reporting a result")
@@ -361,7 +360,8 @@ class QueueWork:
 
 
 def train_from_queue(url: str, sweep: str, recipe, *, explicit_recipe: bool, workers: int | None, devices: str | None,
-                     data_dir: str | None, heartbeat: int, grace: int, show_progress: bool | None = None):
+                     data_dir: str | None, heartbeat: int, grace: int, threads: int | None = None,
+                     show_progress: bool | None = None):
     """`regspace train --queue`: train models from the sweep until none is waiting or running."""
     from regspace.console import stderr_is_terminal
     from regspace.train.runner import TrainSummary, prepare_data, run_workers
@@ -389,7 +389,7 @@ def train_from_queue(url: str, sweep: str, recipe, *, explicit_recipe: bool, wor
     progress = stderr_is_terminal() if show_progress is None else show_progress
     dataset = prepare_data(recipe, models, data_dir=data_dir, progress=progress)
     work = QueueWork(q, recipe)
-    summary = run_workers(work, recipe, dataset, sizing_models=models, workers=workers, devices=devices,
-                          progress=progress)
+    summary = run_workers(work, recipe, dataset, sizing_models=models, workers=workers, threads=threads,
+                          devices=devices, progress=progress)
     summary.planned = None
     return summary

@@ -123,7 +123,20 @@ def _sections(df, cmp, status, spaces, ok) -> dict:
     worst = {s: _model_rows(ok[ok.space == s].sort_values("sweep_error").tail(5).iloc[::-1]) for s in spaces}
     recipe = df.attrs.get("recipe") or {}
     return {"summary": summary, "stats": stats, "pairs": pairs, "best": best, "worst": worst,
-            "recipe": [[k, str(v)] for k, v in sorted(recipe.items())]}
+            "recipe": _pairs_in_columns([(k, str(v)) for k, v in sorted(recipe.items())], 3)}
+
+
+def _pairs_in_columns(pairs: list[tuple[str, str]], columns: int) -> list[list[str]]:
+    """(field, value) pairs laid out in ``columns`` side-by-side column pairs, filled top to bottom."""
+    rows = -(-len(pairs) // columns)
+    out = []
+    for r in range(rows):
+        row = []
+        for c in range(columns):
+            k = c * rows + r
+            row += list(pairs[k]) if k < len(pairs) else ["", ""]
+        out.append(row)
+    return out
 
 
 CSS = """
@@ -133,7 +146,7 @@ h1{font-size:1.6em;margin-bottom:.2em}h2{font-size:1.25em;margin-top:2em;border-
 h3{font-size:1.05em}.meta{color:#666;font-size:.9em}
 table{border-collapse:collapse;margin:.6em 0;font-size:.88em}th,td{padding:.25em .6em;border-bottom:1px solid #e5e5e5;
 text-align:right}th{background:#f6f6f6}td:first-child,th:first-child{text-align:left}
-figure{margin:1.2em 0}figure svg{max-width:100%;height:auto}figcaption{font-size:.85em;color:#444}
+figure{margin:1.2em 0;overflow-x:auto}figure svg{max-width:100%;height:auto}figcaption{font-size:.85em;color:#444}
 code{background:#f3f3f3;padding:.1em .3em;border-radius:3px;font-size:.9em;word-break:break-all}
 """
 
@@ -159,7 +172,7 @@ def _write_html(out: Path, title: str, s: dict, figs: list[Figure], df, store_ar
              f"<code>{html.escape(str(df.attrs.get('recipe_hash')))}</code> · generated "
              f"{datetime.datetime.now().strftime('%Y-%m-%d %H:%M')} by regspace {__version__}</p>",
              "<h2>Store</h2>", _table_html(["space", "recipe", "sampled", "ok", "diverged", "failed", "pending"], s["summary"]),
-             "<h3>Recipe</h3>", _table_html(["field", "value"], s["recipe"]),
+             "<h3>Recipe</h3>", _table_html(["field", "value"] * 3, s["recipe"]),
              "<h2>Error EDFs</h2>"]
     for key in ("edf", "edf_flops"):
         if key in by_key:
@@ -205,7 +218,7 @@ def _write_md(out: Path, title: str, s: dict, figs: list[Figure], df, store_arg:
         images[f.key] = f"![{f.title}]({img_dir.name}/{p.name})\n\n*{f.title}.* Redraw: `{f.command}`"
     parts = [f"# {title}", f"store `{store_arg}` · recipe `{df.attrs.get('recipe_hash')}` · regspace {__version__}",
              "## Store", _table_md(["space", "recipe", "sampled", "ok", "diverged", "failed", "pending"], s["summary"]),
-             "### Recipe", _table_md(["field", "value"], s["recipe"]), "## Error EDFs"]
+             "### Recipe", _table_md(["field", "value"] * 3, s["recipe"]), "## Error EDFs"]
     parts += [images[k] for k in ("edf", "edf_flops") if k in images]
     parts += ["## Comparison", _table_md(["space", "n", "min", "p5", "p25", "median", "mean", "p75", "p95"], s["stats"])]
     if s["pairs"]:

@@ -44,6 +44,22 @@ def test_ks_distance_matches_scipy():
     assert math.isclose(ks_distance(ties, ties + 1), stats.ks_2samp(ties, ties + 1).statistic)
 
 
+def test_large_samples_use_the_asymptotic_p_value():
+    rng = np.random.default_rng(7)
+    a, b = rng.normal(0, 1, 20_000), rng.normal(0.02, 1, 15_000)
+    r = ks_test(a, b)
+    exact = stats.ks_2samp(a, b)
+    assert math.isclose(r["ks"], exact.statistic, abs_tol=1e-12)
+    assert abs(r["p_value"] - exact.pvalue) < 0.01
+
+
+def test_noise_level_is_the_kolmogorov_quantile():
+    from regspace.analysis.edf import ks_noise_level
+
+    assert math.isclose(ks_noise_level(100), stats.kstwobign.isf(0.05) * math.sqrt(2 / 100))
+    assert ks_noise_level(400) == pytest.approx(ks_noise_level(100) / 2)
+
+
 def test_weighted_ks_with_equal_weights_is_the_plain_one():
     rng = np.random.default_rng(2)
     a, b = rng.normal(0, 1, 80), rng.normal(0.5, 1, 60)

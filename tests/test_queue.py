@@ -47,7 +47,9 @@ def study_trials(url):
 
 
 def start_worker(url, *extra):
-    return subprocess.Popen([sys.executable, "-m", "regspace", "train", "--queue", url, "--workers", "1", *TINY,
+    # three workers share two cores here: one thread each, or OpenMP spin-waiting slows everything tenfold
+    return subprocess.Popen([sys.executable, "-m", "regspace", "train", "--queue", url, "--workers", "1",
+                             "--threads", "1", *TINY,
                              *FAST_BEAT, *extra], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                             start_new_session=True)
 
@@ -70,18 +72,30 @@ def test_three_workers_one_killed(kind, pg, tmp_path):
     workers = [start_worker(url) for _ in range(3)]
     pids = {w.pid: w for w in workers}
 
+    from regspace.queue import open_study
+
+    q = open_study(url, create=False)
+
     def running_victim():
-        for t in study_trials(url):
+        trials = q.trials()
+        if not any(t.state.name == "COMPLETE" for t in trials):
+            return None
+        for t in trials:
             if t.state.name == "RUNNING" and "worker" in t.user_attrs:
                 pid = int(t.user_attrs["worker"].rsplit(":", 1)[1])
-                if pid in pids and any(x.state.name == "COMPLETE" for x in study_trials(url)):
-                    return t.number, pid
+                if pid in pids:
+                    return pid
         return None
 
     assert wait_for(lambda: running_victim() is not None)
-    victim_trial, victim_pid = running_victim()
+    victim_pid = running_victim()
     os.killpg(victim_pid, signal.SIGKILL)  # the worker and its training processes, mid-model
     pids[victim_pid].wait(timeout=30)
+    # what it held when it died (it may have finished one model and taken the next in between)
+    held = [t.number for t in q.trials() if t.state.name == "RUNNING"
+            and t.user_attrs.get("worker", "").endswith(f":{victim_pid}")]
+    assert held, "the killed worker held no model"
+    victim_trial = held[0]
     for w in workers:
         if w.pid != victim_pid:
             out, err = w.communicate(timeout=600)

@@ -13,28 +13,38 @@ RESULT_COLUMNS = ["model_id", "recipe_hash", "status", "error", "min_error", "te
                   "seed", "split"]
 
 
-def choose_recipe(results: pd.DataFrame, recipe_hash: str | None) -> str | None:
-    """The recipe asked for, or else the one with the most results (ties: the most recent)."""
-    if results.empty:
+def choose_recipe(hashes: list[str], recipe_hash: str | None) -> str | None:
+    """The recipe asked for (a unique prefix is enough), or else the one with the most results."""
+    if not hashes:
         return recipe_hash
+    from collections import Counter
+
+    counts = Counter(hashes)
     if recipe_hash is not None:
-        matches = [h for h in results.recipe_hash.unique() if h.startswith(recipe_hash)]
+        matches = [h for h in counts if h.startswith(recipe_hash)]
         if len(matches) != 1:
-            known = ", ".join(sorted(results.recipe_hash.unique()))
-            raise RegspaceError(f"recipe {recipe_hash!r} matches {len(matches)} recipes in the store", hint=f"known: {known}")
+            raise RegspaceError(f"recipe {recipe_hash!r} matches {len(matches)} recipes in the store",
+                                hint=f"known: {', '.join(sorted(counts))}")
         return matches[0]
-    counts = results.groupby("recipe_hash").size()
-    return counts.sort_values(kind="stable").index[-1]
+    return max(counts, key=lambda h: counts[h])
+
+
+ANALYSIS_MODEL_COLUMNS = ["model_id", "space", "flops", "params", "acts"]
 
 
 def load_table(store, *, spaces: list[str] | None = None, recipe_hash: str | None = None,
-               error: str = "error") -> pd.DataFrame:
+               error: str = "error", model_columns: list[str] | None = None) -> pd.DataFrame:
     """One row per (space, model): design columns, complexity, and the recipe's result.
 
     ``error`` picks the sweep error: 'error' (final validation error, the default) or 'min_error'.
-    The frame's ``attrs`` record the recipe hash and the recipe's JSON.
+    ``model_columns`` limits the model columns read (all by default; EDFs need ANALYSIS_MODEL_COLUMNS).
+    The frame's ``attrs`` record the recipe hash, the recipe (a dict) and the spaces in sampled order.
     """
-    models = store.read("models")
+    import pyarrow.compute as pc
+
+    if error not in ("error", "min_error"):
+        raise RegspaceError(f"unknown error column {error!r}: use error or min_error")
+    models = store.read("models", model_columns)
     if models.empty:
         raise RegspaceError(f"store {store.path} holds no models", hint="run `regspace sample` first")
     if spaces:
@@ -43,21 +53,19 @@ def load_table(store, *, spaces: list[str] | None = None, recipe_hash: str | Non
             raise RegspaceError(f"no models of space(s) {', '.join(missing)} in the store",
                                 hint=f"it holds {', '.join(sorted(models.space.unique()))}")
         models = models[models.space.isin(spaces)]
-    results = store.read_arrow("results", RESULT_COLUMNS).to_pandas()
-    chosen = choose_recipe(results, recipe_hash)
-    results = results[results.recipe_hash == chosen] if chosen else results.iloc[:0]
+    results = store.read_arrow("results", RESULT_COLUMNS)
+    chosen = choose_recipe(results.column("recipe_hash").to_pylist(), recipe_hash)
+    results = results.filter(pc.equal(results.column("recipe_hash"), chosen)) if chosen else results.slice(0, 0)
+    recipe_json = next((r for r in results.column("recipe").to_pylist() if r), None) if results.num_rows else None
+    results = results.drop_columns(["recipe", "split"]).to_pandas()
     df = models.merge(results, on="model_id", how="left")
     df["status"] = df["status"].fillna("pending")
-    if error not in ("error", "min_error"):
-        raise RegspaceError(f"unknown error column {error!r}: use error or min_error")
     df["sweep_error"] = df[error]
-    # order spaces as sampled
     order = list(dict.fromkeys(models.space))
     df["space"] = pd.Categorical(df["space"], categories=order, ordered=True)
     df = df.sort_values(["space"], kind="stable").reset_index(drop=True)
     df["space"] = df["space"].astype(str)
     df.attrs["recipe_hash"] = chosen
-    recipe_json = results.recipe.dropna().iloc[0] if chosen and results.recipe.notna().any() else None
     df.attrs["recipe"] = json.loads(recipe_json) if recipe_json else None
     df.attrs["spaces"] = order if not spaces else [s for s in order if s in spaces]
     return df

@@ -226,6 +226,7 @@ def train(
     spaces: list[str] | None = None,
     limit: int | None = None,
     workers: int | None = None,
+    threads: int | None = None,
     devices: str | None = None,
     data: str | None = None,
     data_dir: str | None = None,
@@ -244,8 +245,8 @@ def train(
     progress = stderr_is_terminal() if show_progress is None else show_progress
     dataset = prepare_data(recipe, pending, data_dir=data_dir, progress=progress)
     work = LocalWork(store, recipe, pending)
-    summary = run_workers(work, recipe, dataset, sizing_models=pending, workers=workers, devices=devices,
-                          recycle=recycle, progress=progress)
+    summary = run_workers(work, recipe, dataset, sizing_models=pending, workers=workers, threads=threads,
+                          devices=devices, recycle=recycle, progress=progress)
     summary.skipped = work.skipped
     return summary
 
@@ -262,7 +263,8 @@ class _Slot:
 
 
 def run_workers(work, recipe: Recipe, dataset, *, sizing_models: list[dict], workers: int | None, devices: str | None,
-                recycle: int = 16, max_retries: int = 1, progress: bool = False) -> TrainSummary:
+                threads: int | None = None, recycle: int = 16, max_retries: int = 1,
+                progress: bool = False) -> TrainSummary:
     """Drive worker processes until ``work`` is exhausted (or Ctrl-C / SIGTERM)."""
     t_start = time.perf_counter()
     summary = TrainSummary(recipe, getattr(work, "total", None))
@@ -277,7 +279,9 @@ def run_workers(work, recipe: Recipe, dataset, *, sizing_models: list[dict], wor
         slot_devices = ["cpu"] * n_workers
     if summary.planned:
         n_workers = min(n_workers, summary.planned)
-    threads = max(1, cores // n_workers)
+    threads = threads or max(1, cores // n_workers)
+    if os.environ.get("OMP_NUM_THREADS", "").isdigit():  # a scheduler's (or the user's) cap wins
+        threads = max(1, min(threads, int(os.environ["OMP_NUM_THREADS"])))
     summary.workers, summary.threads = n_workers, threads
 
     ctx = mp.get_context("forkserver")
