@@ -209,6 +209,7 @@ def train_cmd(
     devices: Annotated[Optional[str], typer.Option("--devices", help="GPUs: auto | cpu | N | 0,1 (one worker per device).")] = None,
     seed: Annotated[Optional[int], typer.Option("--seed", min=0, max=2**31 - 1, help="Training seed (init and data order).")] = None,
     retry_failed: Annotated[bool, typer.Option("--retry-failed", help="Train again models whose earlier attempt failed.")] = False,
+    recycle: Annotated[int, typer.Option("--recycle", min=1, max=1_000_000, help="Replace each worker process after this many models (bounds memory).")] = 16,
     store: StoreOpt = DEFAULT_STORE,
     queue: QueueOpt = None,
     sweep: SweepOpt = "default",
@@ -230,7 +231,8 @@ def train_cmd(
                                      param_hint="--queue")
         explicit = recipe is not None or any(v is not None for v in overrides.values())
         summary = train_from_queue(queue, sweep, r, explicit_recipe=explicit, workers=workers, devices=devices,
-                                   data_dir=data_dir, heartbeat=heartbeat, grace=grace, threads=threads)
+                                   data_dir=data_dir, heartbeat=heartbeat, grace=grace, threads=threads,
+                                   recycle=recycle)
         if summary.done == 0 and not summary.interrupted:
             print(f"nothing to train: sweep {sweep!r} has no waiting model")
             return
@@ -240,7 +242,8 @@ def train_cmd(
         from regspace.train.runner import train
 
         summary = train(Store.open(store), r, spaces=resolve_names(space), limit=limit, workers=workers,
-                        threads=threads, devices=devices, data_dir=data_dir, retry_failed=retry_failed)
+                        threads=threads, devices=devices, data_dir=data_dir, retry_failed=retry_failed,
+                        recycle=recycle)
     if summary.planned == 0:
         print(f"nothing to train: every selected model has a result for recipe {r.name} {r.hash}")
         return
@@ -361,6 +364,11 @@ def _space_name(space: str) -> str:
     return names[0]
 
 
+def _check_normalize(normalize: str | None) -> None:
+    if normalize not in (None, "flops", "params", "acts"):
+        raise typer.BadParameter("use flops, params or acts", param_hint="--normalize")
+
+
 def _saved(path) -> None:
     print(f"wrote {path}")
 
@@ -379,17 +387,12 @@ def plot_edf_cmd(
     sweep: SweepOpt = "default",
 ):
     """Error EDFs of design spaces, side by side (legend: space (n | min | mean))."""
-    if normalize not in (None, "flops", "params", "acts"):
-        raise typer.BadParameter("use flops, params or acts", param_hint="--normalize")
+    _check_normalize(normalize)
     from regspace.plots.figures import plot_edf
     from regspace.plots.style import save
 
     df = _table(store, spaces, recipe_hash, error, queue, sweep, light=True)
-    try:
-        fig = plot_edf(df, normalize=normalize, band=band, n_bins=bins)
-    except ValueError as e:
-        raise RegspaceError(str(e)) from None
-    _saved(save(fig, output))
+    _saved(save(plot_edf(df, normalize=normalize, band=band, n_bins=bins), output))
 
 
 @app.command("plot-scatter")
@@ -480,15 +483,10 @@ def compare_cmd(
     sweep: SweepOpt = "default",
 ):
     """Per-space error statistics and pairwise KS distances (the numbers behind plot-edf)."""
-    if normalize not in (None, "flops", "params", "acts"):
-        raise typer.BadParameter("use flops, params or acts", param_hint="--normalize")
+    _check_normalize(normalize)
     from regspace.analysis.compare import compare
 
-    df = _table(store, spaces, recipe_hash, error, queue, sweep, light=True)
-    try:
-        result = compare(df, normalize=normalize)
-    except ValueError as e:
-        raise RegspaceError(str(e)) from None
+    result = compare(_table(store, spaces, recipe_hash, error, queue, sweep, light=True), normalize=normalize)
     if json_out:
         import json
 

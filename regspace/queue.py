@@ -232,30 +232,13 @@ class Queue:
         """Copy the sweep's models and results into ``store``; returns (models added, results added)."""
         from regspace.store import MODELS_SCHEMA
 
-        trials = sorted(self.trials(), key=lambda t: t.number)
-        have_models = {(s, m) for s, m in zip(*(store.read_arrow("models", ["space", "model_id"]).column(c).to_pylist()
-                                                for c in ("space", "model_id")))}
-        r = store.read_arrow("results", ["model_id", "recipe_hash"])
-        have_results = set(zip(r.column("model_id").to_pylist(), r.column("recipe_hash").to_pylist()))
-        models, results = [], []
+        trials = sorted(self.trials(), key=lambda t: t.number)  # the first finished copy of a model wins
+        models_have = store.read_arrow("models", ["space", "model_id"])
+        results_have = store.read_arrow("results", ["model_id", "recipe_hash"])
         names = set(MODELS_SCHEMA.names)
-        for t in trials:
-            if "model" in t.user_attrs:
-                row = json.loads(t.user_attrs["model"])
-                key = (row["space"], row["model_id"])
-                if key not in have_models:
-                    have_models.add(key)
-                    if row.get("sampled_at"):
-                        row["sampled_at"] = datetime.datetime.fromisoformat(row["sampled_at"])
-                    models.append({k: v for k, v in row.items() if k in names})
-            if "result" in t.user_attrs:
-                res = json.loads(t.user_attrs["result"])
-                key = (res["model_id"], res["recipe_hash"])
-                if key not in have_results:
-                    have_results.add(key)
-                    if res.get("finished_at"):
-                        res["finished_at"] = datetime.datetime.fromisoformat(res["finished_at"])
-                    results.append(res)
+        models = _new_rows(trials, "model", ("space", "model_id"), models_have, "sampled_at")
+        models = [{k: v for k, v in row.items() if k in names} for row in models]
+        results = _new_rows(trials, "result", ("model_id", "recipe_hash"), results_have, "finished_at")
         if models:
             store.append_rows("models", models)
         if results:
@@ -283,6 +266,24 @@ class Queue:
             if "failed_trial" in t.system_attrs:
                 row["retries"] += 1
         return list(out.values())
+
+
+def _new_rows(trials, attr: str, key: tuple[str, str], have, time_field: str) -> list[dict]:
+    """Rows stored as JSON in a trial attribute, minus those whose key the store already has."""
+    seen = set(zip(*(have.column(k).to_pylist() for k in key)))
+    out = []
+    for t in trials:
+        if attr not in t.user_attrs:
+            continue
+        row = json.loads(t.user_attrs[attr])
+        k = (row[key[0]], row[key[1]])
+        if k in seen:
+            continue
+        seen.add(k)
+        if row.get(time_field):
+            row[time_field] = datetime.datetime.fromisoformat(row[time_field])
+        out.append(row)
+    return out
 
 
 class QueueWork:
@@ -361,7 +362,7 @@ class QueueWork:
 
 def train_from_queue(url: str, sweep: str, recipe, *, explicit_recipe: bool, workers: int | None, devices: str | None,
                      data_dir: str | None, heartbeat: int, grace: int, threads: int | None = None,
-                     show_progress: bool | None = None):
+                     recycle: int = 16, show_progress: bool | None = None):
     """`regspace train --queue`: train models from the sweep until none is waiting or running."""
     from regspace.console import stderr_is_terminal
     from regspace.train.runner import TrainSummary, prepare_data, run_workers
@@ -390,6 +391,6 @@ def train_from_queue(url: str, sweep: str, recipe, *, explicit_recipe: bool, wor
     dataset = prepare_data(recipe, models, data_dir=data_dir, progress=progress)
     work = QueueWork(q, recipe)
     summary = run_workers(work, recipe, dataset, sizing_models=models, workers=workers, threads=threads,
-                          devices=devices, progress=progress)
+                          devices=devices, recycle=recycle, progress=progress)
     summary.planned = None
     return summary

@@ -50,7 +50,7 @@ def build_figures(store, df: pd.DataFrame, spaces: list[str], *, store_arg: str,
                               _cmd("regspace", "plot-edf", *common, "--spaces", sp, "--normalize", "flops", "--band",
                                    "-o", "edf_flops.png"),
                               F.plot_edf(df, spaces=spaces, normalize="flops", band=True)))
-        except ValueError:
+        except RegspaceError:
             pass  # complexity ranges do not overlap: no normalised EDF
     for s in spaces:
         if (ok.space == s).sum() >= 2:

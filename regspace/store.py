@@ -191,8 +191,9 @@ class Store:
                 _fsync_path(tmp)
                 os.replace(tmp, final)
             _fsync_path(final.parent)
-        except OSError as e:
-            if e.errno in (errno.ENOSPC, errno.EDQUOT):
+        except OSError as e:  # pyarrow's I/O errors are OSErrors too, sometimes without errno set
+            if e.errno in (errno.ENOSPC, errno.EDQUOT, errno.EFBIG) or any(
+                    m in str(e) for m in ("No space left", "Disk quota", "File too large")):
                 raise StoreError(
                     f"disk full while writing {table.num_rows} row(s) to {final.parent}; nothing was written "
                     "and every earlier row is intact", hint="free space and rerun; finished work is kept",

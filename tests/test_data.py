@@ -104,6 +104,24 @@ def test_cifar_batches_directory(tmp_path):
     assert (a["train_x"][0].reshape(-1) == raw[b"data"][0]).all()
 
 
+def test_cifar_archive(tmp_path):
+    """The canonical cifar-10-python.tar.gz, read without unpacking it to disk."""
+    import tarfile
+
+    src = tmp_path / "src" / "cifar-10-batches-py"
+    src.mkdir(parents=True)
+    rng = np.random.default_rng(2)
+    for name in [f"data_batch_{i}" for i in range(1, 6)] + ["test_batch"]:
+        batch = {b"data": rng.integers(0, 256, (3, 3072)).astype(np.uint8), b"labels": [1, 2, 3]}
+        (src / name).write_bytes(pickle.dumps(batch))
+    d = tmp_path / "d"
+    d.mkdir()
+    with tarfile.open(d / "cifar-10-python.tar.gz", "w:gz") as tar:
+        tar.add(src, arcname="cifar-10-batches-py")
+    a = prepare("cifar10", data_dir=d).arrays()
+    assert a["train_x"].shape == (15, 3, 32, 32) and a["test_y"].tolist() == [1, 2, 3]
+
+
 def test_imagefolder(tmp_path):
     from PIL import Image
 

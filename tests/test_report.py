@@ -23,6 +23,7 @@ def store(tmp_path_factory):
     (["plot-edf", "--spaces", "RegNetX"], "edf.pdf"),
     (["plot-scatter", "--space", "X_a", "--boot", "200"], "sc.png"),
     (["plot-scatter", "--space", "regnetx", "--x", "d,wa,wm,flops"], "sc.svg"),
+    (["plot-scatter", "--space", "X_a", "--x", "d,w4,g,b,wa,wm,flops", "--boot", "100"], "sc_fit.png"),
     (["plot-widths", "--space", "X_a", "--top", "5"], "w.png"),
     (["plot-widths", "--space", "RegNetX"], "w2.png"),
     (["plot-fit"], "fit.png"),

@@ -146,6 +146,16 @@ def test_two_runs_share_one_store(tmp_path):
     assert_one_result_each(store, 8)
 
 
+def test_recycled_workers_lose_no_model(tmp_path):
+    """Workers are replaced every --recycle models; the hand-over must not drop the next model."""
+    store = tmp_path / "s"
+    sample(store, 5)
+    p = regspace("train", "--store", store, *TINY, "--workers", "1", "--recycle", "2")
+    assert p.returncode == 0, p.stderr
+    assert "trained 5 of 5 models (ok 5" in p.stdout
+    assert_one_result_each(store, 5)
+
+
 def test_huge_learning_rate_is_recorded_as_diverged(tmp_path):
     store = tmp_path / "s"
     sample(store, 2)

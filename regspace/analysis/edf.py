@@ -59,7 +59,9 @@ def common_range(*arrays) -> tuple[float, float]:
     lo = max(float(np.min(a)) for a in arrays)
     hi = min(float(np.max(a)) for a in arrays)
     if hi < lo:
-        raise ValueError("the spaces' complexity ranges do not overlap; normalisation needs a common range")
+        from regspace.errors import RegspaceError
+
+        raise RegspaceError("the spaces' complexity ranges do not overlap; normalisation needs a common range")
     return lo, hi
 
 

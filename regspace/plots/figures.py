@@ -102,6 +102,8 @@ def resolve_params(df: pd.DataFrame, names: list[str]) -> list[str]:
             col = "depth"
         if n in ("b", "g") and (n not in df or df[n].isna().all()):
             col = f"{n}1"
+        if n in ("w0", "wa", "wm") and (n not in df or df[n].isna().all()) and f"fit_{n}" in df:
+            col = f"fit_{n}"  # an AnyNet model's quantised linear fit
         if col not in df.columns or df[col].isna().all():
             avail = [c for c in ["d", "depth", "w0", "wa", "wm", "b", "g", "flops", "params", "acts"]
                      + [f"{p}{i}" for p in "dwbg" for i in range(1, 5)] if c in df and df[c].notna().any()]
@@ -125,6 +127,11 @@ def plot_scatter(df: pd.DataFrame, *, space: str, params: list[str] | None = Non
     g = space_errors(df, [space])[space]
     if not len(g):
         raise RegspaceError(f"no trained models of space {space} to plot", hint="run `regspace train` first")
+    wants_fit = {"w0", "wa", "wm", "e_fit"} & set(params or [])
+    if wants_fit and not ("w0" in g and g.w0.notna().all()):
+        from regspace.analysis.fit import fit_frame
+
+        g = g.join(fit_frame(g)[["fit_w0", "fit_wa", "fit_wm", "e_fit"]])
     cols = resolve_params(g, params) if params else default_params(g)
     n = len(cols)
     ncols = min(4, n)

@@ -48,3 +48,7 @@ class Space:
 
     def constraints(self) -> list[str]:
         return []
+
+    def parameter_rows(self) -> list[tuple[str, str]]:  # pragma: no cover - abstract
+        """(parameter, distribution and domain) pairs, for `regspace spaces`."""
+        raise NotImplementedError

@@ -55,6 +55,8 @@ class TrainSummary:
         if self.errors:
             err = f"; validation error median {statistics.median(self.errors):.2f}% (best {min(self.errors):.2f}%)"
         skipped = f", {self.skipped} left to other runs" if self.skipped else ""
+        if self.planned and self.planned - self.done - self.skipped > 0:
+            skipped += f", {self.planned - self.done - self.skipped} still pending (rerun `regspace train`)"
         of = f" of {self.planned}" if self.planned is not None else ""
         return (f"trained {self.done}{of} models (ok {self.ok}, diverged {self.diverged}, failed {self.failed}"
                 f"{skipped}) in {_fmt_time(self.seconds)}, {rate:.0f} models/hour, {self.workers} worker(s) × "
@@ -368,11 +370,11 @@ def run_workers(work, recipe: Recipe, dataset, *, sizing_models: list[dict], wor
             elif kind == "result":
                 m, slot.current = slot.current, None
                 finish(m, msg[2])
+                if msg[3]:  # the worker retires (recycling): a fresh one takes its place
+                    slot.process.join(timeout=10)
+                    slot.process, slot.conn, slot.ready = None, None, False
+                    return
                 dispatch(slot)
-            elif kind == "retire":
-                slot.process.join(timeout=10)
-                slot.process, slot.conn, slot.ready = None, None, False
-                return
 
     previous_term = signal.getsignal(signal.SIGTERM)
     signal.signal(signal.SIGTERM, _raise_interrupt)

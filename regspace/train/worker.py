@@ -2,7 +2,8 @@
 
 Talks to the parent over its own pipe (a worker killed mid-message cannot block the others).
 Messages to the parent: ("ready", info), ("start", model_id), ("progress", model_id, fields),
-("result", model_id, row), ("retire",). From the parent: a task dict, or None to stop.
+("result", model_id, row, last) — ``last`` when the worker retires after this model (recycling bounds
+memory). From the parent: a task dict, or None to stop.
 """
 
 from __future__ import annotations
@@ -68,8 +69,8 @@ def _run(conn, config: dict) -> None:
 
         row = fit_one(design, context, recipe, data, device=device, report=report)
         row["model_id"] = mid
-        conn.send(("result", mid, row))
         done += 1
-        if done >= config["recycle"]:
-            conn.send(("retire",))
+        last = done >= config["recycle"]
+        conn.send(("result", mid, row, last))  # `last`: the parent sends no more work; this process ends
+        if last:
             return
