@@ -8,8 +8,7 @@ import pandas as pd
 import pytest
 from scipy import stats
 
-from regspace.design import STEMS, Context
-from regspace.presets import PRESETS, Budget
+from regspace.presets import PRESETS
 from regspace.sampler import sample_to_store
 from regspace.spaces import SPACES, get_space
 from regspace.spaces.anynet import draw_nondecreasing

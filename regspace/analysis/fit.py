@@ -123,7 +123,6 @@ def _quantised_choice(w, b, g, q, w0, wm, r, d) -> tuple[dict, bool] | None:
 
 
 def _grid_fit(w, b, g, q) -> dict:
-    d = len(w)
     first = max(q, int(round(w[0] / q)) * q)
     w0s = np.unique(np.clip(first + q * np.arange(-3, 4), q, None))
     wms = np.geomspace(1.1, 4.0, 40)
