@@ -4,9 +4,11 @@ For three representative sampled designs it trains one epoch both ways — same 
 data tensor, same batch size, dtype (bf16 autocast where the CPU has it), channels_last and thread
 count — and prints images/s for each and their ratio (target >= 0.9). It also prints the achieved
 GFLOP/s (2 flops per multiply-add, forward + backward ~ 3x forward) against fp32 and bf16 matmul
-peaks measured here with the same thread count.
+peaks measured here with the same thread count. With --precision it also trains each design through
+regspace's path with fp32 defaults (precision 32-true, contiguous memory) and prints the speed-up of
+the recipe's choice (bf16 autocast + channels_last where the CPU has bf16) over them.
 
-    python benchmarks/bench_train.py [--threads 1] [--images 6144] [--batch-size 128]
+    python benchmarks/bench_train.py [--threads 1] [--images 6144] [--batch-size 128] [--precision]
 """
 
 import argparse
@@ -79,6 +81,7 @@ def main():
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--images", type=int, default=6144, help="training images per epoch")
     ap.add_argument("--batch-size", type=int, default=128)
+    ap.add_argument("--precision", action="store_true", help="also time fp32 defaults against the recipe's choice")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     recipe = RECIPES["quick"].replace(epochs=1, train_size=args.images, val_size=512, test_size=0,
@@ -91,16 +94,34 @@ def main():
     print(f"{args.threads} thread(s), batch {args.batch_size}, {args.images} images, precision {precision}")
     print(f"matmul peak: fp32 {fp32:.0f} GFLOP/s, bf16 {bf16:.0f} GFLOP/s")
     print(f"{'design':8} {'flops':>8} {'regspace img/s':>15} {'hand loop img/s':>16} {'ratio':>6} {'GFLOP/s':>8} {'% bf16 peak':>11}")
-    ratios = []
-    for space, design, flops in representative_designs():
-        hand_loop(design, ctx, data, recipe, precision)  # warm-up: oneDNN kernels, allocator
+    ratios, speedups = [], []
+    designs = representative_designs()
+    for space, design, flops in designs:
+        # warm-up both paths: oneDNN kernels, allocator, Lightning's first-fit set-up
+        hand_loop(design, ctx, data, recipe, precision)
+        fit_one(design, ctx, recipe, data, device=torch.device("cpu"))
         ours = fit_one(design, ctx, recipe, data, device=torch.device("cpu"))["images_per_second"]
         hand = hand_loop(design, ctx, data, recipe, precision)
         gflops = 6 * flops * ours / 1e9
         ratios.append(ours / hand)
         print(f"{space:8} {flops / 1e6:7.1f}M {ours:15.0f} {hand:16.0f} {ours / hand:6.2f} {gflops:8.1f} "
               f"{100 * gflops / bf16:10.1f}%")
-    print(f"geometric-mean ratio regspace / hand loop: {math.exp(sum(map(math.log, ratios)) / len(ratios)):.3f}")
+    print(f"geometric-mean ratio regspace / hand loop: {geomean(ratios):.3f}")
+    if not args.precision:
+        return
+    fp32_recipe = recipe.replace(precision="32-true", channels_last=False)
+    print(f"\n{'design':8} {'fp32 img/s':>11} {precision + ' + channels_last img/s':>34} {'speed-up':>9}")
+    for space, design, _ in designs:
+        fit_one(design, ctx, fp32_recipe, data, device=torch.device("cpu"))  # warm-up
+        slow = fit_one(design, ctx, fp32_recipe, data, device=torch.device("cpu"))["images_per_second"]
+        fast = fit_one(design, ctx, recipe, data, device=torch.device("cpu"))["images_per_second"]
+        speedups.append(fast / slow)
+        print(f"{space:8} {slow:11.0f} {fast:34.0f} {fast / slow:8.2f}x")
+    print(f"geometric-mean speed-up over fp32 defaults: {geomean(speedups):.2f}x")
+
+
+def geomean(xs) -> float:
+    return math.exp(sum(map(math.log, xs)) / len(xs))
 
 
 if __name__ == "__main__":
