@@ -500,7 +500,8 @@ def compare_cmd(
     print_table(["space", "n", "diverged", "failed", "min", "p25", "median", "mean", "p75"],
                 [[r["space"], r["n"], r["diverged"], r["failed"], f(r, "min"), f(r, "p25"), f(r, "median"), f(r, "mean"),
                   f(r, "p75")] for r in result["spaces"]],
-                title=f"validation error (%), recipe {result['recipe_hash']}", numeric={"n", "min", "p25", "median", "mean", "p75"})
+                title=(f"validation error (%), recipe {result['recipe_hash']}" if result["recipe_hash"]
+                       else "validation error (%): no results yet (run `regspace train`)"), numeric={"n", "min", "p25", "median", "mean", "p75"})
     if result["pairs"]:
         print_table(["A", "B", "KS", "p-value", "noise (5%)"],
                     [[p["a"], p["b"], f"{p['ks']:.3f}", f"{p['p_value']:.3g}", f"{p['noise']:.3f}"] for p in result["pairs"]],

@@ -117,3 +117,5 @@ def test_nothing_trained_yet(tmp_path, run_cli):
     run_cli("sample", "--space", "X_c", "-n", "3", "--store", tmp_path / "s")
     code, _, err = run_cli("plot-edf", "--store", tmp_path / "s", "-o", tmp_path / "e.png")
     assert code == 1 and "regspace train" in err
+    code, out, _ = run_cli("compare", "--store", tmp_path / "s")
+    assert code == 0 and "no results yet" in out and "None" not in out
