@@ -30,7 +30,7 @@ def rows(n):
     with tempfile.TemporaryDirectory() as d:
         p = PRESETS["mnist"]
         r = sample_to_store(Store.create(f"{d}/s"), get_space("X_c"), n, preset=p, budget=Budget.parse(flops="1M:8M"))
-        return r.rows
+        return r.table.to_pylist()
 
 
 def worker(url, out, n_max=None):

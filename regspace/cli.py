@@ -183,7 +183,7 @@ def sample_cmd(
     if queue:
         from regspace.queue import open_study
 
-        added = open_study(queue, sweep).enqueue(r.rows)
+        added = open_study(queue, sweep).enqueue(r.table.to_pylist())
         print(f"enqueued {added} model(s) in sweep {sweep!r} at {_redact(queue)}")
 
 
@@ -267,7 +267,7 @@ def status_cmd(
     from regspace.status import store_status
     from regspace.store import Store
 
-    queue_rows = _collect(queue, sweep, store, summary=True) if queue else None
+    queue_rows = _collect(queue, sweep, store, summary=True)
     rows = store_status(Store.open(store), recipe_hash=recipe)
     if queue_rows is not None and not json_out:
         from regspace.console import print_table
@@ -308,20 +308,26 @@ def _redact(url: str) -> str:
     return re.sub(r"(://[^:/@]+):[^@]*@", r"\1:***@", url)
 
 
-def _collect(queue: str | None, sweep: str, store: str, *, summary: bool = False, quiet: bool = False):
-    """Bring a sweep's models and results into the local store (read commands given --queue do this first)."""
+def _collect(queue: str | None, sweep: str, store: str, *, summary: bool = False, to_stdout: bool = False):
+    """Bring a sweep's models and results into the local store (read commands given --queue do this first).
+
+    The count line goes to stderr (stdout stays the command's data) unless ``to_stdout``; with
+    ``summary`` the sweep's per-space state is returned.
+    """
     if not queue:
         return None
+    from regspace.console import say
     from regspace.queue import open_study
     from regspace.store import Store
 
     q = open_study(queue, sweep, create=False)
     models, results = q.collect(Store.create(store))
-    if not quiet:
-        from regspace.console import say
-
-        say(f"collected {models} new model(s) and {results} new result(s) from sweep {sweep!r} into {store}")
-    return q.summary() if summary else (models, results)
+    line = f"collected {models} new model(s) and {results} new result(s) from sweep {sweep!r} into {store}"
+    if to_stdout:
+        print(line)
+    else:
+        say(line)
+    return q.summary() if summary else None
 
 
 @app.command("collect")
@@ -333,8 +339,7 @@ def collect_cmd(
     """Copy a sweep's models and results from the queue into a local store (one result per model and recipe)."""
     if not queue.strip():
         raise typer.BadParameter("give the sweep's queue URL", param_hint="--queue")
-    models, results = _collect(queue, sweep, store, quiet=True)
-    print(f"collected {models} new model(s) and {results} new result(s) from sweep {sweep!r} into {store}")
+    _collect(queue, sweep, store, to_stdout=True)
 
 
 SpacesOpt = Annotated[Optional[str], typer.Option("--spaces", help="Spaces to compare, comma-separated (default: all in the store).")]

@@ -126,7 +126,7 @@ def open_study(url: str, sweep: str = "default", *, heartbeat: int = DEFAULT_HEA
         storage = retry(connect, "connecting", timeout=120)
     except ImportError as e:
         raise RegspaceError(f"no database driver for {url.split(':')[0]} ({e})",
-                            hint="pip install 'regspace[postgres]' (psycopg2) or the driver for your database") from None
+                            hint="pip install 'regspace[postgres]' (psycopg) or the driver for your database") from None
     except Exception as e:  # noqa: BLE001 - a malformed URL surfaces as many exception types
         if isinstance(e, RegspaceError):
             raise
@@ -324,8 +324,8 @@ class QueueWork:
             model = json.loads(trial.user_attrs["model"])
             self.inflight[model["model_id"]] = trial
             return model
-        others = [t for t in self.q.trials((S.RUNNING,)) if t._trial_id not in
-                  {tr._trial_id for tr in self.inflight.values()}]
+        mine = {tr._trial_id for tr in self.inflight.values()}
+        others = [t for t in self.q.trials((S.RUNNING,)) if t._trial_id not in mine]
         if others:
             self._last_wait = time.monotonic()
             return WAIT  # another worker's model may still come back to the queue if that worker dies

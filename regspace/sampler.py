@@ -28,7 +28,7 @@ class SampleResult:
     drawn: int
     accepted: int
     seconds: float
-    rows: list | None = None  # the store rows written (sample_to_store)
+    table: object = None  # sample_to_store: the rows written, as a pyarrow Table with the store's schema
 
     @property
     def n(self) -> int:
@@ -189,5 +189,5 @@ def sample_to_store(
 
         table = conform(cols, MODELS_SCHEMA)
         store.append("models", table)
-    result.rows = table.to_pylist()
+    result.table = table
     return result

@@ -305,6 +305,8 @@ def conform(table: pa.Table | dict, schema: pa.Schema) -> pa.Table:
         if extra:
             raise ValueError(f"unknown column(s) for this table: {sorted(extra)}")
         return pa.Table.from_arrays(arrays, schema=schema)
+    if table.schema.equals(schema):
+        return table  # already conformed (e.g. by the sampler, which keeps the table for --queue)
     extra = set(table.column_names) - set(schema.names)
     if extra:
         raise ValueError(f"unknown column(s) for this table: {sorted(extra)}")
