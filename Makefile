@@ -1,6 +1,7 @@
 # Set-up and the two top-level jobs. `make demo` and `make test` each do the whole set-up first:
-# the Fashion-MNIST Debian package (when missing), a virtual environment in .venv, and the package
-# with its pinned CPU torch (constraints.txt) — so a fresh clone needs nothing else.
+# the Debian packages that are missing, a virtual environment in .venv, and the package with its
+# pinned torch (constraints.txt) — the CPU-only build on a Linux machine without an NVIDIA driver
+# when PyTorch's CPU index answers (regspace/torch_index.py) — so a fresh clone needs nothing else.
 SHELL := /bin/bash
 PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV := .venv
@@ -13,23 +14,25 @@ DEMO := demo
 
 setup: $(STAMP) system
 
-$(STAMP): pyproject.toml constraints.txt
+$(STAMP): pyproject.toml constraints.txt regspace/torch_index.py
 	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))' || { echo "regspace needs Python >= 3.11"; exit 1; }
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/pip install -qq --disable-pip-version-check -c constraints.txt -e '.[dev]'
+	$(BIN)/pip install -qq --disable-pip-version-check -c constraints.txt $$($(PYTHON) regspace/torch_index.py) -e '.[dev]'
 	touch $(STAMP)
 
-# Debian packages: Fashion-MNIST (the default data) and PostgreSQL (the queue's integration tests
-# start a private server from its binaries). Installed only when missing.
+# Debian packages: Fashion-MNIST (the default data), PostgreSQL (the queue's integration tests
+# start a private server from its binaries) and Chromium (a test opens the report in it headless).
+# Installed only when missing.
 system:
 	@missing=""; \
 	[ -d $(DATA) ] || missing="$$missing dataset-fashion-mnist"; \
 	ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || missing="$$missing postgresql"; \
+	command -v chromium >/dev/null 2>&1 || missing="$$missing chromium"; \
 	if [ -n "$$missing" ]; then \
 	  SUDO=$$([ "$$(id -u)" = 0 ] || echo sudo); \
 	  echo "installing$$missing"; \
 	  ($$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq $$missing >/dev/null) \
-	    || echo "warning: could not install$$missing (Fashion-MNIST is then downloaded; the PostgreSQL tests fail)"; \
+	    || echo "warning: could not install$$missing (Fashion-MNIST is then downloaded; the PostgreSQL and report tests fail)"; \
 	fi
 
 # The main job: a small real sweep on Fashion-MNIST — sample two design spaces (AnyNetX_A and

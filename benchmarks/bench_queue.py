@@ -71,8 +71,9 @@ def main():
     ap.add_argument("--workers", type=int, default=8)
     ap.add_argument("--journal", action="store_true", help="also measure Optuna's journal file storage")
     args = ap.parse_args()
-    from pg import PostgresServer
     from regspace.queue import open_study
+
+    from pg import PostgresServer
 
     data = rows(args.models)
     server = PostgresServer().start()

@@ -44,7 +44,7 @@ def representative_designs():
 def hand_loop(design, ctx, data, recipe, precision) -> float:
     """The same work with nothing but torch: returns training images/s over one epoch."""
     torch.manual_seed(recipe.seed)
-    model = build_model(design, ctx, zero_init_final_gamma=recipe.zero_init_final_gamma)
+    model = build_model(design, ctx, zero_init_final_gamma=recipe.zero_init_final_gamma, conv_init=recipe.conv_init)
     model = model.to(memory_format=torch.channels_last).train()
     opt = torch.optim.SGD(model.parameters(), lr=recipe.scaled_lr, momentum=0.9, nesterov=True,
                           weight_decay=recipe.weight_decay)

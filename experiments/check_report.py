@@ -41,11 +41,33 @@ FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-
          "--proxy-server=127.0.0.1:9", "--enable-logging=stderr", "--v=0"]
 
 
-def chromium() -> str:
+def chromium() -> str | None:
     for name in ("chromium", "chromium-browser", "google-chrome"):
         if path := shutil.which(name):
             return path
-    sys.exit("chromium not found: apt-get install chromium")
+    return None
+
+
+def render(report, screenshot=None) -> dict:
+    """Open ``report`` in headless Chromium: {"figures": [...], "tables": n, "errors": [browser errors]}."""
+    html = Path(report).read_text(encoding="utf-8")
+    with tempfile.TemporaryDirectory() as d:
+        probe = Path(d) / "probe.html"
+        probe.write_text(html.replace("</body>", PROBE + "</body>"), encoding="utf-8")
+        if chromium() is None:
+            raise RuntimeError("chromium not found: apt-get install chromium (make setup installs it)")
+        base = [chromium(), *FLAGS, f"--user-data-dir={d}/profile"]
+        p = subprocess.run([*base, "--dump-dom", probe.as_uri()], capture_output=True, text=True, timeout=120)
+        if screenshot:
+            subprocess.run([*base, f"--screenshot={Path(screenshot).resolve()}", "--window-size=1200,2600",
+                            probe.as_uri()], capture_output=True, text=True, timeout=120)
+    m = re.search(r'<pre id="regspace-check">(.*?)</pre>', p.stdout, re.S)
+    if not m:
+        raise RuntimeError(f"the page did not finish loading in Chromium:\n{p.stderr[-2000:]}")
+    result = json.loads(m.group(1).replace("&quot;", '"'))
+    result["errors"] = [line for line in p.stderr.splitlines()
+                        if ("CONSOLE" in line and ("Error" in line or "error" in line)) or "net::ERR" in line]
+    return result
 
 
 def main():
@@ -53,21 +75,11 @@ def main():
     ap.add_argument("report")
     ap.add_argument("--screenshot", help="also write a PNG of the page")
     args = ap.parse_args()
-    html = Path(args.report).read_text(encoding="utf-8")
-    with tempfile.TemporaryDirectory() as d:
-        probe = Path(d) / "probe.html"
-        probe.write_text(html.replace("</body>", PROBE + "</body>"), encoding="utf-8")
-        base = [chromium(), *FLAGS, f"--user-data-dir={d}/profile"]
-        p = subprocess.run([*base, "--dump-dom", probe.as_uri()], capture_output=True, text=True, timeout=120)
-        if args.screenshot:
-            subprocess.run([*base, f"--screenshot={Path(args.screenshot).resolve()}", "--window-size=1200,2600",
-                            probe.as_uri()], capture_output=True, text=True, timeout=120)
-    m = re.search(r'<pre id="regspace-check">(.*?)</pre>', p.stdout, re.S)
-    if not m:
-        sys.exit(f"the page did not finish loading in Chromium:\n{p.stderr[-2000:]}")
-    result = json.loads(m.group(1).replace("&quot;", '"'))
-    errors = [line for line in p.stderr.splitlines()
-              if ("CONSOLE" in line and ("Error" in line or "error" in line)) or "net::ERR" in line]
+    try:
+        result = render(args.report, args.screenshot)
+    except RuntimeError as e:
+        sys.exit(str(e))
+    errors = result["errors"]
     bad = [f for f in result["figures"] if not f["ok"]]
     for f in result["figures"]:
         print(f"{'ok ' if f['ok'] else 'BAD'} {f['id']:24} {f.get('width', 0)}x{f.get('height', 0)} px, "

@@ -137,8 +137,8 @@ def describe_cmd(
 @app.command("sample")
 def sample_cmd(
     space: Annotated[str, typer.Option("--space", help="X_a … X_e, Y_a … Y_e, RegNet, RegNetX, RegNetY, or a .toml space file.")],
-    n: Annotated[int, typer.Option("-n", "--num", min=1, max=10_000_000, help="How many new models to sample.")] = 100,
-    total: Annotated[Optional[int], typer.Option("--total", min=1, max=10_000_000, help="Instead of -n: sample until the space holds this many models (idempotent, for scripts).")] = None,
+    n: Annotated[int, typer.Option("-n", "--num", min=1, max=10_000_000, help="How many models to draw (i.i.d.: a network drawn twice counts twice, trains once).")] = 100,
+    total: Annotated[Optional[int], typer.Option("--total", min=1, max=10_000_000, help="Instead of -n: sample until the space holds this many draws (idempotent, for scripts).")] = None,
     flops: Annotated[Optional[str], typer.Option("--flops", help="Flops (multiply-adds) range, e.g. 360M:400M, :2M; ':' for none.")] = None,
     params: Annotated[Optional[str], typer.Option("--params", help="Parameter-count range, e.g. 1M:5M.")] = None,
     acts: Annotated[Optional[str], typer.Option("--acts", help="Activations range, e.g. :3M.")] = None,
@@ -155,10 +155,9 @@ def sample_cmd(
 ):
     """Sample new models from a design space under a complexity budget into the store (and --queue)."""
     from regspace.presets import Budget
-    from regspace.sampler import sample_to_store
+    from regspace.sampler import sample_summary, sample_to_store
     from regspace.spaces import get_space
     from regspace.store import Store
-    from regspace.units import format_quantity
 
     sp = get_space(space)
     preset_, stem_, context = _context(preset, stem, resolution, in_channels, classes)
@@ -169,17 +168,14 @@ def sample_cmd(
                               acts=acts if acts != ":" else None)
     st = Store.create(store)
     if total is not None:
-        have = len(st.model_ids(sp.name))
+        have = st.draws(sp.name)
         if have >= total:
-            print(f"{sp.name} already holds {have} models in {st.path} (--total {total}); nothing sampled")
+            print(f"{sp.name} already holds {have} draws in {st.path} (--total {total}); nothing sampled")
             return
         n = total - have
     r = sample_to_store(st, sp, n, preset=preset_, budget=budget, stem=stem_, context=context, seed=seed,
                         max_candidates=max_candidates)
-    fl = r.columns["flops"]
-    print(f"sampled {r.n} {sp.name} models into {st.path} (budget: {budget}; their flops "
-          f"{format_quantity(fl.min())}–{format_quantity(fl.max())}): {r.drawn:,} candidates drawn, "
-          f"acceptance {100 * r.acceptance_rate:.3g}%, {r.seconds:.2f} s")
+    print(sample_summary(r, budget, st.path))
     if queue:
         from regspace.queue import open_study
 
@@ -294,10 +290,10 @@ def status_cmd(
         return "-" if e is None else f"{e:.2f}"
 
     print_table(
-        ["space", "recipe", "sampled", "ok", "diverged", "failed", "pending", "min err %", "median err %"],
-        [[r["space"], r["recipe"] or "-", r["sampled"], r["ok"], r["diverged"], r["failed"], r["pending"],
+        ["space", "recipe", "draws", "networks", "ok", "diverged", "failed", "pending", "min err %", "median err %"],
+        [[r["space"], r["recipe"] or "-", r["draws"], r["sampled"], r["ok"], r["diverged"], r["failed"], r["pending"],
           fmt(r["min_error"]), fmt(r["median_error"])] for r in rows],
-        numeric={"sampled", "ok", "diverged", "failed", "pending", "min err %", "median err %"},
+        numeric={"draws", "networks", "ok", "diverged", "failed", "pending", "min err %", "median err %"},
     )
 
 

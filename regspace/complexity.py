@@ -1,4 +1,4 @@
-"""Exact analytic complexity of AnyNet networks (SPEC §4): flops (multiply-adds), params, acts.
+"""Exact analytic complexity of AnyNet networks (docs/design.md §4): flops (multiply-adds), params, acts.
 
 Each function counts one layer and mirrors one constructor in ``regspace.models.anynet``; the
 test suite proves the two agree (module parameter count == analytic params) for every space.

@@ -67,7 +67,7 @@ class Complexity:
 
 
 def make_compatible(widths, bottleneck_ratios, group_widths):
-    """SPEC §3 compatibility rule, the one place it is applied (vectorised; any array shape).
+    """The compatibility rule (docs/design.md §3), the one place it is applied (vectorised; any array shape).
 
     The bottleneck width w/b must be a multiple of the group width g, and g may not exceed it:
         v = max(1, int(w / b)); g = min(g, v); v = max(g, int(round(v / g) * g)); w = int(v * b)

@@ -33,12 +33,14 @@ from dataclasses import dataclass
 
 from regspace.errors import RegspaceError
 
-QUEUE_SCHEMA = 1
+QUEUE_SCHEMA = 2  # 2: repeat draws of enqueued networks in DRAWS_ATTR study attributes
 STUDY_PREFIX = "regspace:"
 HEARTBEAT_ATTR = "regspace_heartbeat"
 DEFAULT_HEARTBEAT = 30
 DEFAULT_GRACE = 120
 MAX_RETRY = 3
+DRAWS_ATTR = "regspace_draws:"  # study attributes holding repeat draws of enqueued networks
+DRAW_FIELDS = ("space", "model_id", "seed", "draw_index", "multiplicity", "draw_indices")
 
 
 def _optuna():
@@ -141,7 +143,7 @@ def open_study(url: str, sweep: str = "default", *, heartbeat: int = DEFAULT_HEA
         except KeyError:
             raise RegspaceError(f"queue {url} has no sweep {sweep!r}", hint="run `regspace sample --queue` first") from None
     version = study.user_attrs.get("regspace_queue_schema")
-    if version is None and create:
+    if (version is None or version < QUEUE_SCHEMA) and create:
         retry(lambda: study.set_user_attr("regspace_queue_schema", QUEUE_SCHEMA), "writing the sweep schema")
     elif version is not None and version > QUEUE_SCHEMA:
         raise RegspaceError(f"sweep {sweep!r} was written by a newer regspace (queue schema {version} > {QUEUE_SCHEMA})",
@@ -174,18 +176,31 @@ class Queue:
         return {t.user_attrs.get("model_id") for t in trials if "model_id" in t.user_attrs}
 
     def enqueue(self, rows: list[dict]) -> int:
-        """Enqueue store rows (dicts of the models table) not already in the sweep; returns how many."""
+        """Enqueue store rows (dicts of the models table); returns how many new models were enqueued.
+
+        A model already in the sweep is not enqueued again (it trains once), but the row's draws are
+        kept in one study attribute per call, so `collect` counts them (multiplicity)."""
         have = self.model_ids()
         n = 0
+        repeats = []
         for row in rows:
             if row["model_id"] in have:
+                repeats.append({k: _jsonable(row[k]) for k in DRAW_FIELDS})
                 continue
             attrs = {"model_id": row["model_id"], "space": row["space"],
                      "model": json.dumps({k: _jsonable(v) for k, v in row.items()})}
-            retry(lambda: self.study.enqueue_trial({}, user_attrs=attrs), "enqueueing")
+            retry(lambda a=attrs: self.study.enqueue_trial({}, user_attrs=a), "enqueueing")
             have.add(row["model_id"])
             n += 1
+        if repeats:
+            key = f"{DRAWS_ATTR}{repeats[0]['space']}:{repeats[0]['seed']}:{repeats[0]['draw_index']}"
+            retry(lambda: self.study.set_user_attr(key, json.dumps(repeats)), "recording repeat draws")
         return n
+
+    def repeat_draws(self) -> list[dict]:
+        """The draws of networks enqueued earlier (rows of DRAW_FIELDS), from every sampling call."""
+        attrs = retry(lambda: self.study.user_attrs, "reading the sweep")
+        return [row for k, v in attrs.items() if k.startswith(DRAWS_ATTR) for row in json.loads(v)]
 
     # -- recipe ------------------------------------------------------------------------------
     def recipe(self):
@@ -230,15 +245,20 @@ class Queue:
 
     def collect(self, store) -> tuple[int, int]:
         """Copy the sweep's models and results into ``store``; returns (models added, results added)."""
-        from regspace.store import MODELS_SCHEMA
+        from regspace.store import MODEL_ROW_KEY, MODELS_SCHEMA
 
         trials = sorted(self.trials(), key=lambda t: t.number)  # the first finished copy of a model wins
-        models_have = store.read_arrow("models", ["space", "model_id"])
+        models_have = store.read_arrow("models", list(MODEL_ROW_KEY), dedupe=False)
         results_have = store.read_arrow("results", ["model_id", "recipe_hash"])
         names = set(MODELS_SCHEMA.names)
-        models = _new_rows(trials, "model", ("space", "model_id"), models_have, "sampled_at")
+        rows = [json.loads(t.user_attrs["model"]) for t in trials if "model" in t.user_attrs]
+        by_id = {r["model_id"]: r for r in rows}
+        # a repeat draw is its network's row with that call's draws
+        rows += [{**by_id[d["model_id"]], **d} for d in self.repeat_draws() if d["model_id"] in by_id]
+        models = _new_rows(rows, MODEL_ROW_KEY, models_have, "sampled_at")
         models = [{k: v for k, v in row.items() if k in names} for row in models]
-        results = _new_rows(trials, "result", ("model_id", "recipe_hash"), results_have, "finished_at")
+        results = _new_rows([json.loads(t.user_attrs["result"]) for t in trials if "result" in t.user_attrs],
+                            ("model_id", "recipe_hash"), results_have, "finished_at")
         if models:
             store.append_rows("models", models)
         if results:
@@ -268,19 +288,16 @@ class Queue:
         return list(out.values())
 
 
-def _new_rows(trials, attr: str, key: tuple[str, str], have, time_field: str) -> list[dict]:
-    """Rows stored as JSON in a trial attribute, minus those whose key the store already has."""
+def _new_rows(rows: list[dict], key: tuple, have, time_field: str) -> list[dict]:
+    """Rows (decoded from trial attributes) minus those whose key the store already has."""
     seen = set(zip(*(have.column(k).to_pylist() for k in key)))
     out = []
-    for t in trials:
-        if attr not in t.user_attrs:
-            continue
-        row = json.loads(t.user_attrs[attr])
-        k = (row[key[0]], row[key[1]])
+    for row in rows:
+        k = tuple(row.get(c) for c in key)
         if k in seen:
             continue
         seen.add(k)
-        if row.get(time_field):
+        if row.get(time_field) and isinstance(row[time_field], str):
             row[time_field] = datetime.datetime.fromisoformat(row[time_field])
         out.append(row)
     return out
@@ -317,9 +334,9 @@ class QueueWork:
             trial = retry(self.q.study.ask, "taking a model")
             if "model" not in trial.user_attrs:
                 # another worker popped the last waiting trial first; ask() made a fresh one: drop it
-                retry(lambda: self.q.study.tell(trial, state=S.FAIL), "dropping an empty trial")
+                retry(lambda t=trial: self.q.study.tell(t, state=S.FAIL), "dropping an empty trial")
                 continue
-            retry(lambda: trial.set_user_attr("worker", self.worker), "claiming a model")
+            retry(lambda t=trial: t.set_user_attr("worker", self.worker), "claiming a model")
             self.q.beat([trial._trial_id])
             model = json.loads(trial.user_attrs["model"])
             self.inflight[model["model_id"]] = trial
@@ -338,7 +355,14 @@ class QueueWork:
         optuna = _optuna()
         trial = self.inflight.pop(model["model_id"])
         payload = json.dumps({k: _jsonable(v) for k, v in row.items()})
-        retry(lambda: trial.set_user_attr("result", payload), "reporting a result")
+        try:
+            retry(lambda: trial.set_user_attr("result", payload), "reporting a result")
+        except optuna.exceptions.UpdateFinishedTrialError:
+            # Our heartbeat went stale (a busy machine) and another worker failed and re-queued the trial
+            # first: the model's retry trial carries it now, so this copy of the result is dropped.
+            print(f"regspace: model {model['model_id']} was handed to another worker meanwhile (missed heartbeats); "
+                  "its retry will report it", file=sys.stderr)
+            return
         try:
             if row["status"] == "ok":
                 retry(lambda: self.q.study.tell(trial, row["error"]), "reporting a result")

@@ -21,17 +21,25 @@ PROBE = 1_000_000  # after this many candidates, give up early if the rate canno
 
 @dataclass
 class SampleResult:
-    """Accepted models as columns (numpy arrays / lists), plus how hard they were to find."""
+    """The accepted draws of one call, grouped by network: one row per distinct network (columns as
+    numpy arrays / lists) with ``multiplicity`` (its draws) and ``draw_indices``; plus the cost."""
 
     space: str
     columns: dict
-    drawn: int
-    accepted: int
+    drawn: int  # candidates consumed from the stream
+    accepted: int  # candidates that met the space's constraints and the budget: the draws
     seconds: float
+    start: int = 0  # the stream position this call started at
     table: object = None  # sample_to_store: the rows written, as a pyarrow Table with the store's schema
+    new: int | None = None  # sample_to_store: distinct networks the store did not hold before
 
     @property
     def n(self) -> int:
+        """Draws (repeats included): the population this call adds."""
+        return int(np.sum(self.columns["multiplicity"])) if self.distinct else 0
+
+    @property
+    def distinct(self) -> int:
         return len(self.columns["model_id"])
 
     @property
@@ -39,9 +47,12 @@ class SampleResult:
         return self.accepted / self.drawn if self.drawn else 0.0
 
 
-def space_rng(space: Space, seed: int) -> np.random.Generator:
-    """Independent streams per space for the same seed (a seed is shared by a whole sweep)."""
-    return np.random.Generator(np.random.PCG64(np.random.SeedSequence([seed, zlib.crc32(space.name.encode())])))
+def batch_rng(space: Space, seed: int, batch: int) -> np.random.Generator:
+    """The generator of one batch of the (space, seed) stream: candidate k is entry k % BATCH of batch
+    k // BATCH. Seeding every batch on its own lets sampling resume at any candidate in O(1); the
+    streams of different spaces are independent for the same seed (a seed is shared by a whole sweep)."""
+    key = [seed, zlib.crc32(space.name.encode()), batch]
+    return np.random.Generator(np.random.PCG64(np.random.SeedSequence(key)))
 
 
 def sample(
@@ -52,60 +63,64 @@ def sample(
     stem: Stem,
     context: Context,
     seed: int = 0,
-    exclude: set[str] | frozenset = frozenset(),
+    start: int = 0,
     max_candidates: int = MAX_CANDIDATES,
 ) -> SampleResult:
-    """Draw ``n`` distinct models of ``space`` that meet ``budget``, skipping ids in ``exclude``.
+    """Draw ``n`` models of ``space`` i.i.d. from its distribution conditioned on ``budget``.
 
-    Candidates are drawn from the seeded stream in batches of BATCH, so the result is a function
-    of (space, seed, budget, stem, context, exclude) alone. Raises RegspaceError, with the observed
-    complexity range, when the budget is impossible or too rare to finish within max_candidates.
+    Candidates are taken from the seeded stream from position ``start`` on, and the first ``n`` that
+    meet the space's constraints and the budget are the draws: nothing else is dropped, so a network
+    drawn twice is returned once with multiplicity 2 (the reference sampler's population). The result
+    is a function of (space, seed, start, budget, stem, context) alone. Raises RegspaceError, with the
+    observed complexity range, when the budget is impossible or too rare to finish within max_candidates.
     """
     if n < 1:
         raise RegspaceError(f"the number of models to sample must be at least 1, got {n}")
     t0 = time.perf_counter()
-    rng = space_rng(space, seed)
-    taken: set[str] = set(exclude)
     parts: list[dict] = []
-    got = drawn = accepted = 0
+    got = 0
+    pos = start
     seen_flops: list[np.ndarray] = []
     while got < n:
-        raw = space.draw(rng, BATCH)
+        b, skip = divmod(pos, BATCH)
+        raw = space.draw(batch_rng(space, seed, b), BATCH)
         batch, valid = space.derive(raw, stem)
         cx = batch.complexity(context)
         ok = valid & budget.contains(cx)
+        ok[:skip] = False  # used by an earlier call
         if len(seen_flops) < 64:
             seen_flops.append(cx.flops[valid][:256])
-        idx = np.flatnonzero(ok)
-        accepted += len(idx)
-        if len(idx):
-            sub = batch.take(idx)
-            ids = sub.model_ids(context)
-            keep = []
-            for k, mid in enumerate(ids):
-                if mid not in taken:
-                    taken.add(mid)
-                    keep.append(k)
-                    if got + len(keep) == n:
-                        break
-            if keep:
-                rows = idx[keep]
-                parts.append(_columns(space, raw, sub.take(keep), cx, rows, [ids[k] for k in keep], drawn))
-                got += len(keep)
-                if got == n:
-                    drawn += int(rows[-1]) + 1
-                    accepted -= int(np.count_nonzero(idx > rows[-1]))
-                    break
-        drawn += BATCH
-        if drawn >= max_candidates or (drawn >= PROBE and _hopeless(got, n, accepted, drawn, max_candidates)):
-            raise RegspaceError(_impossible_message(space, n, got, drawn, accepted, budget, seen_flops))
-    cols = {k: np.concatenate([p[k] for p in parts]) if isinstance(parts[0][k], np.ndarray) else sum((p[k] for p in parts), [])
-            for k in parts[0]}
-    return SampleResult(space.name, cols, drawn, accepted, time.perf_counter() - t0)
+        rows = np.flatnonzero(ok)[: n - got]
+        if len(rows):
+            sub = batch.take(rows)
+            parts.append(_columns(space, raw, sub, cx, rows, sub.model_ids(context), b * BATCH))
+            got += len(rows)
+        pos = b * BATCH + (int(rows[-1]) + 1 if got == n else BATCH)
+        if got < n and (pos - start >= max_candidates or (pos - start >= PROBE and _hopeless(got, n, pos - start,
+                                                                                         max_candidates))):
+            raise RegspaceError(_impossible_message(space, n, got, pos - start, got, budget, seen_flops))
+    draws = {k: np.concatenate([p[k] for p in parts]) if isinstance(parts[0][k], np.ndarray)
+             else sum((p[k] for p in parts), []) for k in parts[0]}
+    return SampleResult(space.name, _group_by_network(draws), pos - start, got, time.perf_counter() - t0, start)
 
 
-def _hopeless(got: int, n: int, accepted: int, drawn: int, max_candidates: int) -> bool:
-    rate = accepted / drawn
+def _group_by_network(draws: dict) -> dict:
+    """One row per distinct network, in order of first draw, with its multiplicity and draw indices."""
+    ids = draws["model_id"]
+    first: dict[str, int] = {}
+    members: dict[str, list[int]] = {}
+    for i, mid in enumerate(ids):
+        first.setdefault(mid, i)
+        members.setdefault(mid, []).append(int(draws["draw_index"][i]))
+    keep = np.fromiter(first.values(), dtype=np.int64, count=len(first))
+    cols = {k: v[keep] if isinstance(v, np.ndarray) else [v[i] for i in keep] for k, v in draws.items()}
+    cols["multiplicity"] = np.array([len(members[m]) for m in first], dtype=np.int64)
+    cols["draw_indices"] = [members[m] for m in first]
+    return cols
+
+
+def _hopeless(got: int, n: int, drawn: int, max_candidates: int) -> bool:
+    rate = got / drawn
     return rate == 0 or (n - got) / rate > (max_candidates - drawn)
 
 
@@ -152,11 +167,12 @@ def sample_to_store(
     seed: int = 0,
     max_candidates: int = MAX_CANDIDATES,
 ) -> SampleResult:
-    """Sample ``n`` new models of ``space`` into ``store`` (a regspace.store.Store).
+    """Add ``n`` draws of ``space`` to ``store`` (a regspace.store.Store), resuming its seeded stream.
 
-    Models already in the store for this space are skipped, so repeated calls add new models and
-    never duplicate old ones. The store lock serialises concurrent samplers: each sees the others'
-    models, and none is lost.
+    The stream of (space, seed) continues after the last draw the store holds, so a rerun never
+    redraws or re-counts earlier draws. A network the store already holds gets a new row with this
+    call's draws (its multiplicity grows); it is never trained twice. The store lock serialises
+    concurrent samplers: each continues after the others' draws, and none is lost.
     """
     import datetime
 
@@ -166,11 +182,12 @@ def sample_to_store(
     context = context or preset.context
     custom = stem != preset.stem or context != preset.context
     with store.lock():
-        exclude = store.model_ids(space.name)
-        result = sample(space, n, budget=budget, stem=stem, context=context, seed=seed, exclude=exclude,
-                        max_candidates=max_candidates)
+        have = store.model_ids(space.name)
+        result = sample(space, n, budget=budget, stem=stem, context=context, seed=seed,
+                        start=store.next_draw(space.name, seed), max_candidates=max_candidates)
         cols = dict(result.columns)
-        m = result.n
+        m = result.distinct
+        result.new = sum(1 for mid in cols["model_id"] if mid not in have)
         cols.update(
             space=[space.name] * m,
             block=[space.block] * m,
@@ -191,3 +208,14 @@ def sample_to_store(
         store.append("models", table)
     result.table = table
     return result
+
+
+def sample_summary(r: SampleResult, budget: Budget, where) -> str:
+    """The line `regspace sample` prints: draws, distinct networks, new ones, and the acceptance rate."""
+    fl = r.columns["flops"]
+    repeats = f", {r.n - r.distinct} repeat draw(s)" if r.n > r.distinct else ""
+    new = f", {r.new} new to the store" if r.new is not None else ""
+    return (f"sampled {r.n} {r.space} draws into {where}: {r.distinct} distinct network(s){repeats}{new} "
+            f"(budget: {budget}; flops {format_quantity(fl.min())}–{format_quantity(fl.max())}); "
+            f"{r.drawn:,} candidates, {100 * r.acceptance_rate:.3g}% met the space's constraints and the budget; "
+            f"{r.seconds:.2f} s")

@@ -7,19 +7,21 @@ from collections import Counter, defaultdict
 
 
 def store_status(store, *, recipe_hash: str | None = None) -> list[dict]:
-    """One row per (space, recipe): counts of sampled / ok / diverged / failed / pending models.
+    """One row per (space, recipe): draws, and counts of sampled / ok / diverged / failed / pending models.
 
     With no results yet, one row per space with every model pending. ``recipe_hash`` restricts the
     results considered to that recipe.
     """
-    models = store.read_arrow("models", ["space", "model_id"])
+    models = store.read_arrow("models", ["space", "model_id", "multiplicity"])
     results = store.read_arrow("results", ["model_id", "recipe_hash", "status", "error"])
     by_space: dict[str, set[str]] = defaultdict(set)
+    draws: Counter = Counter()
     order: list[str] = []
-    for s, m in zip(models.column("space").to_pylist(), models.column("model_id").to_pylist()):
+    for s, m, k in zip(*(models.column(c).to_pylist() for c in ("space", "model_id", "multiplicity"))):
         if s not in by_space:
             order.append(s)
         by_space[s].add(m)
+        draws[s] += k
     status: dict[str, dict[str, str]] = defaultdict(dict)
     errors: dict[str, dict[str, float]] = defaultdict(dict)
     for m, r, st, e in zip(*(results.column(c).to_pylist() for c in ("model_id", "recipe_hash", "status", "error"))):
@@ -38,6 +40,7 @@ def store_status(store, *, recipe_hash: str | None = None) -> list[dict]:
             rows.append({
                 "space": space,
                 "recipe": r,
+                "draws": draws[space],
                 "sampled": len(ids),
                 "ok": counts.get("ok", 0),
                 "diverged": counts.get("diverged", 0),

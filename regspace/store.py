@@ -1,10 +1,16 @@
-"""The store: a directory of parquet files that plain pandas, pyarrow or DuckDB can read (SPEC §7).
+"""The store: a directory of parquet files that plain pandas, pyarrow or DuckDB can read (docs/design.md).
 
-Layout (schema version 1)::
+Layout (schema version 2)::
 
-    STORE/regspace.json              {"format": "regspace-store", "schema_version": 1, ...}
-    STORE/models/part-*.parquet      sampled models, one row per (space, model_id)
+    STORE/regspace.json              {"format": "regspace-store", "schema_version": 2, ...}
+    STORE/models/part-*.parquet      sampled models: one row per (space, model_id) and sampling call,
+                                     with the draws of that call that produced it (multiplicity)
     STORE/results/part-*.parquet     training results, one row per (model_id, recipe_hash)
+
+Populations are i.i.d. draws (docs/design.md, "Populations"): a network drawn k times counts k
+times. A later call that draws a stored network again appends a row with that call's draws, so the
+multiplicity is append-only like everything else; :meth:`Store.read_arrow` merges the rows of one
+model (multiplicity summed). Schema-1 stores kept distinct networks only: each model counts once.
 
 Every write is a new part file, written under a dot-name (which readers ignore), flushed, then
 renamed into place: a reader never sees half a file and concurrent writers never touch each
@@ -32,7 +38,7 @@ import pyarrow.parquet as pq
 from regspace import __version__
 from regspace.errors import StoreError
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2  # 2: models carry multiplicity and draw_indices (i.i.d. populations)
 FORMAT = "regspace-store"
 MARKER = "regspace.json"
 DEFAULT_STORE = "regspace-store"
@@ -67,7 +73,9 @@ MODELS_SCHEMA = pa.schema(
         ("preset", pa.string()),
         *MODEL_PARAM_COLUMNS,
         ("seed", pa.int64()),
-        ("draw_index", pa.int64()),
+        ("draw_index", pa.int64()),  # the first draw (candidate index in the seeded stream) of this row
+        ("multiplicity", pa.int64()),  # how many accepted draws of this row's call gave this network
+        ("draw_indices", pa.list_(pa.int64())),  # all of them
         ("sampled_at", pa.timestamp("us", tz="UTC")),
         ("regspace_version", pa.string()),
     ]
@@ -100,7 +108,14 @@ RESULTS_SCHEMA = pa.schema(
     ]
 )
 
-TABLES = {"models": (MODELS_SCHEMA, ["space", "model_id"]), "results": (RESULTS_SCHEMA, ["model_id", "recipe_hash"])}
+# Keys of a table's rows: copies of one key are the same row written twice (readers keep one).
+# A model's rows are one per (space, model_id, seed, first draw): the draws of one stream never overlap.
+MODEL_ROW_KEY = ("space", "model_id", "seed", "draw_index")
+TABLES = {"models": (MODELS_SCHEMA, list(MODEL_ROW_KEY)),
+          "results": (RESULTS_SCHEMA, ["model_id", "recipe_hash"])}
+MODEL_KEY = ["space", "model_id"]
+_MERGE_COLUMNS = ["space", "model_id", "seed", "draw_index", "multiplicity", "draw_indices"]
+_warned_legacy: set[str] = set()
 
 
 def _warn(message: str) -> None:
@@ -182,6 +197,7 @@ class Store:
             return None
         meta = {b"regspace_schema_version": str(SCHEMA_VERSION).encode(), b"regspace_table": table_name.encode()}
         table = table.replace_schema_metadata(meta)
+        self._upgrade_marker()
         stamp = time.strftime("%Y%m%dT%H%M%S", time.gmtime())
         name = f"part-{stamp}-{time.time_ns() % 10**9:09d}-{uuid.uuid4().hex[:8]}.parquet"
         final = self.path / table_name / name
@@ -192,14 +208,20 @@ class Store:
                 os.replace(tmp, final)
             _fsync_path(final.parent)
         except OSError as e:  # pyarrow's I/O errors are OSErrors too, sometimes without errno set
-            if e.errno in (errno.ENOSPC, errno.EDQUOT, errno.EFBIG) or any(
-                    m in str(e) for m in ("No space left", "Disk quota", "File too large")):
-                raise StoreError(
-                    f"disk full while writing {table.num_rows} row(s) to {final.parent}; nothing was written "
-                    "and every earlier row is intact", hint="free space and rerun; finished work is kept",
-                ) from None
-            raise StoreError(f"cannot write to store {self.path}: {e.strerror or e}") from None
+            raise StoreError(_write_error(e, table.num_rows, final.parent, self.path)) from None
         return final
+
+    def _upgrade_marker(self) -> None:
+        """Parts of this schema are being added: say so in the marker, so an older regspace refuses the store
+        with one line at open instead of at some part. Older parts stay as they are (readers conform them)."""
+        if self.meta.get("schema_version", 1) >= SCHEMA_VERSION:
+            return
+        meta = {**self.meta, "schema_version": SCHEMA_VERSION, "upgraded_by": f"regspace {__version__}"}
+        try:
+            _atomic_write_bytes(self.path / MARKER, (json.dumps(meta, indent=2) + "\n").encode())
+        except OSError as e:
+            raise StoreError(f"cannot write to store {self.path}: {e.strerror or e}") from None
+        self.meta = meta
 
     def append_rows(self, table_name: str, rows: list[dict]) -> Path | None:
         """Append row dicts (keys are column names; missing columns become nulls)."""
@@ -214,8 +236,16 @@ class Store:
         return sorted(p for p in d.iterdir() if p.name.startswith("part-") and p.name.endswith(".parquet"))
 
     def read_arrow(self, table_name: str, columns: list[str] | None = None, *, dedupe: bool = True) -> pa.Table:
-        """All rows of a table as one arrow table, in write order, duplicates removed (first kept)."""
+        """All rows of a table as one arrow table, in write order, duplicates removed (first kept).
+
+        For models, ``dedupe`` also merges the rows of one (space, model_id) into one: its first row,
+        with ``multiplicity`` summed and ``draw_indices`` joined. ``dedupe=False`` gives the raw rows.
+        """
         schema, key = TABLES[table_name]
+        merge = dedupe and table_name == "models"
+        wanted = columns
+        if merge and columns is not None:
+            columns = list(dict.fromkeys([*columns, *_MERGE_COLUMNS]))
         for attempt in range(5):
             try:
                 tables = [t for t in (self.read_part(p, columns) for p in self.parts(table_name)) if t is not None]
@@ -224,12 +254,14 @@ class Store:
                 time.sleep(0.05 * (attempt + 1))
         else:  # pragma: no cover - needs five compactions racing one read
             raise StoreError(f"store {self.path} kept changing while it was read; try again")
-        want = schema if columns is None else pa.schema([schema.field(c) for c in columns])
+        want = schema if wanted is None else pa.schema([schema.field(c) for c in wanted])
         if not tables:  # (Schema.empty_table would import pandas: 0.2 s of start-up)
             return pa.Table.from_arrays([pa.array([], type=f.type) for f in want], schema=want)
         table = pa.concat_tables(tables)
         if dedupe and all(k in table.column_names for k in key):
             table = _dedupe(table, key)
+        if merge:
+            table = _merge_draws(table).select(want.names)
         return table
 
     def read_part(self, path: Path, columns: list[str] | None = None) -> pa.Table | None:
@@ -244,6 +276,8 @@ class Store:
                     hint="upgrade regspace to read this store",
                 )
             table = pq.read_table(path)
+            if version < 2 and path.parent.name == "models":
+                table = _legacy_models(table, self.path)
         except FileNotFoundError:
             raise
         except StoreError:
@@ -269,6 +303,21 @@ class Store:
         t = self.read_arrow("models", ["space", "model_id"])
         spaces = t.column("space").to_pylist()
         return {m for s, m in zip(spaces, t.column("model_id").to_pylist()) if space is None or s == space}
+
+    def draws(self, space: str) -> int:
+        """How many accepted draws the store holds for ``space`` (the population's size, repeats included)."""
+        t = self.read_arrow("models", ["space", "multiplicity"])
+        return int(pc.sum(t.filter(pc.equal(t.column("space"), space)).column("multiplicity")).as_py() or 0)
+
+    def next_draw(self, space: str, seed: int) -> int:
+        """The first candidate of the (space, seed) stream that no stored row has used: sampling resumes there."""
+        t = self.read_arrow("models", ["space", "seed", "draw_index", "draw_indices"], dedupe=False)
+        t = t.filter(pc.and_(pc.equal(t.column("space"), space), pc.equal(t.column("seed"), seed)))
+        if t.num_rows == 0:
+            return 0
+        last = max(pc.max(t.column("draw_index")).as_py() or 0,
+                   pc.max(pc.list_flatten(t.column("draw_indices"))).as_py() or 0)
+        return int(last) + 1
 
     # -- maintenance ---------------------------------------------------------------------
     def compact(self, table_name: str, *, min_parts: int = 16) -> int:
@@ -333,6 +382,58 @@ def _dedupe(table: pa.Table, key: list[str]) -> pa.Table:
         return table
     rows = pc.subtract(first, pc.multiply(pc.cast(pc.greater_equal(first, n), pa.int64()), n))
     return table.take(rows.take(pc.sort_indices(rows)))
+
+
+def _write_error(e: OSError, rows: int, where: Path, store: Path) -> str:
+    """What happened, in one line: a full disk or quota is not a file-size limit."""
+    text = str(e)
+    intact = "nothing was written and every earlier row is intact"
+    if e.errno in (errno.ENOSPC, errno.EDQUOT) or any(m in text for m in ("No space left", "Disk quota")):
+        return f"disk full while writing {rows} row(s) to {where}; {intact} (free space and rerun; finished work is kept)"
+    if e.errno == errno.EFBIG or "File too large" in text:
+        return (f"file too large: writing {rows} row(s) to {where} exceeded the largest file this process may write "
+                f"(a file-size limit such as `ulimit -f`, or the file system's maximum); {intact}")
+    return f"cannot write to store {store}: {e.strerror or e}"
+
+
+def _legacy_models(table: pa.Table, store: Path) -> pa.Table:
+    """A schema-1 models part: it kept distinct networks only, so each of its models counts once."""
+    if str(store) not in _warned_legacy:
+        _warned_legacy.add(str(store))
+        _warn(f"store {store} holds models sampled by an older regspace (schema 1, distinct networks only): "
+              "each of them counts once")
+    n = table.num_rows
+    if "multiplicity" not in table.column_names:
+        table = table.append_column("multiplicity", pa.array([1] * n, type=pa.int64()))
+    if "draw_indices" not in table.column_names and "draw_index" in table.column_names:
+        table = table.append_column("draw_indices", pa.ListArray.from_arrays(
+            pa.array(range(0, n + 1), type=pa.int32()), table.column("draw_index").combine_chunks()))
+    return table
+
+
+def _merge_draws(table: pa.Table) -> pa.Table:
+    """One row per (space, model_id): the first row written, multiplicity summed, draw indices joined."""
+    n = table.num_rows
+    if n == 0:
+        return table
+    i = table.schema.get_field_index("multiplicity")
+    table = table.set_column(i, "multiplicity", pc.fill_null(table.column("multiplicity"), 1))
+    indexed = table.select(MODEL_KEY).append_column("_o", pa.array(range(n), type=pa.int64()))
+    groups = indexed.group_by(MODEL_KEY, use_threads=False).aggregate([("_o", "min"), ("_o", "list")])
+    if groups.num_rows == n:
+        return table
+    first = groups.column("_o_min")
+    order = pc.sort_indices(first)
+    first = first.take(order).to_pylist()
+    members = groups.column("_o_list").take(order).to_pylist()
+    mult = table.column("multiplicity").to_pylist()
+    draws = table.column("draw_indices").to_pylist()
+    total = [sum(mult[i] for i in rows) for rows in members]
+    joined = [sorted(x for i in rows for x in (draws[i] or [])) for rows in members]
+    out = table.take(pa.array(first, type=pa.int64()))
+    out = out.set_column(out.schema.get_field_index("multiplicity"), "multiplicity", pa.array(total, type=pa.int64()))
+    i = out.schema.get_field_index("draw_indices")
+    return out.set_column(i, "draw_indices", pa.array(joined, type=pa.list_(pa.int64())))
 
 
 @contextlib.contextmanager

@@ -1,7 +1,7 @@
 """The RegNetX / RegNetY reference models of DDS (its Table / pycls model zoo), by name.
 
 Only the generating parameters are kept here; widths, depths, groups and complexity are derived,
-and the test suite checks them against ../shared/reference/regnet_zoo.tsv.
+and the test suite checks them against the published figures in tests/data/regnet_zoo.tsv.
 """
 
 from __future__ import annotations

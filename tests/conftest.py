@@ -5,7 +5,7 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-REFERENCE = ROOT.parent / "shared" / "reference"
+DATA = ROOT / "tests" / "data"  # reference figures kept in the repository (their source is in each file)
 
 
 @pytest.fixture

@@ -1,4 +1,4 @@
-"""Analyses against closed forms and known answers (SPEC §6)."""
+"""Analyses against closed forms and known answers (docs/design.md §7)."""
 
 import math
 
@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from scipy import stats
 
-from regspace.analysis.edf import (bootstrap_band, edf, effective_n, ks_distance, ks_test, normalized_weights)
+from regspace.analysis.edf import bootstrap_band, edf, effective_n, ks_distance, ks_test, normalized_weights
 from regspace.analysis.fit import fit_widths, predicted_widths
 from regspace.analysis.stats import binned_trend, good_range, search_efficiency
 from regspace.spaces.regnet import regnet_block_widths
@@ -38,10 +38,35 @@ def test_ks_distance_matches_scipy():
     for n_a, n_b in ((30, 30), (57, 200), (500, 13)):
         a, b = rng.normal(0, 1, n_a), rng.normal(0.3, 1.2, n_b)
         assert math.isclose(ks_distance(a, b), stats.ks_2samp(a, b).statistic, abs_tol=1e-12)
-        r = ks_test(a, b)
-        assert math.isclose(r["p_value"], stats.ks_2samp(a, b).pvalue)
     ties = np.array([1, 1, 2, 2, 3.0])
     assert math.isclose(ks_distance(ties, ties + 1), stats.ks_2samp(ties, ties + 1).statistic)
+
+
+def _permutation_p(a, b) -> float:
+    """The exact two-sided p-value by brute force: under the null every split of the pooled values into
+    groups of len(a) and len(b) is equally likely; count the splits whose max |F_a - F_b| is as large."""
+    from itertools import combinations
+
+    pooled = np.concatenate([a, b])
+    order = np.argsort(pooled, kind="stable")
+    n, m = len(a), len(b)
+
+    def distance(members):
+        x = np.zeros(n + m)
+        x[list(members)] = 1
+        x = x[order]
+        return np.max(np.abs(np.cumsum(x) / n - np.cumsum(1 - x) / m))
+
+    observed = distance(range(n))
+    ds = [distance(c) for c in combinations(range(n + m), n)]
+    return float(np.mean(np.asarray(ds) >= observed - 1e-12))
+
+
+@pytest.mark.parametrize("seed,n_a,n_b,shift", [(0, 6, 5, 0.0), (1, 7, 7, 1.5), (2, 9, 4, 0.8), (3, 8, 8, 3.0)])
+def test_ks_p_value_is_exact_for_small_samples(seed, n_a, n_b, shift):
+    rng = np.random.default_rng(seed)
+    a, b = rng.normal(0, 1, n_a), rng.normal(shift, 1, n_b)
+    assert ks_test(a, b)["p_value"] == pytest.approx(_permutation_p(a, b), rel=1e-9)
 
 
 def test_large_samples_use_the_asymptotic_p_value():
@@ -126,7 +151,7 @@ def regnet_cases():
 
 @pytest.mark.parametrize("case", regnet_cases(), ids=lambda c: f"d{c[0]}-w0{c[1]}-wa{c[2]}-wm{c[3]}")
 def test_width_fit_recovers_regnet_parameters(case):
-    """Widths made by SPEC §3 are fitted exactly: w0 and d recovered, e_fit = 0, and the fitted
+    """Widths made by the DDS rule (docs/design.md §3) are fitted exactly: w0 and d recovered, e_fit = 0, and the fitted
     (wa, wm) regenerate the very same widths (they are identifiable only up to that)."""
     d, w0, wa, wm, widths = case
     r = fit_widths(widths)
@@ -151,3 +176,58 @@ def test_width_fit_of_an_irregular_anynet_is_positive_and_best_of_its_grid():
     assert 0 < r["e_fit"] < 1
     worse = np.mean(np.abs(np.log(widths / predicted_widths(len(widths), 24, 0.0, 2.0, 1.0, 1))))
     assert r["e_fit"] <= worse
+
+
+def _population(errors_by_space: dict, counts_by_space: dict):
+    import pandas as pd
+
+    rows = []
+    for s, errors in errors_by_space.items():
+        for i, (e, m) in enumerate(zip(errors, counts_by_space[s])):
+            rows.append({"space": s, "model_id": f"{s}-{i}", "status": "ok", "sweep_error": e, "error": e,
+                         "multiplicity": m, "flops": 1e6 * (1 + i % 7), "params": 1e5, "acts": 1e5})
+    df = pd.DataFrame(rows)
+    df.attrs["spaces"] = list(errors_by_space)
+    return df
+
+
+def test_repeated_networks_weigh_in_the_edf_and_the_ks_test():
+    """A network drawn m times counts m times: statistics equal those of the expanded draws (scipy on them)."""
+    from regspace.analysis.compare import compare, space_weights
+
+    rng = np.random.default_rng(4)
+    ea, eb = rng.normal(13, 1, 40), rng.normal(13.6, 1, 30)
+    ma, mb = rng.integers(1, 5, 40), np.ones(30, dtype=int)
+    ma[np.argmax(ea)] = 25  # the worst network of A was drawn 25 times: A's EDF must show it
+    df = _population({"A": ea, "B": eb}, {"A": ma, "B": mb})
+    xa, xb = np.repeat(ea, ma), np.repeat(eb, mb)
+    r = compare(df)
+    a = r["spaces"][0]
+    assert a["n"] == len(xa) == ma.sum() and a["networks"] == 40
+    assert math.isclose(a["median"], np.median(xa)) and math.isclose(a["mean"], xa.mean())
+    assert not math.isclose(a["median"], np.median(ea))  # ...which the unweighted median is not
+    pair = r["pairs"][0]
+    assert math.isclose(pair["ks"], stats.ks_2samp(xa, xb).statistic, abs_tol=1e-12)
+    assert math.isclose(pair["n_a"], ma.sum() ** 2 / (ma**2).sum())  # Kish effective n over the draws
+    w = space_weights({"A": df[df.space == "A"]}, None)["A"]
+    grid = np.linspace(9, 17, 50)
+    assert np.allclose(edf(ea, grid, w), [(xa < g).mean() for g in grid])
+    # normalised: each bin's mass is shared by the draws in it
+    wn = space_weights({"A": df[df.space == "A"], "B": df[df.space == "B"]}, "flops", n_bins=7)["A"]
+    bins = (df[df.space == "A"].flops.to_numpy() / 1e6 - 1).astype(int)
+    per_draw = wn / ma
+    for k in range(7):
+        assert np.allclose(per_draw[bins == k], 1 / (7 * ma[bins == k].sum()))
+
+
+def test_bootstrap_and_search_resample_draws():
+    """A network drawn 99 times out of 100 draws dominates every resample and every random search."""
+    e, m = np.array([10.0, 20.0]), np.array([1, 99])
+    low, high = bootstrap_band(e, [15.0], counts=m, n_boot=400)
+    assert low[0] <= 0.01 <= high[0] and high[0] < 0.05  # F(15) = 1/100
+    r = search_efficiency(e, [1, 10], counts=m)
+    assert r["n"] == 100 and math.isclose(r["expected"][0], (10 + 99 * 20) / 100)
+    assert math.isclose(r["expected"][1], 20 - 10 * 0.1)  # P(the one 10 % draw is among 10 of 100) = 0.1
+    g = good_range(np.array([1.0, 2.0]), e, counts=m, n_boot=2000, seed=0)
+    # 25 draws of 100: the 10 % network is among them with probability 1 - 0.99**25 = 0.22
+    assert g["median"] == 2.0 and g["low"] == 1.0

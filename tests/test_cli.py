@@ -1,6 +1,7 @@
 """The command line: fast start, no torch where nothing trains, one clear line on bad input."""
 
 import json
+import re
 import subprocess
 import sys
 import time
@@ -63,14 +64,17 @@ def test_sample_reports_draws_and_acceptance(tmp_path, run_cli):
     code, out, err = run_cli("sample", "--space", "X_a", "-n", 50, "--preset", "imagenet", "--flops", "360M:400M",
                              "--store", tmp_path / "s")
     assert code == 0
-    assert "sampled 50 X_a models" in out and "candidates drawn" in out and "acceptance" in out
+    assert "sampled 50 X_a draws" in out and "50 distinct network(s)" in out and "50 new to the store" in out
+    m = re.search(r"([\d,]+) candidates, ([\d.e+-]+)% met the space's constraints and the budget", out)
+    assert m and float(m[2]) == float(f"{100 * 50 / int(m[1].replace(',', '')):.3g}")
 
 
 def test_status_json(tmp_path, run_cli):
     run_cli("sample", "--space", "RegNetX", "-n", 7, "--store", tmp_path / "s")
     code, out, _ = run_cli("status", "--store", tmp_path / "s", "--json")
     rows = json.loads(out)
-    assert rows[0]["space"] == "RegNetX" and rows[0]["sampled"] == 7 and rows[0]["pending"] == 7
+    assert rows[0]["space"] == "RegNetX" and rows[0]["draws"] == 7 and rows[0]["sampled"] == 7
+    assert rows[0]["pending"] == 7
 
 
 def test_version(run_cli):

@@ -27,13 +27,32 @@ def test_se_block_counts_its_convs_at_one_by_one():
     assert y.complexity(ctx).acts - x.complexity(ctx).acts == w_se + 8
 
 
-def test_odd_resolution_uses_ceiling_division():
+def _by_hand(h1: int, h2: int, h3: int) -> tuple[int, int, int]:
+    """(flops, params, acts) of Design((16, 32), (1, 1), b=1, g=16) with the imagenet stem and 10 classes,
+    written out layer by layer for side lengths h1 (after the stem), h2 (stage 1), h3 (stage 2)."""
+    a1, a2, a3 = h1 * h1, h2 * h2, h3 * h3
+    layers = [  # (flops, params, acts); BN adds 2·channels params
+        (27 * 32 * a1, 27 * 32 + 64, 32 * a1),  # stem 3x3, 3 -> 32, stride 2
+        (32 * 16 * a2, 32 * 16 + 32, 16 * a2),  # stage 1 projection 1x1, 32 -> 16, stride 2
+        (32 * 16 * a1, 32 * 16 + 32, 16 * a1),  # 1x1, 32 -> 16 (w_b = 16)
+        (9 * 16 * 16 * a2, 9 * 16 * 16 + 32, 16 * a2),  # 3x3, stride 2, 1 group (g = 16 = w_b)
+        (16 * 16 * a2, 16 * 16 + 32, 16 * a2),  # 1x1, 16 -> 16
+        (16 * 32 * a3, 16 * 32 + 64, 32 * a3),  # stage 2 projection 1x1, 16 -> 32, stride 2
+        (16 * 32 * a2, 16 * 32 + 64, 32 * a2),  # 1x1, 16 -> 32 (w_b = 32)
+        (9 * 32 * 32 * a3 // 2, 9 * 32 * 32 // 2 + 64, 32 * a3),  # 3x3, stride 2, 2 groups of 16
+        (32 * 32 * a3, 32 * 32 + 64, 32 * a3),  # 1x1, 32 -> 32
+        (32 * 10 + 10, 32 * 10 + 10, 10),  # head FC with bias
+    ]
+    return tuple(sum(x[i] for x in layers) for i in range(3))
+
+
+@pytest.mark.parametrize("resolution,sides", [(224, (112, 56, 28)), (225, (113, 57, 29)), (226, (113, 57, 29)),
+                                              (7, (4, 2, 1))])
+def test_odd_resolution_uses_ceiling_division(resolution, sides):
+    """Each strided layer maps h to (h - 1) // 2 + 1: 225 -> 113 -> 57 -> 29, not 112 -> 56 -> 28."""
     d = Design((16, 32), (1, 1), (1.0, 1.0), (16, 16), stem=STEMS["imagenet"])
-    # 225 -> stem 113 -> 57 -> 29: conv output size (h - 1) // s + 1
-    a = d.complexity(Context(225, 3, 10))
-    b = d.complexity(Context(226, 3, 10))
-    assert a.acts < b.acts or a.acts == b.acts  # monotone
-    assert d.complexity(Context(1, 3, 10)).flops > 0
+    cx = d.complexity(Context(resolution, 3, 10))
+    assert (cx.flops, cx.params, cx.acts) == _by_hand(*sides)
 
 
 @pytest.mark.parametrize("name", list(SPACES))

@@ -55,8 +55,19 @@ def test_full_disk_sample_and_train(small_disk):
     p = regspace("sample", "--store", store, "--space", "X_c", "-n", 2000, "--preset", "mnist", "--flops", ":", **kw)
     assert p.returncode == 1 and "Traceback" not in p.stderr, p.stderr
     assert len(p.stderr.strip().splitlines()) == 1
-    assert "disk full" in p.stderr and "every earlier row is intact" in p.stderr
+    assert ("disk full" if mounted else "file too large") in p.stderr and "every earlier row is intact" in p.stderr
     assert len(pd.read_parquet(os.path.join(store, "models"))) == 10
     assert not [f for f in os.listdir(os.path.join(store, "models")) if f.startswith(".")]
     status = regspace("status", "--store", store)
-    assert status.returncode == 0 and "X_c\t-\t10" in status.stdout
+    assert status.returncode == 0 and "X_c\t-\t10\t10" in status.stdout
+
+
+def test_file_size_limit_is_not_called_a_full_disk(tmp_path):
+    """EFBIG (a file-size limit) is reported as what it is."""
+    store = tmp_path / "s"
+    p = regspace("sample", "--store", store, "--space", "X_c", "-n", 10, "--preset", "mnist", "--flops", "0.5M:1.5M")
+    assert p.returncode == 0, p.stderr
+    p = regspace("sample", "--store", store, "--space", "X_c", "-n", 2000, "--preset", "mnist", "--flops", ":",
+                 fsize=4096)
+    assert p.returncode == 1 and len(p.stderr.strip().splitlines()) == 1, p.stderr
+    assert "file too large" in p.stderr and "disk full" not in p.stderr and "every earlier row is intact" in p.stderr

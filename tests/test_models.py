@@ -58,3 +58,37 @@ def test_conv_flops_match_torch_flop_counter():
     )
     fc_bias = ctx.num_classes
     assert counter.get_total_flops() // 2 == design.complexity(ctx).flops - se_bias - fc_bias
+
+
+def test_init_is_the_reference_one():
+    """Conv weights ~ N(0, 2 / (k·k·out_channels)), not divided by the groups (pycls, torchvision);
+    BN 1/0 (the quick recipe zero-inits each block's last BN scale); FC N(0, 0.01²), bias 0."""
+    from regspace.design import Design
+
+    torch.manual_seed(0)
+    design = Design((64, 256), (1, 2), (1.0, 1.0), (8, 8), stem=STEMS["cifar"])  # 3x3 convs with 8 and 32 groups
+    for conv_init, divide in (("reference", False), ("grouped", True)):
+        model = build_model(design, Context(32, 3, 10), zero_init_final_gamma=True, conv_init=conv_init)
+        grouped = [m for m in model.modules() if isinstance(m, torch.nn.Conv2d) and m.groups > 1]
+        assert len(grouped) == 3
+        for m in grouped:
+            k2 = m.kernel_size[0] * m.kernel_size[1]
+            expected = (2.0 / (k2 * m.out_channels / (m.groups if divide else 1))) ** 0.5
+            assert m.weight.std().item() == pytest.approx(expected, rel=0.05)
+    fc = model.head.fc
+    assert fc.weight.std().item() == pytest.approx(0.01, rel=0.1) and (fc.bias == 0).all()
+    blocks = [m for m in model.modules() if type(m).__name__ == "Block"]
+    assert all((b.final_bn.weight == 0).all() for b in blocks)
+    assert (model.stem.bn.weight == 1).all() and (model.stem.bn.bias == 0).all()
+
+
+def test_state_dict_holds_no_aliased_tensors():
+    """Each tensor is registered once (a block's last BN is not also stored under a second name)."""
+    from regspace.design import Design
+
+    model = build_model(Design((16, 32), (2, 2), (1.0, 2.0), (8, 8), se_ratio=0.25, stem=STEMS["cifar"]),
+                        Context(32, 3, 10))
+    sd = model.state_dict()
+    pointers = [t.data_ptr() for t in sd.values() if t.numel()]
+    assert len(pointers) == len(set(pointers)), [k for k in sd if "final_bn" in k]
+    assert not any("final_bn" in k for k in sd)

@@ -19,7 +19,7 @@ import pytest
 from pg import PostgresServer
 
 TINY = ["--train-size", "1024", "--val-size", "512", "--test-size", "256", "--epochs", "1", "--batch-size", "64"]
-FAST_BEAT = ["--heartbeat", "1", "--grace", "4"]
+FAST_BEAT = ["--heartbeat", "1", "--grace", "6"]
 
 
 @pytest.fixture(scope="module")
@@ -115,8 +115,14 @@ def test_three_workers_one_killed(kind, pg, tmp_path):
     retried = [t for t in trials if t.system_attrs.get("failed_trial") == victim_trial]
     assert retried and "result" in retried[0].user_attrs  # another worker trained it
     assert json.loads(retried[0].user_attrs["result"])["model_id"] == killed.user_attrs["model_id"]
-    status = regspace("status", "--queue", url, "--store", tmp_path / "status")
-    assert status.returncode == 0 and "retries" in status.stdout
+    status = regspace("status", "--queue", url, "--store", tmp_path / "status", "--json")
+    assert status.returncode == 0, status.stderr
+    (row,) = json.loads(status.stdout)["queue"]
+    assert (row["space"], row["waiting"], row["running"], row["done"]) == ("X_c", 0, 0, 12)
+    # the killed worker's trial and its retry (a worker that misses heartbeats on a busy machine adds pairs)
+    lost = [t for t in trials if t.state.name == "FAIL" and "result" not in t.user_attrs and "space" in t.user_attrs]
+    assert row["lost"] == len(lost) >= 1 and victim_trial in [t.number for t in lost]
+    assert row["retries"] == len([t for t in trials if "failed_trial" in t.system_attrs]) == len(lost)
 
 
 def test_database_restart_mid_sweep(pg, tmp_path):
@@ -154,3 +160,25 @@ def test_bad_queue_urls(tmp_path, args, needle, monkeypatch):
     env = {**os.environ, "REGSPACE_QUEUE_TIMEOUT": "3"}
     p = regspace(*args, env=env, cwd=tmp_path)
     assert p.returncode != 0 and needle in p.stderr and "Traceback" not in p.stderr, p.stderr
+
+
+def test_queue_carries_multiplicity(tmp_path):
+    """Repeat draws go through the queue: collect rebuilds the sampler's population, draws and all."""
+    url = f"journal://{tmp_path / 'sweep.log'}"
+    local = tmp_path / "local"
+    for _ in range(2):  # repeats within a call and across calls
+        p = regspace("sample", "--store", local, "--space", "RegNetX", "-n", 150, "--preset", "mnist",
+                     "--flops", "2M:4M", "--queue", url)
+        assert p.returncode == 0, p.stderr
+    from regspace.store import Store
+
+    want = Store.open(local).models().set_index("model_id").multiplicity.sort_index()
+    assert want.sum() == 300 and want.max() > 1
+    trials = study_trials(url)
+    assert len(trials) == len(want)  # each network is enqueued (and trained) once
+    for _ in range(2):  # a second collect adds nothing
+        p = regspace("collect", "--queue", url, "--store", tmp_path / "collected")
+        assert p.returncode == 0, p.stderr
+    got = Store.open(tmp_path / "collected").models().set_index("model_id").multiplicity.sort_index()
+    assert got.equals(want)
+    assert "collected 0 new model(s)" in p.stdout

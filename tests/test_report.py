@@ -4,6 +4,7 @@ import json
 import subprocess
 import sys
 
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -44,10 +45,12 @@ def test_compare_json_numbers(store, run_cli):
     r = json.loads(out)
     by = {s["space"]: s for s in r["spaces"]}
     df = pd.read_parquet(store / "results").merge(pd.read_parquet(store / "models")[["model_id", "space"]])
+    models = pd.read_parquet(store / "models").groupby("model_id").multiplicity.sum()  # draws per network
     for space in ("X_a", "RegNetX"):
-        ok = df[(df.space == space) & (df.status == "ok")].error
-        assert by[space]["n"] == len(ok) and by[space]["min"] == pytest.approx(ok.min())
-        assert by[space]["median"] == pytest.approx(ok.median())
+        ok = df[(df.space == space) & (df.status == "ok")].drop_duplicates("model_id")
+        draws = ok.error.repeat(models.loc[ok.model_id].to_numpy())
+        assert by[space]["n"] == len(draws) and by[space]["min"] == pytest.approx(draws.min())
+        assert by[space]["median"] == pytest.approx(draws.median())
         assert by[space]["diverged"] == int(((df.space == space) & (df.status == "diverged")).sum())
     (pair,) = r["pairs"]
     assert pair["a"] == "X_a" and 0 <= pair["ks"] <= 1 and 0 <= pair["p_value"] <= 1
@@ -119,3 +122,57 @@ def test_nothing_trained_yet(tmp_path, run_cli):
     assert code == 1 and "regspace train" in err
     code, out, _ = run_cli("compare", "--store", tmp_path / "s")
     assert code == 0 and "no results yet" in out and "None" not in out
+
+
+def test_report_renders_in_a_real_browser(store, tmp_path, run_cli):
+    """Headless Chromium (network blocked) lays out every figure with size and marks, and logs no error."""
+    import shutil
+    from pathlib import Path
+
+    if not (shutil.which("chromium") or shutil.which("chromium-browser")):
+        pytest.fail("chromium is missing: `make setup` installs Debian's chromium package")
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "experiments"))
+    from check_report import render
+
+    out = tmp_path / "report.html"
+    code, _, err = run_cli("report", "--store", store, "-o", out)
+    assert code == 0, err
+    r = render(out)
+    assert len(r["figures"]) >= 6 and all(f["ok"] for f in r["figures"]), r["figures"]
+    assert r["tables"] >= 2 and r["errors"] == []
+
+
+def test_compare_normalized_by_params_numbers(store, run_cli):
+    """--normalize params: the KS distance between the NDS-weighted EDFs, recomputed here with plain
+    numpy from the parquet files (10 equal-width bins of params over the spaces' common range, each
+    bin's mass 1/B shared by the draws in it)."""
+    code, out, err = run_cli("compare", "--store", store, "--json", "--normalize", "params")
+    assert code == 0, err
+    r = json.loads(out)
+    assert r["normalize"] == "params"
+    models = pd.read_parquet(store / "models").groupby(["space", "model_id"], as_index=False).agg(
+        params=("params", "first"), m=("multiplicity", "sum"))
+    res = pd.read_parquet(store / "results")
+    df = models.merge(res[res.status == "ok"][["model_id", "error"]], on="model_id")
+    groups = {s: df[df.space == s] for s in ("X_a", "RegNetX")}
+    lo = max(g.params.min() for g in groups.values())
+    hi = min(g.params.max() for g in groups.values())
+
+    def weights(g):
+        p, m = g.params.to_numpy(float), g.m.to_numpy(float)
+        b = np.minimum(np.floor((p - lo) / (hi - lo) * 10), 9).astype(int)
+        inside = (p >= lo) & (p <= hi)
+        mass = np.bincount(b[inside], weights=m[inside], minlength=10)
+        w = np.where(inside, m / (np.count_nonzero(mass) * mass[np.clip(b, 0, 9)]), 0.0)
+        return w
+
+    wa, wb = weights(groups["X_a"]), weights(groups["RegNetX"])
+    ea, eb = groups["X_a"].error.to_numpy(), groups["RegNetX"].error.to_numpy()
+    grid = np.sort(np.concatenate([ea, eb]))
+    fa = np.array([wa[ea <= x].sum() for x in grid])
+    fb = np.array([wb[eb <= x].sum() for x in grid])
+    (pair,) = r["pairs"]
+    assert pair["ks"] == pytest.approx(np.abs(fa - fb).max(), abs=1e-12)
+    assert pair["n_a"] == pytest.approx(wa.sum() ** 2 / (wa**2).sum())
+    plain = json.loads(run_cli("compare", "--store", store, "--json")[1])["pairs"][0]
+    assert abs(plain["ks"] - pair["ks"]) > 0.01  # the normalisation changed the answer

@@ -1,4 +1,4 @@
-"""Sampled populations are what SPEC §2 defines: structure on every row, marginals by chi-square."""
+"""Sampled populations are what docs/design.md §2 defines: structure on every row, marginals by chi-square."""
 
 import math
 from collections import Counter
@@ -30,7 +30,9 @@ def sampled_frame(tmp_path, name, n=300, preset="imagenet", budget=None, seed=0)
 def test_structure_of_every_row(tmp_path, name):
     df = sampled_frame(tmp_path, name)
     space = SPACES[name]
-    assert len(df) == 300 and df.model_id.is_unique and (df.space == name).all()
+    # one row per distinct network of the call; the draws (repeats included) add up to n
+    assert df.multiplicity.sum() == 300 and df.model_id.is_unique and (df.space == name).all()
+    assert (df.draw_indices.map(len) == df.multiplicity).all()
     assert df.flops.between(360_000_000, 400_000_000).all()
     for _, r in df.iterrows():
         w, d = list(r.stage_widths), list(r.stage_depths)

@@ -51,7 +51,10 @@ def test_two_concurrent_samplers_lose_nothing(tmp_path):
     for p in procs:
         assert p.wait(timeout=120) == 0, p.stderr.read()
     df = pd.read_parquet(s / "models")
-    assert len(df) == 450 and df.model_id.is_unique
+    assert df.multiplicity.sum() == 450
+    # the second seed-1 sampler continued after the first one's draws: no draw was used twice
+    seed1 = [i for v in df[df.seed == 1].draw_indices for i in v]
+    assert len(seed1) == 300 and len(set(seed1)) == 300
 
 
 def test_reads_deduplicate_rows_written_twice(tmp_path, run_cli):
@@ -168,3 +171,65 @@ def test_open_requires_marker(tmp_path):
         Store.open(tmp_path / "missing")
     assert isinstance(Store.create(tmp_path / "new"), Store)
     assert pa.__version__
+
+
+def draws_of(store):
+    """Every (draw index, model id) the store holds, from plain pandas."""
+    df = pd.read_parquet(store / "models")
+    return sorted((i, m) for m, v in zip(df.model_id, df.draw_indices) for i in v)
+
+
+def test_resuming_continues_the_stream_and_never_recounts(tmp_path, run_cli):
+    """-n 300 in three calls gives exactly the draws of one -n 900 call: nothing redrawn, nothing skipped."""
+    args = ("--space", "RegNetX", "--preset", "mnist", "--flops", "2M:4M", "--seed", "5")
+    for _ in range(3):
+        assert run_cli("sample", "-n", 300, "--store", tmp_path / "a", *args)[0] == 0
+    assert run_cli("sample", "-n", 900, "--store", tmp_path / "b", *args)[0] == 0
+    a, b = draws_of(tmp_path / "a"), draws_of(tmp_path / "b")
+    assert a == b and len(a) == 900
+    merged = Store.open(tmp_path / "a").models()
+    assert merged.model_id.is_unique and merged.multiplicity.sum() == 900
+    assert merged.multiplicity.max() > 1  # at this budget networks repeat, across calls too
+    # --total counts draws: already there, so nothing is drawn
+    code, out, _ = run_cli("sample", "--total", 900, "--store", tmp_path / "a", *args)
+    assert code == 0 and "already holds 900 draws" in out and draws_of(tmp_path / "a") == a
+
+
+def test_a_repeat_is_counted_not_trained_twice(tmp_path, run_cli):
+    s = tmp_path / "s"
+    for _ in range(2):
+        assert run_cli("sample", "-n", 200, "--store", s, "--space", "RegNetX", "--preset", "mnist",
+                       "--flops", "2M:4M")[0] == 0
+    st = Store.open(s)
+    raw = st.read_arrow("models", dedupe=False).to_pandas()
+    merged = st.models()
+    assert merged.model_id.is_unique and len(merged) < len(raw) < 400  # repeats within and across calls
+    assert merged.multiplicity.sum() == raw.multiplicity.sum() == 400
+    from regspace.status import store_status
+
+    row = store_status(st)[0]
+    assert row["draws"] == 400 and row["pending"] == row["sampled"] == len(merged)
+
+
+def test_schema_1_store_is_read_with_each_model_once(tmp_path, run_cli, capsys):
+    """The committed short sweep was written at schema 1 (distinct networks only)."""
+    import shutil
+    from pathlib import Path
+
+    src = Path(__file__).resolve().parents[1] / "experiments" / "results" / "short_sweep" / "store"
+    s = tmp_path / "old"
+    shutil.copytree(src, s)
+    assert json.loads((s / "regspace.json").read_text())["schema_version"] == 1
+    st = Store.open(s)
+    models = st.models()
+    assert len(models) == 32 and (models.multiplicity == 1).all()
+    assert (models.draw_indices.map(list) == models.draw_index.map(lambda i: [i])).all()
+    err = capsys.readouterr().err
+    assert err.count("schema 1, distinct networks only") == 1 and "counts once" in err
+    code, out, _ = run_cli("compare", "--store", s, "--json")
+    assert code == 0 and [r["n"] for r in json.loads(out)["spaces"]] == [16, 16]
+    # sampling more upgrades the marker; the old rows keep counting once
+    assert run_cli("sample", "-n", 5, "--space", "X_a", "--preset", "mnist", "--flops", "2M:4M", "--seed", "1",
+                   "--store", s)[0] == 0
+    assert json.loads((s / "regspace.json").read_text())["schema_version"] == SCHEMA_VERSION
+    assert Store.open(s).draws("X_a") == 21

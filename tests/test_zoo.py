@@ -5,12 +5,11 @@ import json
 
 import pytest
 
-from conftest import REFERENCE
+from conftest import DATA
 
 
 def reference_rows():
-    path = REFERENCE / "regnet_zoo.tsv"
-    assert path.exists(), f"reference table missing: {path} (shared/ must sit beside the checkout)"
+    path = DATA / "regnet_zoo.tsv"
     lines = [line for line in path.read_text().splitlines() if line and not line.startswith("#")]
     return list(csv.DictReader(lines, delimiter="\t"))
 
@@ -54,7 +53,7 @@ def test_anynet_spec_of_the_same_stages_is_the_same_model(run_cli):
 
 
 def test_compatibility_rule_example_from_spec():
-    """SPEC §3: RegNetX-400MF raw widths [24, 64, 152, 392] become [32, 64, 160, 384]."""
+    """DDS widths + compatibility (docs/design.md §3): RegNetX-400MF raw widths [24, 64, 152, 392] become [32, 64, 160, 384]."""
     from regspace.design import make_compatible
 
     w, g = make_compatible([24, 64, 152, 392], [1, 1, 1, 1], [16, 16, 16, 16])

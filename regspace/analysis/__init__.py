@@ -1,1 +1,1 @@
-"""Analyses of SPEC §6 as pure functions over numpy arrays and pandas frames (no plotting)."""
+"""Analyses of docs/design.md §7 as pure functions over numpy arrays and pandas frames (no plotting)."""

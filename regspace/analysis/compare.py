@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 
 from regspace.analysis.edf import common_range, ks_noise_level, ks_test, normalized_weights
-from regspace.analysis.table import trained
+from regspace.analysis.table import counts, draws, trained
 
 PERCENTILES = (5, 25, 50, 75, 95)
 
@@ -21,13 +21,14 @@ def space_errors(df: pd.DataFrame, spaces: list[str] | None = None) -> dict[str,
 
 
 def space_weights(groups: dict[str, pd.DataFrame], normalize: str | None, *, n_bins: int = 10):
-    """Per-space EDF weights: None (plain EDF) or complexity-normalised over the common range."""
+    """Per-space EDF weights over the draws: None for a plain EDF whose networks were each drawn once,
+    else multiplicity / draws (plain) or complexity-normalised over the common range."""
     if not normalize:
-        return {s: None for s in groups}
+        return {s: None if (m := counts(g)).max(initial=1) == 1 else m / m.sum() for s, g in groups.items()}
     nonempty = {s: g for s, g in groups.items() if len(g)}
     rng = common_range(*(g[normalize].to_numpy(float) for g in nonempty.values()))
-    return {s: normalized_weights(g[normalize].to_numpy(float), n_bins=n_bins, value_range=rng) if len(g) else None
-            for s, g in groups.items()}
+    return {s: normalized_weights(g[normalize].to_numpy(float), n_bins=n_bins, value_range=rng, counts=counts(g))
+            if len(g) else None for s, g in groups.items()}
 
 
 def compare(df: pd.DataFrame, *, spaces: list[str] | None = None, normalize: str | None = None, n_bins: int = 10) -> dict:
@@ -36,15 +37,18 @@ def compare(df: pd.DataFrame, *, spaces: list[str] | None = None, normalize: str
     rows = []
     for s, g in groups.items():
         all_rows = df[df.space == s]
-        e = g.sweep_error.to_numpy(float)
-        row = {"space": s, "n": int(len(e)), "sampled": int(len(all_rows)),
-               "diverged": int((all_rows.status == "diverged").sum()), "failed": int((all_rows.status == "failed").sum()),
-               "pending": int((all_rows.status == "pending").sum())}
+        e = draws(g.sweep_error.to_numpy(float), counts(g))  # statistics over draws, repeats included
+        m_all = counts(all_rows)
+        row = {"space": s, "n": int(len(e)), "networks": int(len(g)), "sampled": int(m_all.sum()),
+               "diverged": int(m_all[(all_rows.status == "diverged").to_numpy()].sum()),
+               "failed": int(m_all[(all_rows.status == "failed").to_numpy()].sum()),
+               "pending": int(m_all[(all_rows.status == "pending").to_numpy()].sum())}
         if len(e):
             row.update({"min": float(e.min()), "mean": float(e.mean()), "median": float(np.median(e)),
                         **{f"p{p}": float(np.percentile(e, p)) for p in PERCENTILES if p != 50}})
             if "test_error" in g and g.test_error.notna().any():
-                row["test_median"] = float(g.test_error.median())
+                t = draws(g.test_error.to_numpy(float), counts(g))
+                row["test_median"] = float(np.nanmedian(t))
         rows.append(row)
     pairs = []
     for a, b in itertools.combinations([s for s, g in groups.items() if len(g)], 2):

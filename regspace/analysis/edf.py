@@ -1,4 +1,4 @@
-"""Error EDFs (NDS §3, SPEC §6): plain, complexity-normalised, bootstrap bands, KS distances.
+"""Error EDFs (NDS §3; docs/design.md §5, §7): plain, complexity-normalised, bootstrap bands, KS distances.
 
 Everything is a pure function of numpy arrays; nothing here plots.
 """
@@ -40,17 +40,20 @@ def complexity_bins(values, *, n_bins: int = 10, value_range: tuple[float, float
     return np.where((v >= lo) & (v <= hi), idx, -1)
 
 
-def normalized_weights(complexity, *, n_bins: int = 10, value_range: tuple[float, float] | None = None) -> np.ndarray:
-    """NDS §3 weights: model i gets 1 / (B · c_b(i)), c_b the count in its complexity bin and B the
-    number of non-empty bins, so the weights sum to 1 and each bin carries equal mass. Models
-    outside ``value_range`` (the common range of the spaces compared) get weight 0."""
+def normalized_weights(complexity, *, n_bins: int = 10, value_range: tuple[float, float] | None = None,
+                       counts=None) -> np.ndarray:
+    """NDS §3 weights: each draw gets 1 / (B · c_b), c_b the number of draws in its complexity bin and B
+    the number of non-empty bins, so the weights sum to 1 and each bin carries equal mass. A network
+    drawn m times (``counts``) gets m times a draw's weight. Models outside ``value_range`` (the
+    common range of the spaces compared) get weight 0."""
     b = complexity_bins(complexity, n_bins=n_bins, value_range=value_range)
+    m = np.ones(len(b)) if counts is None else np.asarray(counts, dtype=float)
     inside = b >= 0
-    counts = np.bincount(b[inside], minlength=n_bins)
-    nonempty = int((counts > 0).sum())
+    per_bin = np.bincount(b[inside], weights=m[inside], minlength=n_bins)
+    nonempty = int((per_bin > 0).sum())
     w = np.zeros(len(b))
     if nonempty:
-        w[inside] = 1.0 / (nonempty * counts[b[inside]])
+        w[inside] = m[inside] / (nonempty * per_bin[b[inside]])
     return w
 
 
@@ -65,19 +68,21 @@ def common_range(*arrays) -> tuple[float, float]:
     return lo, hi
 
 
-def bootstrap_band(errors, grid, *, weights_fn=None, complexity=None, n_boot: int = 1000, level: float = 0.95,
-                   seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
-    """Pointwise percentile bootstrap band of the EDF at ``grid`` (models resampled with replacement).
+def bootstrap_band(errors, grid, *, weights_fn=None, complexity=None, counts=None, n_boot: int = 1000,
+                   level: float = 0.95, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """Pointwise percentile bootstrap band of the EDF at ``grid`` (draws resampled with replacement;
+    a network drawn m times (``counts``) is m draws).
 
     For a normalised EDF pass ``weights_fn(complexity_sample)`` and ``complexity``: the weights are
     recomputed on every resample.
     """
     e = np.asarray(errors, dtype=float)
-    n = len(e)
+    owner = np.arange(len(e)) if counts is None else np.repeat(np.arange(len(e)), np.asarray(counts, dtype=np.int64))
+    n = len(owner)
     rng = np.random.default_rng(seed)
     curves = np.empty((n_boot, len(grid)))
     for b in range(n_boot):
-        idx = rng.integers(0, n, n)
+        idx = owner[rng.integers(0, n, n)]
         w = None
         if weights_fn is not None:
             w = weights_fn(np.asarray(complexity)[idx])

@@ -1,6 +1,6 @@
 """Quantised linear fit (DDS §3.3): the RegNet (w0, wa, wm) closest to a model's per-block widths.
 
-The fitted widths are generated exactly as a RegNet's are (SPEC §3: per-block exponents, quantised
+The fitted widths are generated exactly as a RegNet's are (docs/design.md §3: per-block exponents, quantised
 to 8, then the compatibility rule with the model's own per-block b and g), and
     e_fit = mean over blocks j of |log(w_j / ŵ_j)|.
 d is the model's depth. Two solvers:

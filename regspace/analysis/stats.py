@@ -5,16 +5,21 @@ from __future__ import annotations
 import numpy as np
 
 
-def good_range(values, errors, *, n_boot: int = 2500, frac: float = 0.25, seed: int = 0,
+def _draws(x, counts):
+    x = np.asarray(x, dtype=float)
+    return x if counts is None else np.repeat(x, np.asarray(counts, dtype=np.int64))
+
+
+def good_range(values, errors, *, counts=None, n_boot: int = 2500, frac: float = 0.25, seed: int = 0,
                percentiles=(2.5, 50.0, 97.5)) -> dict:
     """Empirical bootstrap of a parameter's good range.
 
     Repeat ``n_boot`` times: draw ``frac`` of the models with replacement and keep the one with the
     lowest error. The 2.5/50/97.5 percentiles of the parameter over the kept models give its
-    likely-best range and median.
+    likely-best range and median. Models are draws: a network drawn m times (``counts``) is m of them.
     """
-    v = np.asarray(values, dtype=float)
-    e = np.asarray(errors, dtype=float)
+    v = _draws(values, counts)
+    e = _draws(errors, counts)
     ok = np.isfinite(v) & np.isfinite(e)
     v, e = v[ok], e[ok]
     n = len(v)
@@ -28,10 +33,10 @@ def good_range(values, errors, *, n_boot: int = 2500, frac: float = 0.25, seed: 
     return {"low": float(lo), "median": float(med), "high": float(hi), "n": n, "n_boot": n_boot, "frac": frac}
 
 
-def binned_trend(values, errors, *, n_bins: int = 10, log: bool = False) -> dict:
-    """Error against a parameter in equal-width (or log-width) bins: centre, count, median, mean."""
-    v = np.asarray(values, dtype=float)
-    e = np.asarray(errors, dtype=float)
+def binned_trend(values, errors, *, counts=None, n_bins: int = 10, log: bool = False) -> dict:
+    """Error against a parameter in equal-width (or log-width) bins: centre, count, median, mean (over draws)."""
+    v = _draws(values, counts)
+    e = _draws(errors, counts)
     ok = np.isfinite(v) & np.isfinite(e) & ((v > 0) if log else True)
     v, e = v[ok], e[ok]
     if len(v) == 0:
@@ -51,14 +56,14 @@ def binned_trend(values, errors, *, n_bins: int = 10, log: bool = False) -> dict
     return {"centre": np.exp(centres) if log else centres, "count": count, "median": med, "mean": mean}
 
 
-def search_efficiency(errors, ks=None) -> dict:
-    """Expected best error of k models drawn at random (without replacement) from a space.
+def search_efficiency(errors, ks=None, *, counts=None) -> dict:
+    """Expected best error of k models drawn at random (without replacement) from a space's draws.
 
     Exact order statistics, no simulation: with errors sorted e_(1) <= ... <= e_(n), the minimum of
     k draws is e_(i) with probability C(n-i, k-1) / C(n, k). Returns k, the expectation, and the
     25 / 75 % quantiles of that minimum (the spread).
     """
-    e = np.sort(np.asarray(errors, dtype=float))
+    e = np.sort(_draws(errors, counts))
     n = len(e)
     if ks is None:
         ks = [1 << j for j in range(int(np.log2(max(1, n))) + 1)]

@@ -29,12 +29,15 @@ def choose_recipe(hashes: list[str], recipe_hash: str | None) -> str | None:
     return max(counts, key=lambda h: counts[h])
 
 
-ANALYSIS_MODEL_COLUMNS = ["model_id", "space", "flops", "params", "acts"]
+ANALYSIS_MODEL_COLUMNS = ["model_id", "space", "flops", "params", "acts", "multiplicity"]
 
 
 def load_table(store, *, spaces: list[str] | None = None, recipe_hash: str | None = None,
                error: str = "error", model_columns: list[str] | None = None) -> pd.DataFrame:
-    """One row per (space, model): design columns, complexity, and the recipe's result.
+    """One row per (space, model): design columns, complexity, multiplicity, and the recipe's result.
+
+    A population is i.i.d. draws: ``multiplicity`` (how many draws gave the network) weights every
+    statistic, as if the network's row appeared that many times (see :func:`counts`).
 
     ``error`` picks the sweep error: 'error' (final validation error, the default) or 'min_error'.
     ``model_columns`` limits the model columns read (all by default; EDFs need ANALYSIS_MODEL_COLUMNS).
@@ -81,3 +84,19 @@ def per_block(df: pd.DataFrame, column: str = "stage_widths"):
     import numpy as np
 
     return [np.repeat(np.asarray(v), np.asarray(d)) for v, d in zip(df[column], df["stage_depths"])]
+
+
+def counts(df: pd.DataFrame):
+    """Each row's multiplicity (draws of its network) as an int array; 1 where unknown."""
+    import numpy as np
+
+    if "multiplicity" not in df:
+        return np.ones(len(df), dtype=np.int64)
+    return df["multiplicity"].fillna(1).to_numpy(np.int64)
+
+
+def draws(values, m):
+    """A per-network array repeated by multiplicity: the population of draws."""
+    import numpy as np
+
+    return np.repeat(np.asarray(values), np.asarray(m, dtype=np.int64))

@@ -67,8 +67,12 @@ class Block(nn.Module):
             layers.append(SqueezeExcitation(w_b, int(se_width(w_in, se_ratio))))
         layers += [conv(w_b, w_out, 1), norm(w_out)]
         self.f = nn.Sequential(*layers)
-        self.final_bn = layers[-1]
         self.relu = nn.ReLU(inplace=True)
+
+    @property
+    def final_bn(self) -> nn.BatchNorm2d:
+        # A property, not an attribute: an attribute would register the BN twice (aliased state_dict keys).
+        return self.f[-1]
 
     def forward(self, x):
         shortcut = x if self.proj is None else self.proj(x)
@@ -89,7 +93,8 @@ class Head(nn.Module):
 class AnyNet(nn.Module):
     """The network of a design, fed as described by a context."""
 
-    def __init__(self, design: Design, context: Context, *, zero_init_final_gamma: bool = False):
+    def __init__(self, design: Design, context: Context, *, zero_init_final_gamma: bool = False,
+                 conv_init: str = "reference"):
         super().__init__()
         self.design, self.context = design, context
         self.stem = Stem(context.in_channels, design.stem.width, design.stem.stride)
@@ -100,13 +105,17 @@ class AnyNet(nn.Module):
             w_in = w
         self.stages = nn.Sequential(*stages)
         self.head = Head(w_in, context.num_classes)
-        self._init_weights(zero_init_final_gamma)
+        self._init_weights(zero_init_final_gamma, conv_init)
 
-    def _init_weights(self, zero_init_final_gamma: bool):
-        # As the reference implementation: He-normal convs (fan-out), BN at 1/0, small-normal FC.
+    def _init_weights(self, zero_init_final_gamma: bool, conv_init: str):
+        # As pycls (and torchvision): He-normal convs with fan_out = k·k·out_channels, NOT divided by the
+        # groups; BN at 1/0; small-normal FC. conv_init="grouped" divides by the groups (the fan-out one
+        # filter really sees): an experiment option only, see experiments/README.md.
         for m in self.modules():
             if isinstance(m, nn.Conv2d):
-                fan_out = m.kernel_size[0] * m.kernel_size[1] * m.out_channels // m.groups
+                fan_out = m.kernel_size[0] * m.kernel_size[1] * m.out_channels
+                if conv_init == "grouped":
+                    fan_out //= m.groups
                 nn.init.normal_(m.weight, mean=0.0, std=(2.0 / fan_out) ** 0.5)
                 if m.bias is not None:
                     nn.init.zeros_(m.bias)

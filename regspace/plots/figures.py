@@ -4,16 +4,16 @@ from __future__ import annotations
 
 import math
 
+import matplotlib.pyplot as plt  # noqa: E402  (style has chosen the Agg backend)
 import numpy as np
 import pandas as pd
 
 from regspace.analysis.compare import space_errors, space_weights
 from regspace.analysis.edf import bootstrap_band, common_range, edf, edf_steps, normalized_weights
 from regspace.analysis.stats import binned_trend, good_range, search_efficiency
+from regspace.analysis.table import counts
 from regspace.errors import RegspaceError
 from regspace.plots.style import ERROR_LABEL, LOG_PARAMS, colour, linestyle, param_label, rc
-
-import matplotlib.pyplot as plt  # noqa: E402  (style has chosen the Agg backend)
 
 
 def robust_upper(values) -> float:
@@ -66,7 +66,8 @@ def plot_edf(df: pd.DataFrame, *, spaces: list[str] | None = None, normalize: st
             if len(x) > max_points:  # draw a 100k-model EDF on a grid: same picture, fewer vertices
                 x = np.linspace(x.min(), x.max(), max_points)
                 y = edf(e, np.nextafter(x, np.inf), w)
-            label = f"{s} ({len(e)} | {e.min():.2f} | {e.mean():.2f})"
+            m = counts(g)
+            label = f"{s} ({m.sum()} | {e.min():.2f} | {np.average(e, weights=m):.2f})"
             ax.step(np.concatenate([[x[0]], x]), np.concatenate([[0.0], y]), where="post", color=colour(i),
                     linestyle=linestyle(i), linewidth=1.8, label=label)
             if band and len(e) > 1:
@@ -74,8 +75,8 @@ def plot_edf(df: pd.DataFrame, *, spaces: list[str] | None = None, normalize: st
                 if normalize:
                     rng = common_range(*(gg[normalize].to_numpy(float) for gg in groups.values() if len(gg)))
                     fn = lambda c, rng=rng: normalized_weights(c, n_bins=n_bins, value_range=rng)  # noqa: E731
-                low, high = bootstrap_band(e, grid, weights_fn=fn, complexity=g[normalize].to_numpy(float) if normalize else None,
-                                           n_boot=n_boot, seed=seed)
+                low, high = bootstrap_band(e, grid, weights_fn=fn, counts=m, n_boot=n_boot, seed=seed,
+                                           complexity=g[normalize].to_numpy(float) if normalize else None)
                 ax.fill_between(grid, low, high, step=None, color=colour(i), alpha=0.18, linewidth=0)
         ax.set_xlim(grid[0], grid[-1])
         ax.set_ylim(0, 1.0)
@@ -140,6 +141,7 @@ def plot_scatter(df: pd.DataFrame, *, space: str, params: list[str] | None = Non
     top = robust_upper(e)
     shown = np.minimum(e, top)
     clipped = e > top
+    m = counts(g)
     n_bins = int(min(8, max(3, len(e) // 6)))
     with rc():
         fig, axes = plt.subplots(nrows, ncols, figsize=(3.2 * ncols, 2.8 * nrows), squeeze=False, sharey=True)
@@ -147,10 +149,10 @@ def plot_scatter(df: pd.DataFrame, *, space: str, params: list[str] | None = Non
             ax = axes[k // ncols][k % ncols]
             v = g[col].to_numpy(float)
             log = col in LOG_PARAMS and np.nanmin(v) > 0 and np.nanmax(v) / np.nanmin(v) > 8
-            rng = good_range(v, e, n_boot=n_boot, seed=seed)
+            rng = good_range(v, e, counts=m, n_boot=n_boot, seed=seed)
             ax.axvspan(rng["low"], rng["high"], color=colour(2), alpha=0.15, linewidth=0, label="good range (95%)")
             ax.axvline(rng["median"], color=colour(2), linewidth=1.2, linestyle="--", label="bootstrap median")
-            trend = binned_trend(v, e, n_bins=n_bins, log=log)
+            trend = binned_trend(v, e, counts=m, n_bins=n_bins, log=log)
             keep = np.isfinite(trend["median"])
             ax.plot(trend["centre"][keep], np.minimum(trend["median"][keep], top), color=colour(1), linewidth=1.3,
                     alpha=0.9, label="binned median", zorder=2)
@@ -171,7 +173,7 @@ def plot_scatter(df: pd.DataFrame, *, space: str, params: list[str] | None = Non
         handles, labels = axes[0][0].get_legend_handles_labels()
         fig.legend(handles, labels, loc="outside lower center", ncols=len(labels), frameon=False, fontsize=8)
         above = f"; ▲ {int(clipped.sum())} model(s) above {top:.1f}% drawn at the top" if clipped.any() else ""
-        fig.suptitle(f"{space}: error against each parameter (n = {len(g)}; shaded: likely-best range, "
+        fig.suptitle(f"{space}: error against each parameter (n = {m.sum()} draws of {len(g)} networks; shaded: likely-best range, "
                      f"empirical bootstrap B = {n_boot}){above}", fontsize=10, x=0.01, ha="left")
     return fig
 
@@ -281,7 +283,7 @@ def plot_search(df: pd.DataFrame, *, spaces: list[str] | None = None):
         for i, (s, g) in enumerate(groups.items()):
             if not len(g):
                 continue
-            r = search_efficiency(g.sweep_error.to_numpy(float))
+            r = search_efficiency(g.sweep_error.to_numpy(float), counts=counts(g))
             ax.plot(r["k"], r["median"], color=colour(i), linestyle=linestyle(i), marker="o", markersize=3,
                     linewidth=1.6, label=f"{s} (n={r['n']})")
             ax.fill_between(r["k"], r["q25"], r["q75"], color=colour(i), alpha=0.15, linewidth=0)

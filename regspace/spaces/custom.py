@@ -1,4 +1,4 @@
-"""User-defined design spaces from a TOML file (SPEC §2), in the papers' vocabulary.
+"""User-defined design spaces from a TOML file (docs/design.md §2), in the papers' vocabulary.
 
 Example (an X_c variant with narrower widths and a default budget)::
 

@@ -16,7 +16,7 @@ WIDTH_QUANTUM = 8
 
 
 def regnet_block_widths(d, w0, wa, wm, q: int = WIDTH_QUANTUM):
-    """SPEC §3, vectorised over N designs: per-block widths (N, max d) and per-block exponents.
+    """DDS §3.3 widths (docs/design.md §3), vectorised over N designs: per-block widths (N, max d) and per-block exponents.
 
     u_j = w0 + wa·j; s_j = round(log(u_j / w0) / log(wm)); w_j = round(w0·wm^s_j / q)·q.
     Entries with j >= d are masked: width 0, exponent -1.

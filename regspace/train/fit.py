@@ -71,7 +71,8 @@ class DesignModule(pl.LightningModule):
     def __init__(self, design: Design, context: Context, recipe: Recipe, steps_per_epoch: int,
                  *, check_every: int = 1, report=None):
         super().__init__()
-        self.model = build_model(design, context, zero_init_final_gamma=recipe.zero_init_final_gamma)
+        self.model = build_model(design, context, zero_init_final_gamma=recipe.zero_init_final_gamma,
+                                 conv_init=recipe.conv_init)
         if recipe.channels_last:
             self.model = self.model.to(memory_format=torch.channels_last)
         self.recipe = recipe
@@ -93,7 +94,7 @@ class DesignModule(pl.LightningModule):
     def configure_optimizers(self):
         r = self.recipe
         decay, no_decay = [], []
-        for name, p in self.model.named_parameters():
+        for p in self.model.parameters():
             (no_decay if p.ndim <= 1 else decay).append(p)
         bn_wd = r.weight_decay if r.bn_weight_decay is None else r.bn_weight_decay
         opt = torch.optim.SGD(
@@ -282,7 +283,7 @@ def fit_one(design: Design, context: Context, recipe: Recipe, data: PreparedData
             accelerator=accelerator, devices=[device.index or 0] if accelerator == "cuda" else 1,
             precision=precision, max_epochs=recipe.epochs, barebones=True, num_sanity_val_steps=0,
             enable_checkpointing=False, logger=False, enable_progress_bar=False, enable_model_summary=False,
-            inference_mode=True,
+            inference_mode=True, gradient_clip_val=recipe.grad_clip,
         )
         trainer.fit(module, train_dataloaders=train, val_dataloaders=val)
         if len(module.val_errors) < recipe.epochs:

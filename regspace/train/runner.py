@@ -266,8 +266,10 @@ class _Slot:
 
 def run_workers(work, recipe: Recipe, dataset, *, sizing_models: list[dict], workers: int | None, devices: str | None,
                 threads: int | None = None, recycle: int = 16, max_retries: int = 1,
-                progress: bool = False) -> TrainSummary:
-    """Drive worker processes until ``work`` is exhausted (or Ctrl-C / SIGTERM)."""
+                progress: bool = False, worker_target=None) -> TrainSummary:
+    """Drive worker processes until ``work`` is exhausted (or Ctrl-C / SIGTERM).
+
+    ``worker_target`` replaces the worker's entry point (tests drive the parent with fake workers)."""
     t_start = time.perf_counter()
     summary = TrainSummary(recipe, getattr(work, "total", None))
     gpus = cuda_devices(devices)
@@ -299,7 +301,7 @@ def run_workers(work, recipe: Recipe, dataset, *, sizing_models: list[dict], wor
         from regspace.train.worker import worker_main
 
         parent, child = ctx.Pipe()
-        slot.process = ctx.Process(target=worker_main, args=(child, {**config, "device": slot.device}), daemon=True)
+        slot.process = ctx.Process(target=worker_target or worker_main, args=(child, {**config, "device": slot.device}), daemon=True)
         slot.process.start()
         child.close()
         slot.conn, slot.ready, slot.current, slot.progress = parent, False, None, {}
@@ -487,7 +489,14 @@ class _Display:
     def __init__(self, total: int | None, slots, recipe: Recipe):
         from rich.console import Console
         from rich.live import Live
-        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+        from rich.progress import (
+            BarColumn,
+            MofNCompleteColumn,
+            Progress,
+            TextColumn,
+            TimeElapsedColumn,
+            TimeRemainingColumn,
+        )
 
         self.slots, self.recipe = slots, recipe
         self.console = Console(stderr=True)

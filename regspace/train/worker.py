@@ -64,7 +64,7 @@ def _run(conn, config: dict) -> None:
                         d["se_ratio"], STEMS[d["stem"]])
         context = Context(**task["context"])
 
-        def report(**fields):
+        def report(mid=mid, **fields):
             conn.send(("progress", mid, fields))
 
         row = fit_one(design, context, recipe, data, device=device, report=report)
