@@ -47,6 +47,7 @@ demo: setup
 	$(BIN)/regspace report --store $(DEMO)/store -o $(DEMO)/report.html
 
 test: setup
+	$(BIN)/ruff check .
 	$(BIN)/pytest -q
 
 clean-demo:

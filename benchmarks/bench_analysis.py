@@ -36,7 +36,10 @@ def main():
         print(f"synthetic store: {n:,} results, built in {time.perf_counter() - t:.1f} s")
         print(f"compare --json            {timed('compare', '--store', f'{d}/s', '--json'):.2f} s")
         print(f"plot-edf -o edf.png       {timed('plot-edf', '--store', f'{d}/s', '-o', f'{d}/edf.png'):.2f} s")
-        print(f"plot-edf --normalize flops {timed('plot-edf', '--store', f'{d}/s', '--normalize', 'flops', '-o', f'{d}/e2.png'):.2f} s")
+        print(
+            "plot-edf --normalize flops "
+            f"{timed('plot-edf', '--store', f'{d}/s', '--normalize', 'flops', '-o', f'{d}/e2.png'):.2f} s"
+        )
         print(f"status                    {timed('status', '--store', f'{d}/s'):.2f} s")
 
 

@@ -17,8 +17,15 @@ import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "tests"))
 
-FAKE_ROW = {"recipe_hash": "bench0000000", "status": "ok", "error": 12.5, "min_error": 12.4, "test_error": 12.9,
-            "epochs": 3, "train_seconds": 30.0}
+FAKE_ROW = {
+    "recipe_hash": "bench0000000",
+    "status": "ok",
+    "error": 12.5,
+    "min_error": 12.4,
+    "test_error": 12.9,
+    "epochs": 3,
+    "train_seconds": 30.0,
+}
 
 
 def rows(n):
@@ -87,13 +94,17 @@ def main():
                 url = make(f"bench_{name}")
                 open_study(url).enqueue(data)
                 times, wall = run(url, n_workers)
-                print(f"{label:12} {n_workers} worker(s): {len(times)} claim+report in {wall:.1f} s = "
-                      f"{len(times) / wall:.1f}/s; per model: median {1000 * statistics.median(times):.0f} ms, "
-                      f"p95 {1000 * sorted(times)[int(0.95 * len(times)) - 1]:.0f} ms")
+                print(
+                    f"{label:12} {n_workers} worker(s): {len(times)} claim+report in {wall:.1f} s = "
+                    f"{len(times) / wall:.1f}/s; per model: median {1000 * statistics.median(times):.0f} ms, "
+                    f"p95 {1000 * sorted(times)[int(0.95 * len(times)) - 1]:.0f} ms"
+                )
                 if n_workers == 1:
                     per = statistics.median(times)
-                    print(f"{'':12} overhead vs a 20 s quick-recipe model: {100 * per / 20:.2f}% "
-                          f"(vs 60 s: {100 * per / 60:.2f}%)")
+                    print(
+                        f"{'':12} overhead vs a 20 s quick-recipe model: {100 * per / 20:.2f}% "
+                        f"(vs 60 s: {100 * per / 60:.2f}%)"
+                    )
     finally:
         server.close()
 

@@ -48,8 +48,10 @@ def main():
     preset = PRESETS[args.preset]
     budget = Budget.parse(flops=args.flops)
     print(f"preset {args.preset}, flops {args.flops}, n = {args.n}")
-    header = (f"{'space':8} {'draws/s':>12} {'accepted/s':>11} {'accept %':>9} {'batch-1 draws/s':>16} "
-              f"{'speed-up':>9} {'command s':>10}")
+    header = (
+        f"{'space':8} {'draws/s':>12} {'accepted/s':>11} {'accept %':>9} {'batch-1 draws/s':>16} "
+        f"{'speed-up':>9} {'command s':>10}"
+    )
     print(header)
     walls = {}
     for name, space in SPACES.items():
@@ -58,19 +60,39 @@ def main():
         dt = time.perf_counter() - t
         base = one_at_a_time(space, preset, budget)
         with tempfile.TemporaryDirectory() as d:
-            cmd = [sys.executable, "-m", "regspace", "sample", "--space", name, "-n", str(args.n), "--preset",
-                   args.preset, "--flops", args.flops, "--seed", "0", "--store", f"{d}/s"]
+            cmd = [
+                sys.executable,
+                "-m",
+                "regspace",
+                "sample",
+                "--space",
+                name,
+                "-n",
+                str(args.n),
+                "--preset",
+                args.preset,
+                "--flops",
+                args.flops,
+                "--seed",
+                "0",
+                "--store",
+                f"{d}/s",
+            ]
             t = time.perf_counter()
             subprocess.run(cmd, check=True, capture_output=True)
             wall = time.perf_counter() - t
         walls[name] = wall
-        print(f"{name:8} {r.drawn / dt:12,.0f} {r.n / dt:11,.0f} {100 * r.acceptance_rate:9.3f} {base:16,.0f} "
-              f"{r.drawn / dt / base:8.0f}x {wall:10.2f}")
+        print(
+            f"{name:8} {r.drawn / dt:12,.0f} {r.n / dt:11,.0f} {100 * r.acceptance_rate:9.3f} {base:16,.0f} "
+            f"{r.drawn / dt / base:8.0f}x {wall:10.2f}"
+        )
     print("baseline 'batch-1': regspace's numpy code, one candidate per call (not the reference implementation)")
     if args.preset == "imagenet" and args.flops == "360M:400M" and args.n == 500:
-        print(f"reference implementation (quoted from issue 9, measured there on this machine, not here): 110 s "
-              f"median wall for 500 RegNetX on 2 processes; regspace's whole command: {walls['RegNetX']:.2f} s "
-              f"({110 / walls['RegNetX']:.0f}x)")
+        print(
+            f"reference implementation (quoted from issue 9, measured there on this machine, not here): 110 s "
+            f"median wall for 500 RegNetX on 2 processes; regspace's whole command: {walls['RegNetX']:.2f} s "
+            f"({110 / walls['RegNetX']:.0f}x)"
+        )
 
 
 if __name__ == "__main__":

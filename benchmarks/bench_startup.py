@@ -26,10 +26,15 @@ def main():
     regspace = [sys.executable, "-m", "regspace"]
     with tempfile.TemporaryDirectory() as d:
         store = f"{d}/s"
-        subprocess.run([*regspace, "sample", "--store", store, "--space", "X_c", "-n", "50"], check=True,
-                       capture_output=True)
-        commands = {"--help": ["--help"], "spaces": ["spaces"], "status": ["status", "--store", store],
-                    "describe RegNetX-200MF": ["describe", "RegNetX-200MF"]}
+        subprocess.run(
+            [*regspace, "sample", "--store", store, "--space", "X_c", "-n", "50"], check=True, capture_output=True
+        )
+        commands = {
+            "--help": ["--help"],
+            "spaces": ["spaces"],
+            "status": ["status", "--store", store],
+            "describe RegNetX-200MF": ["describe", "RegNetX-200MF"],
+        }
         print(f"{'python -c pass':30} {bare:6.2f} s")
         for label, args in commands.items():
             t = best_of([*regspace, *args])

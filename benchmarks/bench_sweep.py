@@ -16,7 +16,9 @@ import pandas as pd
 
 
 def run(*args):
-    return subprocess.run([sys.executable, "-m", "regspace", *map(str, args)], check=True, capture_output=True, text=True)
+    return subprocess.run(
+        [sys.executable, "-m", "regspace", *map(str, args)], check=True, capture_output=True, text=True
+    )
 
 
 def main():
@@ -38,7 +40,9 @@ def main():
             rows.append((label, trained / dt * 3600, dt, trained, out))
     base = rows[1][1]
     for label, rate, dt, trained, out in rows:
-        print(f"{label:16} {rate:7.0f} models/hour  ({trained} models in {dt:.0f} s; x{rate / base:.2f} vs --workers 1)")
+        print(
+            f"{label:16} {rate:7.0f} models/hour  ({trained} models in {dt:.0f} s; x{rate / base:.2f} vs --workers 1)"
+        )
         print(f"{'':16} {out}")
 
 

@@ -35,9 +35,20 @@ def representative_designs():
     for space, flops in (("X_c", "3M:6M"), ("RegNetX", "3M:6M"), ("RegNetY", "20M:28M")):
         r = sample(get_space(space), 1, budget=Budget.parse(flops=flops), stem=p.stem, context=p.context, seed=7)
         c = r.columns
-        out.append((space, Design(tuple(c["stage_widths"][0]), tuple(c["stage_depths"][0]),
-                                  tuple(c["stage_bottleneck_ratios"][0]), tuple(c["stage_group_widths"][0]),
-                                  get_space(space).se_ratio, STEMS["cifar"]), int(c["flops"][0])))
+        out.append(
+            (
+                space,
+                Design(
+                    tuple(c["stage_widths"][0]),
+                    tuple(c["stage_depths"][0]),
+                    tuple(c["stage_bottleneck_ratios"][0]),
+                    tuple(c["stage_group_widths"][0]),
+                    get_space(space).se_ratio,
+                    STEMS["cifar"],
+                ),
+                int(c["flops"][0]),
+            )
+        )
     return out
 
 
@@ -46,11 +57,21 @@ def hand_loop(design, ctx, data, recipe, precision) -> float:
     torch.manual_seed(recipe.seed)
     model = build_model(design, ctx, zero_init_final_gamma=recipe.zero_init_final_gamma, conv_init=recipe.conv_init)
     model = model.to(memory_format=torch.channels_last).train()
-    opt = torch.optim.SGD(model.parameters(), lr=recipe.scaled_lr, momentum=0.9, nesterov=True,
-                          weight_decay=recipe.weight_decay)
+    opt = torch.optim.SGD(
+        model.parameters(), lr=recipe.scaled_lr, momentum=0.9, nesterov=True, weight_decay=recipe.weight_decay
+    )
     x, y = data.train
-    batches = Batches(x, y, batch_size=recipe.batch_size, mean=data.mean, std=data.std, in_channels=ctx.in_channels,
-                      shuffle=True, drop_last=True, seed=recipe.seed)
+    batches = Batches(
+        x,
+        y,
+        batch_size=recipe.batch_size,
+        mean=data.mean,
+        std=data.std,
+        in_channels=ctx.in_channels,
+        shuffle=True,
+        drop_last=True,
+        seed=recipe.seed,
+    )
     total = len(batches)
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: lr_factor(s, total, 0))
     dtype = autocast_dtype(precision)
@@ -84,8 +105,9 @@ def main():
     ap.add_argument("--precision", action="store_true", help="also time fp32 defaults against the recipe's choice")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
-    recipe = RECIPES["quick"].replace(epochs=1, train_size=args.images, val_size=512, test_size=0,
-                                      batch_size=args.batch_size)
+    recipe = RECIPES["quick"].replace(
+        epochs=1, train_size=args.images, val_size=512, test_size=0, batch_size=args.batch_size
+    )
     precision = resolve_precision(recipe, "cpu")
     ds = prepare(recipe.dataset)
     data = prepare_tensors(ds.arrays(), recipe, torch.device("cpu"), recipe.dataset, ds.num_classes)
@@ -93,7 +115,10 @@ def main():
     fp32, bf16 = matmul_peak(torch.float32, args.threads), matmul_peak(torch.bfloat16, args.threads)
     print(f"{args.threads} thread(s), batch {args.batch_size}, {args.images} images, precision {precision}")
     print(f"matmul peak: fp32 {fp32:.0f} GFLOP/s, bf16 {bf16:.0f} GFLOP/s")
-    print(f"{'design':8} {'flops':>8} {'regspace img/s':>15} {'hand loop img/s':>16} {'ratio':>6} {'GFLOP/s':>8} {'% bf16 peak':>11}")
+    print(
+        f"{'design':8} {'flops':>8} {'regspace img/s':>15} {'hand loop img/s':>16} {'ratio':>6} {'GFLOP/s':>8} "
+        f"{'% bf16 peak':>11}"
+    )
     ratios, speedups = [], []
     designs = representative_designs()
     for space, design, flops in designs:
@@ -104,8 +129,10 @@ def main():
         hand = hand_loop(design, ctx, data, recipe, precision)
         gflops = 6 * flops * ours / 1e9
         ratios.append(ours / hand)
-        print(f"{space:8} {flops / 1e6:7.1f}M {ours:15.0f} {hand:16.0f} {ours / hand:6.2f} {gflops:8.1f} "
-              f"{100 * gflops / bf16:10.1f}%")
+        print(
+            f"{space:8} {flops / 1e6:7.1f}M {ours:15.0f} {hand:16.0f} {ours / hand:6.2f} {gflops:8.1f} "
+            f"{100 * gflops / bf16:10.1f}%"
+        )
     print(f"geometric-mean ratio regspace / hand loop: {geomean(ratios):.3f}")
     if not args.precision:
         return

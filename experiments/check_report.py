@@ -36,9 +36,19 @@ window.addEventListener('load', () => {
 });
 </script>"""
 
-FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-         "--disable-background-networking", "--disable-component-update", "--disable-sync",
-         "--proxy-server=127.0.0.1:9", "--enable-logging=stderr", "--v=0"]
+FLAGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--proxy-server=127.0.0.1:9",
+    "--enable-logging=stderr",
+    "--v=0",
+]
 
 
 def chromium() -> str | None:
@@ -59,14 +69,21 @@ def render(report, screenshot=None) -> dict:
         base = [chromium(), *FLAGS, f"--user-data-dir={d}/profile"]
         p = subprocess.run([*base, "--dump-dom", probe.as_uri()], capture_output=True, text=True, timeout=120)
         if screenshot:
-            subprocess.run([*base, f"--screenshot={Path(screenshot).resolve()}", "--window-size=1200,2600",
-                            probe.as_uri()], capture_output=True, text=True, timeout=120)
+            subprocess.run(
+                [*base, f"--screenshot={Path(screenshot).resolve()}", "--window-size=1200,2600", probe.as_uri()],
+                capture_output=True,
+                text=True,
+                timeout=120,
+            )
     m = re.search(r'<pre id="regspace-check">(.*?)</pre>', p.stdout, re.S)
     if not m:
         raise RuntimeError(f"the page did not finish loading in Chromium:\n{p.stderr[-2000:]}")
     result = json.loads(m.group(1).replace("&quot;", '"'))
-    result["errors"] = [line for line in p.stderr.splitlines()
-                        if ("CONSOLE" in line and ("Error" in line or "error" in line)) or "net::ERR" in line]
+    result["errors"] = [
+        line
+        for line in p.stderr.splitlines()
+        if ("CONSOLE" in line and ("Error" in line or "error" in line)) or "net::ERR" in line
+    ]
     return result
 
 
@@ -82,8 +99,10 @@ def main():
     errors = result["errors"]
     bad = [f for f in result["figures"] if not f["ok"]]
     for f in result["figures"]:
-        print(f"{'ok ' if f['ok'] else 'BAD'} {f['id']:24} {f.get('width', 0)}x{f.get('height', 0)} px, "
-              f"{f.get('marks', 0)} marks")
+        print(
+            f"{'ok ' if f['ok'] else 'BAD'} {f['id']:24} {f.get('width', 0)}x{f.get('height', 0)} px, "
+            f"{f.get('marks', 0)} marks"
+        )
     print(f"{len(result['figures'])} figures, {result['tables']} tables, {len(errors)} browser errors")
     for e in errors:
         print("  ", e)

@@ -30,14 +30,20 @@ def main():
     from regspace.design import DesignBatch
 
     batch = DesignBatch(
-        np.array(r.columns["stage_widths"]), np.array(r.columns["stage_depths"]),
-        np.array(r.columns["stage_bottleneck_ratios"]), np.array(r.columns["stage_group_widths"]),
-        space.se_ratio, STEMS["cifar"],
+        np.array(r.columns["stage_widths"]),
+        np.array(r.columns["stage_depths"]),
+        np.array(r.columns["stage_bottleneck_ratios"]),
+        np.array(r.columns["stage_group_widths"]),
+        space.se_ratio,
+        STEMS["cifar"],
     )
     qs = [5, 25, 40, 50, 60, 75, 95]
     print(f"{args.n} {space.name} designs sampled at imagenet 360M–400M; flops of the same designs:")
     print("context".ljust(28) + "".join(f"{q}%".rjust(9) for q in qs))
-    for label, ctx in (("cifar stem 32x32x3, 10 cls", Context(32, 3, 10)), ("cifar stem 28x28x1, 10 cls", Context(28, 1, 10))):
+    for label, ctx in (
+        ("cifar stem 32x32x3, 10 cls", Context(32, 3, 10)),
+        ("cifar stem 28x28x1, 10 cls", Context(28, 1, 10)),
+    ):
         f = batch.complexity(ctx).flops
         print(label.ljust(28) + "".join(format_quantity(v).rjust(9) for v in np.percentile(f, qs)))
 

@@ -30,8 +30,21 @@ def main():
         for label, seed in (("seed0", 0), ("seed0_again", 0), ("seed1", 1)):
             store = f"{d}/{label}"
             for space in ("X_c", "RegNetX"):
-                regspace("sample", "--store", store, "--space", space, "-n", args.n, "--preset", "mnist",
-                         "--flops", "2M:4M", "--seed", 5)
+                regspace(
+                    "sample",
+                    "--store",
+                    store,
+                    "--space",
+                    space,
+                    "-n",
+                    args.n,
+                    "--preset",
+                    "mnist",
+                    "--flops",
+                    "2M:4M",
+                    "--seed",
+                    5,
+                )
             regspace("train", "--store", store, "--seed", seed)
             r = pd.read_parquet(f"{store}/results")
             errors[label] = r.set_index("model_id").error

@@ -26,10 +26,17 @@ def designs(n: int):
     p = PRESETS["mnist"]
     out = []
     for name in ("X_c", "RegNetX"):
-        r = sample(get_space(name), n // 2, budget=Budget.parse(flops="3M:6M"), stem=p.stem, context=p.context, seed=123)
+        r = sample(
+            get_space(name), n // 2, budget=Budget.parse(flops="3M:6M"), stem=p.stem, context=p.context, seed=123
+        )
         for i in range(r.n):
-            out.append({k: r.columns[k][i] for k in ("stage_widths", "stage_depths", "stage_bottleneck_ratios",
-                                                    "stage_group_widths")} | {"se_ratio": 0.0, "space": name})
+            out.append(
+                {
+                    k: r.columns[k][i]
+                    for k in ("stage_widths", "stage_depths", "stage_bottleneck_ratios", "stage_group_widths")
+                }
+                | {"se_ratio": 0.0, "space": name}
+            )
     return out
 
 
@@ -46,8 +53,14 @@ def train_one(args):
     recipe = RECIPES["quick"].replace(**overrides)
     ds = prepare(recipe.dataset)
     data = prepare_tensors(ds.arrays(), recipe, torch.device("cpu"), recipe.dataset, ds.num_classes)
-    design = Design(tuple(d["stage_widths"]), tuple(d["stage_depths"]), tuple(d["stage_bottleneck_ratios"]),
-                    tuple(d["stage_group_widths"]), d["se_ratio"], STEMS["cifar"])
+    design = Design(
+        tuple(d["stage_widths"]),
+        tuple(d["stage_depths"]),
+        tuple(d["stage_bottleneck_ratios"]),
+        tuple(d["stage_group_widths"]),
+        d["se_ratio"],
+        STEMS["cifar"],
+    )
     row = fit_one(design, Context(28, 1, 10), recipe, data, device=torch.device("cpu"))
     return row["error"] if row["status"] == "ok" else 90.0
 
@@ -72,8 +85,9 @@ def main():
         t = time.perf_counter()
         errors = pool.map(train_one, [(d, {"lr": lr, "weight_decay": wd}) for d in ds])
         score = statistics.median(errors)
-        trials.append({"lr": lr, "weight_decay": wd, "errors": errors, "median": score,
-                       "seconds": time.perf_counter() - t})
+        trials.append(
+            {"lr": lr, "weight_decay": wd, "errors": errors, "median": score, "seconds": time.perf_counter() - t}
+        )
         print(f"trial {trial.number:2d}: lr {lr:.3f} wd {wd:.2e} -> median error {score:.2f}% {errors}", flush=True)
         return score
 
@@ -85,8 +99,13 @@ def main():
     study.optimize(objective, n_trials=args.trials)
     best = study.best_params
     print(f"best: lr {best['lr']:.3f}, weight decay {best['weight_decay']:.2e}, median error {study.best_value:.2f}%")
-    (out / "tune_quick.json").write_text(json.dumps({"designs": ds, "trials": trials, "best": best,
-                                                     "best_median_error": study.best_value}, indent=1, default=int))
+    (out / "tune_quick.json").write_text(
+        json.dumps(
+            {"designs": ds, "trials": trials, "best": best, "best_median_error": study.best_value},
+            indent=1,
+            default=int,
+        )
+    )
     pool.close()
 
 

@@ -42,8 +42,7 @@ def designs(per_space: int = 4, seed: int = 11):
     out = []
     rng = np.random.default_rng(seed)
     for name in ("X_a", "X_c", "X_e", "RegNetX"):
-        r = sample(get_space(name), 200, budget=Budget.parse(flops="2M:4M"), stem=p.stem, context=p.context,
-                   seed=seed)
+        r = sample(get_space(name), 200, budget=Budget.parse(flops="2M:4M"), stem=p.stem, context=p.context, seed=seed)
         depth = np.array([sum(d) for d in r.columns["stage_depths"]])
         width = np.array([np.mean(w) for w in r.columns["stage_widths"]])
         shape = depth / width  # deep and narrow: high; wide and shallow: low
@@ -51,9 +50,13 @@ def designs(per_space: int = 4, seed: int = 11):
         rest = [i for i in range(r.n) if i not in picks]
         picks += [int(i) for i in rng.choice(rest, per_space - 2, replace=False)]
         for i in picks:
-            out.append({k: [float(v) if k == "stage_bottleneck_ratios" else int(v) for v in r.columns[k][i]]
-                        for k in ("stage_widths", "stage_depths", "stage_bottleneck_ratios", "stage_group_widths")}
-                       | {"space": name, "flops": int(r.columns["flops"][i])})
+            out.append(
+                {
+                    k: [float(v) if k == "stage_bottleneck_ratios" else int(v) for v in r.columns[k][i]]
+                    for k in ("stage_widths", "stage_depths", "stage_bottleneck_ratios", "stage_group_widths")
+                }
+                | {"space": name, "flops": int(r.columns["flops"][i])}
+            )
     return out
 
 
@@ -70,8 +73,14 @@ def train_one(args):
     recipe = RECIPES["quick"].replace(**overrides)
     ds = prepare(recipe.dataset)
     data = prepare_tensors(ds.arrays(), recipe, torch.device("cpu"), recipe.dataset, ds.num_classes)
-    design = Design(tuple(d["stage_widths"]), tuple(d["stage_depths"]), tuple(d["stage_bottleneck_ratios"]),
-                    tuple(d["stage_group_widths"]), 0.0, STEMS["cifar"])
+    design = Design(
+        tuple(d["stage_widths"]),
+        tuple(d["stage_depths"]),
+        tuple(d["stage_bottleneck_ratios"]),
+        tuple(d["stage_group_widths"]),
+        0.0,
+        STEMS["cifar"],
+    )
     row = fit_one(design, Context(28, 1, 10), recipe, data, device=torch.device("cpu"))
     # a diverged or failed model is the worst outcome: chance error (90 %)
     return (row["error"] if row["status"] == "ok" else 90.0), row.get("train_seconds") or 0.0, row["status"]
@@ -80,8 +89,13 @@ def train_one(args):
 def summarise(errors) -> dict:
     e = np.asarray(errors, float)
     med = float(np.median(e))
-    return {"median": med, "mean": float(e.mean()), "p90": float(np.percentile(e, 90)), "max": float(e.max()),
-            "share_above_2x_median": float(np.mean(e > 2 * med))}
+    return {
+        "median": med,
+        "mean": float(e.mean()),
+        "p90": float(np.percentile(e, 90)),
+        "max": float(e.max()),
+        "share_above_2x_median": float(np.mean(e > 2 * med)),
+    }
 
 
 def main():
@@ -99,13 +113,22 @@ def main():
         t = time.perf_counter()
         got = pool.map(train_one, [(d, overrides) for d in ds])
         errors = [g[0] for g in got]
-        row = {"overrides": overrides, "errors": errors, "status": [g[2] for g in got],
-               "train_seconds": sum(g[1] for g in got), "wall_seconds": time.perf_counter() - t, **summarise(errors)}
+        row = {
+            "overrides": overrides,
+            "errors": errors,
+            "status": [g[2] for g in got],
+            "train_seconds": sum(g[1] for g in got),
+            "wall_seconds": time.perf_counter() - t,
+            **summarise(errors),
+        }
         state["candidates"][name] = row
         out.write_text(json.dumps(state, indent=1))
-        print(f"{name:38s} median {row['median']:.2f} mean {row['mean']:.2f} p90 {row['p90']:.2f} "
-              f"max {row['max']:.2f} >2x {100 * row['share_above_2x_median']:.0f}% "
-              f"train {row['train_seconds']:.0f} s", flush=True)
+        print(
+            f"{name:38s} median {row['median']:.2f} mean {row['mean']:.2f} p90 {row['p90']:.2f} "
+            f"max {row['max']:.2f} >2x {100 * row['share_above_2x_median']:.0f}% "
+            f"train {row['train_seconds']:.0f} s",
+            flush=True,
+        )
     pool.close()
     print_table(state)
 
@@ -114,8 +137,10 @@ def print_table(state):
     print("| candidate | median | mean | p90 | worst | > 2× median | train s (16 models) |")
     print("|---|---|---|---|---|---|---|")
     for name, r in state["candidates"].items():
-        print(f"| {name} | {r['median']:.2f} | {r['mean']:.2f} | {r['p90']:.2f} | {r['max']:.2f} | "
-              f"{100 * r['share_above_2x_median']:.0f} % | {r['train_seconds']:.0f} |")
+        print(
+            f"| {name} | {r['median']:.2f} | {r['mean']:.2f} | {r['p90']:.2f} | {r['max']:.2f} | "
+            f"{100 * r['share_above_2x_median']:.0f} % | {r['train_seconds']:.0f} |"
+        )
 
 
 if __name__ == "__main__":

@@ -29,10 +29,24 @@ StoreOpt = Annotated[
     typer.Option("--store", envvar="REGSPACE_STORE", help="Store directory (parquet tables).", show_default=True),
 ]
 DEFAULT_STORE = "regspace-store"
-QueueOpt = Annotated[Optional[str], typer.Option("--queue", envvar="REGSPACE_QUEUE", help="Sweep across machines: postgresql://…, mysql://…, sqlite:///file (one worker) or journal:///path.log.")]
+QueueOpt = Annotated[
+    Optional[str],
+    typer.Option(
+        "--queue",
+        envvar="REGSPACE_QUEUE",
+        help="Sweep across machines: postgresql://…, mysql://…, sqlite:///file (one worker) or journal:///path.log.",
+    ),
+]
 SweepOpt = Annotated[str, typer.Option("--sweep", help="Name of the sweep in the queue (one Optuna study each).")]
-HeartbeatOpt = Annotated[int, typer.Option("--heartbeat", min=1, max=3600, help="Queue: seconds between a training model's heartbeats.")]
-GraceOpt = Annotated[int, typer.Option("--grace", min=1, max=86400, help="Queue: seconds without heartbeat before a model is given to another worker.")]
+HeartbeatOpt = Annotated[
+    int, typer.Option("--heartbeat", min=1, max=3600, help="Queue: seconds between a training model's heartbeats.")
+]
+GraceOpt = Annotated[
+    int,
+    typer.Option(
+        "--grace", min=1, max=86400, help="Queue: seconds without heartbeat before a model is given to another worker."
+    ),
+]
 
 
 def _version(value: bool):
@@ -64,9 +78,13 @@ def _context(preset_name: str, stem: str | None, resolution: int | None, in_chan
     return preset, (get_stem(stem) if stem else preset.stem), context
 
 
-PresetOpt = Annotated[str, typer.Option("--preset", help="imagenet | cifar | mnist: stem, input size and default budget.")]
+PresetOpt = Annotated[
+    str, typer.Option("--preset", help="imagenet | cifar | mnist: stem, input size and default budget.")
+]
 StemOpt = Annotated[Optional[str], typer.Option("--stem", help="Override the preset's stem: imagenet | cifar.")]
-ResolutionOpt = Annotated[Optional[int], typer.Option("--resolution", min=1, max=4096, help="Input size in pixels (square).")]
+ResolutionOpt = Annotated[
+    Optional[int], typer.Option("--resolution", min=1, max=4096, help="Input size in pixels (square).")
+]
 InChannelsOpt = Annotated[Optional[int], typer.Option("--in-channels", min=1, max=64, help="Input channels.")]
 ClassesOpt = Annotated[Optional[int], typer.Option("--classes", min=1, max=1_000_000, help="Number of output classes.")]
 
@@ -81,9 +99,18 @@ def spaces_cmd(
     rows = []
     for s in list_spaces():
         params = "; ".join(f"{n}: {d}" for n, d in s.parameter_rows())
-        rows.append({"space": s.name, "aliases": list(s.aliases), "block": s.block, "dof": s.dof,
-                     "constraints": s.constraints(), "parameters": dict(s.parameter_rows()), "description": s.description,
-                     "_params": params})
+        rows.append(
+            {
+                "space": s.name,
+                "aliases": list(s.aliases),
+                "block": s.block,
+                "dof": s.dof,
+                "constraints": s.constraints(),
+                "parameters": dict(s.parameter_rows()),
+                "description": s.description,
+                "_params": params,
+            }
+        )
     if json_out:
         import json
 
@@ -100,7 +127,12 @@ def spaces_cmd(
 
 @app.command("describe")
 def describe_cmd(
-    designs: Annotated[list[str], typer.Argument(help="Reference names (RegNetX-200MF …), regnet:d=..,w0=..,wa=..,wm=..,g=.. or anynet:d=..;w=..;b=..;g=..")],
+    designs: Annotated[
+        list[str],
+        typer.Argument(
+            help="Reference names (RegNetX-200MF …), regnet:d=..,w0=..,wa=..,wm=..,g=.. or anynet:d=..;w=..;b=..;g=.."
+        ),
+    ],
     preset: PresetOpt = "imagenet",
     stem: StemOpt = None,
     resolution: ResolutionOpt = None,
@@ -126,29 +158,70 @@ def describe_cmd(
 
     print_table(
         ["design", "widths", "depths", "group w", "b", "block", "flops", "params", "acts", "model_id"],
-        [[r["name"], lst(r["stage_widths"]), lst(r["stage_depths"]), lst(r["stage_group_widths"]),
-          lst(r["stage_bottleneck_ratios"]), r["block"], f"{r['flops']:,} ({format_quantity(r['flops'])})",
-          f"{r['params']:,}", f"{r['acts']:,}", r["model_id"]] for r in rows],
-        title=f"stem {stem_.name}, {context.resolution}×{context.resolution}×{context.in_channels}, {context.num_classes} classes",
+        [
+            [
+                r["name"],
+                lst(r["stage_widths"]),
+                lst(r["stage_depths"]),
+                lst(r["stage_group_widths"]),
+                lst(r["stage_bottleneck_ratios"]),
+                r["block"],
+                f"{r['flops']:,} ({format_quantity(r['flops'])})",
+                f"{r['params']:,}",
+                f"{r['acts']:,}",
+                r["model_id"],
+            ]
+            for r in rows
+        ],
+        title=f"stem {stem_.name}, {context.resolution}×{context.resolution}×{context.in_channels}, "
+        f"{context.num_classes} classes",
         numeric={"flops", "params", "acts"},
     )
 
 
 @app.command("sample")
 def sample_cmd(
-    space: Annotated[str, typer.Option("--space", help="X_a … X_e, Y_a … Y_e, RegNet, RegNetX, RegNetY, or a .toml space file.")],
-    n: Annotated[int, typer.Option("-n", "--num", min=1, max=10_000_000, help="How many models to draw (i.i.d.: a network drawn twice counts twice, trains once).")] = 100,
-    total: Annotated[Optional[int], typer.Option("--total", min=1, max=10_000_000, help="Instead of -n: sample until the space holds this many draws (idempotent, for scripts).")] = None,
-    flops: Annotated[Optional[str], typer.Option("--flops", help="Flops (multiply-adds) range, e.g. 360M:400M, :2M; ':' for none.")] = None,
+    space: Annotated[
+        str, typer.Option("--space", help="X_a … X_e, Y_a … Y_e, RegNet, RegNetX, RegNetY, or a .toml space file.")
+    ],
+    n: Annotated[
+        int,
+        typer.Option(
+            "-n",
+            "--num",
+            min=1,
+            max=10_000_000,
+            help="How many models to draw (i.i.d.: a network drawn twice counts twice, trains once).",
+        ),
+    ] = 100,
+    total: Annotated[
+        Optional[int],
+        typer.Option(
+            "--total",
+            min=1,
+            max=10_000_000,
+            help="Instead of -n: sample until the space holds this many draws (idempotent, for scripts).",
+        ),
+    ] = None,
+    flops: Annotated[
+        Optional[str], typer.Option("--flops", help="Flops (multiply-adds) range, e.g. 360M:400M, :2M; ':' for none.")
+    ] = None,
     params: Annotated[Optional[str], typer.Option("--params", help="Parameter-count range, e.g. 1M:5M.")] = None,
     acts: Annotated[Optional[str], typer.Option("--acts", help="Activations range, e.g. :3M.")] = None,
-    seed: Annotated[int, typer.Option("--seed", min=0, max=2**63 - 1, help="Sampling seed (the stream continues past models already stored).")] = 0,
+    seed: Annotated[
+        int,
+        typer.Option(
+            "--seed", min=0, max=2**63 - 1, help="Sampling seed (the stream continues past models already stored)."
+        ),
+    ] = 0,
     preset: PresetOpt = "cifar",
     stem: StemOpt = None,
     resolution: ResolutionOpt = None,
     in_channels: InChannelsOpt = None,
     classes: ClassesOpt = None,
-    max_candidates: Annotated[int, typer.Option("--max-candidates", min=1, help="Give up after drawing this many candidates.")] = 20_000_000,
+    max_candidates: Annotated[
+        int, typer.Option("--max-candidates", min=1, help="Give up after drawing this many candidates.")
+    ] = 20_000_000,
     store: StoreOpt = DEFAULT_STORE,
     queue: QueueOpt = None,
     sweep: SweepOpt = "default",
@@ -164,8 +237,11 @@ def sample_cmd(
     if flops is None and params is None and acts is None:
         budget = sp.budget or preset_.budget
     else:
-        budget = Budget.parse(flops=flops if flops != ":" else None, params=params if params != ":" else None,
-                              acts=acts if acts != ":" else None)
+        budget = Budget.parse(
+            flops=flops if flops != ":" else None,
+            params=params if params != ":" else None,
+            acts=acts if acts != ":" else None,
+        )
     st = Store.create(store)
     if total is not None:
         have = st.draws(sp.name)
@@ -173,8 +249,9 @@ def sample_cmd(
             print(f"{sp.name} already holds {have} draws in {st.path} (--total {total}); nothing sampled")
             return
         n = total - have
-    r = sample_to_store(st, sp, n, preset=preset_, budget=budget, stem=stem_, context=context, seed=seed,
-                        max_candidates=max_candidates)
+    r = sample_to_store(
+        st, sp, n, preset=preset_, budget=budget, stem=stem_, context=context, seed=seed, max_candidates=max_candidates
+    )
     print(sample_summary(r, budget, st.path))
     if queue:
         from regspace.queue import open_study
@@ -187,25 +264,77 @@ def sample_cmd(
 def train_cmd(
     space: Annotated[Optional[str], typer.Option("--space", help="Only these spaces (comma-separated).")] = None,
     limit: Annotated[Optional[int], typer.Option("--limit", min=1, help="Train at most this many models.")] = None,
-    recipe: Annotated[Optional[str], typer.Option("--recipe", help="Recipe preset: quick (default) | dds | cifar.")] = None,
+    recipe: Annotated[
+        Optional[str], typer.Option("--recipe", help="Recipe preset: quick (default) | dds | cifar.")
+    ] = None,
     epochs: Annotated[Optional[int], typer.Option("--epochs", min=1, max=10_000, help="Override: epochs.")] = None,
-    batch_size: Annotated[Optional[int], typer.Option("--batch-size", min=1, max=1 << 20, help="Override: images per step.")] = None,
-    lr: Annotated[Optional[float], typer.Option("--lr", min=0, help="Override: learning rate at the recipe's lr_batch (scaled linearly).")] = None,
+    batch_size: Annotated[
+        Optional[int], typer.Option("--batch-size", min=1, max=1 << 20, help="Override: images per step.")
+    ] = None,
+    lr: Annotated[
+        Optional[float],
+        typer.Option("--lr", min=0, help="Override: learning rate at the recipe's lr_batch (scaled linearly)."),
+    ] = None,
     weight_decay: Annotated[Optional[float], typer.Option("--wd", min=0, help="Override: weight decay.")] = None,
-    augment: Annotated[Optional[str], typer.Option("--augment", help="Override: none | flip | crop | flip+crop.")] = None,
-    precision: Annotated[Optional[str], typer.Option("--precision", help="Override: auto | bf16-mixed | 32-true | 16-mixed.")] = None,
-    data: Annotated[Optional[str], typer.Option("--data", help="fashion-mnist | mnist | cifar10 | imagefolder:PATH (default: the recipe's).")] = None,
-    data_dir: Annotated[Optional[str], typer.Option("--data-dir", help="Directory holding the dataset's files.")] = None,
-    train_size: Annotated[Optional[int], typer.Option("--train-size", min=1, help="Training images (proxy regimes).")] = None,
-    val_size: Annotated[Optional[int], typer.Option("--val-size", min=1, help="Validation images carved from the training set.")] = None,
-    test_size: Annotated[Optional[int], typer.Option("--test-size", min=0, help="Test images to evaluate (0: none).")] = None,
-    resolution: Annotated[Optional[int], typer.Option("--resolution", min=4, max=4096, help="Resize the data to this size (default: the models').")] = None,
-    workers: Annotated[Optional[int], typer.Option("--workers", min=1, max=256, help="Worker processes (default: from cores, memory and model size).")] = None,
-    threads: Annotated[Optional[int], typer.Option("--threads", min=1, max=1024, help="Threads per worker (default: cores / workers, capped by $OMP_NUM_THREADS).")] = None,
-    devices: Annotated[Optional[str], typer.Option("--devices", help="GPUs: auto | cpu | N | 0,1 (one worker per device).")] = None,
-    seed: Annotated[Optional[int], typer.Option("--seed", min=0, max=2**31 - 1, help="Training seed (init and data order).")] = None,
-    retry_failed: Annotated[bool, typer.Option("--retry-failed", help="Train again models whose earlier attempt failed.")] = False,
-    recycle: Annotated[int, typer.Option("--recycle", min=1, max=1_000_000, help="Replace each worker process after this many models (bounds memory).")] = 16,
+    augment: Annotated[
+        Optional[str], typer.Option("--augment", help="Override: none | flip | crop | flip+crop.")
+    ] = None,
+    precision: Annotated[
+        Optional[str], typer.Option("--precision", help="Override: auto | bf16-mixed | 32-true | 16-mixed.")
+    ] = None,
+    data: Annotated[
+        Optional[str],
+        typer.Option("--data", help="fashion-mnist | mnist | cifar10 | imagefolder:PATH (default: the recipe's)."),
+    ] = None,
+    data_dir: Annotated[
+        Optional[str], typer.Option("--data-dir", help="Directory holding the dataset's files.")
+    ] = None,
+    train_size: Annotated[
+        Optional[int], typer.Option("--train-size", min=1, help="Training images (proxy regimes).")
+    ] = None,
+    val_size: Annotated[
+        Optional[int], typer.Option("--val-size", min=1, help="Validation images carved from the training set.")
+    ] = None,
+    test_size: Annotated[
+        Optional[int], typer.Option("--test-size", min=0, help="Test images to evaluate (0: none).")
+    ] = None,
+    resolution: Annotated[
+        Optional[int],
+        typer.Option("--resolution", min=4, max=4096, help="Resize the data to this size (default: the models')."),
+    ] = None,
+    workers: Annotated[
+        Optional[int],
+        typer.Option(
+            "--workers", min=1, max=256, help="Worker processes (default: from cores, memory and model size)."
+        ),
+    ] = None,
+    threads: Annotated[
+        Optional[int],
+        typer.Option(
+            "--threads",
+            min=1,
+            max=1024,
+            help="Threads per worker (default: cores / workers, capped by $OMP_NUM_THREADS).",
+        ),
+    ] = None,
+    devices: Annotated[
+        Optional[str], typer.Option("--devices", help="GPUs: auto | cpu | N | 0,1 (one worker per device).")
+    ] = None,
+    seed: Annotated[
+        Optional[int], typer.Option("--seed", min=0, max=2**31 - 1, help="Training seed (init and data order).")
+    ] = None,
+    retry_failed: Annotated[
+        bool, typer.Option("--retry-failed", help="Train again models whose earlier attempt failed.")
+    ] = False,
+    recycle: Annotated[
+        int,
+        typer.Option(
+            "--recycle",
+            min=1,
+            max=1_000_000,
+            help="Replace each worker process after this many models (bounds memory).",
+        ),
+    ] = 16,
     store: StoreOpt = DEFAULT_STORE,
     queue: QueueOpt = None,
     sweep: SweepOpt = "default",
@@ -215,20 +344,42 @@ def train_cmd(
     """Train every model of the store (or of the --queue sweep) that has no result for the recipe."""
     from regspace.train.recipe import get_recipe
 
-    overrides = dict(epochs=epochs, batch_size=batch_size, lr=lr, weight_decay=weight_decay, augment=augment,
-                     precision=precision, train_size=train_size, val_size=val_size, test_size=test_size,
-                     resolution=resolution, seed=seed, dataset=data)
+    overrides = dict(
+        epochs=epochs,
+        batch_size=batch_size,
+        lr=lr,
+        weight_decay=weight_decay,
+        augment=augment,
+        precision=precision,
+        train_size=train_size,
+        val_size=val_size,
+        test_size=test_size,
+        resolution=resolution,
+        seed=seed,
+        dataset=data,
+    )
     r = get_recipe(recipe or "quick").replace(**overrides)
     if queue:
         from regspace.queue import train_from_queue
 
         if space or limit or retry_failed:
-            raise typer.BadParameter("--space, --limit and --retry-failed apply to a local store, not a queue",
-                                     param_hint="--queue")
+            raise typer.BadParameter(
+                "--space, --limit and --retry-failed apply to a local store, not a queue", param_hint="--queue"
+            )
         explicit = recipe is not None or any(v is not None for v in overrides.values())
-        summary = train_from_queue(queue, sweep, r, explicit_recipe=explicit, workers=workers, devices=devices,
-                                   data_dir=data_dir, heartbeat=heartbeat, grace=grace, threads=threads,
-                                   recycle=recycle)
+        summary = train_from_queue(
+            queue,
+            sweep,
+            r,
+            explicit_recipe=explicit,
+            workers=workers,
+            devices=devices,
+            data_dir=data_dir,
+            heartbeat=heartbeat,
+            grace=grace,
+            threads=threads,
+            recycle=recycle,
+        )
         if summary.done == 0 and not summary.interrupted:
             print(f"nothing to train: sweep {sweep!r} has no waiting model")
             return
@@ -237,23 +388,35 @@ def train_cmd(
         from regspace.store import Store
         from regspace.train.runner import train
 
-        summary = train(Store.open(store), r, spaces=resolve_names(space), limit=limit, workers=workers,
-                        threads=threads, devices=devices, data_dir=data_dir, retry_failed=retry_failed,
-                        recycle=recycle)
+        summary = train(
+            Store.open(store),
+            r,
+            spaces=resolve_names(space),
+            limit=limit,
+            workers=workers,
+            threads=threads,
+            devices=devices,
+            data_dir=data_dir,
+            retry_failed=retry_failed,
+            recycle=recycle,
+        )
     if summary.planned == 0:
         print(f"nothing to train: every selected model has a result for recipe {r.name} {r.hash}")
         return
     if summary.interrupted:
         left = f", {summary.planned - summary.done} model(s) still pending" if summary.planned else ""
-        print(f"interrupted: {summary.done} result(s) saved{left}; rerun `regspace train` to finish them",
-              file=sys.stderr)
+        print(
+            f"interrupted: {summary.done} result(s) saved{left}; rerun `regspace train` to finish them", file=sys.stderr
+        )
         raise typer.Exit(130)
     print(summary.line())
 
 
 @app.command("status")
 def status_cmd(
-    recipe: Annotated[Optional[str], typer.Option("--recipe-hash", help="Only count results of this recipe hash.")] = None,
+    recipe: Annotated[
+        Optional[str], typer.Option("--recipe-hash", help="Only count results of this recipe hash.")
+    ] = None,
     json_out: Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")] = False,
     store: StoreOpt = DEFAULT_STORE,
     queue: QueueOpt = None,
@@ -268,9 +431,12 @@ def status_cmd(
     if queue_rows is not None and not json_out:
         from regspace.console import print_table
 
-        print_table(["space", "waiting", "running", "done", "lost", "retries"],
-                    [[q["space"], q["waiting"], q["running"], q["done"], q["lost"], q["retries"]] for q in queue_rows],
-                    title=f"sweep {sweep!r} at {_redact(queue)}", numeric={"waiting", "running", "done", "lost", "retries"})
+        print_table(
+            ["space", "waiting", "running", "done", "lost", "retries"],
+            [[q["space"], q["waiting"], q["running"], q["done"], q["lost"], q["retries"]] for q in queue_rows],
+            title=f"sweep {sweep!r} at {_redact(queue)}",
+            numeric={"waiting", "running", "done", "lost", "retries"},
+        )
     if json_out and queue_rows is not None:
         import json
 
@@ -291,8 +457,21 @@ def status_cmd(
 
     print_table(
         ["space", "recipe", "draws", "networks", "ok", "diverged", "failed", "pending", "min err %", "median err %"],
-        [[r["space"], r["recipe"] or "-", r["draws"], r["sampled"], r["ok"], r["diverged"], r["failed"], r["pending"],
-          fmt(r["min_error"]), fmt(r["median_error"])] for r in rows],
+        [
+            [
+                r["space"],
+                r["recipe"] or "-",
+                r["draws"],
+                r["sampled"],
+                r["ok"],
+                r["diverged"],
+                r["failed"],
+                r["pending"],
+                fmt(r["min_error"]),
+                fmt(r["median_error"]),
+            ]
+            for r in rows
+        ],
         numeric={"draws", "networks", "ok", "diverged", "failed", "pending", "min err %", "median err %"},
     )
 
@@ -338,22 +517,41 @@ def collect_cmd(
     _collect(queue, sweep, store, to_stdout=True)
 
 
-SpacesOpt = Annotated[Optional[str], typer.Option("--spaces", help="Spaces to compare, comma-separated (default: all in the store).")]
-RecipeHashOpt = Annotated[Optional[str], typer.Option("--recipe-hash", help="Results of this recipe (default: the one with most results).")]
+SpacesOpt = Annotated[
+    Optional[str], typer.Option("--spaces", help="Spaces to compare, comma-separated (default: all in the store).")
+]
+RecipeHashOpt = Annotated[
+    Optional[str], typer.Option("--recipe-hash", help="Results of this recipe (default: the one with most results).")
+]
 OutOpt = Annotated[str, typer.Option("-o", "--output", help="Output file: .png, .svg or .pdf.")]
-ErrorOpt = Annotated[str, typer.Option("--error", help="Sweep error: error (final validation) or min_error (best epoch).")]
+ErrorOpt = Annotated[
+    str, typer.Option("--error", help="Sweep error: error (final validation) or min_error (best epoch).")
+]
 
 
-def _table(store: str, spaces: str | None, recipe_hash: str | None, error: str = "error", queue: str | None = None,
-           sweep: str = "default", *, light: bool = False):
+def _table(
+    store: str,
+    spaces: str | None,
+    recipe_hash: str | None,
+    error: str = "error",
+    queue: str | None = None,
+    sweep: str = "default",
+    *,
+    light: bool = False,
+):
     """The analysis table (``light``: only the columns EDFs need, for speed on big stores)."""
     from regspace.analysis.table import ANALYSIS_MODEL_COLUMNS, load_table
     from regspace.spaces import resolve_names
     from regspace.store import Store
 
     _collect(queue, sweep, store)
-    return load_table(Store.open(store), spaces=resolve_names(spaces), recipe_hash=recipe_hash, error=error,
-                      model_columns=ANALYSIS_MODEL_COLUMNS if light else None)
+    return load_table(
+        Store.open(store),
+        spaces=resolve_names(spaces),
+        recipe_hash=recipe_hash,
+        error=error,
+        model_columns=ANALYSIS_MODEL_COLUMNS if light else None,
+    )
 
 
 def _space_name(space: str) -> str:
@@ -377,7 +575,9 @@ def _saved(path) -> None:
 @app.command("plot-edf")
 def plot_edf_cmd(
     spaces: SpacesOpt = None,
-    normalize: Annotated[Optional[str], typer.Option("--normalize", help="Weight models to flatten complexity: flops | params.")] = None,
+    normalize: Annotated[
+        Optional[str], typer.Option("--normalize", help="Weight models to flatten complexity: flops | params.")
+    ] = None,
     band: Annotated[bool, typer.Option("--band", help="Draw 95% bootstrap bands.")] = False,
     bins: Annotated[int, typer.Option("--bins", min=1, max=1000, help="Complexity bins for --normalize.")] = 10,
     output: OutOpt = "edf.png",
@@ -399,8 +599,12 @@ def plot_edf_cmd(
 @app.command("plot-scatter")
 def plot_scatter_cmd(
     space: Annotated[str, typer.Option("--space", help="The space whose models to plot.")],
-    x: Annotated[Optional[str], typer.Option("--x", help="Parameters, comma-separated (e.g. d,w4,g,b,wa,wm,flops).")] = None,
-    n_boot: Annotated[int, typer.Option("--boot", min=10, max=1_000_000, help="Bootstrap repetitions for the good range.")] = 2500,
+    x: Annotated[
+        Optional[str], typer.Option("--x", help="Parameters, comma-separated (e.g. d,w4,g,b,wa,wm,flops).")
+    ] = None,
+    n_boot: Annotated[
+        int, typer.Option("--boot", min=10, max=1_000_000, help="Bootstrap repetitions for the good range.")
+    ] = 2500,
     output: OutOpt = "scatter.png",
     recipe_hash: RecipeHashOpt = None,
     error: ErrorOpt = "error",
@@ -475,7 +679,9 @@ def plot_search_cmd(
 @app.command("compare")
 def compare_cmd(
     spaces: SpacesOpt = None,
-    normalize: Annotated[Optional[str], typer.Option("--normalize", help="Complexity-normalised: flops | params.")] = None,
+    normalize: Annotated[
+        Optional[str], typer.Option("--normalize", help="Complexity-normalised: flops | params.")
+    ] = None,
     json_out: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
     recipe_hash: RecipeHashOpt = None,
     error: ErrorOpt = "error",
@@ -498,20 +704,43 @@ def compare_cmd(
     def f(r, k):
         return f"{r[k]:.2f}" if k in r else "-"
 
-    print_table(["space", "n", "diverged", "failed", "min", "p25", "median", "mean", "p75"],
-                [[r["space"], r["n"], r["diverged"], r["failed"], f(r, "min"), f(r, "p25"), f(r, "median"), f(r, "mean"),
-                  f(r, "p75")] for r in result["spaces"]],
-                title=(f"validation error (%), recipe {result['recipe_hash']}" if result["recipe_hash"]
-                       else "validation error (%): no results yet (run `regspace train`)"), numeric={"n", "min", "p25", "median", "mean", "p75"})
+    print_table(
+        ["space", "n", "diverged", "failed", "min", "p25", "median", "mean", "p75"],
+        [
+            [
+                r["space"],
+                r["n"],
+                r["diverged"],
+                r["failed"],
+                f(r, "min"),
+                f(r, "p25"),
+                f(r, "median"),
+                f(r, "mean"),
+                f(r, "p75"),
+            ]
+            for r in result["spaces"]
+        ],
+        title=(
+            f"validation error (%), recipe {result['recipe_hash']}"
+            if result["recipe_hash"]
+            else "validation error (%): no results yet (run `regspace train`)"
+        ),
+        numeric={"n", "min", "p25", "median", "mean", "p75"},
+    )
     if result["pairs"]:
-        print_table(["A", "B", "KS", "p-value", "noise (5%)"],
-                    [[p["a"], p["b"], f"{p['ks']:.3f}", f"{p['p_value']:.3g}", f"{p['noise']:.3f}"] for p in result["pairs"]],
-                    title="Kolmogorov–Smirnov distance between EDFs", numeric={"KS", "p-value", "noise (5%)"})
+        print_table(
+            ["A", "B", "KS", "p-value", "noise (5%)"],
+            [[p["a"], p["b"], f"{p['ks']:.3f}", f"{p['p_value']:.3g}", f"{p['noise']:.3f}"] for p in result["pairs"]],
+            title="Kolmogorov–Smirnov distance between EDFs",
+            numeric={"KS", "p-value", "noise (5%)"},
+        )
 
 
 @app.command("report")
 def report_cmd(
-    output: Annotated[str, typer.Option("-o", "--output", help="report.html (self-contained) or report.md (+ images).")] = "report.html",
+    output: Annotated[
+        str, typer.Option("-o", "--output", help="report.html (self-contained) or report.md (+ images).")
+    ] = "report.html",
     spaces: SpacesOpt = None,
     fmt: Annotated[Optional[str], typer.Option("--format", help="html | md (default: from the file name).")] = None,
     recipe_hash: RecipeHashOpt = None,
@@ -525,14 +754,19 @@ def report_cmd(
     from regspace.store import Store
 
     _collect(queue, sweep, store)
-    _saved(build_report(Store.open(store), output, spaces=resolve_names(spaces), recipe_hash=recipe_hash, fmt=fmt,
-                        store_arg=store))
+    _saved(
+        build_report(
+            Store.open(store), output, spaces=resolve_names(spaces), recipe_hash=recipe_hash, fmt=fmt, store_arg=store
+        )
+    )
 
 
 @app.command("export")
 def export_cmd(
     output: Annotated[str, typer.Option("-o", "--output", help="Output file.")],
-    fmt: Annotated[Optional[str], typer.Option("--format", help="csv | parquet | json (default: from the file name).")] = None,
+    fmt: Annotated[
+        Optional[str], typer.Option("--format", help="csv | parquet | json (default: from the file name).")
+    ] = None,
     store: StoreOpt = DEFAULT_STORE,
     queue: QueueOpt = None,
     sweep: SweepOpt = "default",

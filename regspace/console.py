@@ -14,7 +14,9 @@ def stderr_is_terminal() -> bool:
     return sys.stderr.isatty() and os.environ.get("TERM") != "dumb"
 
 
-def print_table(columns: list[str], rows: list[list], *, title: str | None = None, numeric: set[str] = frozenset()) -> None:
+def print_table(
+    columns: list[str], rows: list[list], *, title: str | None = None, numeric: set[str] = frozenset()
+) -> None:
     """A table: rich on a terminal; a header line and tab-separated rows when piped."""
     if stdout_is_terminal():
         from rich.console import Console

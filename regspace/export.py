@@ -22,7 +22,9 @@ def export(store, out: str | Path, *, fmt: str | None = None) -> tuple[Path, int
     out = Path(out)
     fmt = (fmt or out.suffix.lstrip(".")).lower()
     if fmt not in ("csv", "parquet", "json"):
-        raise RegspaceError(f"unknown export format {fmt!r}: use csv, parquet or json (or an output name ending in one)")
+        raise RegspaceError(
+            f"unknown export format {fmt!r}: use csv, parquet or json (or an output name ending in one)"
+        )
     df = joined_table(store)
     try:
         out.parent.mkdir(parents=True, exist_ok=True)

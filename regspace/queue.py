@@ -60,13 +60,15 @@ def queue_kind(url: str) -> str:
         return "sqlite"
     if u.startswith("journal:") or u.endswith((".log", ".journal")):
         return "journal"
-    raise RegspaceError(f"cannot use queue {url!r}",
-                        hint="use postgresql://user@host/db, mysql://…, sqlite:///file.db or journal:///path/sweep.log")
+    raise RegspaceError(
+        f"cannot use queue {url!r}",
+        hint="use postgresql://user@host/db, mysql://…, sqlite:///file.db or journal:///path/sweep.log",
+    )
 
 
 def _journal_path(url: str) -> str:
     if url.startswith("journal:"):
-        rest = url[len("journal:"):]
+        rest = url[len("journal:") :]
         return rest[2:] if rest.startswith("//") else rest
     return url
 
@@ -87,21 +89,35 @@ def retry(action, what: str, *, timeout: float = 600.0):
             if told:
                 print(f"regspace: the queue answers again ({what})", file=sys.stderr)
             return result
-        except (sqlalchemy.exc.OperationalError, sqlalchemy.exc.InterfaceError, sqlalchemy.exc.DBAPIError,
-                optuna.exceptions.StorageInternalError, ConnectionError) as e:
+        except (
+            sqlalchemy.exc.OperationalError,
+            sqlalchemy.exc.InterfaceError,
+            sqlalchemy.exc.DBAPIError,
+            optuna.exceptions.StorageInternalError,
+            ConnectionError,
+        ) as e:
             if time.monotonic() - start > timeout:
-                raise RegspaceError(f"the queue has been unreachable for {timeout:.0f} s while {what}: "
-                                    f"{str(e).splitlines()[0][:160]}") from None
+                raise RegspaceError(
+                    f"the queue has been unreachable for {timeout:.0f} s while {what}: {str(e).splitlines()[0][:160]}"
+                ) from None
             if not told and time.monotonic() - start > 5:  # say so once the outage is more than a blip
-                print(f"regspace: the queue is unreachable while {what} ({type(e).__name__}); retrying with backoff",
-                      file=sys.stderr)
+                print(
+                    f"regspace: the queue is unreachable while {what} ({type(e).__name__}); retrying with backoff",
+                    file=sys.stderr,
+                )
                 told = True
             time.sleep(delay)
             delay = min(30.0, delay * 2)
 
 
-def open_study(url: str, sweep: str = "default", *, heartbeat: int = DEFAULT_HEARTBEAT, grace: int = DEFAULT_GRACE,
-               create: bool = True):
+def open_study(
+    url: str,
+    sweep: str = "default",
+    *,
+    heartbeat: int = DEFAULT_HEARTBEAT,
+    grace: int = DEFAULT_GRACE,
+    create: bool = True,
+):
     """The sweep's study (created when ``create``), with heartbeats and retries configured."""
     optuna = _optuna()
     kind = queue_kind(url)
@@ -121,33 +137,45 @@ def open_study(url: str, sweep: str = "default", *, heartbeat: int = DEFAULT_HEA
             path = _journal_path(url)
             return optuna.storages.JournalStorage(JournalFileBackend(path))
         return optuna.storages.RDBStorage(
-            url, engine_kwargs={"pool_pre_ping": True, "pool_recycle": 300},
-            heartbeat_interval=heartbeat, grace_period=grace, heartbeat_stale_trial_callback=callback)
+            url,
+            engine_kwargs={"pool_pre_ping": True, "pool_recycle": 300},
+            heartbeat_interval=heartbeat,
+            grace_period=grace,
+            heartbeat_stale_trial_callback=callback,
+        )
 
     try:
         storage = retry(connect, "connecting", timeout=120)
     except ImportError as e:
-        raise RegspaceError(f"no database driver for {url.split(':')[0]} ({e})",
-                            hint="pip install 'regspace[postgres]' (psycopg) or the driver for your database") from None
+        raise RegspaceError(
+            f"no database driver for {url.split(':')[0]} ({e})",
+            hint="pip install 'regspace[postgres]' (psycopg) or the driver for your database",
+        ) from None
     except Exception as e:  # noqa: BLE001 - a malformed URL surfaces as many exception types
         if isinstance(e, RegspaceError):
             raise
         raise RegspaceError(f"cannot open queue {url}: {type(e).__name__}: {str(e).splitlines()[0][:200]}") from None
     name = STUDY_PREFIX + sweep
     if create:
-        study = retry(lambda: optuna.create_study(study_name=name, storage=storage, direction="minimize",
-                                                  load_if_exists=True), "opening the sweep")
+        study = retry(
+            lambda: optuna.create_study(study_name=name, storage=storage, direction="minimize", load_if_exists=True),
+            "opening the sweep",
+        )
     else:
         try:
             study = retry(lambda: optuna.load_study(study_name=name, storage=storage), "opening the sweep")
         except KeyError:
-            raise RegspaceError(f"queue {url} has no sweep {sweep!r}", hint="run `regspace sample --queue` first") from None
+            raise RegspaceError(
+                f"queue {url} has no sweep {sweep!r}", hint="run `regspace sample --queue` first"
+            ) from None
     version = study.user_attrs.get("regspace_queue_schema")
     if (version is None or version < QUEUE_SCHEMA) and create:
         retry(lambda: study.set_user_attr("regspace_queue_schema", QUEUE_SCHEMA), "writing the sweep schema")
     elif version is not None and version > QUEUE_SCHEMA:
-        raise RegspaceError(f"sweep {sweep!r} was written by a newer regspace (queue schema {version} > {QUEUE_SCHEMA})",
-                            hint="upgrade regspace")
+        raise RegspaceError(
+            f"sweep {sweep!r} was written by a newer regspace (queue schema {version} > {QUEUE_SCHEMA})",
+            hint="upgrade regspace",
+        )
     return Queue(url, kind, study, heartbeat, grace, callback)
 
 
@@ -187,8 +215,11 @@ class Queue:
             if row["model_id"] in have:
                 repeats.append({k: _jsonable(row[k]) for k in DRAW_FIELDS})
                 continue
-            attrs = {"model_id": row["model_id"], "space": row["space"],
-                     "model": json.dumps({k: _jsonable(v) for k, v in row.items()})}
+            attrs = {
+                "model_id": row["model_id"],
+                "space": row["space"],
+                "model": json.dumps({k: _jsonable(v) for k, v in row.items()}),
+            }
             retry(lambda a=attrs: self.study.enqueue_trial({}, user_attrs=a), "enqueueing")
             have.add(row["model_id"])
             n += 1
@@ -257,8 +288,12 @@ class Queue:
         rows += [{**by_id[d["model_id"]], **d} for d in self.repeat_draws() if d["model_id"] in by_id]
         models = _new_rows(rows, MODEL_ROW_KEY, models_have, "sampled_at")
         models = [{k: v for k, v in row.items() if k in names} for row in models]
-        results = _new_rows([json.loads(t.user_attrs["result"]) for t in trials if "result" in t.user_attrs],
-                            ("model_id", "recipe_hash"), results_have, "finished_at")
+        results = _new_rows(
+            [json.loads(t.user_attrs["result"]) for t in trials if "result" in t.user_attrs],
+            ("model_id", "recipe_hash"),
+            results_have,
+            "finished_at",
+        )
         if models:
             store.append_rows("models", models)
         if results:
@@ -274,7 +309,9 @@ class Queue:
             space = t.user_attrs.get("space")
             if space is None:
                 continue
-            row = out.setdefault(space, {"space": space, "waiting": 0, "running": 0, "done": 0, "lost": 0, "retries": 0})
+            row = out.setdefault(
+                space, {"space": space, "waiting": 0, "running": 0, "done": 0, "lost": 0, "retries": 0}
+            )
             if t.state == S.WAITING:
                 row["waiting"] += 1
             elif t.state == S.RUNNING:
@@ -360,8 +397,11 @@ class QueueWork:
         except optuna.exceptions.UpdateFinishedTrialError:
             # Our heartbeat went stale (a busy machine) and another worker failed and re-queued the trial
             # first: the model's retry trial carries it now, so this copy of the result is dropped.
-            print(f"regspace: model {model['model_id']} was handed to another worker meanwhile (missed heartbeats); "
-                  "its retry will report it", file=sys.stderr)
+            print(
+                f"regspace: model {model['model_id']} was handed to another worker meanwhile (missed heartbeats); "
+                "its retry will report it",
+                file=sys.stderr,
+            )
             return
         try:
             if row["status"] == "ok":
@@ -384,9 +424,21 @@ class QueueWork:
             self.inflight.pop(model_id, None)
 
 
-def train_from_queue(url: str, sweep: str, recipe, *, explicit_recipe: bool, workers: int | None, devices: str | None,
-                     data_dir: str | None, heartbeat: int, grace: int, threads: int | None = None,
-                     recycle: int = 16, show_progress: bool | None = None):
+def train_from_queue(
+    url: str,
+    sweep: str,
+    recipe,
+    *,
+    explicit_recipe: bool,
+    workers: int | None,
+    devices: str | None,
+    data_dir: str | None,
+    heartbeat: int,
+    grace: int,
+    threads: int | None = None,
+    recycle: int = 16,
+    show_progress: bool | None = None,
+):
     """`regspace train --queue`: train models from the sweep until none is waiting or running."""
     from regspace.console import stderr_is_terminal
     from regspace.train.runner import TrainSummary, prepare_data, run_workers
@@ -395,18 +447,24 @@ def train_from_queue(url: str, sweep: str, recipe, *, explicit_recipe: bool, wor
     if q.kind == "sqlite":
         optuna = _optuna()
         if (workers or 1) > 1:
-            raise RegspaceError("SQLite cannot serve several workers: Optuna's FAQ warns it can hand one trial to two "
-                                "of them", hint="use --workers 1, or PostgreSQL/MySQL (or a journal file) for many")
+            raise RegspaceError(
+                "SQLite cannot serve several workers: Optuna's FAQ warns it can hand one trial to two of them",
+                hint="use --workers 1, or PostgreSQL/MySQL (or a journal file) for many",
+            )
         if q.trials((optuna.trial.TrialState.RUNNING,)):
-            raise RegspaceError("another worker is training from this SQLite queue; SQLite cannot serve several workers",
-                                hint="use PostgreSQL or MySQL, or a journal file, for many workers")
+            raise RegspaceError(
+                "another worker is training from this SQLite queue; SQLite cannot serve several workers",
+                hint="use PostgreSQL or MySQL, or a journal file, for many workers",
+            )
     stored = q.recipe()
     if stored is None:
         q.set_recipe(recipe)
     elif stored.hash != recipe.hash:
         if explicit_recipe:
-            raise RegspaceError(f"sweep {sweep!r} trains with recipe {stored.name} {stored.hash}, not {recipe.hash}",
-                                hint="give the same training options, none (to use the sweep's), or another --sweep")
+            raise RegspaceError(
+                f"sweep {sweep!r} trains with recipe {stored.name} {stored.hash}, not {recipe.hash}",
+                hint="give the same training options, none (to use the sweep's), or another --sweep",
+            )
         recipe = stored
     models = [json.loads(t.user_attrs["model"]) for t in q.trials() if "model" in t.user_attrs]
     if not models:
@@ -414,7 +472,16 @@ def train_from_queue(url: str, sweep: str, recipe, *, explicit_recipe: bool, wor
     progress = stderr_is_terminal() if show_progress is None else show_progress
     dataset = prepare_data(recipe, models, data_dir=data_dir, progress=progress)
     work = QueueWork(q, recipe)
-    summary = run_workers(work, recipe, dataset, sizing_models=models, workers=workers, threads=threads,
-                          devices=devices, recycle=recycle, progress=progress)
+    summary = run_workers(
+        work,
+        recipe,
+        dataset,
+        sizing_models=models,
+        workers=workers,
+        threads=threads,
+        devices=devices,
+        recycle=recycle,
+        progress=progress,
+    )
     summary.planned = None
     return summary

@@ -33,42 +33,85 @@ def _cmd(*parts) -> str:
     return " ".join(shlex.quote(str(p)) for p in parts if p is not None and p != "")
 
 
-def build_figures(store, df: pd.DataFrame, spaces: list[str], *, store_arg: str, recipe_arg: str | None) -> list[Figure]:
+def build_figures(
+    store, df: pd.DataFrame, spaces: list[str], *, store_arg: str, recipe_arg: str | None
+) -> list[Figure]:
     from regspace.analysis.fit import fit_frame
     from regspace.plots import figures as F
 
     recipe_opt = ["--recipe-hash", recipe_arg] if recipe_arg else []
     common = ["--store", store_arg, *recipe_opt]
     sp = ",".join(spaces)
-    out = [Figure("edf", "Error EDFs (95% bootstrap bands)", _cmd("regspace", "plot-edf", *common, "--spaces", sp, "--band",
-                                                                   "-o", "edf.png"),
-                  F.plot_edf(df, spaces=spaces, band=True))]
+    out = [
+        Figure(
+            "edf",
+            "Error EDFs (95% bootstrap bands)",
+            _cmd("regspace", "plot-edf", *common, "--spaces", sp, "--band", "-o", "edf.png"),
+            F.plot_edf(df, spaces=spaces, band=True),
+        )
+    ]
     ok = trained(df)
     if ok.groupby("space").size().reindex(spaces).fillna(0).min() >= 2:
         try:
-            out.append(Figure("edf_flops", "Error EDFs normalised by flops",
-                              _cmd("regspace", "plot-edf", *common, "--spaces", sp, "--normalize", "flops", "--band",
-                                   "-o", "edf_flops.png"),
-                              F.plot_edf(df, spaces=spaces, normalize="flops", band=True)))
+            out.append(
+                Figure(
+                    "edf_flops",
+                    "Error EDFs normalised by flops",
+                    _cmd(
+                        "regspace",
+                        "plot-edf",
+                        *common,
+                        "--spaces",
+                        sp,
+                        "--normalize",
+                        "flops",
+                        "--band",
+                        "-o",
+                        "edf_flops.png",
+                    ),
+                    F.plot_edf(df, spaces=spaces, normalize="flops", band=True),
+                )
+            )
         except RegspaceError:
             pass  # complexity ranges do not overlap: no normalised EDF
     for s in spaces:
         if (ok.space == s).sum() >= 2:
-            out.append(Figure(f"scatter_{s}", f"{s}: error against parameters",
-                              _cmd("regspace", "plot-scatter", *common, "--space", s, "-o", f"scatter_{s}.png"),
-                              F.plot_scatter(df, space=s)))
+            out.append(
+                Figure(
+                    f"scatter_{s}",
+                    f"{s}: error against parameters",
+                    _cmd("regspace", "plot-scatter", *common, "--space", s, "-o", f"scatter_{s}.png"),
+                    F.plot_scatter(df, space=s),
+                )
+            )
     for s in spaces:
         if (ok.space == s).sum() >= 1:
-            out.append(Figure(f"widths_{s}", f"{s}: widths of the best models",
-                              _cmd("regspace", "plot-widths", *common, "--space", s, "--top", "8", "-o", f"widths_{s}.png"),
-                              F.plot_widths(df, space=s, top=8)))
+            out.append(
+                Figure(
+                    f"widths_{s}",
+                    f"{s}: widths of the best models",
+                    _cmd("regspace", "plot-widths", *common, "--space", s, "--top", "8", "-o", f"widths_{s}.png"),
+                    F.plot_widths(df, space=s, top=8),
+                )
+            )
     if len(ok):
         fits = fit_frame(ok)
-        out.append(Figure("fit", "Error against e_fit", _cmd("regspace", "plot-fit", *common, "--spaces", sp, "-o", "fit.png"),
-                          F.plot_fit(df, spaces=spaces, fits=fits)))
-        out.append(Figure("search", "Random-search efficiency",
-                          _cmd("regspace", "plot-search", *common, "--spaces", sp, "-o", "search.png"),
-                          F.plot_search(df, spaces=spaces)))
+        out.append(
+            Figure(
+                "fit",
+                "Error against e_fit",
+                _cmd("regspace", "plot-fit", *common, "--spaces", sp, "-o", "fit.png"),
+                F.plot_fit(df, spaces=spaces, fits=fits),
+            )
+        )
+        out.append(
+            Figure(
+                "search",
+                "Random-search efficiency",
+                _cmd("regspace", "plot-search", *common, "--spaces", sp, "-o", "search.png"),
+                F.plot_search(df, spaces=spaces),
+            )
+        )
     return out
 
 
@@ -77,18 +120,34 @@ def _model_rows(g: pd.DataFrame) -> list[list]:
 
     rows = []
     for _, r in g.iterrows():
-        rows.append([r.model_id, f"{r.sweep_error:.2f}", "-" if pd.isna(r.test_error) else f"{r.test_error:.2f}",
-                     ",".join(map(str, r.stage_widths)), ",".join(map(str, r.stage_depths)),
-                     ",".join(map(str, r.stage_group_widths)), ",".join(format(b, "g") for b in r.stage_bottleneck_ratios),
-                     format_quantity(r.flops), format_quantity(r.params)])
+        rows.append(
+            [
+                r.model_id,
+                f"{r.sweep_error:.2f}",
+                "-" if pd.isna(r.test_error) else f"{r.test_error:.2f}",
+                ",".join(map(str, r.stage_widths)),
+                ",".join(map(str, r.stage_depths)),
+                ",".join(map(str, r.stage_group_widths)),
+                ",".join(format(b, "g") for b in r.stage_bottleneck_ratios),
+                format_quantity(r.flops),
+                format_quantity(r.params),
+            ]
+        )
     return rows
 
 
 MODEL_HEADER = ["model", "val err %", "test err %", "widths", "depths", "group w", "b", "flops", "params"]
 
 
-def build_report(store, out: str | Path, *, spaces: list[str] | None = None, recipe_hash: str | None = None,
-                 fmt: str | None = None, store_arg: str | None = None) -> Path:
+def build_report(
+    store,
+    out: str | Path,
+    *,
+    spaces: list[str] | None = None,
+    recipe_hash: str | None = None,
+    fmt: str | None = None,
+    store_arg: str | None = None,
+) -> Path:
     out = Path(out)
     fmt = fmt or ("md" if out.suffix.lower() == ".md" else "html")
     if fmt not in ("html", "md"):
@@ -112,18 +171,33 @@ def build_report(store, out: str | Path, *, spaces: list[str] | None = None, rec
 
 
 def _sections(df, cmp, status, spaces, ok) -> dict:
-    summary = [[r["space"], r["recipe"] or "-", r["sampled"], r["ok"], r["diverged"], r["failed"], r["pending"]]
-               for r in status]
-    stats = [[r["space"], r["n"], *(f"{r[k]:.2f}" if k in r else "-" for k in ("min", "p5", "p25", "median", "mean",
-                                                                               "p75", "p95"))]
-             for r in cmp["spaces"]]
-    pairs = [[p["a"], p["b"], f"{p['ks']:.3f}", f"{p['p_value']:.3g}", f"{p['noise']:.3f}", int(p["n_a"]), int(p["n_b"])]
-             for p in cmp["pairs"]]
+    summary = [
+        [r["space"], r["recipe"] or "-", r["sampled"], r["ok"], r["diverged"], r["failed"], r["pending"]]
+        for r in status
+    ]
+    stats = [
+        [
+            r["space"],
+            r["n"],
+            *(f"{r[k]:.2f}" if k in r else "-" for k in ("min", "p5", "p25", "median", "mean", "p75", "p95")),
+        ]
+        for r in cmp["spaces"]
+    ]
+    pairs = [
+        [p["a"], p["b"], f"{p['ks']:.3f}", f"{p['p_value']:.3g}", f"{p['noise']:.3f}", int(p["n_a"]), int(p["n_b"])]
+        for p in cmp["pairs"]
+    ]
     best = {s: _model_rows(ok[ok.space == s].sort_values("sweep_error").head(10)) for s in spaces}
     worst = {s: _model_rows(ok[ok.space == s].sort_values("sweep_error").tail(5).iloc[::-1]) for s in spaces}
     recipe = df.attrs.get("recipe") or {}
-    return {"summary": summary, "stats": stats, "pairs": pairs, "best": best, "worst": worst,
-            "recipe": _pairs_in_columns([(k, str(v)) for k, v in sorted(recipe.items())], 3)}
+    return {
+        "summary": summary,
+        "stats": stats,
+        "pairs": pairs,
+        "best": best,
+        "worst": worst,
+        "recipe": _pairs_in_columns([(k, str(v)) for k, v in sorted(recipe.items())], 3),
+    }
 
 
 def _pairs_in_columns(pairs: list[tuple[str, str]], columns: int) -> list[list[str]]:
@@ -142,7 +216,8 @@ def _pairs_in_columns(pairs: list[tuple[str, str]], columns: int) -> list[list[s
 CSS = """
 body{font-family:system-ui,-apple-system,'Segoe UI',Roboto,sans-serif;max-width:1100px;margin:2em auto;padding:0 1em;
 color:#222;line-height:1.45}
-h1{font-size:1.6em;margin-bottom:.2em}h2{font-size:1.25em;margin-top:2em;border-bottom:1px solid #ddd;padding-bottom:.2em}
+h1{font-size:1.6em;margin-bottom:.2em}
+h2{font-size:1.25em;margin-top:2em;border-bottom:1px solid #ddd;padding-bottom:.2em}
 h3{font-size:1.05em}.meta{color:#666;font-size:.9em}
 table{border-collapse:collapse;margin:.6em 0;font-size:.88em}th,td{padding:.25em .6em;border-bottom:1px solid #e5e5e5;
 text-align:right}th{background:#f6f6f6}td:first-child,th:first-child{text-align:left}
@@ -160,35 +235,49 @@ def _table_html(header, rows) -> str:
 def _figure_html(f: Figure) -> str:
     from regspace.plots.style import svg_text
 
-    return (f'<figure id="{html.escape(f.key)}">{svg_text(f.fig)}<figcaption><b>{html.escape(f.title)}.</b> '
-            f"Redraw: <code>{html.escape(f.command)}</code></figcaption></figure>")
+    return (
+        f'<figure id="{html.escape(f.key)}">{svg_text(f.fig)}<figcaption><b>{html.escape(f.title)}.</b> '
+        f"Redraw: <code>{html.escape(f.command)}</code></figcaption></figure>"
+    )
 
 
 def _write_html(out: Path, title: str, s: dict, figs: list[Figure], df, store_arg: str) -> None:
     by_key = {f.key: f for f in figs}
-    parts = [f"<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'><title>{html.escape(title)}</title>"
-             f"<style>{CSS}</style></head><body>",
-             f"<h1>{html.escape(title)}</h1><p class='meta'>store <code>{html.escape(store_arg)}</code> · recipe "
-             f"<code>{html.escape(str(df.attrs.get('recipe_hash')))}</code> · generated "
-             f"{datetime.datetime.now().strftime('%Y-%m-%d %H:%M')} by regspace {__version__}</p>",
-             "<h2>Store</h2>", _table_html(["space", "recipe", "sampled", "ok", "diverged", "failed", "pending"], s["summary"]),
-             "<h3>Recipe</h3>", _table_html(["field", "value"] * 3, s["recipe"]),
-             "<h2>Error EDFs</h2>"]
+    parts = [
+        f"<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'><title>{html.escape(title)}</title>"
+        f"<style>{CSS}</style></head><body>",
+        f"<h1>{html.escape(title)}</h1><p class='meta'>store <code>{html.escape(store_arg)}</code> · recipe "
+        f"<code>{html.escape(str(df.attrs.get('recipe_hash')))}</code> · generated "
+        f"{datetime.datetime.now().strftime('%Y-%m-%d %H:%M')} by regspace {__version__}</p>",
+        "<h2>Store</h2>",
+        _table_html(["space", "recipe", "sampled", "ok", "diverged", "failed", "pending"], s["summary"]),
+        "<h3>Recipe</h3>",
+        _table_html(["field", "value"] * 3, s["recipe"]),
+        "<h2>Error EDFs</h2>",
+    ]
     for key in ("edf", "edf_flops"):
         if key in by_key:
             parts.append(_figure_html(by_key[key]))
-    parts += ["<h2>Comparison</h2>",
-              _table_html(["space", "n", "min", "p5", "p25", "median", "mean", "p75", "p95"], s["stats"])]
+    parts += [
+        "<h2>Comparison</h2>",
+        _table_html(["space", "n", "min", "p5", "p25", "median", "mean", "p75", "p95"], s["stats"]),
+    ]
     if s["pairs"]:
-        parts += ["<p>Kolmogorov–Smirnov distance between EDFs; <i>noise</i> is the distance two samples of these sizes "
-                  "from one space exceed with 5% probability.</p>",
-                  _table_html(["space A", "space B", "KS", "p-value", "noise (5%)", "n A", "n B"], s["pairs"])]
+        parts += [
+            "<p>Kolmogorov–Smirnov distance between EDFs; <i>noise</i> is the distance two samples of these sizes "
+            "from one space exceed with 5% probability.</p>",
+            _table_html(["space A", "space B", "KS", "p-value", "noise (5%)", "n A", "n B"], s["pairs"]),
+        ]
     parts.append("<h2>Parameters</h2>")
     parts += [_figure_html(f) for f in figs if f.key.startswith("scatter_")]
     parts.append("<h2>Best and worst models</h2>")
     for space in s["best"]:
-        parts += [f"<h3>{html.escape(space)}: best</h3>", _table_html(MODEL_HEADER, s["best"][space]),
-                  f"<h3>{html.escape(space)}: worst</h3>", _table_html(MODEL_HEADER, s["worst"][space])]
+        parts += [
+            f"<h3>{html.escape(space)}: best</h3>",
+            _table_html(MODEL_HEADER, s["best"][space]),
+            f"<h3>{html.escape(space)}: worst</h3>",
+            _table_html(MODEL_HEADER, s["worst"][space]),
+        ]
     parts.append("<h2>Widths</h2>")
     parts += [_figure_html(f) for f in figs if f.key.startswith("widths_")]
     for key, head in (("fit", "Quantised linear fit"), ("search", "Random-search efficiency")):
@@ -216,19 +305,32 @@ def _write_md(out: Path, title: str, s: dict, figs: list[Figure], df, store_arg:
     for f in figs:
         p = save(f.fig, img_dir / f"{f.key}.png")
         images[f.key] = f"![{f.title}]({img_dir.name}/{p.name})\n\n*{f.title}.* Redraw: `{f.command}`"
-    parts = [f"# {title}", f"store `{store_arg}` · recipe `{df.attrs.get('recipe_hash')}` · regspace {__version__}",
-             "## Store", _table_md(["space", "recipe", "sampled", "ok", "diverged", "failed", "pending"], s["summary"]),
-             "### Recipe", _table_md(["field", "value"] * 3, s["recipe"]), "## Error EDFs"]
+    parts = [
+        f"# {title}",
+        f"store `{store_arg}` · recipe `{df.attrs.get('recipe_hash')}` · regspace {__version__}",
+        "## Store",
+        _table_md(["space", "recipe", "sampled", "ok", "diverged", "failed", "pending"], s["summary"]),
+        "### Recipe",
+        _table_md(["field", "value"] * 3, s["recipe"]),
+        "## Error EDFs",
+    ]
     parts += [images[k] for k in ("edf", "edf_flops") if k in images]
-    parts += ["## Comparison", _table_md(["space", "n", "min", "p5", "p25", "median", "mean", "p75", "p95"], s["stats"])]
+    parts += [
+        "## Comparison",
+        _table_md(["space", "n", "min", "p5", "p25", "median", "mean", "p75", "p95"], s["stats"]),
+    ]
     if s["pairs"]:
         parts.append(_table_md(["space A", "space B", "KS", "p-value", "noise (5%)", "n A", "n B"], s["pairs"]))
     parts.append("## Parameters")
     parts += [v for k, v in images.items() if k.startswith("scatter_")]
     parts.append("## Best and worst models")
     for space in s["best"]:
-        parts += [f"### {space}: best", _table_md(MODEL_HEADER, s["best"][space]),
-                  f"### {space}: worst", _table_md(MODEL_HEADER, s["worst"][space])]
+        parts += [
+            f"### {space}: best",
+            _table_md(MODEL_HEADER, s["best"][space]),
+            f"### {space}: worst",
+            _table_md(MODEL_HEADER, s["worst"][space]),
+        ]
     parts.append("## Widths")
     parts += [v for k, v in images.items() if k.startswith("widths_")]
     for key, head in (("fit", "Quantised linear fit"), ("search", "Random-search efficiency")):

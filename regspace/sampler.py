@@ -96,11 +96,16 @@ def sample(
             parts.append(_columns(space, raw, sub, cx, rows, sub.model_ids(context), b * BATCH))
             got += len(rows)
         pos = b * BATCH + (int(rows[-1]) + 1 if got == n else BATCH)
-        if got < n and (pos - start >= max_candidates or (pos - start >= PROBE and _hopeless(got, n, pos - start,
-                                                                                         max_candidates))):
+        if got < n and (
+            pos - start >= max_candidates or (pos - start >= PROBE and _hopeless(got, n, pos - start, max_candidates))
+        ):
             raise RegspaceError(_impossible_message(space, n, got, pos - start, got, budget, seen_flops))
-    draws = {k: np.concatenate([p[k] for p in parts]) if isinstance(parts[0][k], np.ndarray)
-             else sum((p[k] for p in parts), []) for k in parts[0]}
+    draws = {
+        k: np.concatenate([p[k] for p in parts])
+        if isinstance(parts[0][k], np.ndarray)
+        else sum((p[k] for p in parts), [])
+        for k in parts[0]
+    }
     return SampleResult(space.name, _group_by_network(draws), pos - start, got, time.perf_counter() - t0, start)
 
 
@@ -146,13 +151,19 @@ def _impossible_message(space, n, got, drawn, accepted, budget, seen_flops) -> s
     where = ""
     if len(flops):
         lo, med, hi = np.percentile(flops, [5, 50, 95])
-        where = (f"; {space.name} models here have flops {format_quantity(lo)} (5%) / {format_quantity(med)} (median)"
-                 f" / {format_quantity(hi)} (95%)")
+        where = (
+            f"; {space.name} models here have flops {format_quantity(lo)} (5%) / {format_quantity(med)} (median)"
+            f" / {format_quantity(hi)} (95%)"
+        )
     if accepted == 0:
-        return (f"no {space.name} model met the budget ({budget}) in {drawn:,} candidates{where}; "
-                "widen the range (e.g. --flops) or choose another --preset")
-    return (f"budget too narrow: found only {got} of {n} {space.name} models in {drawn:,} candidates "
-            f"(acceptance {accepted / drawn:.2e}){where}; widen the range or ask for fewer models")
+        return (
+            f"no {space.name} model met the budget ({budget}) in {drawn:,} candidates{where}; "
+            "widen the range (e.g. --flops) or choose another --preset"
+        )
+    return (
+        f"budget too narrow: found only {got} of {n} {space.name} models in {drawn:,} candidates "
+        f"(acceptance {accepted / drawn:.2e}){where}; widen the range or ask for fewer models"
+    )
 
 
 def sample_to_store(
@@ -183,8 +194,16 @@ def sample_to_store(
     custom = stem != preset.stem or context != preset.context
     with store.lock():
         have = store.model_ids(space.name)
-        result = sample(space, n, budget=budget, stem=stem, context=context, seed=seed,
-                        start=store.next_draw(space.name, seed), max_candidates=max_candidates)
+        result = sample(
+            space,
+            n,
+            budget=budget,
+            stem=stem,
+            context=context,
+            seed=seed,
+            start=store.next_draw(space.name, seed),
+            max_candidates=max_candidates,
+        )
         cols = dict(result.columns)
         m = result.distinct
         result.new = sum(1 for mid in cols["model_id"] if mid not in have)
@@ -215,7 +234,9 @@ def sample_summary(r: SampleResult, budget: Budget, where) -> str:
     fl = r.columns["flops"]
     repeats = f", {r.n - r.distinct} repeat draw(s)" if r.n > r.distinct else ""
     new = f", {r.new} new to the store" if r.new is not None else ""
-    return (f"sampled {r.n} {r.space} draws into {where}: {r.distinct} distinct network(s){repeats}{new} "
-            f"(budget: {budget}; flops {format_quantity(fl.min())}–{format_quantity(fl.max())}); "
-            f"{r.drawn:,} candidates, {100 * r.acceptance_rate:.3g}% met the space's constraints and the budget; "
-            f"{r.seconds:.2f} s")
+    return (
+        f"sampled {r.n} {r.space} draws into {where}: {r.distinct} distinct network(s){repeats}{new} "
+        f"(budget: {budget}; flops {format_quantity(fl.min())}–{format_quantity(fl.max())}); "
+        f"{r.drawn:,} candidates, {100 * r.acceptance_rate:.3g}% met the space's constraints and the budget; "
+        f"{r.seconds:.2f} s"
+    )

@@ -52,9 +52,9 @@ def parse_design(spec: str, *, stem: Stem) -> tuple[Design, dict]:
     text = spec.strip()
     if zoo_name(text):
         p = zoo_params(text)
-        return regnet_design(p["d"], p["w0"], p["wa"], p["wm"], b=p["b"], g=p["g"], se_ratio=p["se_ratio"], stem=stem), {
-            k: p[k] for k in ("d", "w0", "wa", "wm", "b", "g")
-        }
+        return regnet_design(
+            p["d"], p["w0"], p["wa"], p["wm"], b=p["b"], g=p["g"], se_ratio=p["se_ratio"], stem=stem
+        ), {k: p[k] for k in ("d", "w0", "wa", "wm", "b", "g")}
     kind, colon, body = text.partition(":")
     kind = kind.strip().lower()
     if not colon or kind not in ("regnet", "anynet"):
@@ -71,9 +71,15 @@ def parse_design(spec: str, *, stem: Stem) -> tuple[Design, dict]:
         unknown = set(kv) - allowed
         missing = {"d", "w0", "wa", "wm"} - set(kv)
         if unknown or missing:
-            raise UsageProblem(f"in {spec!r}: " + (f"unknown key(s) {', '.join(sorted(unknown))}" if unknown
-                                                   else f"missing {', '.join(sorted(missing))}"),
-                               hint="regnet: takes d, w0, wa, wm and optionally g, b, se")
+            raise UsageProblem(
+                f"in {spec!r}: "
+                + (
+                    f"unknown key(s) {', '.join(sorted(unknown))}"
+                    if unknown
+                    else f"missing {', '.join(sorted(missing))}"
+                ),
+                hint="regnet: takes d, w0, wa, wm and optionally g, b, se",
+            )
         d = _int(kv["d"], "d", spec)
         w0 = _int(kv["w0"], "w0", spec)
         wa, wm = _number(kv["wa"], "wa", spec), _number(kv["wm"], "wm", spec)
@@ -83,15 +89,24 @@ def parse_design(spec: str, *, stem: Stem) -> tuple[Design, dict]:
         _check_positive(spec, g=g, b=b)
         if d > 1000:
             raise UsageProblem(f"in {spec!r}: d={d} is too deep (at most 1000 blocks)")
-        return regnet_design(d, w0, wa, wm, b=b, g=g, se_ratio=se, stem=stem), {"d": d, "w0": w0, "wa": wa, "wm": wm, "b": b, "g": g}
+        return regnet_design(d, w0, wa, wm, b=b, g=g, se_ratio=se, stem=stem), {
+            "d": d,
+            "w0": w0,
+            "wa": wa,
+            "wm": wm,
+            "b": b,
+            "g": g,
+        }
     kv = _pairs(body, ";", spec)
     allowed = {"d", "w", "b", "g", "se"}
     unknown = set(kv) - allowed
     missing = {"d", "w"} - set(kv)
     if unknown or missing:
-        raise UsageProblem(f"in {spec!r}: " + (f"unknown key(s) {', '.join(sorted(unknown))}" if unknown
-                                               else f"missing {', '.join(sorted(missing))}"),
-                           hint="anynet: takes d, w (one value per stage), b, g (shared or per stage), se")
+        raise UsageProblem(
+            f"in {spec!r}: "
+            + (f"unknown key(s) {', '.join(sorted(unknown))}" if unknown else f"missing {', '.join(sorted(missing))}"),
+            hint="anynet: takes d, w (one value per stage), b, g (shared or per stage), se",
+        )
     depths = [_int(x, "d", spec) for x in kv["d"].split(",")]
     widths = [_int(x, "w", spec) for x in kv["w"].split(",")]
     bs = [_number(x, "b", spec) for x in kv.get("b", "1").split(",")]
@@ -105,8 +120,13 @@ def parse_design(spec: str, *, stem: Stem) -> tuple[Design, dict]:
             raise UsageProblem(f"in {spec!r}: give one shared {name} or one per stage ({n})")
     if n > 64 or sum(depths) > 1000 or max(widths) > 1 << 16:
         raise UsageProblem(f"in {spec!r}: design too large (at most 64 stages, 1000 blocks, width 65536)")
-    _check_positive(spec, **{f"d{i + 1}": v for i, v in enumerate(depths)}, **{f"w{i + 1}": v for i, v in enumerate(widths)},
-                    b=min(bs), g=min(gs))
+    _check_positive(
+        spec,
+        **{f"d{i + 1}": v for i, v in enumerate(depths)},
+        **{f"w{i + 1}": v for i, v in enumerate(widths)},
+        b=min(bs),
+        g=min(gs),
+    )
     bs = bs * n if len(bs) == 1 else bs
     gs = gs * n if len(gs) == 1 else gs
     return Design.from_sampled(widths, depths, bs, gs, se_ratio=se, stem=stem), {}

@@ -37,16 +37,18 @@ def store_status(store, *, recipe_hash: str | None = None) -> list[dict]:
             seen = status.get(r, {})
             counts = Counter(seen[m] for m in ids if m in seen)
             errs = sorted(errors.get(r, {})[m] for m in ids if m in errors.get(r, {}))
-            rows.append({
-                "space": space,
-                "recipe": r,
-                "draws": draws[space],
-                "sampled": len(ids),
-                "ok": counts.get("ok", 0),
-                "diverged": counts.get("diverged", 0),
-                "failed": counts.get("failed", 0),
-                "pending": len(ids) - sum(counts.values()),
-                "min_error": errs[0] if errs else None,
-                "median_error": statistics.median(errs) if errs else None,
-            })
+            rows.append(
+                {
+                    "space": space,
+                    "recipe": r,
+                    "draws": draws[space],
+                    "sampled": len(ids),
+                    "ok": counts.get("ok", 0),
+                    "diverged": counts.get("diverged", 0),
+                    "failed": counts.get("failed", 0),
+                    "pending": len(ids) - sum(counts.values()),
+                    "min_error": errs[0] if errs else None,
+                    "median_error": statistics.median(errs) if errs else None,
+                }
+            )
     return rows

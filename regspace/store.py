@@ -44,8 +44,14 @@ MARKER = "regspace.json"
 DEFAULT_STORE = "regspace-store"
 
 MODEL_PARAM_COLUMNS = (
-    [("d", pa.int64()), ("w0", pa.int64()), ("wa", pa.float64()), ("wm", pa.float64()),
-     ("b", pa.float64()), ("g", pa.int64())]
+    [
+        ("d", pa.int64()),
+        ("w0", pa.int64()),
+        ("wa", pa.float64()),
+        ("wm", pa.float64()),
+        ("b", pa.float64()),
+        ("g", pa.int64()),
+    ]
     + [(f"d{i}", pa.int64()) for i in range(1, 5)]
     + [(f"w{i}", pa.int64()) for i in range(1, 5)]
     + [(f"b{i}", pa.float64()) for i in range(1, 5)]
@@ -111,8 +117,7 @@ RESULTS_SCHEMA = pa.schema(
 # Keys of a table's rows: copies of one key are the same row written twice (readers keep one).
 # A model's rows are one per (space, model_id, seed, first draw): the draws of one stream never overlap.
 MODEL_ROW_KEY = ("space", "model_id", "seed", "draw_index")
-TABLES = {"models": (MODELS_SCHEMA, list(MODEL_ROW_KEY)),
-          "results": (RESULTS_SCHEMA, ["model_id", "recipe_hash"])}
+TABLES = {"models": (MODELS_SCHEMA, list(MODEL_ROW_KEY)), "results": (RESULTS_SCHEMA, ["model_id", "recipe_hash"])}
 MODEL_KEY = ["space", "model_id"]
 _MERGE_COLUMNS = ["space", "model_id", "seed", "draw_index", "multiplicity", "draw_indices"]
 _warned_legacy: set[str] = set()
@@ -162,8 +167,12 @@ class Store:
 
     @classmethod
     def _initialise(cls, p: Path) -> Store:
-        meta = {"format": FORMAT, "schema_version": SCHEMA_VERSION, "created_by": f"regspace {__version__}",
-                "created_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
+        meta = {
+            "format": FORMAT,
+            "schema_version": SCHEMA_VERSION,
+            "created_by": f"regspace {__version__}",
+            "created_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        }
         try:
             for sub in ("models", "results"):
                 (p / sub).mkdir(parents=True, exist_ok=True)
@@ -283,8 +292,10 @@ class Store:
         except StoreError:
             raise
         except (OSError, pa.ArrowException, ValueError) as e:
-            _warn(f"skipping unreadable file {path} ({type(e).__name__}: {str(e).splitlines()[0][:120]}); "
-                  "its rows are not counted; move it aside or restore it")
+            _warn(
+                f"skipping unreadable file {path} ({type(e).__name__}: {str(e).splitlines()[0][:120]}); "
+                "its rows are not counted; move it aside or restore it"
+            )
             return None
         table = conform(table, schema)
         return table.select(columns) if columns is not None else table
@@ -315,8 +326,9 @@ class Store:
         t = t.filter(pc.and_(pc.equal(t.column("space"), space), pc.equal(t.column("seed"), seed)))
         if t.num_rows == 0:
             return 0
-        last = max(pc.max(t.column("draw_index")).as_py() or 0,
-                   pc.max(pc.list_flatten(t.column("draw_indices"))).as_py() or 0)
+        last = max(
+            pc.max(t.column("draw_index")).as_py() or 0, pc.max(pc.list_flatten(t.column("draw_indices"))).as_py() or 0
+        )
         return int(last) + 1
 
     # -- maintenance ---------------------------------------------------------------------
@@ -389,10 +401,14 @@ def _write_error(e: OSError, rows: int, where: Path, store: Path) -> str:
     text = str(e)
     intact = "nothing was written and every earlier row is intact"
     if e.errno in (errno.ENOSPC, errno.EDQUOT) or any(m in text for m in ("No space left", "Disk quota")):
-        return f"disk full while writing {rows} row(s) to {where}; {intact} (free space and rerun; finished work is kept)"
+        return (
+            f"disk full while writing {rows} row(s) to {where}; {intact} (free space and rerun; finished work is kept)"
+        )
     if e.errno == errno.EFBIG or "File too large" in text:
-        return (f"file too large: writing {rows} row(s) to {where} exceeded the largest file this process may write "
-                f"(a file-size limit such as `ulimit -f`, or the file system's maximum); {intact}")
+        return (
+            f"file too large: writing {rows} row(s) to {where} exceeded the largest file this process may write "
+            f"(a file-size limit such as `ulimit -f`, or the file system's maximum); {intact}"
+        )
     return f"cannot write to store {store}: {e.strerror or e}"
 
 
@@ -400,14 +416,20 @@ def _legacy_models(table: pa.Table, store: Path) -> pa.Table:
     """A schema-1 models part: it kept distinct networks only, so each of its models counts once."""
     if str(store) not in _warned_legacy:
         _warned_legacy.add(str(store))
-        _warn(f"store {store} holds models sampled by an older regspace (schema 1, distinct networks only): "
-              "each of them counts once")
+        _warn(
+            f"store {store} holds models sampled by an older regspace (schema 1, distinct networks only): "
+            "each of them counts once"
+        )
     n = table.num_rows
     if "multiplicity" not in table.column_names:
         table = table.append_column("multiplicity", pa.array([1] * n, type=pa.int64()))
     if "draw_indices" not in table.column_names and "draw_index" in table.column_names:
-        table = table.append_column("draw_indices", pa.ListArray.from_arrays(
-            pa.array(range(0, n + 1), type=pa.int32()), table.column("draw_index").combine_chunks()))
+        table = table.append_column(
+            "draw_indices",
+            pa.ListArray.from_arrays(
+                pa.array(range(0, n + 1), type=pa.int32()), table.column("draw_index").combine_chunks()
+            ),
+        )
     return table
 
 

@@ -23,8 +23,9 @@ CPU_INDEX = "https://download.pytorch.org/whl/cpu"
 
 
 def has_nvidia_driver() -> bool:
-    return bool(shutil.which("nvidia-smi") or os.path.exists("/proc/driver/nvidia/version")
-                or glob.glob("/dev/nvidia[0-9]*"))
+    return bool(
+        shutil.which("nvidia-smi") or os.path.exists("/proc/driver/nvidia/version") or glob.glob("/dev/nvidia[0-9]*")
+    )
 
 
 def reachable(url: str, timeout: float = 5.0) -> bool:
@@ -48,13 +49,16 @@ def choose(system: str, nvidia: bool, cpu_index_reachable, override: str | None 
         return [], "NVIDIA driver found: torch's CUDA build from the default index"
     if cpu_index_reachable():
         return ["--extra-index-url", CPU_INDEX], f"no NVIDIA GPU: torch's CPU-only build from {CPU_INDEX}"
-    return [], (f"no NVIDIA GPU, but {CPU_INDEX} cannot be reached: torch from the default index "
-                "(on Linux that can be the multi-GB CUDA build)")
+    return [], (
+        f"no NVIDIA GPU, but {CPU_INDEX} cannot be reached: torch from the default index "
+        "(on Linux that can be the multi-GB CUDA build)"
+    )
 
 
 def main() -> None:
-    args, why = choose(platform.system(), has_nvidia_driver(), lambda: reachable(CPU_INDEX),
-                       os.environ.get("REGSPACE_TORCH_INDEX"))
+    args, why = choose(
+        platform.system(), has_nvidia_driver(), lambda: reachable(CPU_INDEX), os.environ.get("REGSPACE_TORCH_INDEX")
+    )
     print(f"set-up: {why}", file=sys.stderr)
     print(" ".join(args))
 

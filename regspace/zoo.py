@@ -52,8 +52,9 @@ def zoo_params(name: str) -> dict:
     canonical = zoo_name(name)
     if canonical is None:
         close = difflib.get_close_matches(name.strip().lower(), list(_BY_KEY), n=1, cutoff=0.6)
-        raise UsageProblem(f"unknown reference model {name!r}",
-                           hint=f"did you mean {_BY_KEY[close[0]]}?" if close else None)
+        raise UsageProblem(
+            f"unknown reference model {name!r}", hint=f"did you mean {_BY_KEY[close[0]]}?" if close else None
+        )
     d, w0, wa, wm, g, b, se = ZOO[canonical]
     return {"d": d, "w0": w0, "wa": wa, "wm": wm, "g": g, "b": b, "se_ratio": se}
 

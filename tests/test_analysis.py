@@ -184,8 +184,19 @@ def _population(errors_by_space: dict, counts_by_space: dict):
     rows = []
     for s, errors in errors_by_space.items():
         for i, (e, m) in enumerate(zip(errors, counts_by_space[s])):
-            rows.append({"space": s, "model_id": f"{s}-{i}", "status": "ok", "sweep_error": e, "error": e,
-                         "multiplicity": m, "flops": 1e6 * (1 + i % 7), "params": 1e5, "acts": 1e5})
+            rows.append(
+                {
+                    "space": s,
+                    "model_id": f"{s}-{i}",
+                    "status": "ok",
+                    "sweep_error": e,
+                    "error": e,
+                    "multiplicity": m,
+                    "flops": 1e6 * (1 + i % 7),
+                    "params": 1e5,
+                    "acts": 1e5,
+                }
+            )
     df = pd.DataFrame(rows)
     df.attrs["spaces"] = list(errors_by_space)
     return df

@@ -10,7 +10,9 @@ import pytest
 
 
 def run(*args, env=None):
-    return subprocess.run([sys.executable, "-m", "regspace", *args], capture_output=True, text=True, timeout=120, env=env)
+    return subprocess.run(
+        [sys.executable, "-m", "regspace", *args], capture_output=True, text=True, timeout=120, env=env
+    )
 
 
 def test_help_and_spaces_do_not_import_torch():
@@ -32,25 +34,28 @@ def test_startup_is_quick():
     assert time.perf_counter() - t < 5
 
 
-@pytest.mark.parametrize("args,needle", [
-    (["sample", "--space", "X_q"], "did you mean"),
-    (["sample", "--space", "X_a", "--flops", "400M:300M"], "minimum is larger"),
-    (["sample", "--space", "X_a", "--flops", "lots"], "cannot read flops"),
-    (["sample", "--space", "X_a", "--flops", "0:3M"], "must be positive"),
-    (["sample", "--space", "X_a", "-n", "0"], "-n"),
-    (["sample", "--space", "X_a", "-n", "-5"], "-n"),
-    (["sample", "--space", "X_a", "--preset", "tiny"], "unknown preset"),
-    (["sample", "--space", "X_a", "--flops", "1:2", "--max-candidates", "50000"], "widen"),
-    (["describe", "RegNetX-999MF"], "unknown reference model"),
-    (["describe", "regnet:d=0,w0=24,wa=1,wm=2"], "d >= 1"),
-    (["describe", "regnet:d=10,w0=20,wa=1,wm=2"], "multiple of 8"),
-    (["describe", "anynet:d=1,2;w=8"], "2 depths but 1 widths"),
-    (["describe", "anynet:d=1;w=-8"], "must be positive"),
-    (["describe", "anynet:d=1;w=8;x=3"], "unknown key"),
-    (["describe", "RegNetX-200MF", "--resolution", "0"], "--resolution"),
-    (["bogus"], "No such command"),
-    (["sample"], "--space"),
-])
+@pytest.mark.parametrize(
+    "args,needle",
+    [
+        (["sample", "--space", "X_q"], "did you mean"),
+        (["sample", "--space", "X_a", "--flops", "400M:300M"], "minimum is larger"),
+        (["sample", "--space", "X_a", "--flops", "lots"], "cannot read flops"),
+        (["sample", "--space", "X_a", "--flops", "0:3M"], "must be positive"),
+        (["sample", "--space", "X_a", "-n", "0"], "-n"),
+        (["sample", "--space", "X_a", "-n", "-5"], "-n"),
+        (["sample", "--space", "X_a", "--preset", "tiny"], "unknown preset"),
+        (["sample", "--space", "X_a", "--flops", "1:2", "--max-candidates", "50000"], "widen"),
+        (["describe", "RegNetX-999MF"], "unknown reference model"),
+        (["describe", "regnet:d=0,w0=24,wa=1,wm=2"], "d >= 1"),
+        (["describe", "regnet:d=10,w0=20,wa=1,wm=2"], "multiple of 8"),
+        (["describe", "anynet:d=1,2;w=8"], "2 depths but 1 widths"),
+        (["describe", "anynet:d=1;w=-8"], "must be positive"),
+        (["describe", "anynet:d=1;w=8;x=3"], "unknown key"),
+        (["describe", "RegNetX-200MF", "--resolution", "0"], "--resolution"),
+        (["bogus"], "No such command"),
+        (["sample"], "--space"),
+    ],
+)
 def test_bad_input_is_one_line(tmp_path, run_cli, args, needle):
     code, out, err = run_cli(*args, "--store", tmp_path / "s") if args[0] == "sample" else run_cli(*args)
     assert code != 0
@@ -61,8 +66,9 @@ def test_bad_input_is_one_line(tmp_path, run_cli, args, needle):
 
 
 def test_sample_reports_draws_and_acceptance(tmp_path, run_cli):
-    code, out, err = run_cli("sample", "--space", "X_a", "-n", 50, "--preset", "imagenet", "--flops", "360M:400M",
-                             "--store", tmp_path / "s")
+    code, out, err = run_cli(
+        "sample", "--space", "X_a", "-n", 50, "--preset", "imagenet", "--flops", "360M:400M", "--store", tmp_path / "s"
+    )
     assert code == 0
     assert "sampled 50 X_a draws" in out and "50 distinct network(s)" in out and "50 new to the store" in out
     m = re.search(r"([\d,]+) candidates, ([\d.e+-]+)% met the space's constraints and the budget", out)

@@ -46,8 +46,9 @@ def _by_hand(h1: int, h2: int, h3: int) -> tuple[int, int, int]:
     return tuple(sum(x[i] for x in layers) for i in range(3))
 
 
-@pytest.mark.parametrize("resolution,sides", [(224, (112, 56, 28)), (225, (113, 57, 29)), (226, (113, 57, 29)),
-                                              (7, (4, 2, 1))])
+@pytest.mark.parametrize(
+    "resolution,sides", [(224, (112, 56, 28)), (225, (113, 57, 29)), (226, (113, 57, 29)), (7, (4, 2, 1))]
+)
 def test_odd_resolution_uses_ceiling_division(resolution, sides):
     """Each strided layer maps h to (h - 1) // 2 + 1: 225 -> 113 -> 57 -> 29, not 112 -> 56 -> 28."""
     d = Design((16, 32), (1, 1), (1.0, 1.0), (16, 16), stem=STEMS["imagenet"])

@@ -30,10 +30,12 @@ def idx_bytes(array: np.ndarray) -> bytes:
 def write_idx_dataset(d, n_train=40, n_test=10, gz=True):
     rng = np.random.default_rng(0)
     d.mkdir(parents=True, exist_ok=True)
-    files = {"train-images-idx3-ubyte": rng.integers(0, 256, (n_train, 28, 28)),
-             "train-labels-idx1-ubyte": rng.integers(0, 10, n_train),
-             "t10k-images-idx3-ubyte": rng.integers(0, 256, (n_test, 28, 28)),
-             "t10k-labels-idx1-ubyte": rng.integers(0, 10, n_test)}
+    files = {
+        "train-images-idx3-ubyte": rng.integers(0, 256, (n_train, 28, 28)),
+        "train-labels-idx1-ubyte": rng.integers(0, 10, n_train),
+        "t10k-images-idx3-ubyte": rng.integers(0, 256, (n_test, 28, 28)),
+        "t10k-labels-idx1-ubyte": rng.integers(0, 10, n_test),
+    }
     out = {}
     for name, arr in files.items():
         data = idx_bytes(arr)

@@ -18,7 +18,9 @@ import pytest
 @pytest.fixture
 def small_disk():
     d = tempfile.mkdtemp(prefix="regspace-full-")
-    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=512k", "tmpfs", d], capture_output=True).returncode == 0
+    mounted = (
+        subprocess.run(["mount", "-t", "tmpfs", "-o", "size=512k", "tmpfs", d], capture_output=True).returncode == 0
+    )
     yield d, mounted
     if mounted:
         subprocess.run(["umount", d], capture_output=True)
@@ -31,8 +33,13 @@ def regspace(*args, fsize=None):
             signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # a write past the limit fails with EFBIG instead
             resource.setrlimit(resource.RLIMIT_FSIZE, (fsize, fsize))
 
-    return subprocess.run([sys.executable, "-m", "regspace", *map(str, args)], capture_output=True, text=True,
-                          timeout=300, preexec_fn=limit)
+    return subprocess.run(
+        [sys.executable, "-m", "regspace", *map(str, args)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        preexec_fn=limit,
+    )
 
 
 def fill(directory, leave=8 * 1024):
@@ -67,7 +74,8 @@ def test_file_size_limit_is_not_called_a_full_disk(tmp_path):
     store = tmp_path / "s"
     p = regspace("sample", "--store", store, "--space", "X_c", "-n", 10, "--preset", "mnist", "--flops", "0.5M:1.5M")
     assert p.returncode == 0, p.stderr
-    p = regspace("sample", "--store", store, "--space", "X_c", "-n", 2000, "--preset", "mnist", "--flops", ":",
-                 fsize=4096)
+    p = regspace(
+        "sample", "--store", store, "--space", "X_c", "-n", 2000, "--preset", "mnist", "--flops", ":", fsize=4096
+    )
     assert p.returncode == 1 and len(p.stderr.strip().splitlines()) == 1, p.stderr
     assert "file too large" in p.stderr and "disk full" not in p.stderr and "every earlier row is intact" in p.stderr

@@ -54,7 +54,8 @@ def test_conv_flops_match_torch_flop_counter():
     # analytic flops also count bias adds: the SE convs' and the FC's
     se_bias = sum(
         m.reduce.out_channels + m.expand.out_channels
-        for m in model.modules() if m.__class__.__name__ == "SqueezeExcitation"
+        for m in model.modules()
+        if m.__class__.__name__ == "SqueezeExcitation"
     )
     fc_bias = ctx.num_classes
     assert counter.get_total_flops() // 2 == design.complexity(ctx).flops - se_bias - fc_bias
@@ -86,8 +87,9 @@ def test_state_dict_holds_no_aliased_tensors():
     """Each tensor is registered once (a block's last BN is not also stored under a second name)."""
     from regspace.design import Design
 
-    model = build_model(Design((16, 32), (2, 2), (1.0, 2.0), (8, 8), se_ratio=0.25, stem=STEMS["cifar"]),
-                        Context(32, 3, 10))
+    model = build_model(
+        Design((16, 32), (2, 2), (1.0, 2.0), (8, 8), se_ratio=0.25, stem=STEMS["cifar"]), Context(32, 3, 10)
+    )
     sd = model.state_dict()
     pointers = [t.data_ptr() for t in sd.values() if t.numel()]
     assert len(pointers) == len(set(pointers)), [k for k in sd if "final_bn" in k]

@@ -13,7 +13,12 @@ def test_crop_is_a_shifted_window_of_the_zero_padded_image():
     padded = F.pad(x, (2, 2, 2, 2))
     offsets = set()
     for i in range(len(x)):
-        hits = [(oy, ox) for oy in range(5) for ox in range(5) if torch.equal(padded[i, :, oy:oy + 6, ox:ox + 5], out[i])]
+        hits = [
+            (oy, ox)
+            for oy in range(5)
+            for ox in range(5)
+            if torch.equal(padded[i, :, oy : oy + 6, ox : ox + 5], out[i])
+        ]
         assert hits, i
         offsets.add(hits[0])
     assert len(offsets) > 10  # offsets vary per image

@@ -26,10 +26,19 @@ from regspace.store import Store
 
 ALPHA = 1e-4  # per feature; ~200 comparisons in this file, so a true law fails one by chance with p ~ 2 %
 
-ANYNET = {"d": np.arange(1, 17), "w": np.arange(8, 1025, 8), "b": np.array([1, 2, 4]),
-          "g": np.array([1, 2, 4, 8, 16, 32])}
-LADDER = {"a": ((), ()), "b": (("b",), ()), "c": (("b", "g"), ()), "d": (("b", "g"), ("w",)),
-          "e": (("b", "g"), ("w", "d"))}
+ANYNET = {
+    "d": np.arange(1, 17),
+    "w": np.arange(8, 1025, 8),
+    "b": np.array([1, 2, 4]),
+    "g": np.array([1, 2, 4, 8, 16, 32]),
+}
+LADDER = {
+    "a": ((), ()),
+    "b": (("b",), ()),
+    "c": (("b", "g"), ()),
+    "d": (("b", "g"), ("w",)),
+    "e": (("b", "g"), ("w", "d")),
+}
 
 
 # -- the reference sampler's scalar laws, vectorised (pycls sweep/random.py semantics) --------------
@@ -68,12 +77,15 @@ def simulate(name: str, n: int, budget: Budget, preset, seed: int, batch: int = 
     while got < n:
         if name in REGNET_LAWS:
             law = REGNET_LAWS[name]
-            raw = {"d": law_uniform(rng, *law["d"], 1, batch).astype(int),
-                   "w0": law_log_uniform(rng, *law["w0"], 8, batch),
-                   "wa": law_log_uniform(rng, *law["wa"], 0.1, batch),
-                   "wm": law_log_uniform(rng, *law["wm"], 0.001, batch)}
-            raw["g"] = (law_power2_or_log_uniform(rng, 8, 128, 8, batch) if law["g"] is None
-                        else rng.choice(law["g"], batch)).astype(int)
+            raw = {
+                "d": law_uniform(rng, *law["d"], 1, batch).astype(int),
+                "w0": law_log_uniform(rng, *law["w0"], 8, batch),
+                "wa": law_log_uniform(rng, *law["wa"], 0.1, batch),
+                "wm": law_log_uniform(rng, *law["wm"], 0.001, batch),
+            }
+            raw["g"] = (
+                law_power2_or_log_uniform(rng, 8, 128, 8, batch) if law["g"] is None else rng.choice(law["g"], batch)
+            ).astype(int)
             raw["b"] = rng.choice(law["b"], batch).astype(float)
             w, d, ok = regnet_stages(raw["d"], raw["w0"], raw["wa"], raw["wm"], 4)
             k = 4
@@ -94,8 +106,12 @@ def simulate(name: str, n: int, budget: Budget, preset, seed: int, batch: int = 
         cx = designs.complexity(preset.context)
         keep = np.flatnonzero(budget.contains(cx))[: n - got]
         got += len(keep)
-        rows = {"flops": cx.flops[keep], "params": cx.params[keep], "acts": cx.acts[keep],
-                "depth": designs.depths[keep].sum(1)}
+        rows = {
+            "flops": cx.flops[keep],
+            "params": cx.params[keep],
+            "acts": cx.acts[keep],
+            "depth": designs.depths[keep].sum(1),
+        }
         for i in range(4):
             rows[f"sw{i + 1}"] = designs.widths[keep, i]
             rows[f"sg{i + 1}"] = designs.group_widths[keep, i]
@@ -134,8 +150,13 @@ def worst_feature(ours: pd.DataFrame, theirs: pd.DataFrame, name: str) -> tuple[
 MNIST = PRESETS["mnist"]
 # Budgets at which each family's acceptance is a few per cent, so the simulation stays fast.
 CASES = {name: Budget.parse(flops="5M:40M") for name in SPACES if not name.startswith("RegNet")}
-CASES.update({"RegNet": Budget.parse(flops="2M:20M"), "RegNetX": Budget.parse(flops="5M:40M"),
-              "RegNetY": Budget.parse(flops="5M:40M")})
+CASES.update(
+    {
+        "RegNet": Budget.parse(flops="2M:20M"),
+        "RegNetX": Budget.parse(flops="5M:40M"),
+        "RegNetY": Budget.parse(flops="5M:40M"),
+    }
+)
 
 
 @pytest.mark.parametrize("name", list(CASES))

@@ -30,8 +30,9 @@ def pg():
 
 
 def regspace(*args, **kw):
-    return subprocess.run([sys.executable, "-m", "regspace", *map(str, args)], capture_output=True, text=True,
-                          timeout=600, **kw)
+    return subprocess.run(
+        [sys.executable, "-m", "regspace", *map(str, args)], capture_output=True, text=True, timeout=600, **kw
+    )
 
 
 def queue_url(kind, pg, tmp_path):
@@ -48,10 +49,27 @@ def study_trials(url):
 
 def start_worker(url, *extra):
     # three workers share two cores here: one thread each, or OpenMP spin-waiting slows everything tenfold
-    return subprocess.Popen([sys.executable, "-m", "regspace", "train", "--queue", url, "--workers", "1",
-                             "--threads", "1", *TINY,
-                             *FAST_BEAT, *extra], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            start_new_session=True)
+    return subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "regspace",
+            "train",
+            "--queue",
+            url,
+            "--workers",
+            "1",
+            "--threads",
+            "1",
+            *TINY,
+            *FAST_BEAT,
+            *extra,
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+    )
 
 
 def wait_for(predicate, timeout=300.0):
@@ -66,8 +84,21 @@ def wait_for(predicate, timeout=300.0):
 @pytest.mark.parametrize("kind", ["postgres", "journal"])
 def test_three_workers_one_killed(kind, pg, tmp_path):
     url = queue_url(kind, pg, tmp_path)
-    p = regspace("sample", "--store", tmp_path / "local", "--space", "X_c", "-n", 12, "--preset", "mnist",
-                 "--flops", "0.5M:1.5M", "--queue", url)
+    p = regspace(
+        "sample",
+        "--store",
+        tmp_path / "local",
+        "--space",
+        "X_c",
+        "-n",
+        12,
+        "--preset",
+        "mnist",
+        "--flops",
+        "0.5M:1.5M",
+        "--queue",
+        url,
+    )
     assert p.returncode == 0 and "enqueued 12 model(s)" in p.stdout, p.stderr
     workers = [start_worker(url) for _ in range(3)]
     pids = {w.pid: w for w in workers}
@@ -92,8 +123,11 @@ def test_three_workers_one_killed(kind, pg, tmp_path):
     os.killpg(victim_pid, signal.SIGKILL)  # the worker and its training processes, mid-model
     pids[victim_pid].wait(timeout=30)
     # what it held when it died (it may have finished one model and taken the next in between)
-    held = [t.number for t in q.trials() if t.state.name == "RUNNING"
-            and t.user_attrs.get("worker", "").endswith(f":{victim_pid}")]
+    held = [
+        t.number
+        for t in q.trials()
+        if t.state.name == "RUNNING" and t.user_attrs.get("worker", "").endswith(f":{victim_pid}")
+    ]
     assert held, "the killed worker held no model"
     victim_trial = held[0]
     for w in workers:
@@ -127,8 +161,21 @@ def test_three_workers_one_killed(kind, pg, tmp_path):
 
 def test_database_restart_mid_sweep(pg, tmp_path):
     url = pg.create_database("restart_" + uuid.uuid4().hex[:8])
-    p = regspace("sample", "--store", tmp_path / "local", "--space", "X_c", "-n", 6, "--preset", "mnist",
-                 "--flops", "0.5M:1.5M", "--queue", url)
+    p = regspace(
+        "sample",
+        "--store",
+        tmp_path / "local",
+        "--space",
+        "X_c",
+        "-n",
+        6,
+        "--preset",
+        "mnist",
+        "--flops",
+        "0.5M:1.5M",
+        "--queue",
+        url,
+    )
     assert p.returncode == 0, p.stderr
     worker = start_worker(url)
     assert wait_for(lambda: any(t.state.name == "COMPLETE" for t in study_trials(url)))
@@ -143,19 +190,35 @@ def test_database_restart_mid_sweep(pg, tmp_path):
 
 def test_sqlite_refuses_several_workers(tmp_path):
     url = f"sqlite:///{tmp_path / 'q.db'}"
-    p = regspace("sample", "--store", tmp_path / "s", "--space", "X_c", "-n", 2, "--preset", "mnist",
-                 "--flops", "0.5M:1.5M", "--queue", url)
+    p = regspace(
+        "sample",
+        "--store",
+        tmp_path / "s",
+        "--space",
+        "X_c",
+        "-n",
+        2,
+        "--preset",
+        "mnist",
+        "--flops",
+        "0.5M:1.5M",
+        "--queue",
+        url,
+    )
     assert p.returncode == 0, p.stderr
     p = regspace("train", "--queue", url, "--workers", "2", *TINY)
     assert p.returncode == 1 and "SQLite cannot serve several workers" in p.stderr
     assert len(p.stderr.strip().splitlines()) == 1
 
 
-@pytest.mark.parametrize("args,needle", [
-    (["train", "--queue", "redis://localhost/0"], "cannot use queue"),
-    (["train", "--queue", "journal:///nonexistent/dir/q.log"], "does not exist"),
-    (["status", "--queue", "postgresql://nobody@127.0.0.1:1/none", "--store", "s"], "unreachable"),
-])
+@pytest.mark.parametrize(
+    "args,needle",
+    [
+        (["train", "--queue", "redis://localhost/0"], "cannot use queue"),
+        (["train", "--queue", "journal:///nonexistent/dir/q.log"], "does not exist"),
+        (["status", "--queue", "postgresql://nobody@127.0.0.1:1/none", "--store", "s"], "unreachable"),
+    ],
+)
 def test_bad_queue_urls(tmp_path, args, needle, monkeypatch):
     env = {**os.environ, "REGSPACE_QUEUE_TIMEOUT": "3"}
     p = regspace(*args, env=env, cwd=tmp_path)
@@ -167,8 +230,21 @@ def test_queue_carries_multiplicity(tmp_path):
     url = f"journal://{tmp_path / 'sweep.log'}"
     local = tmp_path / "local"
     for _ in range(2):  # repeats within a call and across calls
-        p = regspace("sample", "--store", local, "--space", "RegNetX", "-n", 150, "--preset", "mnist",
-                     "--flops", "2M:4M", "--queue", url)
+        p = regspace(
+            "sample",
+            "--store",
+            local,
+            "--space",
+            "RegNetX",
+            "-n",
+            150,
+            "--preset",
+            "mnist",
+            "--flops",
+            "2M:4M",
+            "--queue",
+            url,
+        )
         assert p.returncode == 0, p.stderr
     from regspace.store import Store
 

@@ -18,18 +18,21 @@ def store(tmp_path_factory):
     return path
 
 
-@pytest.mark.parametrize("args,name", [
-    (["plot-edf", "--band"], "edf.png"),
-    (["plot-edf", "--normalize", "flops", "--band"], "edf.svg"),
-    (["plot-edf", "--spaces", "RegNetX"], "edf.pdf"),
-    (["plot-scatter", "--space", "X_a", "--boot", "200"], "sc.png"),
-    (["plot-scatter", "--space", "regnetx", "--x", "d,wa,wm,flops"], "sc.svg"),
-    (["plot-scatter", "--space", "X_a", "--x", "d,w4,g,b,wa,wm,flops", "--boot", "100"], "sc_fit.png"),
-    (["plot-widths", "--space", "X_a", "--top", "5"], "w.png"),
-    (["plot-widths", "--space", "RegNetX"], "w2.png"),
-    (["plot-fit"], "fit.png"),
-    (["plot-search"], "search.png"),
-])
+@pytest.mark.parametrize(
+    "args,name",
+    [
+        (["plot-edf", "--band"], "edf.png"),
+        (["plot-edf", "--normalize", "flops", "--band"], "edf.svg"),
+        (["plot-edf", "--spaces", "RegNetX"], "edf.pdf"),
+        (["plot-scatter", "--space", "X_a", "--boot", "200"], "sc.png"),
+        (["plot-scatter", "--space", "regnetx", "--x", "d,wa,wm,flops"], "sc.svg"),
+        (["plot-scatter", "--space", "X_a", "--x", "d,w4,g,b,wa,wm,flops", "--boot", "100"], "sc_fit.png"),
+        (["plot-widths", "--space", "X_a", "--top", "5"], "w.png"),
+        (["plot-widths", "--space", "RegNetX"], "w2.png"),
+        (["plot-fit"], "fit.png"),
+        (["plot-search"], "search.png"),
+    ],
+)
 def test_plots_write_files(store, tmp_path, run_cli, args, name):
     out = tmp_path / name
     code, stdout, err = run_cli(*args, "--store", store, "-o", out)
@@ -64,11 +67,28 @@ def test_report_html_is_self_contained(store, tmp_path, run_cli):
     assert code == 0, err
     html = out.read_text()
     assert html.count("<svg") >= 8
-    for fetch in ('src="http', "src='http", 'href="http', "href='http", "url(http", "@import", "<link", "<script",
-                  "<img"):
+    for fetch in (
+        'src="http',
+        "src='http",
+        'href="http',
+        "href='http",
+        "url(http",
+        "@import",
+        "<link",
+        "<script",
+        "<img",
+    ):
         assert fetch not in html, fetch  # nothing to fetch: opens offline
-    for needle in ("Error EDFs", "Comparison", "Best and worst models", "Widths", "Quantised linear fit",
-                   "Random-search efficiency", "regspace plot-edf", "regspace plot-scatter"):
+    for needle in (
+        "Error EDFs",
+        "Comparison",
+        "Best and worst models",
+        "Widths",
+        "Quantised linear fit",
+        "Random-search efficiency",
+        "regspace plot-edf",
+        "regspace plot-scatter",
+    ):
         assert needle in html, needle
 
 
@@ -103,14 +123,17 @@ def test_read_commands_do_not_import_torch(store, tmp_path):
     assert p.returncode == 0, p.stderr
 
 
-@pytest.mark.parametrize("args,needle", [
-    (["plot-edf", "--spaces", "X_e"], "no models of space"),
-    (["plot-edf", "--normalize", "depth"], "--normalize"),
-    (["plot-scatter", "--space", "X_a", "--x", "bogus"], "no parameter 'bogus'"),
-    (["plot-edf", "-o", "edf.gif"], ".png, .svg or .pdf"),
-    (["compare", "--recipe-hash", "nope"], "matches 0 recipes"),
-    (["export", "-o", "x.xlsx"], "unknown export format"),
-])
+@pytest.mark.parametrize(
+    "args,needle",
+    [
+        (["plot-edf", "--spaces", "X_e"], "no models of space"),
+        (["plot-edf", "--normalize", "depth"], "--normalize"),
+        (["plot-scatter", "--space", "X_a", "--x", "bogus"], "no parameter 'bogus'"),
+        (["plot-edf", "-o", "edf.gif"], ".png, .svg or .pdf"),
+        (["compare", "--recipe-hash", "nope"], "matches 0 recipes"),
+        (["export", "-o", "x.xlsx"], "unknown export format"),
+    ],
+)
 def test_bad_analysis_input(store, tmp_path, run_cli, args, needle):
     code, _, err = run_cli(*args, "--store", store)
     assert code != 0 and needle in err and len(err.strip().splitlines()) == 1, err
@@ -150,8 +173,11 @@ def test_compare_normalized_by_params_numbers(store, run_cli):
     assert code == 0, err
     r = json.loads(out)
     assert r["normalize"] == "params"
-    models = pd.read_parquet(store / "models").groupby(["space", "model_id"], as_index=False).agg(
-        params=("params", "first"), m=("multiplicity", "sum"))
+    models = (
+        pd.read_parquet(store / "models")
+        .groupby(["space", "model_id"], as_index=False)
+        .agg(params=("params", "first"), m=("multiplicity", "sum"))
+    )
     res = pd.read_parquet(store / "results")
     df = models.merge(res[res.status == "ok"][["model_id", "error"]], on="model_id")
     groups = {s: df[df.space == s] for s in ("X_a", "RegNetX")}

@@ -91,8 +91,15 @@ def test_unconstrained_anynet_marginals(name):
 
 
 def multiset_space(increasing):
-    return space_from_dict({"name": "tiny", "base": "X_c", "stages": 3, "increasing": increasing,
-                            "params": {"w": {"dist": "uniform", "low": 8, "high": 32, "q": 8}}})
+    return space_from_dict(
+        {
+            "name": "tiny",
+            "base": "X_c",
+            "stages": 3,
+            "increasing": increasing,
+            "params": {"w": {"dist": "uniform", "low": 8, "high": 32, "q": 8}},
+        }
+    )
 
 
 def test_nondecreasing_is_uniform_over_ordered_tuples():
@@ -100,7 +107,9 @@ def test_nondecreasing_is_uniform_over_ordered_tuples():
     space = multiset_space(["w"])
     raw = space.draw(np.random.default_rng(7), 40_000)
     rows = [tuple(r) for r in raw["w"][raw["_valid"]].tolist()]
-    support = sorted({tuple(sorted(t)) for t in np.array(np.meshgrid(*[[8, 16, 24, 32]] * 3)).T.reshape(-1, 3).tolist()})
+    support = sorted(
+        {tuple(sorted(t)) for t in np.array(np.meshgrid(*[[8, 16, 24, 32]] * 3)).T.reshape(-1, 3).tolist()}
+    )
     assert len(support) == math.comb(4 + 3 - 1, 3) == 20
     assert all(a <= b <= c for a, b, c in rows)
     assert chi2_uniform(rows, support) > ALPHA
@@ -195,8 +204,10 @@ def test_every_space_is_listed(run_cli):
 
 def test_toml_space(tmp_path, run_cli):
     f = tmp_path / "narrow.toml"
-    f.write_text('name = "narrow"\nbase = "X_d"\n[params.w]\ndist = "uniform"\nlow = 8\nhigh = 256\nq = 8\n'
-                 '[budget]\nflops = "1M:5M"\n')
+    f.write_text(
+        'name = "narrow"\nbase = "X_d"\n[params.w]\ndist = "uniform"\nlow = 8\nhigh = 256\nq = 8\n'
+        '[budget]\nflops = "1M:5M"\n'
+    )
     code, out, err = run_cli("sample", "--space", f, "-n", 30, "--store", tmp_path / "s")
     assert code == 0, err
     df = pd.read_parquet(tmp_path / "s" / "models")
@@ -205,14 +216,17 @@ def test_toml_space(tmp_path, run_cli):
     assert (np.diff(df[[f"w{i}" for i in range(1, 5)]].to_numpy(), axis=1) >= 0).all()
 
 
-@pytest.mark.parametrize("text,msg", [
-    ('name = "X_c"', "built-in"),
-    ('name = "a"\nfamily = "resnet"', "family"),
-    ('name = "a"\n[params.q]\nlow = 1', "unknown parameter"),
-    ('name = "a"\nstages = 9', "stages"),
-    ('name = "a"\n[params.w]\ndist = "log_uniform"\nlow = 0\nhigh = 8\nq = 8', "low > 0"),
-    ('name = ', "not valid TOML"),
-])
+@pytest.mark.parametrize(
+    "text,msg",
+    [
+        ('name = "X_c"', "built-in"),
+        ('name = "a"\nfamily = "resnet"', "family"),
+        ('name = "a"\n[params.q]\nlow = 1', "unknown parameter"),
+        ('name = "a"\nstages = 9', "stages"),
+        ('name = "a"\n[params.w]\ndist = "log_uniform"\nlow = 0\nhigh = 8\nq = 8', "low > 0"),
+        ("name = ", "not valid TOML"),
+    ],
+)
 def test_bad_toml_spaces(tmp_path, run_cli, text, msg):
     f = tmp_path / "bad.toml"
     f.write_text(text)

@@ -38,7 +38,8 @@ def test_more_samples_add_new_models_and_keep_old_ones(tmp_path, run_cli):
     assert len(both) == 80 and both.model_id.is_unique
     kept = both[both.model_id.isin(first.model_id)].sort_values("model_id").reset_index(drop=True)
     assert kept.drop(columns=["sampled_at"]).equals(
-        first.sort_values("model_id").reset_index(drop=True).drop(columns=["sampled_at"]))
+        first.sort_values("model_id").reset_index(drop=True).drop(columns=["sampled_at"])
+    )
     # a second space may hold the same model: rows are per (space, model_id)
     sample(run_cli, s, "X_d", 10)
     assert len(Store.open(s).models()) == 90
@@ -148,9 +149,28 @@ def test_schema_is_fixed_so_plain_pandas_sees_every_column(tmp_path, run_cli):
     sample(run_cli, s, "RegNetX", 5)
     sample(run_cli, s, "X_a", 5)
     df = pd.read_parquet(s / "models")
-    for col in ["model_id", "space", "flops", "params", "acts", "stage_widths", "stage_depths",
-                "stage_group_widths", "stage_bottleneck_ratios", "d", "w0", "wa", "wm", "b", "g",
-                "d1", "w4", "b2", "g3", "seed"]:
+    for col in [
+        "model_id",
+        "space",
+        "flops",
+        "params",
+        "acts",
+        "stage_widths",
+        "stage_depths",
+        "stage_group_widths",
+        "stage_bottleneck_ratios",
+        "d",
+        "w0",
+        "wa",
+        "wm",
+        "b",
+        "g",
+        "d1",
+        "w4",
+        "b2",
+        "g3",
+        "seed",
+    ]:
         assert col in df.columns
     assert df[df.space == "X_a"].w0.isna().all() and df[df.space == "RegNetX"].w0.notna().all()
     assert df[df.space == "X_a"].d4.notna().all()
@@ -158,8 +178,15 @@ def test_schema_is_fixed_so_plain_pandas_sees_every_column(tmp_path, run_cli):
 
 def test_results_table_roundtrip(tmp_path):
     st = Store.create(tmp_path / "s")
-    st.append("results", {"model_id": ["a", "a", "b"], "recipe_hash": ["r", "r", "r"], "status": ["ok", "ok", "failed"],
-                          "error": [10.0, 11.0, None]})
+    st.append(
+        "results",
+        {
+            "model_id": ["a", "a", "b"],
+            "recipe_hash": ["r", "r", "r"],
+            "status": ["ok", "ok", "failed"],
+            "error": [10.0, 11.0, None],
+        },
+    )
     r = st.results()
     assert len(r) == 2 and r.set_index("model_id").error["a"] == 10.0
     with pytest.raises(ValueError):
@@ -198,8 +225,10 @@ def test_resuming_continues_the_stream_and_never_recounts(tmp_path, run_cli):
 def test_a_repeat_is_counted_not_trained_twice(tmp_path, run_cli):
     s = tmp_path / "s"
     for _ in range(2):
-        assert run_cli("sample", "-n", 200, "--store", s, "--space", "RegNetX", "--preset", "mnist",
-                       "--flops", "2M:4M")[0] == 0
+        assert (
+            run_cli("sample", "-n", 200, "--store", s, "--space", "RegNetX", "--preset", "mnist", "--flops", "2M:4M")[0]
+            == 0
+        )
     st = Store.open(s)
     raw = st.read_arrow("models", dedupe=False).to_pandas()
     merged = st.models()
@@ -229,7 +258,11 @@ def test_schema_1_store_is_read_with_each_model_once(tmp_path, run_cli, capsys):
     code, out, _ = run_cli("compare", "--store", s, "--json")
     assert code == 0 and [r["n"] for r in json.loads(out)["spaces"]] == [16, 16]
     # sampling more upgrades the marker; the old rows keep counting once
-    assert run_cli("sample", "-n", 5, "--space", "X_a", "--preset", "mnist", "--flops", "2M:4M", "--seed", "1",
-                   "--store", s)[0] == 0
+    assert (
+        run_cli(
+            "sample", "-n", 5, "--space", "X_a", "--preset", "mnist", "--flops", "2M:4M", "--seed", "1", "--store", s
+        )[0]
+        == 0
+    )
     assert json.loads((s / "regspace.json").read_text())["schema_version"] == SCHEMA_VERSION
     assert Store.open(s).draws("X_a") == 21

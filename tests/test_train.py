@@ -18,13 +18,15 @@ TINY = ["--train-size", "1024", "--val-size", "512", "--test-size", "512", "--ep
 
 
 def regspace(*args, **kw):
-    return subprocess.run([sys.executable, "-m", "regspace", *map(str, args)], capture_output=True, text=True,
-                          timeout=600, **kw)
+    return subprocess.run(
+        [sys.executable, "-m", "regspace", *map(str, args)], capture_output=True, text=True, timeout=600, **kw
+    )
 
 
 def sample(store, n=6, space="X_c", flops="0.5M:1.5M", seed=0):
-    p = regspace("sample", "--store", store, "--space", space, "-n", n, "--preset", "mnist", "--flops", flops,
-                 "--seed", seed)
+    p = regspace(
+        "sample", "--store", store, "--space", space, "-n", n, "--preset", "mnist", "--flops", flops, "--seed", seed
+    )
     assert p.returncode == 0, p.stderr
 
 
@@ -78,19 +80,44 @@ def test_models_learn_and_results_are_complete(tmp_path):
     store = tmp_path / "s"
     sample(store, 4, "X_c")
     sample(store, 4, "RegNetX", flops="1M:3M")
-    p = regspace("train", "--store", store, "--train-size", "4096", "--val-size", "1024", "--test-size", "1024",
-                 "--epochs", "2", "--workers", "2")
+    p = regspace(
+        "train",
+        "--store",
+        store,
+        "--train-size",
+        "4096",
+        "--val-size",
+        "1024",
+        "--test-size",
+        "1024",
+        "--epochs",
+        "2",
+        "--workers",
+        "2",
+    )
     assert p.returncode == 0, p.stderr
     assert "trained 8 of 8 models (ok 8" in p.stdout
     r = raw_results(store)
     assert (r.status == "ok").all() and len(r) == 8
     assert r.error.max() < 60 and r.error.median() < 40  # chance is 90 %
     assert r.test_error.notna().all() and (r.min_error <= r.error).all()
-    for col in ("train_seconds", "images_per_second", "peak_memory_mb", "device", "split", "recipe",
-                "torch_version", "lightning_version", "regspace_version", "dataset", "seed"):
+    for col in (
+        "train_seconds",
+        "images_per_second",
+        "peak_memory_mb",
+        "device",
+        "split",
+        "recipe",
+        "torch_version",
+        "lightning_version",
+        "regspace_version",
+        "dataset",
+        "seed",
+    ):
         assert r[col].notna().all(), col
-    again = regspace("train", "--store", store, "--train-size", "4096", "--val-size", "1024", "--test-size", "1024",
-                     "--epochs", "2")
+    again = regspace(
+        "train", "--store", store, "--train-size", "4096", "--val-size", "1024", "--test-size", "1024", "--epochs", "2"
+    )
     assert again.returncode == 0 and "nothing to train" in again.stdout
     status = regspace("status", "--store", store)
     assert "X_c" in status.stdout and "RegNetX" in status.stdout
@@ -99,8 +126,12 @@ def test_models_learn_and_results_are_complete(tmp_path):
 def test_sigkilled_worker_then_rerun(tmp_path):
     store = tmp_path / "s"
     sample(store, 8)
-    proc = subprocess.Popen([sys.executable, "-m", "regspace", "train", "--store", str(store), "--workers", "2", *TINY],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "regspace", "train", "--store", str(store), "--workers", "2", *TINY],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     assert wait_for(lambda: (store / "results").exists() and any((store / "results").glob("part-*")))
     workers = worker_pids(proc.pid)
     assert workers, "no worker found"
@@ -116,11 +147,16 @@ def test_sigkilled_worker_then_rerun(tmp_path):
 def test_sigint_to_parent_then_rerun(tmp_path):
     store = tmp_path / "s"
     sample(store, 10)
-    proc = subprocess.Popen([sys.executable, "-m", "regspace", "train", "--store", str(store), "--workers", "2", *TINY],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "regspace", "train", "--store", str(store), "--workers", "2", *TINY],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     # the first result is in: 9 models are left, far more than the time the signal takes to arrive
-    assert wait_for(lambda: (store / "results").exists() and any((store / "results").glob("part-*")), timeout=240,
-                    every=0.05)
+    assert wait_for(
+        lambda: (store / "results").exists() and any((store / "results").glob("part-*")), timeout=240, every=0.05
+    )
     proc.send_signal(signal.SIGINT)
     out, err = proc.communicate(timeout=120)
     assert proc.returncode == 130, (out, err)
@@ -138,8 +174,15 @@ def test_sigint_to_parent_then_rerun(tmp_path):
 def test_two_runs_share_one_store(tmp_path):
     store = tmp_path / "s"
     sample(store, 8)
-    procs = [subprocess.Popen([sys.executable, "-m", "regspace", "train", "--store", str(store), "--workers", "1", *TINY],
-                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for _ in range(2)]
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-m", "regspace", "train", "--store", str(store), "--workers", "1", *TINY],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for _ in range(2)
+    ]
     for p in procs:
         _, err = p.communicate(timeout=600)
         assert p.returncode == 0, err
@@ -188,7 +231,9 @@ def test_fixed_seed_repeats(tmp_path, threads):
     for k in range(2):
         store = tmp_path / f"s{k}"
         sample(store, 1)
-        p = regspace("train", "--store", store, *TINY, "--workers", "1", env={**os.environ, "OMP_NUM_THREADS": str(threads)})
+        p = regspace(
+            "train", "--store", store, *TINY, "--workers", "1", env={**os.environ, "OMP_NUM_THREADS": str(threads)}
+        )
         assert p.returncode == 0, p.stderr
         errors.append(float(raw_results(store).error.iloc[0]))
     assert errors[0] == errors[1], errors  # bit for bit on one thread (experiments/README.md, repeatability)
@@ -205,8 +250,18 @@ def test_retry_failed_trains_failed_models_again(tmp_path):
     st = Store.open(store)
     recipe = RECIPES["quick"].replace(train_size=1024, val_size=512, test_size=512, epochs=1, batch_size=64)
     failed_id = st.models().model_id.iloc[0]
-    st.append_rows("results", [{"model_id": failed_id, "recipe_hash": recipe.hash, "status": "failed",
-                                "reason": "worker process died (exit code -9) 2 times", "epochs": 0}])
+    st.append_rows(
+        "results",
+        [
+            {
+                "model_id": failed_id,
+                "recipe_hash": recipe.hash,
+                "status": "failed",
+                "reason": "worker process died (exit code -9) 2 times",
+                "epochs": 0,
+            }
+        ],
+    )
     p = regspace("train", "--store", store, *TINY)
     assert p.returncode == 0 and "trained 1 of 1" in p.stdout, p.stdout + p.stderr
     p = regspace("train", "--store", store, *TINY)
@@ -246,8 +301,15 @@ def test_a_model_whose_worker_dies_is_retried_once_then_recorded_failed(tmp_path
     dataset = prepare(recipe.dataset, resolution=28)
     deaths = pathlib_path(str(dataset.path) + ".deaths")
     deaths.unlink(missing_ok=True)
-    summary = run_workers(LocalWork(st, recipe, models), recipe, dataset, sizing_models=models, workers=1,
-                          devices="cpu", worker_target=dying_worker)
+    summary = run_workers(
+        LocalWork(st, recipe, models),
+        recipe,
+        dataset,
+        sizing_models=models,
+        workers=1,
+        devices="cpu",
+        worker_target=dying_worker,
+    )
     died = deaths.read_text().split()
     deaths.unlink()
     assert sorted(died) == sorted(m["model_id"] for m in models for _ in range(2))  # each: first try + one retry
@@ -275,10 +337,12 @@ def test_claims_of_dead_runs_are_taken_over(tmp_path):
     try:
         c = Claims(tmp_path, "r", grace_seconds=30)
         host = socket.gethostname()
-        for mid, owner, age in (("dead", {"host": host, "pid": dead.pid}, 0),
-                                ("old", {"host": "elsewhere", "pid": 1}, 100),
-                                ("live", {"host": host, "pid": live.pid}, 0),
-                                ("fresh", {"host": "elsewhere", "pid": 1}, 5)):
+        for mid, owner, age in (
+            ("dead", {"host": host, "pid": dead.pid}, 0),
+            ("old", {"host": "elsewhere", "pid": 1}, 100),
+            ("live", {"host": host, "pid": live.pid}, 0),
+            ("fresh", {"host": "elsewhere", "pid": 1}, 5),
+        ):
             path = c.dir / f"{mid}.claim"
             path.write_text(json.dumps({**owner, "since": time.time() - age}))
             os.utime(path, (time.time() - age, time.time() - age))
@@ -306,8 +370,9 @@ def test_a_dead_runs_claim_does_not_block_training(tmp_path):
     import socket
 
     for mid in Store.open(store).models().model_id:
-        (claims / f"{mid}.claim").write_text(json.dumps({"host": socket.gethostname(), "pid": dead.pid,
-                                                          "since": time.time()}))
+        (claims / f"{mid}.claim").write_text(
+            json.dumps({"host": socket.gethostname(), "pid": dead.pid, "since": time.time()})
+        )
     p = regspace("train", "--store", store, *TINY)
     assert p.returncode == 0 and "trained 2 of 2 models (ok 2" in p.stdout, p.stdout + p.stderr
     assert_one_result_each(store, 2)

@@ -53,7 +53,8 @@ def test_anynet_spec_of_the_same_stages_is_the_same_model(run_cli):
 
 
 def test_compatibility_rule_example_from_spec():
-    """DDS widths + compatibility (docs/design.md §3): RegNetX-400MF raw widths [24, 64, 152, 392] become [32, 64, 160, 384]."""
+    """DDS widths + compatibility (docs/design.md §3): RegNetX-400MF raw widths [24, 64, 152, 392] become
+    [32, 64, 160, 384]."""
     from regspace.design import make_compatible
 
     w, g = make_compatible([24, 64, 152, 392], [1, 1, 1, 1], [16, 16, 16, 16])

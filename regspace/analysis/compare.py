@@ -27,11 +27,17 @@ def space_weights(groups: dict[str, pd.DataFrame], normalize: str | None, *, n_b
         return {s: None if (m := counts(g)).max(initial=1) == 1 else m / m.sum() for s, g in groups.items()}
     nonempty = {s: g for s, g in groups.items() if len(g)}
     rng = common_range(*(g[normalize].to_numpy(float) for g in nonempty.values()))
-    return {s: normalized_weights(g[normalize].to_numpy(float), n_bins=n_bins, value_range=rng, counts=counts(g))
-            if len(g) else None for s, g in groups.items()}
+    return {
+        s: normalized_weights(g[normalize].to_numpy(float), n_bins=n_bins, value_range=rng, counts=counts(g))
+        if len(g)
+        else None
+        for s, g in groups.items()
+    }
 
 
-def compare(df: pd.DataFrame, *, spaces: list[str] | None = None, normalize: str | None = None, n_bins: int = 10) -> dict:
+def compare(
+    df: pd.DataFrame, *, spaces: list[str] | None = None, normalize: str | None = None, n_bins: int = 10
+) -> dict:
     groups = space_errors(df, spaces)
     weights = space_weights(groups, normalize, n_bins=n_bins)
     rows = []
@@ -39,13 +45,24 @@ def compare(df: pd.DataFrame, *, spaces: list[str] | None = None, normalize: str
         all_rows = df[df.space == s]
         e = draws(g.sweep_error.to_numpy(float), counts(g))  # statistics over draws, repeats included
         m_all = counts(all_rows)
-        row = {"space": s, "n": int(len(e)), "networks": int(len(g)), "sampled": int(m_all.sum()),
-               "diverged": int(m_all[(all_rows.status == "diverged").to_numpy()].sum()),
-               "failed": int(m_all[(all_rows.status == "failed").to_numpy()].sum()),
-               "pending": int(m_all[(all_rows.status == "pending").to_numpy()].sum())}
+        row = {
+            "space": s,
+            "n": int(len(e)),
+            "networks": int(len(g)),
+            "sampled": int(m_all.sum()),
+            "diverged": int(m_all[(all_rows.status == "diverged").to_numpy()].sum()),
+            "failed": int(m_all[(all_rows.status == "failed").to_numpy()].sum()),
+            "pending": int(m_all[(all_rows.status == "pending").to_numpy()].sum()),
+        }
         if len(e):
-            row.update({"min": float(e.min()), "mean": float(e.mean()), "median": float(np.median(e)),
-                        **{f"p{p}": float(np.percentile(e, p)) for p in PERCENTILES if p != 50}})
+            row.update(
+                {
+                    "min": float(e.min()),
+                    "mean": float(e.mean()),
+                    "median": float(np.median(e)),
+                    **{f"p{p}": float(np.percentile(e, p)) for p in PERCENTILES if p != 50},
+                }
+            )
             if "test_error" in g and g.test_error.notna().any():
                 t = draws(g.test_error.to_numpy(float), counts(g))
                 row["test_median"] = float(np.nanmedian(t))

@@ -40,8 +40,9 @@ def complexity_bins(values, *, n_bins: int = 10, value_range: tuple[float, float
     return np.where((v >= lo) & (v <= hi), idx, -1)
 
 
-def normalized_weights(complexity, *, n_bins: int = 10, value_range: tuple[float, float] | None = None,
-                       counts=None) -> np.ndarray:
+def normalized_weights(
+    complexity, *, n_bins: int = 10, value_range: tuple[float, float] | None = None, counts=None
+) -> np.ndarray:
     """NDS §3 weights: each draw gets 1 / (B · c_b), c_b the number of draws in its complexity bin and B
     the number of non-empty bins, so the weights sum to 1 and each bin carries equal mass. A network
     drawn m times (``counts``) gets m times a draw's weight. Models outside ``value_range`` (the
@@ -68,8 +69,17 @@ def common_range(*arrays) -> tuple[float, float]:
     return lo, hi
 
 
-def bootstrap_band(errors, grid, *, weights_fn=None, complexity=None, counts=None, n_boot: int = 1000,
-                   level: float = 0.95, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+def bootstrap_band(
+    errors,
+    grid,
+    *,
+    weights_fn=None,
+    complexity=None,
+    counts=None,
+    n_boot: int = 1000,
+    level: float = 0.95,
+    seed: int = 0,
+) -> tuple[np.ndarray, np.ndarray]:
     """Pointwise percentile bootstrap band of the EDF at ``grid`` (draws resampled with replacement;
     a network drawn m times (``counts``) is m draws).
 

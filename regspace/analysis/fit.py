@@ -95,7 +95,9 @@ def _exact_fit(w, b, g, q) -> dict | None:
         for lo, hi in feasible:
             wms = np.linspace(lo, hi, 66)[1:-1]
             # block j in stage s_j needs wm^(s_j - 1/2) <= 1 + r j < wm^(s_j + 1/2), r = wa / w0 >= 0
-            r_lo = np.max(np.maximum(0.0, (wms[:, None] ** (sj - 0.5) - 1) / j), axis=1) if d > 1 else np.zeros(len(wms))
+            r_lo = (
+                np.max(np.maximum(0.0, (wms[:, None] ** (sj - 0.5) - 1) / j), axis=1) if d > 1 else np.zeros(len(wms))
+            )
             r_hi = np.min((wms[:, None] ** (sj + 0.5) - 1) / j, axis=1) if d > 1 else np.full(len(wms), 10.0)
             width = np.where(r_hi > r_lo, np.log1p(r_hi) - np.log1p(r_lo), -np.inf)
             k = int(np.argmax(width))
@@ -132,7 +134,11 @@ def _grid_fit(w, b, g, q) -> dict:
         w0, wm, r = best["w0"], best["wm"], best["wa"] / best["w0"]
         w0s = np.unique(np.clip(w0 + q * np.arange(-1, 2), q, None))
         wms = np.clip(wm * np.geomspace(0.93, 1.07, 21), 1.001, None)
-        rs = np.concatenate([[0.0], r * np.geomspace(0.75, 1.33, 21)]) if r > 0 else np.concatenate([[0.0], np.geomspace(1e-4, 1e-2, 21)])
+        rs = (
+            np.concatenate([[0.0], r * np.geomspace(0.75, 1.33, 21)])
+            if r > 0
+            else np.concatenate([[0.0], np.geomspace(1e-4, 1e-2, 21)])
+        )
         cand = _grid(w, b, g, q, w0s, wms, rs)
         if cand["e_fit"] <= best["e_fit"]:
             best = cand
@@ -145,8 +151,14 @@ def _grid(w, b, g, q, w0s, wms, rs) -> dict:
     pred = predicted_widths(len(w), W0, W0 * R, WM, b, g, q)
     err = e_fit(w, pred)
     k = int(np.argmin(err))
-    return {"w0": int(W0[k]), "wa": float(W0[k] * R[k]), "wm": float(WM[k]), "d": len(w), "e_fit": float(err[k]),
-            "exact": bool(err[k] == 0)}
+    return {
+        "w0": int(W0[k]),
+        "wa": float(W0[k] * R[k]),
+        "wm": float(WM[k]),
+        "d": len(w),
+        "e_fit": float(err[k]),
+        "exact": bool(err[k] == 0),
+    }
 
 
 def fit_frame(df) -> "object":
@@ -154,8 +166,9 @@ def fit_frame(df) -> "object":
     import pandas as pd
 
     rows = []
-    for widths, depths, bs, gs in zip(df["stage_widths"], df["stage_depths"], df["stage_bottleneck_ratios"],
-                                      df["stage_group_widths"]):
+    for widths, depths, bs, gs in zip(
+        df["stage_widths"], df["stage_depths"], df["stage_bottleneck_ratios"], df["stage_group_widths"]
+    ):
         per_block = np.repeat(np.asarray(widths), depths)
         rows.append(fit_widths(per_block, np.repeat(np.asarray(bs), depths), np.repeat(np.asarray(gs), depths)))
     out = pd.DataFrame(rows, index=df.index)

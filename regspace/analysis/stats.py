@@ -10,8 +10,9 @@ def _draws(x, counts):
     return x if counts is None else np.repeat(x, np.asarray(counts, dtype=np.int64))
 
 
-def good_range(values, errors, *, counts=None, n_boot: int = 2500, frac: float = 0.25, seed: int = 0,
-               percentiles=(2.5, 50.0, 97.5)) -> dict:
+def good_range(
+    values, errors, *, counts=None, n_boot: int = 2500, frac: float = 0.25, seed: int = 0, percentiles=(2.5, 50.0, 97.5)
+) -> dict:
     """Empirical bootstrap of a parameter's good range.
 
     Repeat ``n_boot`` times: draw ``frac`` of the models with replacement and keep the one with the
@@ -77,7 +78,9 @@ def search_efficiency(errors, ks=None, *, counts=None) -> dict:
         logp = np.full(n, -np.inf)
         valid = n - i >= k - 1
         m = n - i[valid]
-        logp[valid] = (gammaln(m + 1) - gammaln(k) - gammaln(m - k + 2)) - (gammaln(n + 1) - gammaln(k + 1) - gammaln(n - k + 1))
+        logp[valid] = (gammaln(m + 1) - gammaln(k) - gammaln(m - k + 2)) - (
+            gammaln(n + 1) - gammaln(k + 1) - gammaln(n - k + 1)
+        )
         p = np.exp(logp)
         p /= p.sum()
         cdf = np.cumsum(p)

@@ -8,9 +8,25 @@ import pandas as pd
 
 from regspace.errors import RegspaceError
 
-RESULT_COLUMNS = ["model_id", "recipe_hash", "status", "error", "min_error", "test_error", "train_loss", "epochs",
-                  "reason", "train_seconds", "images_per_second", "peak_memory_mb", "device", "dataset", "recipe",
-                  "seed", "split"]
+RESULT_COLUMNS = [
+    "model_id",
+    "recipe_hash",
+    "status",
+    "error",
+    "min_error",
+    "test_error",
+    "train_loss",
+    "epochs",
+    "reason",
+    "train_seconds",
+    "images_per_second",
+    "peak_memory_mb",
+    "device",
+    "dataset",
+    "recipe",
+    "seed",
+    "split",
+]
 
 
 def choose_recipe(hashes: list[str], recipe_hash: str | None) -> str | None:
@@ -23,8 +39,10 @@ def choose_recipe(hashes: list[str], recipe_hash: str | None) -> str | None:
     if recipe_hash is not None:
         matches = [h for h in counts if h.startswith(recipe_hash)]
         if len(matches) != 1:
-            raise RegspaceError(f"recipe {recipe_hash!r} matches {len(matches)} recipes in the store",
-                                hint=f"known: {', '.join(sorted(counts))}")
+            raise RegspaceError(
+                f"recipe {recipe_hash!r} matches {len(matches)} recipes in the store",
+                hint=f"known: {', '.join(sorted(counts))}",
+            )
         return matches[0]
     return max(counts, key=lambda h: counts[h])
 
@@ -32,8 +50,14 @@ def choose_recipe(hashes: list[str], recipe_hash: str | None) -> str | None:
 ANALYSIS_MODEL_COLUMNS = ["model_id", "space", "flops", "params", "acts", "multiplicity"]
 
 
-def load_table(store, *, spaces: list[str] | None = None, recipe_hash: str | None = None,
-               error: str = "error", model_columns: list[str] | None = None) -> pd.DataFrame:
+def load_table(
+    store,
+    *,
+    spaces: list[str] | None = None,
+    recipe_hash: str | None = None,
+    error: str = "error",
+    model_columns: list[str] | None = None,
+) -> pd.DataFrame:
     """One row per (space, model): design columns, complexity, multiplicity, and the recipe's result.
 
     A population is i.i.d. draws: ``multiplicity`` (how many draws gave the network) weights every
@@ -53,8 +77,10 @@ def load_table(store, *, spaces: list[str] | None = None, recipe_hash: str | Non
     if spaces:
         missing = [s for s in spaces if s not in set(models.space)]
         if missing:
-            raise RegspaceError(f"no models of space(s) {', '.join(missing)} in the store",
-                                hint=f"it holds {', '.join(sorted(models.space.unique()))}")
+            raise RegspaceError(
+                f"no models of space(s) {', '.join(missing)} in the store",
+                hint=f"it holds {', '.join(sorted(models.space.unique()))}",
+            )
         models = models[models.space.isin(spaces)]
     results = store.read_arrow("results", RESULT_COLUMNS)
     chosen = choose_recipe(results.column("recipe_hash").to_pylist(), recipe_hash)

@@ -25,8 +25,14 @@ def dataset_names() -> list[str]:
     return [*SOURCES, "imagefolder:PATH"]
 
 
-def prepare(spec: str, *, resolution: int | None = None, data_dir: str | os.PathLike | None = None,
-            download: bool = True, progress: bool = True) -> CachedDataset:
+def prepare(
+    spec: str,
+    *,
+    resolution: int | None = None,
+    data_dir: str | os.PathLike | None = None,
+    download: bool = True,
+    progress: bool = True,
+) -> CachedDataset:
     """Find (or download), decode and cache a dataset at ``resolution`` (None: its native size)."""
     if spec.lower().startswith("imagefolder:"):
         return _prepare_imagefolder(Path(spec.split(":", 1)[1]), resolution or 32)
@@ -42,8 +48,13 @@ def prepare(spec: str, *, resolution: int | None = None, data_dir: str | os.Path
     arrays = decode(source, files)
     if res != source.resolution:
         arrays["train_x"], arrays["test_x"] = resize(arrays["train_x"], res), resize(arrays["test_x"], res)
-    return write_cached(source.name, key, arrays, len(source.classes),
-                        {"source_files": {k: str(v) for k, v in files.items()}, "source_sha256": digests})
+    return write_cached(
+        source.name,
+        key,
+        arrays,
+        len(source.classes),
+        {"source_files": {k: str(v) for k, v in files.items()}, "source_sha256": digests},
+    )
 
 
 def _dir_digest(path: Path) -> str:
@@ -105,8 +116,11 @@ def _prepare_imagefolder(root: Path, resolution: int) -> CachedDataset:
         listing[split] = files
     if not listing["train"]:
         raise RegspaceError(f"no images found under {splits['train']}")
-    ident = [(str(p.relative_to(root)), p.stat().st_size, p.stat().st_mtime_ns, y)
-             for files in listing.values() for p, y in files]
+    ident = [
+        (str(p.relative_to(root)), p.stat().st_size, p.stat().st_mtime_ns, y)
+        for files in listing.values()
+        for p, y in files
+    ]
     key = cache_key({"dataset": "imagefolder", "root": str(root.resolve()), "files": ident, "resolution": resolution})
     name = f"imagefolder-{root.name}"
     if (cached := open_cached(name, key)) is not None:
@@ -129,7 +143,9 @@ def _prepare_imagefolder(root: Path, resolution: int) -> CachedDataset:
 def make_split(n_train_pool: int, *, val_size: int, train_size: int | None, seed: int) -> dict:
     """A seeded validation split carved from the training set: {'val': idx, 'train': idx, 'record': {...}}."""
     if val_size >= n_train_pool:
-        raise RegspaceError(f"validation size {val_size} leaves no training images (the training set has {n_train_pool})")
+        raise RegspaceError(
+            f"validation size {val_size} leaves no training images (the training set has {n_train_pool})"
+        )
     perm = np.random.Generator(np.random.PCG64(seed)).permutation(n_train_pool)
     val = np.sort(perm[:val_size])
     rest = perm[val_size:]
@@ -138,6 +154,11 @@ def make_split(n_train_pool: int, *, val_size: int, train_size: int | None, seed
     train = np.sort(rest[: train_size or len(rest)])
     import hashlib
 
-    record = {"split_seed": seed, "val_size": int(len(val)), "train_size": int(len(train)), "train_pool": n_train_pool,
-              "val_sha256": hashlib.sha256(val.astype(np.int64).tobytes()).hexdigest()[:16]}
+    record = {
+        "split_seed": seed,
+        "val_size": int(len(val)),
+        "train_size": int(len(train)),
+        "train_pool": n_train_pool,
+        "val_sha256": hashlib.sha256(val.astype(np.int64).tobytes()).hexdigest()[:16],
+    }
     return {"val": val, "train": train, "record": record}

@@ -48,8 +48,15 @@ class CachedDataset:
             return {k: z[k] for k in ("train_x", "train_y", "test_x", "test_y")}
 
     def describe(self) -> dict:
-        return {"dataset": self.name, "key": self.key, "train": self.n_train, "test": self.n_test,
-                "resolution": self.resolution, "channels": self.channels, "classes": self.num_classes}
+        return {
+            "dataset": self.name,
+            "key": self.key,
+            "train": self.n_train,
+            "test": self.n_test,
+            "resolution": self.resolution,
+            "channels": self.channels,
+            "classes": self.num_classes,
+        }
 
 
 def _sidecar(path: Path) -> Path:
@@ -78,8 +85,9 @@ def open_cached(name: str, key: str) -> CachedDataset | None:
         _verify(path)
     except (OSError, ValueError, KeyError, RegspaceError):
         return None  # a broken entry is rebuilt
-    return CachedDataset(name, path, key, meta["num_classes"], meta["channels"], meta["resolution"],
-                         meta["n_train"], meta["n_test"])
+    return CachedDataset(
+        name, path, key, meta["num_classes"], meta["channels"], meta["resolution"], meta["n_train"], meta["n_test"]
+    )
 
 
 def write_cached(name: str, key: str, arrays: dict[str, np.ndarray], num_classes: int, extra: dict) -> CachedDataset:
@@ -97,9 +105,18 @@ def write_cached(name: str, key: str, arrays: dict[str, np.ndarray], num_classes
         if tmp.exists():
             tmp.unlink()
     tx = arrays["train_x"]
-    meta = {"sha256": digest, "num_classes": num_classes, "channels": int(tx.shape[1]), "resolution": int(tx.shape[2]),
-            "n_train": int(len(tx)), "n_test": int(len(arrays["test_x"])), **extra}
+    meta = {
+        "sha256": digest,
+        "num_classes": num_classes,
+        "channels": int(tx.shape[1]),
+        "resolution": int(tx.shape[2]),
+        "n_train": int(len(tx)),
+        "n_test": int(len(arrays["test_x"])),
+        **extra,
+    }
     side_tmp = d / f".{path.stem}.{uuid.uuid4().hex[:6]}.json.tmp"
     side_tmp.write_text(json.dumps(meta, indent=1))
     os.replace(side_tmp, _sidecar(path))
-    return CachedDataset(name, path, key, num_classes, meta["channels"], meta["resolution"], meta["n_train"], meta["n_test"])
+    return CachedDataset(
+        name, path, key, num_classes, meta["channels"], meta["resolution"], meta["n_train"], meta["n_test"]
+    )

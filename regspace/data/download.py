@@ -68,8 +68,9 @@ def fetch(url: str, target: Path, *, sha256: str, progress: bool = True, timeout
 def _progress_bar(name: str, total: int | None):
     from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TransferSpeedColumn
 
-    bar = Progress(TextColumn(f"downloading {name}"), BarColumn(), DownloadColumn(), TransferSpeedColumn(),
-                   transient=True)
+    bar = Progress(
+        TextColumn(f"downloading {name}"), BarColumn(), DownloadColumn(), TransferSpeedColumn(), transient=True
+    )
     task = bar.add_task("download", total=total)
     bar.start()
     return bar, task

@@ -84,8 +84,12 @@ CIFAR10 = Source(
 )
 
 SOURCES = {s.name: s for s in (FASHION_MNIST, MNIST, CIFAR10)}
-ALIASES = {"fashion_mnist": "fashion-mnist", "fashionmnist": "fashion-mnist", "cifar-10": "cifar10",
-           "cifar_10": "cifar10"}
+ALIASES = {
+    "fashion_mnist": "fashion-mnist",
+    "fashionmnist": "fashion-mnist",
+    "cifar-10": "cifar10",
+    "cifar_10": "cifar10",
+}
 
 
 def get_source(name: str) -> Source:
@@ -104,6 +108,7 @@ def sha256_file(path: Path, chunk: int = 1 << 20) -> str:
 
 
 # -- locating raw files ------------------------------------------------------------------
+
 
 def _candidates(source: Source, directory: Path) -> list[Path]:
     return [directory, directory / source.name]
@@ -128,8 +133,9 @@ def _files_in(source: Source, directory: Path) -> dict[str, Path] | None:
     return found
 
 
-def locate(source: Source, data_dir: str | os.PathLike | None = None, *, download: bool = True,
-           progress: bool = True) -> dict[str, Path]:
+def locate(
+    source: Source, data_dir: str | os.PathLike | None = None, *, download: bool = True, progress: bool = True
+) -> dict[str, Path]:
     """Paths of the raw files, downloading them when no local copy exists."""
     from regspace.data.cache import cache_root
 
@@ -141,7 +147,8 @@ def locate(source: Source, data_dir: str | os.PathLike | None = None, *, downloa
             if (found := _files_in(source, c)) is not None:
                 return found
         raise RegspaceError(
-            f"no {source.name} files in {d}", hint=f"expected {', '.join(f.name for f in source.files)} (or without .gz)"
+            f"no {source.name} files in {d}",
+            hint=f"expected {', '.join(f.name for f in source.files)} (or without .gz)",
         )
     search = []
     if os.environ.get("REGSPACE_DATA"):
@@ -153,8 +160,9 @@ def locate(source: Source, data_dir: str | os.PathLike | None = None, *, downloa
         if c.is_dir() and (found := _files_in(source, c)) is not None:
             return found
     if not download:
-        raise RegspaceError(f"{source.name} not found locally and downloads are disabled",
-                            hint="pass --data-dir or set REGSPACE_DATA")
+        raise RegspaceError(
+            f"{source.name} not found locally and downloads are disabled", hint="pass --data-dir or set REGSPACE_DATA"
+        )
     from regspace.data.download import fetch
 
     base = os.environ.get("REGSPACE_DATA_URL", source.base_url)
@@ -169,6 +177,7 @@ def locate(source: Source, data_dir: str | os.PathLike | None = None, *, downloa
 
 
 # -- decoding ------------------------------------------------------------------------------
+
 
 def _open_maybe_gz(path: Path):
     with open(path, "rb") as f:
@@ -186,7 +195,7 @@ def read_idx(path: Path) -> np.ndarray:
     if len(data) < 8 or data[0] != 0 or data[1] != 0 or data[2] != 0x08:
         raise RegspaceError(f"{path} is not an IDX file of unsigned bytes")
     ndim = data[3]
-    dims = [int.from_bytes(data[4 + 4 * i: 8 + 4 * i], "big") for i in range(ndim)]
+    dims = [int.from_bytes(data[4 + 4 * i : 8 + 4 * i], "big") for i in range(ndim)]
     offset = 4 + 4 * ndim
     if len(data) - offset != int(np.prod(dims)):
         raise RegspaceError(f"{path} is truncated or corrupt: header says {dims}, found {len(data) - offset} bytes")
@@ -200,7 +209,12 @@ def decode(source: Source, files: dict[str, Path]) -> dict[str, np.ndarray]:
         tx, ty, ex, ey = (read_idx(files[n]) for n in names)
         if tx.ndim != 3 or ex.ndim != 3 or len(tx) != len(ty) or len(ex) != len(ey):
             raise RegspaceError(f"{source.name}: image and label files do not match")
-        return {"train_x": tx[:, None], "train_y": ty.astype(np.int64), "test_x": ex[:, None], "test_y": ey.astype(np.int64)}
+        return {
+            "train_x": tx[:, None],
+            "train_y": ty.astype(np.int64),
+            "test_x": ex[:, None],
+            "test_y": ey.astype(np.int64),
+        }
     return _decode_cifar(files[source.files[0].name])
 
 

@@ -60,8 +60,12 @@ class Block(nn.Module):
         if w_in != w_out or stride != 1:
             self.proj = nn.Sequential(conv(w_in, w_out, 1, stride=stride), norm(w_out))
         layers = [
-            conv(w_in, w_b, 1), norm(w_b), nn.ReLU(inplace=True),
-            conv(w_b, w_b, 3, stride=stride, groups=w_b // g), norm(w_b), nn.ReLU(inplace=True),
+            conv(w_in, w_b, 1),
+            norm(w_b),
+            nn.ReLU(inplace=True),
+            conv(w_b, w_b, 3, stride=stride, groups=w_b // g),
+            norm(w_b),
+            nn.ReLU(inplace=True),
         ]
         if se_ratio:
             layers.append(SqueezeExcitation(w_b, int(se_width(w_in, se_ratio))))
@@ -93,8 +97,9 @@ class Head(nn.Module):
 class AnyNet(nn.Module):
     """The network of a design, fed as described by a context."""
 
-    def __init__(self, design: Design, context: Context, *, zero_init_final_gamma: bool = False,
-                 conv_init: str = "reference"):
+    def __init__(
+        self, design: Design, context: Context, *, zero_init_final_gamma: bool = False, conv_init: str = "reference"
+    ):
         super().__init__()
         self.design, self.context = design, context
         self.stem = Stem(context.in_channels, design.stem.width, design.stem.stride)

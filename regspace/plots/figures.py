@@ -35,8 +35,10 @@ def _subtitle(df: pd.DataFrame) -> str:
     r = df.attrs.get("recipe") or {}
     parts = []
     if r:
-        parts.append(f"{r.get('dataset', '?')}, recipe {r.get('name', '?')} ({df.attrs.get('recipe_hash')}), "
-                     f"{r.get('epochs')} epoch(s)")
+        parts.append(
+            f"{r.get('dataset', '?')}, recipe {r.get('name', '?')} ({df.attrs.get('recipe_hash')}), "
+            f"{r.get('epochs')} epoch(s)"
+        )
     return "; ".join(parts)
 
 
@@ -45,8 +47,17 @@ def _empty_check(groups: dict) -> None:
         raise RegspaceError("no trained models to plot", hint="run `regspace train` first")
 
 
-def plot_edf(df: pd.DataFrame, *, spaces: list[str] | None = None, normalize: str | None = None, band: bool = False,
-             n_bins: int = 10, n_boot: int = 500, seed: int = 0, max_points: int = 4000):
+def plot_edf(
+    df: pd.DataFrame,
+    *,
+    spaces: list[str] | None = None,
+    normalize: str | None = None,
+    band: bool = False,
+    n_bins: int = 10,
+    n_boot: int = 500,
+    seed: int = 0,
+    max_points: int = 4000,
+):
     """Error EDFs of several spaces on one axis; legend 'space (n | min | mean)'."""
     groups = space_errors(df, spaces)
     _empty_check(groups)
@@ -68,15 +79,29 @@ def plot_edf(df: pd.DataFrame, *, spaces: list[str] | None = None, normalize: st
                 y = edf(e, np.nextafter(x, np.inf), w)
             m = counts(g)
             label = f"{s} ({m.sum()} | {e.min():.2f} | {np.average(e, weights=m):.2f})"
-            ax.step(np.concatenate([[x[0]], x]), np.concatenate([[0.0], y]), where="post", color=colour(i),
-                    linestyle=linestyle(i), linewidth=1.8, label=label)
+            ax.step(
+                np.concatenate([[x[0]], x]),
+                np.concatenate([[0.0], y]),
+                where="post",
+                color=colour(i),
+                linestyle=linestyle(i),
+                linewidth=1.8,
+                label=label,
+            )
             if band and len(e) > 1:
                 fn = None
                 if normalize:
                     rng = common_range(*(gg[normalize].to_numpy(float) for gg in groups.values() if len(gg)))
                     fn = lambda c, rng=rng: normalized_weights(c, n_bins=n_bins, value_range=rng)  # noqa: E731
-                low, high = bootstrap_band(e, grid, weights_fn=fn, counts=m, n_boot=n_boot, seed=seed,
-                                           complexity=g[normalize].to_numpy(float) if normalize else None)
+                low, high = bootstrap_band(
+                    e,
+                    grid,
+                    weights_fn=fn,
+                    counts=m,
+                    n_boot=n_boot,
+                    seed=seed,
+                    complexity=g[normalize].to_numpy(float) if normalize else None,
+                )
                 ax.fill_between(grid, low, high, step=None, color=colour(i), alpha=0.18, linewidth=0)
         ax.set_xlim(grid[0], grid[-1])
         ax.set_ylim(0, 1.0)
@@ -106,8 +131,12 @@ def resolve_params(df: pd.DataFrame, names: list[str]) -> list[str]:
         if n in ("w0", "wa", "wm") and (n not in df or df[n].isna().all()) and f"fit_{n}" in df:
             col = f"fit_{n}"  # an AnyNet model's quantised linear fit
         if col not in df.columns or df[col].isna().all():
-            avail = [c for c in ["d", "depth", "w0", "wa", "wm", "b", "g", "flops", "params", "acts"]
-                     + [f"{p}{i}" for p in "dwbg" for i in range(1, 5)] if c in df and df[c].notna().any()]
+            avail = [
+                c
+                for c in ["d", "depth", "w0", "wa", "wm", "b", "g", "flops", "params", "acts"]
+                + [f"{p}{i}" for p in "dwbg" for i in range(1, 5)]
+                if c in df and df[c].notna().any()
+            ]
             raise RegspaceError(f"no parameter {n!r} for these models", hint=f"available: {', '.join(avail)}")
         out.append(col)
     return list(dict.fromkeys(out))
@@ -154,11 +183,26 @@ def plot_scatter(df: pd.DataFrame, *, space: str, params: list[str] | None = Non
             ax.axvline(rng["median"], color=colour(2), linewidth=1.2, linestyle="--", label="bootstrap median")
             trend = binned_trend(v, e, counts=m, n_bins=n_bins, log=log)
             keep = np.isfinite(trend["median"])
-            ax.plot(trend["centre"][keep], np.minimum(trend["median"][keep], top), color=colour(1), linewidth=1.3,
-                    alpha=0.9, label="binned median", zorder=2)
+            ax.plot(
+                trend["centre"][keep],
+                np.minimum(trend["median"][keep], top),
+                color=colour(1),
+                linewidth=1.3,
+                alpha=0.9,
+                label="binned median",
+                zorder=2,
+            )
             size = 14 if len(v) < 200 else 7
-            ax.scatter(v[~clipped], shown[~clipped], s=size, color=colour(0), alpha=0.7 if len(v) < 200 else 0.4,
-                       linewidths=0, label="model", zorder=3)
+            ax.scatter(
+                v[~clipped],
+                shown[~clipped],
+                s=size,
+                color=colour(0),
+                alpha=0.7 if len(v) < 200 else 0.4,
+                linewidths=0,
+                label="model",
+                zorder=3,
+            )
             if clipped.any():
                 ax.scatter(v[clipped], shown[clipped], s=size * 1.5, marker="^", color=colour(0), zorder=3)
             if log:
@@ -173,8 +217,14 @@ def plot_scatter(df: pd.DataFrame, *, space: str, params: list[str] | None = Non
         handles, labels = axes[0][0].get_legend_handles_labels()
         fig.legend(handles, labels, loc="outside lower center", ncols=len(labels), frameon=False, fontsize=8)
         above = f"; ▲ {int(clipped.sum())} model(s) above {top:.1f}% drawn at the top" if clipped.any() else ""
-        fig.suptitle(f"{space}: error against each parameter (n = {m.sum()} draws of {len(g)} networks; shaded: likely-best range, "
-                     f"empirical bootstrap B = {n_boot}){above}", fontsize=10, x=0.01, ha="left")
+        fig.suptitle(
+            f"{space}: error against each parameter (n = {m.sum()} draws of {len(g)} networks; "
+            "shaded: likely-best range, "
+            f"empirical bootstrap B = {n_boot}){above}",
+            fontsize=10,
+            x=0.01,
+            ha="left",
+        )
     return fig
 
 
@@ -226,10 +276,22 @@ def plot_widths(df: pd.DataFrame, *, space: str, top: int = 8):
                 u = r.w0 + r.wa * j
             else:
                 u = fit["w0"] + fit["wa"] * j
-            ax.step(np.append(j, len(w)), np.append(w, w[-1]), where="post", color=colour(0), linewidth=1.8,
-                    label="widths w_j")
-            ax.plot(j, u, color=colour(1), linestyle="--", linewidth=1.2,
-                    label="RegNet line u_j" if regnet else "fitted line u_j")
+            ax.step(
+                np.append(j, len(w)),
+                np.append(w, w[-1]),
+                where="post",
+                color=colour(0),
+                linewidth=1.8,
+                label="widths w_j",
+            )
+            ax.plot(
+                j,
+                u,
+                color=colour(1),
+                linestyle="--",
+                linewidth=1.2,
+                label="RegNet line u_j" if regnet else "fitted line u_j",
+            )
             ax.set_yscale("log", base=2)
             ax.yaxis.set_major_formatter(FuncFormatter(lambda x, _: f"{x:g}"))
             ax.set_title(f"#{i + 1}: {r.sweep_error:.2f}% · e_fit {fit['e_fit']:.2f}", fontsize=9, loc="left")
@@ -241,8 +303,9 @@ def plot_widths(df: pd.DataFrame, *, space: str, top: int = 8):
             axes[k // ncols][k % ncols].set_visible(False)
         handles, labels = axes[0][0].get_legend_handles_labels()
         fig.legend(handles, labels, loc="outside lower center", ncols=2, frameon=False, fontsize=8)
-        fig.suptitle(f"{space}: per-block widths of the {n} best models (rank: validation error)", fontsize=10,
-                     x=0.01, ha="left")
+        fig.suptitle(
+            f"{space}: per-block widths of the {n} best models (rank: validation error)", fontsize=10, x=0.01, ha="left"
+        )
     return fig
 
 
@@ -260,16 +323,24 @@ def plot_fit(df: pd.DataFrame, *, spaces: list[str] | None = None, fits: pd.Data
             if not len(g):
                 continue
             f = fits.loc[g.index] if fits is not None else fit_frame(g)
-            ax.scatter(f.e_fit, np.minimum(g.sweep_error, top), s=22 if len(g) < 200 else 8, color=colour(i), alpha=0.75,
-                       marker="osD^v<>"[i % 7], linewidths=0,
-                       label=f"{s} (n={len(g)}, median e_fit {f.e_fit.median():.3f})")
+            ax.scatter(
+                f.e_fit,
+                np.minimum(g.sweep_error, top),
+                s=22 if len(g) < 200 else 8,
+                color=colour(i),
+                alpha=0.75,
+                marker="osD^v<>"[i % 7],
+                linewidths=0,
+                label=f"{s} (n={len(g)}, median e_fit {f.e_fit.median():.3f})",
+            )
         ax.set_xlabel(param_label("e_fit"))
         ax.set_ylabel(ERROR_LABEL)
         ax.set_title("Error against distance from the nearest quantised linear (RegNet) widths", loc="left")
         if (all_e > top).any():
             ax.set_ylim(top=top + 0.03 * (top - all_e.min()))
-            fig.suptitle(_clip_note(int((all_e > top).sum()), top).lstrip("; "), fontsize=8, color="0.35", x=0.01,
-                         ha="left")
+            fig.suptitle(
+                _clip_note(int((all_e > top).sum()), top).lstrip("; "), fontsize=8, color="0.35", x=0.01, ha="left"
+            )
         ax.legend(frameon=False, fontsize=8)
     return fig
 
@@ -284,8 +355,16 @@ def plot_search(df: pd.DataFrame, *, spaces: list[str] | None = None):
             if not len(g):
                 continue
             r = search_efficiency(g.sweep_error.to_numpy(float), counts=counts(g))
-            ax.plot(r["k"], r["median"], color=colour(i), linestyle=linestyle(i), marker="o", markersize=3,
-                    linewidth=1.6, label=f"{s} (n={r['n']})")
+            ax.plot(
+                r["k"],
+                r["median"],
+                color=colour(i),
+                linestyle=linestyle(i),
+                marker="o",
+                markersize=3,
+                linewidth=1.6,
+                label=f"{s} (n={r['n']})",
+            )
             ax.fill_between(r["k"], r["q25"], r["q75"], color=colour(i), alpha=0.15, linewidth=0)
         ax.set_xscale("log", base=2)
         from matplotlib.ticker import FuncFormatter

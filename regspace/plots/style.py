@@ -36,12 +36,26 @@ RC = {
 
 ERROR_LABEL = "validation top-1 error (%)"
 PARAM_LABELS = {
-    "flops": "flops (multiply-adds)", "params": "parameters", "acts": "activations", "depth": "depth d (blocks)",
-    "d": "depth d (blocks)", "w0": "initial width w0", "wa": "slope wa", "wm": "width multiplier wm",
-    "b": "bottleneck ratio b", "g": "group width g", "e_fit": "e_fit (mean |log w/ŵ|)",
-    "fit_w0": "initial width w0 (fitted)", "fit_wa": "slope wa (fitted)", "fit_wm": "width multiplier wm (fitted)",
+    "flops": "flops (multiply-adds)",
+    "params": "parameters",
+    "acts": "activations",
+    "depth": "depth d (blocks)",
+    "d": "depth d (blocks)",
+    "w0": "initial width w0",
+    "wa": "slope wa",
+    "wm": "width multiplier wm",
+    "b": "bottleneck ratio b",
+    "g": "group width g",
+    "e_fit": "e_fit (mean |log w/ŵ|)",
+    "fit_w0": "initial width w0 (fitted)",
+    "fit_wa": "slope wa (fitted)",
+    "fit_wm": "width multiplier wm (fitted)",
 }
-LOG_PARAMS = {"flops", "params", "acts", "w0", "wa", "wm", "g", "fit_w0", "fit_wa", "fit_wm"} | {f"w{i}" for i in range(1, 5)} | {f"g{i}" for i in range(1, 5)}
+LOG_PARAMS = (
+    {"flops", "params", "acts", "w0", "wa", "wm", "g", "fit_w0", "fit_wa", "fit_wm"}
+    | {f"w{i}" for i in range(1, 5)}
+    | {f"g{i}" for i in range(1, 5)}
+)
 
 
 def param_label(name: str) -> str:
@@ -95,7 +109,7 @@ def svg_text(fig) -> str:
         fig.savefig(buf, format="svg", metadata={"Date": None, "Creator": None, "Format": None, "Type": None})
     plt.close(fig)
     text = buf.getvalue()
-    return text[text.index("<svg"):]
+    return text[text.index("<svg") :]
 
 
 def png_bytes(fig) -> bytes:

@@ -35,8 +35,20 @@ from regspace.spaces.regnet import RegNetSpace
 
 MAX_STAGES = 4  # the store's per-stage columns d1..d4, w1..w4, b1..b4, g1..g4
 
-_TOP_KEYS = {"name", "base", "family", "block", "se_ratio", "stages", "num_stages", "shared", "increasing",
-             "params", "budget", "description"}
+_TOP_KEYS = {
+    "name",
+    "base",
+    "family",
+    "block",
+    "se_ratio",
+    "stages",
+    "num_stages",
+    "shared",
+    "increasing",
+    "params",
+    "budget",
+    "description",
+}
 
 
 def load_space_file(path: str) -> Space:
@@ -55,7 +67,9 @@ def space_from_dict(spec: dict, *, source: str = "space") -> Space:
 
     unknown = set(spec) - _TOP_KEYS
     if unknown:
-        raise UsageProblem(f"{source}: unknown key(s) {', '.join(sorted(unknown))}; allowed: {', '.join(sorted(_TOP_KEYS))}")
+        raise UsageProblem(
+            f"{source}: unknown key(s) {', '.join(sorted(unknown))}; allowed: {', '.join(sorted(_TOP_KEYS))}"
+        )
     name = spec.get("name")
     if not isinstance(name, str) or not name.strip():
         raise UsageProblem(f"{source}: a space needs a name")
@@ -67,20 +81,29 @@ def space_from_dict(spec: dict, *, source: str = "space") -> Space:
         raise UsageProblem(f"{source}: family must be 'anynet' or 'regnet', got {family!r}")
     if base is not None and base.family != family:
         raise UsageProblem(f"{source}: base {base.name} is a {base.family} space, not {family}")
-    se_ratio = float(spec.get("se_ratio", {"X": 0.0, "Y": 0.25}.get(spec.get("block", ""), base.se_ratio if base else 0.0)))
+    se_ratio = float(
+        spec.get("se_ratio", {"X": 0.0, "Y": 0.25}.get(spec.get("block", ""), base.se_ratio if base else 0.0))
+    )
     if "block" in spec and spec["block"] not in ("X", "Y"):
         raise UsageProblem(f"{source}: block must be 'X' or 'Y'")
     cls = AnyNetSpace if family == "anynet" else RegNetSpace
     template = base if base is not None else cls(name=name, title=name, se_ratio=se_ratio, dof=0)
-    fields = {"name": name, "title": name, "se_ratio": se_ratio, "aliases": (),
-              "description": spec.get("description", f"user-defined ({source})")}
+    fields = {
+        "name": name,
+        "title": name,
+        "se_ratio": se_ratio,
+        "aliases": (),
+        "description": spec.get("description", f"user-defined ({source})"),
+    }
     params = spec.get("params", {})
     if not isinstance(params, dict):
         raise UsageProblem(f"{source}: [params] must be a table")
     allowed = {p.name for p in template.params()}
     for pname, pspec in params.items():
         if pname not in allowed:
-            raise UsageProblem(f"{source}: unknown parameter {pname!r} for a {family} space; use {', '.join(sorted(allowed))}")
+            raise UsageProblem(
+                f"{source}: unknown parameter {pname!r} for a {family} space; use {', '.join(sorted(allowed))}"
+            )
         if not isinstance(pspec, dict):
             raise UsageProblem(f"{source}: params.{pname} must be a table")
         fields[pname] = param_from_dict(pname, pspec)
@@ -99,11 +122,14 @@ def space_from_dict(spec: dict, *, source: str = "space") -> Space:
         fields["dof"] = len(per_stage) * stages + len(shared & set(STAGE_PARAMS))
     else:
         fields["num_stages"] = int(spec.get("num_stages", template.num_stages))
-        fields["dof"] = sum(1 for p in template.params() if (fields.get(p.name, p).kind != "choice"
-                                                             or len(fields.get(p.name, p).values) > 1))
+        fields["dof"] = sum(
+            1
+            for p in template.params()
+            if (fields.get(p.name, p).kind != "choice" or len(fields.get(p.name, p).values) > 1)
+        )
     budget = spec.get("budget")
     if budget is not None:
         if not isinstance(budget, dict) or set(budget) - {"flops", "params", "acts"}:
-            raise UsageProblem(f"{source}: [budget] takes flops, params and acts ranges such as \"20M:30M\"")
+            raise UsageProblem(f'{source}: [budget] takes flops, params and acts ranges such as "20M:30M"')
         fields["budget"] = Budget.parse(**{k: str(v) for k, v in budget.items()})
     return dataclasses.replace(template, **fields)

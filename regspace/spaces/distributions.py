@@ -54,7 +54,9 @@ class Param:
 
     def __post_init__(self):
         if self.kind not in KINDS:
-            raise UsageProblem(f"parameter {self.name}: unknown distribution {self.kind!r}; use one of {', '.join(KINDS)}")
+            raise UsageProblem(
+                f"parameter {self.name}: unknown distribution {self.kind!r}; use one of {', '.join(KINDS)}"
+            )
         if self.kind == "choice":
             if not self.values:
                 raise UsageProblem(f"parameter {self.name}: 'choice' needs a non-empty list of values")
@@ -99,8 +101,12 @@ class Param:
         if self.kind == "choice":
             return "{" + ", ".join(format(v, "g") for v in self.values) + "}"
         lo, hi, q = (format(v, "g") for v in (self.low, self.high, self.q))
-        name = {"uniform": "uniform", "log_uniform": "log-uniform", "power2_uniform": "power-of-2",
-                "power2_or_log_uniform": "power-of-2-or-log-uniform"}[self.kind]
+        name = {
+            "uniform": "uniform",
+            "log_uniform": "log-uniform",
+            "power2_uniform": "power-of-2",
+            "power2_or_log_uniform": "power-of-2-or-log-uniform",
+        }[self.kind]
         return f"{name} [{lo}, {hi}], q={q}"
 
 
@@ -131,7 +137,9 @@ def param_from_dict(name: str, spec: dict) -> Param:
     allowed = {"dist", "low", "high", "q", "values"}
     unknown = set(spec) - allowed
     if unknown:
-        raise UsageProblem(f"parameter {name}: unknown key(s) {', '.join(sorted(unknown))}; allowed: {', '.join(sorted(allowed))}")
+        raise UsageProblem(
+            f"parameter {name}: unknown key(s) {', '.join(sorted(unknown))}; allowed: {', '.join(sorted(allowed))}"
+        )
     kind = spec.get("dist", "choice" if "values" in spec else "uniform")
     values = spec.get("values")
     return Param(

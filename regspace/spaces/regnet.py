@@ -16,7 +16,8 @@ WIDTH_QUANTUM = 8
 
 
 def regnet_block_widths(d, w0, wa, wm, q: int = WIDTH_QUANTUM):
-    """DDS §3.3 widths (docs/design.md §3), vectorised over N designs: per-block widths (N, max d) and per-block exponents.
+    """DDS §3.3 widths (docs/design.md §3), vectorised over N designs: per-block widths (N, max d) and
+    per-block exponents.
 
     u_j = w0 + wa·j; s_j = round(log(u_j / w0) / log(wm)); w_j = round(w0·wm^s_j / q)·q.
     Entries with j >= d are masked: width 0, exponent -1.
@@ -56,7 +57,9 @@ def regnet_stages(d, w0, wa, wm, num_stages: int, q: int = WIDTH_QUANTUM):
 def regnet_design(d, w0, wa, wm, *, b=1.0, g=8, se_ratio=0.0, stem: Stem | None = None) -> Design:
     """One RegNet design from its parameters (any number of stages)."""
     if not (d >= 1 and w0 > 0 and wa >= 0 and wm > 1):
-        raise UsageProblem(f"RegNet parameters need d >= 1, w0 > 0, wa >= 0, wm > 1 (got d={d}, w0={w0}, wa={wa}, wm={wm})")
+        raise UsageProblem(
+            f"RegNet parameters need d >= 1, w0 > 0, wa >= 0, wm > 1 (got d={d}, w0={w0}, wa={wa}, wm={wm})"
+        )
     if w0 % WIDTH_QUANTUM:
         raise UsageProblem(f"RegNet w0 must be a multiple of {WIDTH_QUANTUM}, got {w0}")
     w, _, _, _ = regnet_block_widths(d, w0, wa, wm)

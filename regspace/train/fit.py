@@ -68,11 +68,20 @@ def lr_factor(step: int, total_steps: int, warmup_steps: int) -> float:
 class DesignModule(pl.LightningModule):
     """A design trained by SGD-Nesterov with a cosine schedule; records per-epoch validation error."""
 
-    def __init__(self, design: Design, context: Context, recipe: Recipe, steps_per_epoch: int,
-                 *, check_every: int = 1, report=None):
+    def __init__(
+        self,
+        design: Design,
+        context: Context,
+        recipe: Recipe,
+        steps_per_epoch: int,
+        *,
+        check_every: int = 1,
+        report=None,
+    ):
         super().__init__()
-        self.model = build_model(design, context, zero_init_final_gamma=recipe.zero_init_final_gamma,
-                                 conv_init=recipe.conv_init)
+        self.model = build_model(
+            design, context, zero_init_final_gamma=recipe.zero_init_final_gamma, conv_init=recipe.conv_init
+        )
         if recipe.channels_last:
             self.model = self.model.to(memory_format=torch.channels_last)
         self.recipe = recipe
@@ -99,7 +108,9 @@ class DesignModule(pl.LightningModule):
         bn_wd = r.weight_decay if r.bn_weight_decay is None else r.bn_weight_decay
         opt = torch.optim.SGD(
             [{"params": decay, "weight_decay": r.weight_decay}, {"params": no_decay, "weight_decay": bn_wd}],
-            lr=r.scaled_lr, momentum=r.momentum, nesterov=r.nesterov and r.momentum > 0,
+            lr=r.scaled_lr,
+            momentum=r.momentum,
+            nesterov=r.nesterov and r.momentum > 0,
         )
         total = r.epochs * self.steps_per_epoch
         warmup = int(round(r.warmup_epochs * self.steps_per_epoch))
@@ -120,8 +131,12 @@ class DesignModule(pl.LightningModule):
         now = time.perf_counter()
         if now - self._last_report > 1.0:
             self._last_report = now
-            self.report(epoch=self.current_epoch + 1, step=batch_idx + 1, steps=self.steps_per_epoch,
-                        images_per_second=self._rate(now))
+            self.report(
+                epoch=self.current_epoch + 1,
+                step=batch_idx + 1,
+                steps=self.steps_per_epoch,
+                images_per_second=self._rate(now),
+            )
         return loss
 
     def _rate(self, now: float) -> float:
@@ -175,8 +190,9 @@ class PreparedData:
 def prepare_tensors(arrays: dict, recipe: Recipe, device: torch.device, dataset: str, num_classes: int) -> PreparedData:
     from regspace.data import make_split
 
-    split = make_split(len(arrays["train_x"]), val_size=recipe.val_size, train_size=recipe.train_size,
-                       seed=recipe.split_seed)
+    split = make_split(
+        len(arrays["train_x"]), val_size=recipe.val_size, train_size=recipe.train_size, seed=recipe.split_seed
+    )
 
     def to(x):
         return torch.from_numpy(np.ascontiguousarray(x)).to(device)
@@ -246,26 +262,45 @@ def batches_for(data: PreparedData, part: str, recipe: Recipe, in_channels: int,
     x, y = getattr(data, part)
     train = part == "train"
     return Batches(
-        x, y, batch_size=recipe.batch_size if train else max(recipe.batch_size, 512), mean=data.mean, std=data.std,
-        in_channels=in_channels, shuffle=train, augment=recipe.augment if train else "none", drop_last=train,
-        channels_last=recipe.channels_last, seed=seed,
+        x,
+        y,
+        batch_size=recipe.batch_size if train else max(recipe.batch_size, 512),
+        mean=data.mean,
+        std=data.std,
+        in_channels=in_channels,
+        shuffle=train,
+        augment=recipe.augment if train else "none",
+        drop_last=train,
+        channels_last=recipe.channels_last,
+        seed=seed,
     )
 
 
-def fit_one(design: Design, context: Context, recipe: Recipe, data: PreparedData, *, device: torch.device,
-            report=None) -> dict:
+def fit_one(
+    design: Design, context: Context, recipe: Recipe, data: PreparedData, *, device: torch.device, report=None
+) -> dict:
     """Train one design; returns the result row (status ok / diverged / failed, never raises for the model's sake)."""
     accelerator = "cuda" if device.type == "cuda" else "cpu"
     precision = resolve_precision(recipe, accelerator)
     base = {
-        "recipe_hash": recipe.hash, "recipe": recipe.to_json(), "seed": recipe.seed, "dataset": data.dataset,
-        "split": _json(data.split), "device": describe_device(device, precision),
-        "torch_version": torch.__version__, "lightning_version": pl.__version__, "regspace_version": __version__,
+        "recipe_hash": recipe.hash,
+        "recipe": recipe.to_json(),
+        "seed": recipe.seed,
+        "dataset": data.dataset,
+        "split": _json(data.split),
+        "device": describe_device(device, precision),
+        "torch_version": torch.__version__,
+        "lightning_version": pl.__version__,
+        "regspace_version": __version__,
         "host": platform.node(),
     }
     if context.num_classes < data.num_classes:
-        return {**base, "status": "failed", "reason": f"model has {context.num_classes} outputs but the dataset has "
-                                                      f"{data.num_classes} classes", "epochs": 0}
+        return {
+            **base,
+            "status": "failed",
+            "reason": f"model has {context.num_classes} outputs but the dataset has {data.num_classes} classes",
+            "epochs": 0,
+        }
     _reset_peak_rss()
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats(device)
@@ -277,35 +312,62 @@ def fit_one(design: Design, context: Context, recipe: Recipe, data: PreparedData
         if len(train) == 0:
             raise ValueError(f"batch size {recipe.batch_size} exceeds the {len(data.train[0])} training images")
         val = batches_for(data, "val", recipe, context.in_channels)
-        module = DesignModule(design, context, recipe, len(train), check_every=1 if accelerator == "cpu" else 25,
-                              report=report)
+        module = DesignModule(
+            design, context, recipe, len(train), check_every=1 if accelerator == "cpu" else 25, report=report
+        )
         trainer = pl.Trainer(
-            accelerator=accelerator, devices=[device.index or 0] if accelerator == "cuda" else 1,
-            precision=precision, max_epochs=recipe.epochs, barebones=True, num_sanity_val_steps=0,
-            enable_checkpointing=False, logger=False, enable_progress_bar=False, enable_model_summary=False,
-            inference_mode=True, gradient_clip_val=recipe.grad_clip,
+            accelerator=accelerator,
+            devices=[device.index or 0] if accelerator == "cuda" else 1,
+            precision=precision,
+            max_epochs=recipe.epochs,
+            barebones=True,
+            num_sanity_val_steps=0,
+            enable_checkpointing=False,
+            logger=False,
+            enable_progress_bar=False,
+            enable_model_summary=False,
+            inference_mode=True,
+            gradient_clip_val=recipe.grad_clip,
         )
         trainer.fit(module, train_dataloaders=train, val_dataloaders=val)
         if len(module.val_errors) < recipe.epochs:
             raise RuntimeError("training stopped early")
         test_error = None
         if data.test is not None:
-            test_error = evaluate(module.model, batches_for(data, "test", recipe, context.in_channels), precision, device)
+            test_error = evaluate(
+                module.model, batches_for(data, "test", recipe, context.in_channels), precision, device
+            )
         return {
-            **base, "status": "ok", "error": module.val_errors[-1], "min_error": min(module.val_errors),
-            "test_error": test_error, "train_loss": module.train_losses[-1], "epochs": len(module.val_errors),
+            **base,
+            "status": "ok",
+            "error": module.val_errors[-1],
+            "min_error": min(module.val_errors),
+            "test_error": test_error,
+            "train_loss": module.train_losses[-1],
+            "epochs": len(module.val_errors),
             "train_seconds": time.perf_counter() - t0,
             "images_per_second": module.train_images / module.train_seconds if module.train_seconds else None,
             "peak_memory_mb": _peak_memory_mb(device),
         }
     except Diverged as e:
-        return {**base, "status": "diverged", "reason": str(e), "epochs": e.epoch - 1,
-                "train_seconds": time.perf_counter() - t0, "peak_memory_mb": _peak_memory_mb(device),
-                "train_loss": e.loss}
+        return {
+            **base,
+            "status": "diverged",
+            "reason": str(e),
+            "epochs": e.epoch - 1,
+            "train_seconds": time.perf_counter() - t0,
+            "peak_memory_mb": _peak_memory_mb(device),
+            "train_loss": e.loss,
+        }
     except Exception as e:  # noqa: BLE001 - a model that raises (e.g. out of memory) is a recorded outcome
         first = (str(e).strip().splitlines() or [""])[0][:300]
-        return {**base, "status": "failed", "reason": f"{type(e).__name__}: {first}",
-                "epochs": len(module.val_errors) if module else 0, "train_seconds": time.perf_counter() - t0}
+        return {
+            **base,
+            "status": "failed",
+            "reason": f"{type(e).__name__}: {first}",
+            "epochs": len(module.val_errors) if module else 0,
+            "train_seconds": time.perf_counter() - t0,
+        }
     finally:
         if device.type == "cuda":
             torch.cuda.empty_cache()

@@ -105,13 +105,37 @@ RECIPES = {
     "quick": Recipe(),
     # The other presets keep the reference's plain BN init.
     # DDS §3: 10 epochs, SGD-Nesterov, cosine, no warm-up, wd 5e-5, lr 0.05 at batch 128 (ImageNet-sized data).
-    "dds": Recipe(name="dds", dataset="imagefolder", epochs=10, batch_size=128, lr=0.05, lr_batch=128,
-                  weight_decay=5e-5, augment="flip+crop", train_size=None, val_size=50_000, zero_init_final_gamma=False),
+    "dds": Recipe(
+        name="dds",
+        dataset="imagefolder",
+        epochs=10,
+        batch_size=128,
+        lr=0.05,
+        lr_batch=128,
+        weight_decay=5e-5,
+        augment="flip+crop",
+        train_size=None,
+        val_size=50_000,
+        zero_init_final_gamma=False,
+    ),
     # The reference CIFAR-10 sweeps (pycls configs/sweeps/cifar): 50 epochs, lr 1.0 at batch 1024,
     # wd 5e-4 (none on BN), 5 warm-up epochs, label smoothing 0.1, flip + 4-pixel pad-and-crop.
-    "cifar": Recipe(name="cifar", dataset="cifar10", epochs=50, batch_size=1024, lr=1.0, lr_batch=1024,
-                    weight_decay=5e-4, bn_weight_decay=0.0, warmup_epochs=5, label_smoothing=0.1,
-                    augment="flip+crop", train_size=None, val_size=5_000, zero_init_final_gamma=False),
+    "cifar": Recipe(
+        name="cifar",
+        dataset="cifar10",
+        epochs=50,
+        batch_size=1024,
+        lr=1.0,
+        lr_batch=1024,
+        weight_decay=5e-4,
+        bn_weight_decay=0.0,
+        warmup_epochs=5,
+        label_smoothing=0.1,
+        augment="flip+crop",
+        train_size=None,
+        val_size=5_000,
+        zero_init_final_gamma=False,
+    ),
 }
 
 

@@ -58,9 +58,11 @@ class TrainSummary:
         if self.planned and self.planned - self.done - self.skipped > 0:
             skipped += f", {self.planned - self.done - self.skipped} still pending (rerun `regspace train`)"
         of = f" of {self.planned}" if self.planned is not None else ""
-        return (f"trained {self.done}{of} models (ok {self.ok}, diverged {self.diverged}, failed {self.failed}"
-                f"{skipped}) in {_fmt_time(self.seconds)}, {rate:.0f} models/hour, {self.workers} worker(s) × "
-                f"{self.threads} thread(s){err}; recipe {self.recipe.name} {self.recipe.hash}")
+        return (
+            f"trained {self.done}{of} models (ok {self.ok}, diverged {self.diverged}, failed {self.failed}"
+            f"{skipped}) in {_fmt_time(self.seconds)}, {rate:.0f} models/hour, {self.workers} worker(s) × "
+            f"{self.threads} thread(s){err}; recipe {self.recipe.name} {self.recipe.hash}"
+        )
 
     def count(self, row: dict) -> None:
         st = row["status"]
@@ -78,20 +80,42 @@ def _fmt_time(s: float) -> str:
     return f"{s // 3600}h{s % 3600 // 60:02d}m{s % 60:02d}s" if s >= 3600 else f"{s // 60}m{s % 60:02d}s"
 
 
-MODEL_COLUMNS = ["model_id", "space", "stage_widths", "stage_depths", "stage_bottleneck_ratios", "stage_group_widths",
-                 "se_ratio", "stem", "resolution", "in_channels", "num_classes", "flops", "params", "acts"]
+MODEL_COLUMNS = [
+    "model_id",
+    "space",
+    "stage_widths",
+    "stage_depths",
+    "stage_bottleneck_ratios",
+    "stage_group_widths",
+    "se_ratio",
+    "stem",
+    "resolution",
+    "in_channels",
+    "num_classes",
+    "flops",
+    "params",
+    "acts",
+]
 
 
-def pending_models(store: Store, recipe_hash: str, *, spaces: list[str] | None = None, limit: int | None = None,
-                   retry_failed: bool = False) -> list[dict]:
+def pending_models(
+    store: Store,
+    recipe_hash: str,
+    *,
+    spaces: list[str] | None = None,
+    limit: int | None = None,
+    retry_failed: bool = False,
+) -> list[dict]:
     """Models without a result for this recipe, interleaved across spaces (so a --limit is balanced)."""
     models = store.read_arrow("models", MODEL_COLUMNS).to_pylist()
     if spaces:
         known = {m["space"] for m in models}
         unknown = [s for s in spaces if s not in known]
         if unknown:
-            raise RegspaceError(f"the store has no models of space(s) {', '.join(unknown)}",
-                                hint=f"it holds {', '.join(sorted(known)) or 'none'}")
+            raise RegspaceError(
+                f"the store has no models of space(s) {', '.join(unknown)}",
+                hint=f"it holds {', '.join(sorted(known)) or 'none'}",
+            )
         models = [m for m in models if m["space"] in spaces]
     done = done_ids(store, recipe_hash, retry_failed=retry_failed)
     by_space: dict[str, deque] = {}
@@ -111,7 +135,9 @@ def pending_models(store: Store, recipe_hash: str, *, spaces: list[str] | None =
 
 def done_ids(store: Store, recipe_hash: str, *, retry_failed: bool = False) -> set[str]:
     r = store.read_arrow("results", ["model_id", "recipe_hash", "status"]).to_pylist()
-    return {x["model_id"] for x in r if x["recipe_hash"] == recipe_hash and (x["status"] != "failed" or not retry_failed)}
+    return {
+        x["model_id"] for x in r if x["recipe_hash"] == recipe_hash and (x["status"] != "failed" or not retry_failed)
+    }
 
 
 class LocalWork:
@@ -208,14 +234,19 @@ def prepare_data(recipe: Recipe, models: list[dict], *, data_dir: str | None, pr
 
     resolutions = sorted({int(m["resolution"]) for m in models})
     if recipe.resolution is None and len(resolutions) > 1:
-        raise RegspaceError(f"the pending models take several input resolutions ({', '.join(map(str, resolutions))})",
-                            hint="train them separately with --space, or pass --resolution")
+        raise RegspaceError(
+            f"the pending models take several input resolutions ({', '.join(map(str, resolutions))})",
+            hint="train them separately with --space, or pass --resolution",
+        )
     resolution = recipe.resolution or resolutions[0]
     dataset = prepare(recipe.dataset, resolution=resolution, data_dir=data_dir, progress=progress)
     too_few = [m for m in models if int(m["num_classes"]) < dataset.num_classes]
     if too_few:
-        raise RegspaceError(f"{len(too_few)} model(s) have {too_few[0]['num_classes']} outputs but {recipe.dataset} has "
-                            f"{dataset.num_classes} classes", hint="sample them with --classes or another --preset")
+        raise RegspaceError(
+            f"{len(too_few)} model(s) have {too_few[0]['num_classes']} outputs but {recipe.dataset} has "
+            f"{dataset.num_classes} classes",
+            hint="sample them with --classes or another --preset",
+        )
     if recipe.val_size >= dataset.n_train:
         raise RegspaceError(f"validation size {recipe.val_size} leaves no training images ({dataset.n_train} in total)")
     return dataset
@@ -247,8 +278,17 @@ def train(
     progress = stderr_is_terminal() if show_progress is None else show_progress
     dataset = prepare_data(recipe, pending, data_dir=data_dir, progress=progress)
     work = LocalWork(store, recipe, pending)
-    summary = run_workers(work, recipe, dataset, sizing_models=pending, workers=workers, threads=threads,
-                          devices=devices, recycle=recycle, progress=progress)
+    summary = run_workers(
+        work,
+        recipe,
+        dataset,
+        sizing_models=pending,
+        workers=workers,
+        threads=threads,
+        devices=devices,
+        recycle=recycle,
+        progress=progress,
+    )
     summary.skipped = work.skipped
     return summary
 
@@ -264,9 +304,20 @@ class _Slot:
     progress: dict = field(default_factory=dict)
 
 
-def run_workers(work, recipe: Recipe, dataset, *, sizing_models: list[dict], workers: int | None, devices: str | None,
-                threads: int | None = None, recycle: int = 16, max_retries: int = 1,
-                progress: bool = False, worker_target=None) -> TrainSummary:
+def run_workers(
+    work,
+    recipe: Recipe,
+    dataset,
+    *,
+    sizing_models: list[dict],
+    workers: int | None,
+    devices: str | None,
+    threads: int | None = None,
+    recycle: int = 16,
+    max_retries: int = 1,
+    progress: bool = False,
+    worker_target=None,
+) -> TrainSummary:
     """Drive worker processes until ``work`` is exhausted (or Ctrl-C / SIGTERM).
 
     ``worker_target`` replaces the worker's entry point (tests drive the parent with fake workers)."""
@@ -278,8 +329,9 @@ def run_workers(work, recipe: Recipe, dataset, *, sizing_models: list[dict], wor
         n_workers = workers or len(gpus)
         slot_devices = [f"cuda:{gpus[i % len(gpus)]}" for i in range(n_workers)]
     else:
-        n_workers = workers or default_workers(sizing_models, cores=cores, data_bytes=os.path.getsize(dataset.path),
-                                               batch_size=recipe.batch_size)
+        n_workers = workers or default_workers(
+            sizing_models, cores=cores, data_bytes=os.path.getsize(dataset.path), batch_size=recipe.batch_size
+        )
         slot_devices = ["cpu"] * n_workers
     if summary.planned:
         n_workers = min(n_workers, summary.planned)
@@ -290,8 +342,14 @@ def run_workers(work, recipe: Recipe, dataset, *, sizing_models: list[dict], wor
 
     ctx = mp.get_context("forkserver")
     ctx.set_forkserver_preload(["regspace.train.fit"])
-    config = {"threads": threads, "recipe": recipe.to_dict(), "data_path": str(dataset.path),
-              "dataset": recipe.dataset, "num_classes": dataset.num_classes, "recycle": recycle}
+    config = {
+        "threads": threads,
+        "recipe": recipe.to_dict(),
+        "data_path": str(dataset.path),
+        "dataset": recipe.dataset,
+        "num_classes": dataset.num_classes,
+        "recycle": recycle,
+    }
     slots = [_Slot(i, slot_devices[i]) for i in range(n_workers)]
     retries: dict[str, int] = {}
     display = _Display(summary.planned, slots, recipe) if progress else None
@@ -301,7 +359,9 @@ def run_workers(work, recipe: Recipe, dataset, *, sizing_models: list[dict], wor
         from regspace.train.worker import worker_main
 
         parent, child = ctx.Pipe()
-        slot.process = ctx.Process(target=worker_target or worker_main, args=(child, {**config, "device": slot.device}), daemon=True)
+        slot.process = ctx.Process(
+            target=worker_target or worker_main, args=(child, {**config, "device": slot.device}), daemon=True
+        )
         slot.process.start()
         child.close()
         slot.conn, slot.ready, slot.current, slot.progress = parent, False, None, {}
@@ -338,18 +398,29 @@ def run_workers(work, recipe: Recipe, dataset, *, sizing_models: list[dict], wor
         if not slot.ready:
             state["early_deaths"] += 1
             if state["early_deaths"] > 2 * n_workers:
-                raise RegspaceError(f"training workers keep dying before they start (exit code {code})",
-                                    hint="rerun with --workers 1 to see the error")
+                raise RegspaceError(
+                    f"training workers keep dying before they start (exit code {code})",
+                    hint="rerun with --workers 1 to see the error",
+                )
         if m is not None:
             mid = m["model_id"]
             retries[mid] = retries.get(mid, 0) + 1
             if retries[mid] <= max_retries:
                 work.retry(m)
             else:
-                finish(m, {"recipe_hash": recipe.hash, "recipe": recipe.to_json(), "status": "failed",
-                           "reason": f"worker process died (exit code {code}) {retries[mid]} times while training "
-                                     "this model; out of memory?", "epochs": 0, "dataset": recipe.dataset,
-                           "seed": recipe.seed})
+                finish(
+                    m,
+                    {
+                        "recipe_hash": recipe.hash,
+                        "recipe": recipe.to_json(),
+                        "status": "failed",
+                        "reason": f"worker process died (exit code {code}) {retries[mid]} times while training "
+                        "this model; out of memory?",
+                        "epochs": 0,
+                        "dataset": recipe.dataset,
+                        "seed": recipe.seed,
+                    },
+                )
         slot.process, slot.conn, slot.current, slot.ready = None, None, None, False
 
     def handle(slot: _Slot):
@@ -427,11 +498,19 @@ def run_workers(work, recipe: Recipe, dataset, *, sizing_models: list[dict], wor
 def _task(m: dict) -> dict:
     return {
         "model_id": m["model_id"],
-        "design": {"widths": list(m["stage_widths"]), "depths": list(m["stage_depths"]),
-                   "bottleneck_ratios": list(m["stage_bottleneck_ratios"]), "group_widths": list(m["stage_group_widths"]),
-                   "se_ratio": m["se_ratio"], "stem": m["stem"]},
-        "context": {"resolution": int(m["resolution"]), "in_channels": int(m["in_channels"]),
-                    "num_classes": int(m["num_classes"])},
+        "design": {
+            "widths": list(m["stage_widths"]),
+            "depths": list(m["stage_depths"]),
+            "bottleneck_ratios": list(m["stage_bottleneck_ratios"]),
+            "group_widths": list(m["stage_group_widths"]),
+            "se_ratio": m["se_ratio"],
+            "stem": m["stem"],
+        },
+        "context": {
+            "resolution": int(m["resolution"]),
+            "in_channels": int(m["in_channels"]),
+            "num_classes": int(m["num_classes"]),
+        },
     }
 
 
@@ -500,8 +579,16 @@ class _Display:
 
         self.slots, self.recipe = slots, recipe
         self.console = Console(stderr=True)
-        self.bar = Progress(TextColumn("[bold]training"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[counts]}"),
-                            TimeElapsedColumn(), TextColumn("ETA"), TimeRemainingColumn(), console=self.console)
+        self.bar = Progress(
+            TextColumn("[bold]training"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TextColumn("{task.fields[counts]}"),
+            TimeElapsedColumn(),
+            TextColumn("ETA"),
+            TimeRemainingColumn(),
+            console=self.console,
+        )
         self.task = self.bar.add_task("train", total=total, counts="")
         self.counts = {"ok": 0, "diverged": 0, "failed": 0}
         self.live = Live(self._render(), console=self.console, refresh_per_second=4, transient=False)
@@ -523,16 +610,25 @@ class _Display:
             ips = f"{p['images_per_second']:.0f}" if p.get("images_per_second") else "-"
             err = f"{p['val_error']:.2f}" if p.get("val_error") is not None else "-"
             state = m.get("model_id") or ("starting" if s.process and not s.ready else "idle")
-            table.add_row(f"{s.index} {s.device}", state, m.get("space", ""),
-                          format_quantity(m["flops"]) if m.get("flops") else "", epoch, ips, err)
+            table.add_row(
+                f"{s.index} {s.device}",
+                state,
+                m.get("space", ""),
+                format_quantity(m["flops"]) if m.get("flops") else "",
+                epoch,
+                ips,
+                err,
+            )
         return Group(self.bar, table)
 
     def start(self):
         self.live.start()
 
     def refresh(self):
-        self.bar.update(self.task, counts=f"ok {self.counts['ok']} · diverged {self.counts['diverged']} · "
-                                          f"failed {self.counts['failed']}")
+        self.bar.update(
+            self.task,
+            counts=f"ok {self.counts['ok']} · diverged {self.counts['diverged']} · failed {self.counts['failed']}",
+        )
         self.live.update(self._render())
 
     def finished(self, row: dict):

@@ -60,8 +60,14 @@ def _run(conn, config: dict) -> None:
         mid = task["model_id"]
         conn.send(("start", mid))
         d = task["design"]
-        design = Design(tuple(d["widths"]), tuple(d["depths"]), tuple(d["bottleneck_ratios"]), tuple(d["group_widths"]),
-                        d["se_ratio"], STEMS[d["stem"]])
+        design = Design(
+            tuple(d["widths"]),
+            tuple(d["depths"]),
+            tuple(d["bottleneck_ratios"]),
+            tuple(d["group_widths"]),
+            d["se_ratio"],
+            STEMS[d["stem"]],
+        )
         context = Context(**task["context"])
 
         def report(mid=mid, **fields):
