@@ -318,7 +318,8 @@ def train_cmd(
         ),
     ] = None,
     devices: Annotated[
-        Optional[str], typer.Option("--devices", help="GPUs: auto | cpu | N | 0,1 (one worker per device).")
+        Optional[str],
+        typer.Option("--devices", help="auto (every GPU; the CPU if no NVIDIA driver) | cpu | GPU indices: 0 or 0,1."),
     ] = None,
     seed: Annotated[
         Optional[int], typer.Option("--seed", min=0, max=2**31 - 1, help="Training seed (init and data order).")
@@ -699,17 +700,21 @@ def compare_cmd(
 
         print(json.dumps(result, indent=2))
         return
-    from regspace.console import print_table
+    from regspace.console import print_table, say
+
+    for w in result["warnings"]:
+        say(f"regspace: warning: {w}")
 
     def f(r, k):
         return f"{r[k]:.2f}" if k in r else "-"
 
     print_table(
-        ["space", "n", "diverged", "failed", "min", "p25", "median", "mean", "p75"],
+        ["space", "n", "networks", "diverged", "failed", "min", "p25", "median", "mean", "p75"],
         [
             [
                 r["space"],
                 r["n"],
+                r.get("networks", 0),
                 r["diverged"],
                 r["failed"],
                 f(r, "min"),
@@ -725,7 +730,7 @@ def compare_cmd(
             if result["recipe_hash"]
             else "validation error (%): no results yet (run `regspace train`)"
         ),
-        numeric={"n", "min", "p25", "median", "mean", "p75"},
+        numeric={"n", "networks", "min", "p25", "median", "mean", "p75"},
     )
     if result["pairs"]:
         print_table(

@@ -441,8 +441,10 @@ def train_from_queue(
 ):
     """`regspace train --queue`: train models from the sweep until none is waiting or running."""
     from regspace.console import stderr_is_terminal
+    from regspace.train.devices import parse_devices
     from regspace.train.runner import TrainSummary, prepare_data, run_workers
 
+    parse_devices(devices)
     q = open_study(url, sweep, heartbeat=heartbeat, grace=grace, create=False)
     if q.kind == "sqlite":
         optuna = _optuna()

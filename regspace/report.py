@@ -136,6 +136,10 @@ def _model_rows(g: pd.DataFrame) -> list[list]:
     return rows
 
 
+STATS_HEADER = ["space", "n (draws)", "min", "p5", "p25", "median", "mean", "p75", "p95"]
+# n: Kish's effective number of draws, which the KS p-value uses (docs/design.md §5)
+PAIRS_HEADER = ["space A", "space B", "KS", "p-value", "noise (5%)", "n A (effective)", "n B (effective)"]
+STORE_HEADER = ["space", "recipe", "draws", "networks", "ok", "diverged", "failed", "pending"]
 MODEL_HEADER = ["model", "val err %", "test err %", "widths", "depths", "group w", "b", "flops", "params"]
 
 
@@ -172,7 +176,7 @@ def build_report(
 
 def _sections(df, cmp, status, spaces, ok) -> dict:
     summary = [
-        [r["space"], r["recipe"] or "-", r["sampled"], r["ok"], r["diverged"], r["failed"], r["pending"]]
+        [r["space"], r["recipe"] or "-", r["draws"], r["sampled"], r["ok"], r["diverged"], r["failed"], r["pending"]]
         for r in status
     ]
     stats = [
@@ -192,6 +196,7 @@ def _sections(df, cmp, status, spaces, ok) -> dict:
     recipe = df.attrs.get("recipe") or {}
     return {
         "summary": summary,
+        "warnings": cmp.get("warnings", []),
         "stats": stats,
         "pairs": pairs,
         "best": best,
@@ -250,7 +255,8 @@ def _write_html(out: Path, title: str, s: dict, figs: list[Figure], df, store_ar
         f"<code>{html.escape(str(df.attrs.get('recipe_hash')))}</code> · generated "
         f"{datetime.datetime.now().strftime('%Y-%m-%d %H:%M')} by regspace {__version__}</p>",
         "<h2>Store</h2>",
-        _table_html(["space", "recipe", "sampled", "ok", "diverged", "failed", "pending"], s["summary"]),
+        *(f"<p><b>Warning:</b> {html.escape(w)}</p>" for w in s["warnings"]),
+        _table_html(STORE_HEADER, s["summary"]),
         "<h3>Recipe</h3>",
         _table_html(["field", "value"] * 3, s["recipe"]),
         "<h2>Error EDFs</h2>",
@@ -260,13 +266,13 @@ def _write_html(out: Path, title: str, s: dict, figs: list[Figure], df, store_ar
             parts.append(_figure_html(by_key[key]))
     parts += [
         "<h2>Comparison</h2>",
-        _table_html(["space", "n", "min", "p5", "p25", "median", "mean", "p75", "p95"], s["stats"]),
+        _table_html(STATS_HEADER, s["stats"]),
     ]
     if s["pairs"]:
         parts += [
             "<p>Kolmogorov–Smirnov distance between EDFs; <i>noise</i> is the distance two samples of these sizes "
             "from one space exceed with 5% probability.</p>",
-            _table_html(["space A", "space B", "KS", "p-value", "noise (5%)", "n A", "n B"], s["pairs"]),
+            _table_html(PAIRS_HEADER, s["pairs"]),
         ]
     parts.append("<h2>Parameters</h2>")
     parts += [_figure_html(f) for f in figs if f.key.startswith("scatter_")]
@@ -309,7 +315,8 @@ def _write_md(out: Path, title: str, s: dict, figs: list[Figure], df, store_arg:
         f"# {title}",
         f"store `{store_arg}` · recipe `{df.attrs.get('recipe_hash')}` · regspace {__version__}",
         "## Store",
-        _table_md(["space", "recipe", "sampled", "ok", "diverged", "failed", "pending"], s["summary"]),
+        *(f"> **Warning:** {w}\n" for w in s["warnings"]),
+        _table_md(STORE_HEADER, s["summary"]),
         "### Recipe",
         _table_md(["field", "value"] * 3, s["recipe"]),
         "## Error EDFs",
@@ -317,10 +324,10 @@ def _write_md(out: Path, title: str, s: dict, figs: list[Figure], df, store_arg:
     parts += [images[k] for k in ("edf", "edf_flops") if k in images]
     parts += [
         "## Comparison",
-        _table_md(["space", "n", "min", "p5", "p25", "median", "mean", "p75", "p95"], s["stats"]),
+        _table_md(STATS_HEADER, s["stats"]),
     ]
     if s["pairs"]:
-        parts.append(_table_md(["space A", "space B", "KS", "p-value", "noise (5%)", "n A", "n B"], s["pairs"]))
+        parts.append(_table_md(PAIRS_HEADER, s["pairs"]))
     parts.append("## Parameters")
     parts += [v for k, v in images.items() if k.startswith("scatter_")]
     parts.append("## Best and worst models")

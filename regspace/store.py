@@ -38,7 +38,7 @@ import pyarrow.parquet as pq
 from regspace import __version__
 from regspace.errors import StoreError
 
-SCHEMA_VERSION = 2  # 2: models carry multiplicity and draw_indices (i.i.d. populations)
+SCHEMA_VERSION = 2  # 2: models carry multiplicity and draw_indices (i.i.d. populations); results device_kind, precision
 FORMAT = "regspace-store"
 MARKER = "regspace.json"
 DEFAULT_STORE = "regspace-store"
@@ -102,6 +102,8 @@ RESULTS_SCHEMA = pa.schema(
         ("images_per_second", pa.float64()),
         ("peak_memory_mb", pa.float64()),
         ("device", pa.string()),
+        ("device_kind", pa.string()),  # cpu | cuda
+        ("precision", pa.string()),  # the precision actually used: bf16-mixed | 16-mixed | 32-true
         ("seed", pa.int64()),
         ("dataset", pa.string()),
         ("split", pa.string()),  # JSON: train/val sizes, split seed, checksum
@@ -207,8 +209,7 @@ class Store:
         meta = {b"regspace_schema_version": str(SCHEMA_VERSION).encode(), b"regspace_table": table_name.encode()}
         table = table.replace_schema_metadata(meta)
         self._upgrade_marker()
-        stamp = time.strftime("%Y%m%dT%H%M%S", time.gmtime())
-        name = f"part-{stamp}-{time.time_ns() % 10**9:09d}-{uuid.uuid4().hex[:8]}.parquet"
+        name = _part_name(time.time_ns())
         final = self.path / table_name / name
         try:
             with _temporary(final) as tmp:
@@ -394,6 +395,13 @@ def _dedupe(table: pa.Table, key: list[str]) -> pa.Table:
         return table
     rows = pc.subtract(first, pc.multiply(pc.cast(pc.greater_equal(first, n), pa.int64()), n))
     return table.take(rows.take(pc.sort_indices(rows)))
+
+
+def _part_name(ns: int) -> str:
+    """Part files sort in write order: seconds and nanoseconds from ONE clock reading (two readings can
+    straddle a second and sort a later part first)."""
+    stamp = time.strftime("%Y%m%dT%H%M%S", time.gmtime(ns // 10**9))
+    return f"part-{stamp}-{ns % 10**9:09d}-{uuid.uuid4().hex[:8]}.parquet"
 
 
 def _write_error(e: OSError, rows: int, where: Path, store: Path) -> str:

@@ -266,3 +266,11 @@ def test_schema_1_store_is_read_with_each_model_once(tmp_path, run_cli, capsys):
     )
     assert json.loads((s / "regspace.json").read_text())["schema_version"] == SCHEMA_VERSION
     assert Store.open(s).draws("X_a") == 21
+
+
+def test_part_names_sort_in_write_order_across_a_second():
+    from regspace.store import _part_name
+
+    times = [1_700_000_000_999_999_999, 1_700_000_001_000_000_001, 1_700_000_001_500_000_000]
+    names = [_part_name(t) for t in times]
+    assert sorted(names) == names

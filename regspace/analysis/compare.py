@@ -73,4 +73,10 @@ def compare(
         r = ks_test(ea, eb, weights[a], weights[b])
         r.update(a=a, b=b, noise=ks_noise_level(r["n_a"], r["n_b"]))
         pairs.append(r)
-    return {"recipe_hash": df.attrs.get("recipe_hash"), "normalize": normalize, "spaces": rows, "pairs": pairs}
+    return {
+        "recipe_hash": df.attrs.get("recipe_hash"),
+        "normalize": normalize,
+        "warnings": df.attrs.get("warnings", []),
+        "spaces": rows,
+        "pairs": pairs,
+    }

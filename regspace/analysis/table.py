@@ -22,6 +22,8 @@ RESULT_COLUMNS = [
     "images_per_second",
     "peak_memory_mb",
     "device",
+    "device_kind",
+    "precision",
     "dataset",
     "recipe",
     "seed",
@@ -87,6 +89,7 @@ def load_table(
     results = results.filter(pc.equal(results.column("recipe_hash"), chosen)) if chosen else results.slice(0, 0)
     recipe_json = next((r for r in results.column("recipe").to_pylist() if r), None) if results.num_rows else None
     results = results.drop_columns(["recipe", "split"]).to_pandas()
+    _fill_device_columns(results)
     df = models.merge(results, on="model_id", how="left")
     df["status"] = df["status"].fillna("pending")
     df["sweep_error"] = df[error]
@@ -97,7 +100,29 @@ def load_table(
     df.attrs["recipe_hash"] = chosen
     df.attrs["recipe"] = json.loads(recipe_json) if recipe_json else None
     df.attrs["spaces"] = order if not spaces else [s for s in order if s in spaces]
+    df.attrs["warnings"] = mixed_settings(results[results.status == "ok"], chosen)
     return df
+
+
+def _fill_device_columns(results: pd.DataFrame) -> None:
+    """Results of schema 1 keep the device kind and precision only inside the `device` text
+    ("cuda:0 NVIDIA H200 (bf16-mixed)", "cpu AMD EPYC …, 1 thread(s) (32-true)"): read them from there."""
+    text = results["device"].fillna("")
+    kind = text.str.extract(r"^(cpu|cuda)", expand=False)
+    precision = text.str.extract(r"\(([\w-]+)\)\s*$", expand=False)
+    results["device_kind"] = results["device_kind"].fillna(kind)
+    results["precision"] = results["precision"].fillna(precision)
+
+
+def mixed_settings(ok: pd.DataFrame, recipe_hash: str | None) -> list[str]:
+    """One line per setting that differs across one recipe's results (they compare models trained differently)."""
+    out = []
+    for col, what in (("precision", "precisions"), ("device_kind", "device kinds")):
+        counts = ok[col].dropna().value_counts()
+        if len(counts) > 1:
+            parts = ", ".join(f"{n} {v}" for v, n in counts.items())
+            out.append(f"results of recipe {recipe_hash} mix {what} ({parts}): errors may differ by device, not design")
+    return out
 
 
 def trained(df: pd.DataFrame) -> pd.DataFrame:

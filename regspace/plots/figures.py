@@ -331,7 +331,7 @@ def plot_fit(df: pd.DataFrame, *, spaces: list[str] | None = None, fits: pd.Data
                 alpha=0.75,
                 marker="osD^v<>"[i % 7],
                 linewidths=0,
-                label=f"{s} (n={len(g)}, median e_fit {f.e_fit.median():.3f})",
+                label=f"{s} (n={counts(g).sum()}, median e_fit {np.median(np.repeat(f.e_fit, counts(g))):.3f})",
             )
         ax.set_xlabel(param_label("e_fit"))
         ax.set_ylabel(ERROR_LABEL)

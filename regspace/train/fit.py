@@ -31,8 +31,11 @@ warnings.filterwarnings("ignore", module="lightning_fabric")
 
 
 class Diverged(Exception):
-    def __init__(self, epoch: int, step: int, loss: float):
-        super().__init__(f"loss became {loss} at epoch {epoch}, step {step}")
+    def __init__(self, epoch: int, step: int, loss: float, every: int = 1):
+        # On a GPU the loss is checked every `every` steps (a check syncs the device): the step is then
+        # the first check that saw it, and the loss went bad at most `every` steps earlier.
+        where = f"step {step}" if every == 1 else f"step ~{step} (checked every {every} steps)"
+        super().__init__(f"loss became {loss} at epoch {epoch}, {where}")
         self.epoch, self.step, self.loss = epoch, step, loss
 
 
@@ -125,7 +128,7 @@ class DesignModule(pl.LightningModule):
         x, y = batch
         loss = F.cross_entropy(self.model(x).float(), y, label_smoothing=self.recipe.label_smoothing)
         if batch_idx % self.check_every == 0 and not torch.isfinite(loss):
-            raise Diverged(self.current_epoch + 1, batch_idx, float(loss))
+            raise Diverged(self.current_epoch + 1, batch_idx, float(loss), self.check_every)
         self._loss_sum += loss.detach()
         self.train_images += len(y)
         now = time.perf_counter()
@@ -232,6 +235,10 @@ def _reset_peak_rss() -> None:
 
 
 def _peak_memory_mb(device: torch.device) -> float:
+    """`peak_memory_mb`: the peak memory the model's training held on its device, in MiB. On a GPU, the
+    CUDA allocator's peak on that device (model, optimiser state, activations and the resident dataset);
+    on the CPU, the worker process's peak resident set (the same, plus the Python/torch runtime, ~0.5 GB).
+    Both are reset before each model, so they bound what one more model of that size needs there."""
     if device.type == "cuda":
         return torch.cuda.max_memory_allocated(device) / 2**20
     try:
@@ -289,6 +296,8 @@ def fit_one(
         "dataset": data.dataset,
         "split": _json(data.split),
         "device": describe_device(device, precision),
+        "device_kind": device.type,
+        "precision": precision,
         "torch_version": torch.__version__,
         "lightning_version": pl.__version__,
         "regspace_version": __version__,
@@ -334,9 +343,9 @@ def fit_one(
             raise RuntimeError("training stopped early")
         test_error = None
         if data.test is not None:
-            test_error = evaluate(
-                module.model, batches_for(data, "test", recipe, context.in_channels), precision, device
-            )
+            # Lightning's teardown has moved the module back to the CPU; the test split lives on `device`.
+            model = module.model.to(device)
+            test_error = evaluate(model, batches_for(data, "test", recipe, context.in_channels), precision, device)
         return {
             **base,
             "status": "ok",

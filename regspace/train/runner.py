@@ -205,29 +205,6 @@ def cpu_count() -> int:
         return os.cpu_count() or 1
 
 
-def cuda_devices(spec: str | None) -> list[int]:
-    """GPU indices to use: 'cpu' -> none; None/'auto' -> all visible; '0,2' -> those; 'N' -> first N."""
-    if spec is not None and spec.strip().lower() in ("", "cpu", "none"):
-        return []
-    if not (os.path.exists("/proc/driver/nvidia/gpus") or os.environ.get("CUDA_VISIBLE_DEVICES")):
-        if spec not in (None, "auto"):
-            raise RegspaceError(f"--devices {spec}: no GPU is visible on this machine")
-        return []
-    import torch  # only on machines with an NVIDIA driver
-
-    n = torch.cuda.device_count()
-    if spec in (None, "auto"):
-        return list(range(n))
-    try:
-        ids = [int(x) for x in spec.split(",") if x.strip()] if "," in spec else list(range(int(spec)))
-    except ValueError:
-        raise RegspaceError(f"cannot read --devices {spec!r}: use auto, cpu, a count, or indices like 0,1") from None
-    bad = [i for i in ids if not 0 <= i < n]
-    if bad:
-        raise RegspaceError(f"--devices {spec}: only {n} GPU(s) visible")
-    return ids
-
-
 def prepare_data(recipe: Recipe, models: list[dict], *, data_dir: str | None, progress: bool):
     """The dataset cache entry for these models (one input resolution per run), with sanity checks."""
     from regspace.data import prepare
@@ -269,7 +246,9 @@ def train(
 ) -> TrainSummary:
     """Train every pending model of ``store`` with ``recipe``; returns counts and timing."""
     from regspace.console import stderr_is_terminal
+    from regspace.train.devices import parse_devices
 
+    parse_devices(devices)  # a malformed --devices fails before any data is prepared
     if data:
         recipe = recipe.replace(dataset=data)
     pending = pending_models(store, recipe.hash, spaces=spaces, limit=limit, retry_failed=retry_failed)
@@ -323,7 +302,10 @@ def run_workers(
     ``worker_target`` replaces the worker's entry point (tests drive the parent with fake workers)."""
     t_start = time.perf_counter()
     summary = TrainSummary(recipe, getattr(work, "total", None))
-    gpus = cuda_devices(devices)
+    from regspace.console import say
+    from regspace.train.devices import resolve_devices
+
+    gpus = resolve_devices(devices, say=say)
     cores = cpu_count()
     if gpus:
         n_workers = workers or len(gpus)
