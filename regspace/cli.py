@@ -12,7 +12,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from regspace import __version__
+from regspace import __version__, defaults
 from regspace.errors import RegspaceError
 
 app = typer.Typer(
@@ -28,7 +28,7 @@ StoreOpt = Annotated[
     str,
     typer.Option("--store", envvar="REGSPACE_STORE", help="Store directory (parquet tables).", show_default=True),
 ]
-DEFAULT_STORE = "regspace-store"
+DEFAULT_STORE = defaults.STORE
 QueueOpt = Annotated[
     Optional[str],
     typer.Option(
@@ -335,12 +335,12 @@ def train_cmd(
             max=1_000_000,
             help="Replace each worker process after this many models (bounds memory).",
         ),
-    ] = 16,
+    ] = defaults.RECYCLE,
     store: StoreOpt = DEFAULT_STORE,
     queue: QueueOpt = None,
     sweep: SweepOpt = "default",
-    heartbeat: HeartbeatOpt = 30,
-    grace: GraceOpt = 120,
+    heartbeat: HeartbeatOpt = defaults.HEARTBEAT_SECONDS,
+    grace: GraceOpt = defaults.GRACE_SECONDS,
 ):
     """Train every model of the store (or of the --queue sweep) that has no result for the recipe."""
     from regspace.train.recipe import get_recipe

@@ -139,10 +139,6 @@ class Design:
     def depth(self) -> int:
         return sum(self.depths)
 
-    @property
-    def bottleneck_widths(self) -> tuple[int, ...]:
-        return tuple(round(w / b) for w, b in zip(self.widths, self.bottleneck_ratios))
-
     def block_widths(self) -> list[int]:
         """Per-block output widths w_j, j = 0 .. depth-1."""
         return [w for w, d in zip(self.widths, self.depths) for _ in range(d)]

@@ -75,8 +75,6 @@ PRESETS = {
     ),
 }
 
-DEFAULT_PRESET = "cifar"
-
 
 def get_preset(name: str) -> Preset:
     try:

@@ -31,13 +31,12 @@ import warnings
 from collections import deque
 from dataclasses import dataclass
 
+from regspace import defaults
 from regspace.errors import RegspaceError
 
 QUEUE_SCHEMA = 2  # 2: repeat draws of enqueued networks in DRAWS_ATTR study attributes
 STUDY_PREFIX = "regspace:"
 HEARTBEAT_ATTR = "regspace_heartbeat"
-DEFAULT_HEARTBEAT = 30
-DEFAULT_GRACE = 120
 MAX_RETRY = 3
 DRAWS_ATTR = "regspace_draws:"  # study attributes holding repeat draws of enqueued networks
 DRAW_FIELDS = ("space", "model_id", "seed", "draw_index", "multiplicity", "draw_indices")
@@ -114,8 +113,8 @@ def open_study(
     url: str,
     sweep: str = "default",
     *,
-    heartbeat: int = DEFAULT_HEARTBEAT,
-    grace: int = DEFAULT_GRACE,
+    heartbeat: int = defaults.HEARTBEAT_SECONDS,
+    grace: int = defaults.GRACE_SECONDS,
     create: bool = True,
 ):
     """The sweep's study (created when ``create``), with heartbeats and retries configured."""
@@ -436,7 +435,7 @@ def train_from_queue(
     heartbeat: int,
     grace: int,
     threads: int | None = None,
-    recycle: int = 16,
+    recycle: int = defaults.RECYCLE,
     show_progress: bool | None = None,
 ):
     """`regspace train --queue`: train models from the sweep until none is waiting or running."""

@@ -35,13 +35,13 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from regspace import __version__
+from regspace import __version__, defaults
 from regspace.errors import StoreError
 
 SCHEMA_VERSION = 2  # 2: models carry multiplicity and draw_indices (i.i.d. populations); results device_kind, precision
 FORMAT = "regspace-store"
 MARKER = "regspace.json"
-DEFAULT_STORE = "regspace-store"
+DEFAULT_STORE = defaults.STORE
 
 MODEL_PARAM_COLUMNS = (
     [

@@ -13,7 +13,8 @@ from pathlib import Path
 import numpy as np
 
 from regspace.data.cache import CachedDataset, cache_key, open_cached, write_cached
-from regspace.data.sources import SOURCES, decode, get_source, locate, sha256_file
+from regspace.data.files import sha256_file
+from regspace.data.sources import SOURCES, decode, get_source, locate
 from regspace.errors import RegspaceError
 
 __all__ = ["prepare", "CachedDataset", "SOURCES", "dataset_names", "make_split"]

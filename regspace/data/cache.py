@@ -16,16 +16,10 @@ from pathlib import Path
 
 import numpy as np
 
+from regspace.data.files import cache_root, sha256_file
 from regspace.errors import RegspaceError
 
 DECODER_VERSION = 1
-
-
-def cache_root() -> Path:
-    if os.environ.get("REGSPACE_CACHE"):
-        return Path(os.environ["REGSPACE_CACHE"])
-    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
-    return Path(base) / "regspace"
 
 
 @dataclass(frozen=True)
@@ -64,7 +58,6 @@ def _sidecar(path: Path) -> Path:
 
 
 def _verify(path: Path) -> None:
-    from regspace.data.sources import sha256_file
 
     meta = json.loads(_sidecar(path).read_text())
     if sha256_file(path) != meta["sha256"]:
@@ -91,7 +84,6 @@ def open_cached(name: str, key: str) -> CachedDataset | None:
 
 
 def write_cached(name: str, key: str, arrays: dict[str, np.ndarray], num_classes: int, extra: dict) -> CachedDataset:
-    from regspace.data.sources import sha256_file
 
     d = cache_root() / "datasets"
     d.mkdir(parents=True, exist_ok=True)

@@ -9,7 +9,6 @@ overrides the base URL, e.g. for a mirror) and verified against their published 
 from __future__ import annotations
 
 import gzip
-import hashlib
 import os
 import pickle
 import tarfile
@@ -18,6 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
+from regspace.data.files import cache_root
 from regspace.errors import RegspaceError, UsageProblem
 
 
@@ -99,14 +99,6 @@ def get_source(name: str) -> Source:
     return SOURCES[key]
 
 
-def sha256_file(path: Path, chunk: int = 1 << 20) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        while block := f.read(chunk):
-            h.update(block)
-    return h.hexdigest()
-
-
 # -- locating raw files ------------------------------------------------------------------
 
 
@@ -137,7 +129,6 @@ def locate(
     source: Source, data_dir: str | os.PathLike | None = None, *, download: bool = True, progress: bool = True
 ) -> dict[str, Path]:
     """Paths of the raw files, downloading them when no local copy exists."""
-    from regspace.data.cache import cache_root
 
     if data_dir is not None:
         d = Path(data_dir)

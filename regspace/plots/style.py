@@ -75,11 +75,6 @@ def linestyle(i: int):
     return LINESTYLES[i % len(LINESTYLES)]
 
 
-def new_figure(width: float = 6.4, height: float = 4.2):
-    with plt.rc_context(RC):
-        return plt.figure(figsize=(width, height))
-
-
 def rc():
     return plt.rc_context(RC)
 
@@ -110,11 +105,3 @@ def svg_text(fig) -> str:
     plt.close(fig)
     text = buf.getvalue()
     return text[text.index("<svg") :]
-
-
-def png_bytes(fig) -> bytes:
-    buf = io.BytesIO()
-    with rc():
-        fig.savefig(buf, format="png")
-    plt.close(fig)
-    return buf.getvalue()

@@ -78,15 +78,6 @@ class Claims:
         tomb.unlink(missing_ok=True)
         return True
 
-    def claimed_by_others(self) -> set[str]:
-        """Models with a live claim that is not ours."""
-        out = set()
-        for p in self.dir.glob("*.claim"):
-            mid = p.name[: -len(".claim")]
-            if mid not in self.held and not self.is_stale(mid):
-                out.add(mid)
-        return out
-
     def heartbeat(self) -> None:
         now = time.time()
         for mid in list(self.held):

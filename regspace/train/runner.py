@@ -22,12 +22,12 @@ from collections import deque
 from dataclasses import dataclass, field
 from multiprocessing.connection import wait
 
+from regspace import defaults
 from regspace.errors import RegspaceError
 from regspace.store import Store
 from regspace.train.claims import Claims
 from regspace.train.recipe import Recipe
 
-HEARTBEAT_SECONDS = 30.0
 WAIT = "wait"  # a work source's answer when nothing is available now but more may come
 
 
@@ -238,10 +238,9 @@ def train(
     workers: int | None = None,
     threads: int | None = None,
     devices: str | None = None,
-    data: str | None = None,
     data_dir: str | None = None,
     retry_failed: bool = False,
-    recycle: int = 16,
+    recycle: int = defaults.RECYCLE,
     show_progress: bool | None = None,
 ) -> TrainSummary:
     """Train every pending model of ``store`` with ``recipe``; returns counts and timing."""
@@ -249,8 +248,6 @@ def train(
     from regspace.train.devices import parse_devices
 
     parse_devices(devices)  # a malformed --devices fails before any data is prepared
-    if data:
-        recipe = recipe.replace(dataset=data)
     pending = pending_models(store, recipe.hash, spaces=spaces, limit=limit, retry_failed=retry_failed)
     if not pending:
         return TrainSummary(recipe, 0)
@@ -292,7 +289,7 @@ def run_workers(
     workers: int | None,
     devices: str | None,
     threads: int | None = None,
-    recycle: int = 16,
+    recycle: int = defaults.RECYCLE,
     max_retries: int = 1,
     progress: bool = False,
     worker_target=None,
@@ -459,7 +456,7 @@ def run_workers(
                     handle(slot)
                 else:
                     died(slot)
-            if time.monotonic() - state["last_beat"] > getattr(work, "heartbeat_seconds", HEARTBEAT_SECONDS):
+            if time.monotonic() - state["last_beat"] > getattr(work, "heartbeat_seconds", defaults.HEARTBEAT_SECONDS):
                 work.heartbeat()
                 state["last_beat"] = time.monotonic()
             if display:

@@ -1,7 +1,7 @@
 """A training worker process: loads the data once, then trains the designs it is sent, one at a time.
 
 Talks to the parent over its own pipe (a worker killed mid-message cannot block the others).
-Messages to the parent: ("ready", info), ("start", model_id), ("progress", model_id, fields),
+Messages to the parent: ("ready", info), ("progress", model_id, fields),
 ("result", model_id, row, last) — ``last`` when the worker retires after this model (recycling bounds
 memory). From the parent: a task dict, or None to stop.
 """
@@ -58,7 +58,6 @@ def _run(conn, config: dict) -> None:
         if task is None:
             return
         mid = task["model_id"]
-        conn.send(("start", mid))
         d = task["design"]
         design = Design(
             tuple(d["widths"]),

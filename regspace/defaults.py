@@ -1,0 +1,6 @@
+"""Defaults shared by the command line and the library, defined once (no imports: the CLI loads this at start)."""
+
+STORE = "regspace-store"  # the store directory when --store / $REGSPACE_STORE is not given
+HEARTBEAT_SECONDS = 30  # a training model's heartbeat: local claims and queue trials
+GRACE_SECONDS = 120  # a queue trial without a heartbeat this long goes back to the queue
+RECYCLE = 16  # models a worker process trains before a fresh one replaces it (bounds memory)
