@@ -308,6 +308,15 @@ def train_cmd(
             "--workers", min=1, max=256, help="Worker processes (default: from cores, memory and model size)."
         ),
     ] = None,
+    workers_per_device: Annotated[
+        Optional[int],
+        typer.Option(
+            "--workers-per-device",
+            min=1,
+            max=64,
+            help="GPUs: workers per GPU (default: as many as its free memory holds, 2-8 for small models).",
+        ),
+    ] = None,
     threads: Annotated[
         Optional[int],
         typer.Option(
@@ -374,6 +383,7 @@ def train_cmd(
             r,
             explicit_recipe=explicit,
             workers=workers,
+            workers_per_device=workers_per_device,
             devices=devices,
             data_dir=data_dir,
             heartbeat=heartbeat,
@@ -395,6 +405,7 @@ def train_cmd(
             spaces=resolve_names(space),
             limit=limit,
             workers=workers,
+            workers_per_device=workers_per_device,
             threads=threads,
             devices=devices,
             data_dir=data_dir,

@@ -104,3 +104,60 @@ def test_mixed_precisions_are_warned_about(tmp_path, run_cli):
     assert "mix device kinds" in err
     code, out, err = run_cli("compare", "--store", tmp_path / "s", "--recipe-hash", "synthetic000")
     assert code == 0 and "mix" not in err
+
+
+GIB = 1 << 30
+
+
+def test_workers_per_device_from_free_memory():
+    from regspace.train.devices import workers_per_device
+
+    # small models (0.9 GiB each) on an 80 GiB GPU: as many as the cores allow, at most 8
+    assert workers_per_device(int(0.9 * GIB), [80 * GIB], cores=16) == 8
+    assert workers_per_device(int(0.9 * GIB), [80 * GIB, 80 * GIB], cores=8) == 4  # 8 cores over 2 GPUs
+    # ...but at least 2 for a small model even when the cores are few, if memory holds them
+    assert workers_per_device(int(0.9 * GIB), [80 * GIB], cores=1) == 2
+    # big models: what the tightest GPU holds (90 % of free memory)
+    assert workers_per_device(10 * GIB, [80 * GIB, 35 * GIB], cores=64) == 3
+    assert workers_per_device(3 * GIB, [4 * GIB], cores=64) == 1
+
+
+def test_workers_per_device_refuses_oversubscription():
+    from regspace.train.devices import workers_per_device
+
+    assert workers_per_device(2 * GIB, [40 * GIB], cores=4, asked=6) == 6  # asked: not capped by cores
+    with pytest.raises(RegspaceError, match="--workers-per-device 20: each worker needs about 2.0 GiB.*room for 18"):
+        workers_per_device(2 * GIB, [40 * GIB], cores=4, asked=20)
+    with pytest.raises(RegspaceError, match="needs about 50.0 GiB of GPU memory, but a GPU has only 40.0 GiB free"):
+        workers_per_device(50 * GIB, [40 * GIB], cores=4)
+
+
+def test_model_memory_bound_grows_with_batch_and_size():
+    from regspace.train.devices import CUDA_CONTEXT_BYTES, gpu_model_bytes
+
+    base = gpu_model_bytes(1_000_000, 100_000, 50 << 20, 128)
+    assert base == 12 * 1_000_000 * 128 + 16 * 100_000 + (50 << 20) + CUDA_CONTEXT_BYTES
+    assert gpu_model_bytes(1_000_000, 100_000, 50 << 20, 256) > base
+
+
+def test_workers_per_device_on_the_cpu_is_refused(tmp_path, run_cli):
+    assert (
+        run_cli(
+            "sample", "--space", "X_c", "-n", 1, "--preset", "mnist", "--flops", "0.5M:1.5M", "--store", tmp_path / "s"
+        )[0]
+        == 0
+    )
+    code, _, err = run_cli(
+        "train",
+        "--store",
+        tmp_path / "s",
+        "--devices",
+        "cpu",
+        "--workers-per-device",
+        "2",
+        "--train-size",
+        "256",
+        "--val-size",
+        "128",
+    )
+    assert code == 1 and "--workers-per-device applies to GPUs" in err

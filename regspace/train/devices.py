@@ -70,3 +70,70 @@ def resolve_devices(spec: str | None, *, driver: bool | None = None, cuda=torch_
     if missing:
         raise RegspaceError(f"--devices {spec}: GPU {missing[0]} does not exist; torch sees {count} GPU(s)")
     return list(want)
+
+
+# -- several workers per GPU ---------------------------------------------------------------------
+CUDA_CONTEXT_BYTES = 600 << 20  # what each worker process's CUDA context and torch runtime take on the GPU
+MAX_PER_DEVICE = 8
+
+
+def gpu_model_bytes(acts: int, params: int, data_bytes: int, batch_size: int) -> int:
+    """An upper bound on one worker's GPU memory for a model: activations kept for the backward pass (fp32
+    bound), weights with gradients, momentum and a copy, the resident dataset, and the CUDA context."""
+    return 4 * 3 * acts * batch_size + 4 * 4 * params + data_bytes + CUDA_CONTEXT_BYTES
+
+
+def workers_per_device(
+    need_bytes: int, free_bytes: list[int], *, cores: int, asked: int | None = None, small_bytes: int = 2 << 30
+) -> int:
+    """Workers per GPU: ``asked``, or as many as the tightest GPU's free memory holds (at least 2 when a
+    model needs under ``small_bytes``, at most 8), never more than the CPU cores give each worker one.
+    Refuses, in one line, a number the free memory cannot hold."""
+    tight = min(free_bytes)
+    fits = int(0.9 * tight // max(1, need_bytes))
+    gib = 1 << 30
+    if asked is not None:
+        if asked > fits:
+            raise RegspaceError(
+                f"--workers-per-device {asked}: each worker needs about {need_bytes / gib:.1f} GiB, and a GPU has "
+                f"{tight / gib:.1f} GiB free (room for {fits})",
+                hint="ask for fewer, or free the GPU",
+            )
+        return asked
+    if fits < 1:
+        raise RegspaceError(
+            f"a worker needs about {need_bytes / gib:.1f} GiB of GPU memory, "
+            f"but a GPU has only {tight / gib:.1f} GiB free",
+            hint="use a smaller --batch-size, or free the GPU",
+        )
+    by_cores = max(1, cores // len(free_bytes))
+    want = min(fits, MAX_PER_DEVICE, by_cores)
+    if need_bytes < small_bytes:
+        want = max(want, min(2, fits))
+    return want
+
+
+def gpu_free_bytes(ids: list[int]) -> list[int]:
+    """Free memory of these GPUs, from nvidia-smi (no CUDA context in the parent); torch as a fall-back."""
+    import shutil
+    import subprocess
+
+    if shutil.which("nvidia-smi"):
+        p = subprocess.run(
+            ["nvidia-smi", "--query-gpu=index,memory.free", "--format=csv,noheader,nounits"],
+            capture_output=True,
+            text=True,
+            timeout=30,
+        )
+        if p.returncode == 0:
+            free = {int(i): int(m) << 20 for i, m in (line.split(",") for line in p.stdout.strip().splitlines())}
+            # CUDA_VISIBLE_DEVICES renumbers GPUs; nvidia-smi does not: map torch's index to the physical one
+            visible = os.environ.get("CUDA_VISIBLE_DEVICES")
+            physical = [int(x) for x in visible.split(",")] if visible and visible.replace(",", "").isdigit() else None
+            try:
+                return [free[physical[i] if physical else i] for i in ids]
+            except (KeyError, IndexError):
+                pass
+    import torch
+
+    return [torch.cuda.mem_get_info(i)[0] for i in ids]

@@ -236,6 +236,7 @@ def train(
     spaces: list[str] | None = None,
     limit: int | None = None,
     workers: int | None = None,
+    workers_per_device: int | None = None,
     threads: int | None = None,
     devices: str | None = None,
     data_dir: str | None = None,
@@ -260,6 +261,7 @@ def train(
         dataset,
         sizing_models=pending,
         workers=workers,
+        workers_per_device=workers_per_device,
         threads=threads,
         devices=devices,
         recycle=recycle,
@@ -293,6 +295,7 @@ def run_workers(
     max_retries: int = 1,
     progress: bool = False,
     worker_target=None,
+    workers_per_device: int | None = None,
 ) -> TrainSummary:
     """Drive worker processes until ``work`` is exhausted (or Ctrl-C / SIGTERM).
 
@@ -304,12 +307,26 @@ def run_workers(
 
     gpus = resolve_devices(devices, say=say)
     cores = cpu_count()
+    data_bytes = os.path.getsize(dataset.path)
+    if workers_per_device is not None and not gpus:
+        raise RegspaceError("--workers-per-device applies to GPUs; on the CPU use --workers")
+    if workers_per_device is not None and workers is not None:
+        raise RegspaceError("give --workers (the total, spread over the GPUs) or --workers-per-device, not both")
     if gpus:
-        n_workers = workers or len(gpus)
-        slot_devices = [f"cuda:{gpus[i % len(gpus)]}" for i in range(n_workers)]
+        from regspace.train.devices import gpu_free_bytes, gpu_model_bytes
+        from regspace.train.devices import workers_per_device as per_device
+
+        need = max(
+            (gpu_model_bytes(int(m["acts"]), int(m["params"]), data_bytes, recipe.batch_size) for m in sizing_models),
+            default=gpu_model_bytes(0, 0, data_bytes, recipe.batch_size),
+        )
+        asked = workers_per_device if workers is None else -(-workers // len(gpus))  # --workers: the total
+        per = per_device(need, gpu_free_bytes(gpus), cores=cores, asked=asked)  # refuses oversubscription
+        n_workers = workers or per * len(gpus)
+        slot_devices = [f"cuda:{gpus[i % len(gpus)]}" for i in range(n_workers)]  # round-robin over the GPUs
     else:
         n_workers = workers or default_workers(
-            sizing_models, cores=cores, data_bytes=os.path.getsize(dataset.path), batch_size=recipe.batch_size
+            sizing_models, cores=cores, data_bytes=data_bytes, batch_size=recipe.batch_size
         )
         slot_devices = ["cpu"] * n_workers
     if summary.planned:
