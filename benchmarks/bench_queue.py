@@ -17,9 +17,8 @@ import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "tests"))
 
-FAKE_ROW = {
+FAKE = {
     "recipe_hash": "bench0000000",
-    "status": "ok",
     "error": 12.5,
     "min_error": 12.4,
     "test_error": 12.9,
@@ -41,21 +40,21 @@ def rows(n):
 
 
 def worker(url, out, n_max=None):
-    from regspace.queue import QueueWork, open_study
-    from regspace.train.recipe import RECIPES
-    from regspace.train.runner import WAIT
+    from regspace.queue import open_study
+    from regspace.train.records import Result
+    from regspace.train.work import WAIT, QueueWork
 
-    work = QueueWork(open_study(url, create=False, heartbeat=30, grace=120), RECIPES["quick"])
+    work = QueueWork(open_study(url, create=False, heartbeat=30, grace=120))
     times = []
     while n_max is None or len(times) < n_max:
         t = time.perf_counter()
         m = work.next()
         if m is None:
             break
-        if m == WAIT:
+        if m is WAIT:
             time.sleep(0.2)
             continue
-        work.done(m, {**FAKE_ROW, "model_id": m["model_id"]})
+        work.done(m, Result.ok(m["model_id"], **FAKE))
         times.append(time.perf_counter() - t)
     out.put(times)
 

@@ -27,6 +27,7 @@ from regspace.spaces import get_space
 from regspace.train.fit import autocast_dtype, fit_one, lr_factor, prepare_tensors, resolve_precision
 from regspace.train.pipeline import Batches
 from regspace.train.recipe import RECIPES
+from regspace.train.records import Task
 
 
 def representative_designs():
@@ -124,8 +125,8 @@ def main():
     for space, design, flops in designs:
         # warm-up both paths: oneDNN kernels, allocator, Lightning's first-fit set-up
         hand_loop(design, ctx, data, recipe, precision)
-        fit_one(design, ctx, recipe, data, device=torch.device("cpu"))
-        ours = fit_one(design, ctx, recipe, data, device=torch.device("cpu"))["images_per_second"]
+        fit_one(Task("bench", design, ctx), recipe, data, device=torch.device("cpu"))
+        ours = fit_one(Task("bench", design, ctx), recipe, data, device=torch.device("cpu")).images_per_second
         hand = hand_loop(design, ctx, data, recipe, precision)
         gflops = 6 * flops * ours / 1e9
         ratios.append(ours / hand)
@@ -139,9 +140,9 @@ def main():
     fp32_recipe = recipe.replace(precision="32-true", channels_last=False)
     print(f"\n{'design':8} {'fp32 img/s':>11} {precision + ' + channels_last img/s':>34} {'speed-up':>9}")
     for space, design, _ in designs:
-        fit_one(design, ctx, fp32_recipe, data, device=torch.device("cpu"))  # warm-up
-        slow = fit_one(design, ctx, fp32_recipe, data, device=torch.device("cpu"))["images_per_second"]
-        fast = fit_one(design, ctx, recipe, data, device=torch.device("cpu"))["images_per_second"]
+        fit_one(Task("bench", design, ctx), fp32_recipe, data, device=torch.device("cpu"))  # warm-up
+        slow = fit_one(Task("bench", design, ctx), fp32_recipe, data, device=torch.device("cpu")).images_per_second
+        fast = fit_one(Task("bench", design, ctx), recipe, data, device=torch.device("cpu")).images_per_second
         speedups.append(fast / slow)
         print(f"{space:8} {slow:11.0f} {fast:34.0f} {fast / slow:8.2f}x")
     print(f"geometric-mean speed-up over fp32 defaults: {geomean(speedups):.2f}x")

@@ -49,6 +49,7 @@ def train_one(args):
     from regspace.design import STEMS, Context, Design
     from regspace.train.fit import fit_one, prepare_tensors
     from regspace.train.recipe import RECIPES
+    from regspace.train.records import Task
 
     recipe = RECIPES["quick"].replace(**overrides)
     ds = prepare(recipe.dataset)
@@ -61,8 +62,8 @@ def train_one(args):
         d["se_ratio"],
         STEMS["cifar"],
     )
-    row = fit_one(design, Context(28, 1, 10), recipe, data, device=torch.device("cpu"))
-    return row["error"] if row["status"] == "ok" else 90.0
+    r = fit_one(Task("tune", design, Context(28, 1, 10)), recipe, data, device=torch.device("cpu"))
+    return r.error if r.status == "ok" else 90.0
 
 
 def main():

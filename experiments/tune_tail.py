@@ -69,6 +69,7 @@ def train_one(args):
     from regspace.design import STEMS, Context, Design
     from regspace.train.fit import fit_one, prepare_tensors
     from regspace.train.recipe import RECIPES
+    from regspace.train.records import Task
 
     recipe = RECIPES["quick"].replace(**overrides)
     ds = prepare(recipe.dataset)
@@ -81,9 +82,9 @@ def train_one(args):
         0.0,
         STEMS["cifar"],
     )
-    row = fit_one(design, Context(28, 1, 10), recipe, data, device=torch.device("cpu"))
+    r = fit_one(Task("tune", design, Context(28, 1, 10)), recipe, data, device=torch.device("cpu"))
     # a diverged or failed model is the worst outcome: chance error (90 %)
-    return (row["error"] if row["status"] == "ok" else 90.0), row.get("train_seconds") or 0.0, row["status"]
+    return (r.error if r.status == "ok" else 90.0), r.train_seconds or 0.0, r.status
 
 
 def summarise(errors) -> dict:

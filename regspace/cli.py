@@ -64,20 +64,6 @@ def _root(
     pass
 
 
-def _context(preset_name: str, stem: str | None, resolution: int | None, in_channels: int | None, classes: int | None):
-    from regspace.design import Context, get_stem
-    from regspace.presets import get_preset
-
-    preset = get_preset(preset_name)
-    ctx = preset.context
-    context = Context(
-        resolution=resolution if resolution is not None else ctx.resolution,
-        in_channels=in_channels if in_channels is not None else ctx.in_channels,
-        num_classes=classes if classes is not None else ctx.num_classes,
-    )
-    return preset, (get_stem(stem) if stem else preset.stem), context
-
-
 PresetOpt = Annotated[
     str, typer.Option("--preset", help="imagenet | cifar | mnist: stem, input size and default budget.")
 ]
@@ -141,9 +127,10 @@ def describe_cmd(
     json_out: Annotated[bool, typer.Option("--json", help="Print a JSON list instead of a table.")] = False,
 ):
     """Stage widths, depths, groups and exact complexity of designs (default context: ImageNet, as the zoo)."""
+    from regspace.presets import resolve_context
     from regspace.specs import describe
 
-    _, stem_, context = _context(preset, stem, resolution, in_channels, classes)
+    _, stem_, context = resolve_context(preset, stem, resolution, in_channels, classes)
     rows = describe(designs, stem=stem_, context=context)
     if json_out:
         import json
@@ -227,37 +214,27 @@ def sample_cmd(
     sweep: SweepOpt = "default",
 ):
     """Sample new models from a design space under a complexity budget into the store (and --queue)."""
-    from regspace.presets import Budget
-    from regspace.sampler import sample_summary, sample_to_store
-    from regspace.spaces import get_space
-    from regspace.store import Store
+    from regspace.sampler import sample_command
 
-    sp = get_space(space)
-    preset_, stem_, context = _context(preset, stem, resolution, in_channels, classes)
-    if flops is None and params is None and acts is None:
-        budget = sp.budget or preset_.budget
-    else:
-        budget = Budget.parse(
-            flops=flops if flops != ":" else None,
-            params=params if params != ":" else None,
-            acts=acts if acts != ":" else None,
-        )
-    st = Store.create(store)
-    if total is not None:
-        have = st.draws(sp.name)
-        if have >= total:
-            print(f"{sp.name} already holds {have} draws in {st.path} (--total {total}); nothing sampled")
-            return
-        n = total - have
-    r = sample_to_store(
-        st, sp, n, preset=preset_, budget=budget, stem=stem_, context=context, seed=seed, max_candidates=max_candidates
+    lines = sample_command(
+        store,
+        space,
+        n,
+        total=total,
+        flops=flops,
+        params=params,
+        acts=acts,
+        seed=seed,
+        preset=preset,
+        stem=stem,
+        resolution=resolution,
+        in_channels=in_channels,
+        classes=classes,
+        max_candidates=max_candidates,
+        queue=queue,
+        sweep=sweep,
     )
-    print(sample_summary(r, budget, st.path))
-    if queue:
-        from regspace.queue import open_study
-
-        added = open_study(queue, sweep).enqueue(r.table.to_pylist())
-        print(f"enqueued {added} model(s) in sweep {sweep!r} at {_redact(queue)}")
+    print("\n".join(lines))
 
 
 @app.command("train")
@@ -368,60 +345,26 @@ def train_cmd(
         seed=seed,
         dataset=data,
     )
-    r = get_recipe(recipe or "quick").replace(**overrides)
-    if queue:
-        from regspace.queue import train_from_queue
+    from regspace.train.runner import Parallelism, run_training
 
-        if space or limit or retry_failed:
-            raise typer.BadParameter(
-                "--space, --limit and --retry-failed apply to a local store, not a queue", param_hint="--queue"
-            )
-        explicit = recipe is not None or any(v is not None for v in overrides.values())
-        summary = train_from_queue(
-            queue,
-            sweep,
-            r,
-            explicit_recipe=explicit,
-            workers=workers,
-            workers_per_device=workers_per_device,
-            devices=devices,
-            data_dir=data_dir,
-            heartbeat=heartbeat,
-            grace=grace,
-            threads=threads,
-            recycle=recycle,
-        )
-        if summary.done == 0 and not summary.interrupted:
-            print(f"nothing to train: sweep {sweep!r} has no waiting model")
-            return
-    else:
-        from regspace.spaces import resolve_names
-        from regspace.store import Store
-        from regspace.train.runner import train
-
-        summary = train(
-            Store.open(store),
-            r,
-            spaces=resolve_names(space),
-            limit=limit,
-            workers=workers,
-            workers_per_device=workers_per_device,
-            threads=threads,
-            devices=devices,
-            data_dir=data_dir,
-            retry_failed=retry_failed,
-            recycle=recycle,
-        )
-    if summary.planned == 0:
-        print(f"nothing to train: every selected model has a result for recipe {r.name} {r.hash}")
-        return
+    summary = run_training(
+        store,
+        get_recipe(recipe or "quick").replace(**overrides),
+        explicit_recipe=recipe is not None or any(v is not None for v in overrides.values()),
+        queue=queue,
+        sweep=sweep,
+        spaces=space,
+        limit=limit,
+        retry_failed=retry_failed,
+        parallelism=Parallelism(workers, workers_per_device, threads, devices, recycle),
+        data_dir=data_dir,
+        heartbeat=heartbeat,
+        grace=grace,
+    )
     if summary.interrupted:
-        left = f", {summary.planned - summary.done} model(s) still pending" if summary.planned else ""
-        print(
-            f"interrupted: {summary.done} result(s) saved{left}; rerun `regspace train` to finish them", file=sys.stderr
-        )
+        print(summary.outcome(), file=sys.stderr)
         raise typer.Exit(130)
-    print(summary.line())
+    print(summary.outcome())
 
 
 @app.command("status")
@@ -442,11 +385,12 @@ def status_cmd(
     rows = store_status(Store.open(store), recipe_hash=recipe)
     if queue_rows is not None and not json_out:
         from regspace.console import print_table
+        from regspace.queue import redact
 
         print_table(
             ["space", "waiting", "running", "done", "lost", "retries"],
             [[q["space"], q["waiting"], q["running"], q["done"], q["lost"], q["retries"]] for q in queue_rows],
-            title=f"sweep {sweep!r} at {_redact(queue)}",
+            title=f"sweep {sweep!r} at {redact(queue)}",
             numeric={"waiting", "running", "done", "lost", "retries"},
         )
     if json_out and queue_rows is not None:
@@ -486,13 +430,6 @@ def status_cmd(
         ],
         numeric={"draws", "networks", "ok", "diverged", "failed", "pending", "min err %", "median err %"},
     )
-
-
-def _redact(url: str) -> str:
-    """A queue URL without its password, for printing."""
-    import re
-
-    return re.sub(r"(://[^:/@]+):[^@]*@", r"\1:***@", url)
 
 
 def _collect(queue: str | None, sweep: str, store: str, *, summary: bool = False, to_stdout: bool = False):

@@ -25,6 +25,13 @@ class Budget:
             parse_range(acts, what="acts") if acts else Range(),
         )
 
+    @classmethod
+    def from_options(cls, flops: str | None, params: str | None, acts: str | None, *, default: Budget) -> Budget:
+        """The --flops/--params/--acts options: ``default`` when none is given; ':' means no limit."""
+        if flops is None and params is None and acts is None:
+            return default
+        return cls.parse(*(None if v == ":" else v for v in (flops, params, acts)))
+
     def contains(self, cx):
         """Vectorised: a boolean mask over a batch's complexity (regspace.complexity.Cx)."""
         return self.flops.contains(cx.flops) & self.params.contains(cx.params) & self.acts.contains(cx.acts)
@@ -81,3 +88,23 @@ def get_preset(name: str) -> Preset:
         return PRESETS[name.lower()]
     except KeyError:
         raise UsageProblem(f"unknown preset {name!r}: choose one of {', '.join(PRESETS)}") from None
+
+
+def resolve_context(
+    preset_name: str,
+    stem: str | None = None,
+    resolution: int | None = None,
+    in_channels: int | None = None,
+    classes: int | None = None,
+) -> tuple[Preset, Stem, Context]:
+    """A preset with the --stem/--resolution/--in-channels/--classes overrides applied."""
+    from regspace.design import get_stem
+
+    preset = get_preset(preset_name)
+    ctx = preset.context
+    context = Context(
+        resolution=resolution if resolution is not None else ctx.resolution,
+        in_channels=in_channels if in_channels is not None else ctx.in_channels,
+        num_classes=classes if classes is not None else ctx.num_classes,
+    )
+    return preset, (get_stem(stem) if stem else preset.stem), context

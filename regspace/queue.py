@@ -24,11 +24,9 @@ import contextlib
 import datetime
 import json
 import os
-import socket
 import sys
 import time
 import warnings
-from collections import deque
 from dataclasses import dataclass
 
 from regspace import defaults
@@ -178,6 +176,23 @@ def open_study(
     return Queue(url, kind, study, heartbeat, grace, callback)
 
 
+def redact(url: str) -> str:
+    """A queue URL without its password, for printing."""
+    import re
+
+    return re.sub(r"(://[^:/@]+):[^@]*@", r"\1:***@", url)
+
+
+def _storage(study):
+    """Optuna's storage behind a study. Optuna has no public API to fail one trial by id or to beat a
+    trial's heartbeat outside Study.optimize: these two helpers are the only places that reach inside."""
+    return study._storage
+
+
+def _trial_id(trial) -> int:
+    return trial._trial_id
+
+
 def _jsonable(v):
     if hasattr(v, "tolist"):
         return v.tolist()
@@ -242,6 +257,40 @@ class Queue:
     def set_recipe(self, recipe) -> None:
         retry(lambda: self.study.set_user_attr("recipe", recipe.to_json()), "writing the sweep's recipe")
 
+    def agree_recipe(self, recipe, *, explicit: bool):
+        """The recipe this worker trains with: the sweep's (the first worker sets it). A worker given other
+        training options explicitly is refused; one given none follows the sweep."""
+        stored = self.recipe()
+        if stored is None:
+            self.set_recipe(recipe)
+            return recipe
+        if stored.hash != recipe.hash and explicit:
+            raise RegspaceError(
+                f"sweep {self.study.study_name.removeprefix(STUDY_PREFIX)!r} trains with recipe {stored.name} "
+                f"{stored.hash}, not {recipe.hash}",
+                hint="give the same training options, none (to use the sweep's), or another --sweep",
+            )
+        return stored
+
+    def check_workers(self, workers: int) -> None:
+        """SQLite can hand one trial to two workers (Optuna's FAQ): one worker, and only one, at a time."""
+        if self.kind != "sqlite":
+            return
+        if workers > 1:
+            raise RegspaceError(
+                "SQLite cannot serve several workers: Optuna's FAQ warns it can hand one trial to two of them",
+                hint="use --workers 1, or PostgreSQL/MySQL (or a journal file) for many",
+            )
+        if self.trials((_optuna().trial.TrialState.RUNNING,)):
+            raise RegspaceError(
+                "another worker is training from this SQLite queue; SQLite cannot serve several workers",
+                hint="use PostgreSQL or MySQL, or a journal file, for many workers",
+            )
+
+    def models(self) -> list[dict]:
+        """Every model row of the sweep (to size workers and prepare the data)."""
+        return [json.loads(t.user_attrs["model"]) for t in self.trials() if "model" in t.user_attrs]
+
     # -- state -------------------------------------------------------------------------------
     def trials(self, states=None):
         return retry(lambda: self.study.get_trials(deepcopy=False, states=states), "listing the sweep")
@@ -253,25 +302,73 @@ class Queue:
             retry(lambda: optuna.storages.fail_stale_trials(self.study), "checking heartbeats")
             return
         now = time.time()
+        storage = _storage(self.study)
         for t in self.trials((optuna.trial.TrialState.RUNNING,)):
             # no heartbeat yet (killed right after taking it): count from the trial's start
             beat = t.user_attrs.get(HEARTBEAT_ATTR) or (t.datetime_start.timestamp() if t.datetime_start else now)
             if now - float(beat) <= self.grace:
                 continue
             try:
-                failed = self.study._storage.set_trial_state_values(t._trial_id, optuna.trial.TrialState.FAIL)
+                failed = storage.set_trial_state_values(_trial_id(t), optuna.trial.TrialState.FAIL)
             except optuna.exceptions.UpdateFinishedTrialError:
                 continue  # another worker failed it first
             if failed:
-                self.callback(self.study, self.study._storage.get_trial(t._trial_id))
+                self.callback(self.study, storage.get_trial(_trial_id(t)))
 
-    def beat(self, trial_ids) -> None:
-        for tid in trial_ids:
+    def beat(self, trials) -> None:
+        """Heartbeats for these trials (ours, in flight)."""
+        storage = _storage(self.study)
+        for t in trials:
             with contextlib.suppress(Exception):  # a missed heartbeat is retried at the next beat
                 if self.kind == "journal":
-                    self.study._storage.set_trial_user_attr(tid, HEARTBEAT_ATTR, time.time())
+                    storage.set_trial_user_attr(_trial_id(t), HEARTBEAT_ATTR, time.time())
                 else:
-                    self.study._storage.record_heartbeat(tid)
+                    storage.record_heartbeat(_trial_id(t))
+
+    # -- a worker's side ---------------------------------------------------------------------
+    def take(self, worker: str):
+        """(trial, model row) of a waiting model, now ours; None when nothing waits."""
+        S = _optuna().trial.TrialState
+        while self.trials((S.WAITING,)):
+            trial = retry(self.study.ask, "taking a model")
+            if "model" not in trial.user_attrs:
+                # another worker popped the last waiting trial first; ask() made a fresh one: drop it
+                retry(lambda t=trial: self.study.tell(t, state=S.FAIL), "dropping an empty trial")
+                continue
+            retry(lambda t=trial: t.set_user_attr("worker", worker), "claiming a model")
+            self.beat([trial])
+            return trial, json.loads(trial.user_attrs["model"])
+        return None
+
+    def others_running(self, mine) -> bool:
+        """Whether trials other than ``mine`` are running (their models may still come back)."""
+        ours = {_trial_id(t) for t in mine}
+        return any(_trial_id(t) not in ours for t in self.trials((_optuna().trial.TrialState.RUNNING,)))
+
+    def report(self, trial, row: dict) -> bool:
+        """Store a result in its trial and finish it; False when the trial was failed as stale (and
+        re-queued) meanwhile, so its retry carries the model now."""
+        optuna = _optuna()
+        payload = json.dumps({k: _jsonable(v) for k, v in row.items()})
+        try:
+            retry(lambda: trial.set_user_attr("result", payload), "reporting a result")
+        except optuna.exceptions.UpdateFinishedTrialError:
+            return False
+        try:
+            if row["status"] == "ok":
+                retry(lambda: self.study.tell(trial, row["error"]), "reporting a result")
+            else:
+                retry(lambda: self.study.tell(trial, state=optuna.trial.TrialState.FAIL), "reporting a result")
+        except optuna.exceptions.UpdateFinishedTrialError:
+            pass  # failed as stale between the two calls: the result is in the trial, collect keeps one
+        return True
+
+    def give_back(self, trial) -> None:
+        """Fail our trial and re-queue its model now (an interrupted worker need not wait for the grace)."""
+        optuna = _optuna()
+        with contextlib.suppress(Exception):
+            self.study.tell(trial, state=optuna.trial.TrialState.FAIL)
+            self.callback(self.study, _storage(self.study).get_trial(_trial_id(trial)))
 
     def collect(self, store) -> tuple[int, int]:
         """Copy the sweep's models and results into ``store``; returns (models added, results added)."""
@@ -337,154 +434,3 @@ def _new_rows(rows: list[dict], key: tuple, have, time_field: str) -> list[dict]
             row[time_field] = datetime.datetime.fromisoformat(row[time_field])
         out.append(row)
     return out
-
-
-class QueueWork:
-    """The runner's work source for `train --queue`: pops models from the sweep, reports results."""
-
-    def __init__(self, queue: Queue, recipe):
-        self.q, self.recipe = queue, recipe
-        self.inflight: dict[str, object] = {}
-        self.local: deque = deque()
-        self.total = None
-        self.heartbeat_seconds = max(1, queue.heartbeat // 2) if queue.kind == "journal" else queue.heartbeat
-        self.skipped = 0
-        self.worker = f"{socket.gethostname()}:{os.getpid()}"
-        self._last_wait = 0.0
-        self._last_stale_check = -1e9
-
-    def next(self):
-        from regspace.train.runner import WAIT
-
-        optuna = _optuna()
-        S = optuna.trial.TrialState
-        if self.local:
-            return self.local.popleft()
-        now = time.monotonic()
-        if now - self._last_wait < 1.0:
-            return WAIT  # idle workers poll the database at most once a second
-        if now - self._last_stale_check > max(1.0, self.q.grace / 4):
-            self.q.fail_stale()  # not at every claim: a stale model waits a grace period anyway
-            self._last_stale_check = now
-        while self.q.trials((S.WAITING,)):
-            trial = retry(self.q.study.ask, "taking a model")
-            if "model" not in trial.user_attrs:
-                # another worker popped the last waiting trial first; ask() made a fresh one: drop it
-                retry(lambda t=trial: self.q.study.tell(t, state=S.FAIL), "dropping an empty trial")
-                continue
-            retry(lambda t=trial: t.set_user_attr("worker", self.worker), "claiming a model")
-            self.q.beat([trial._trial_id])
-            model = json.loads(trial.user_attrs["model"])
-            self.inflight[model["model_id"]] = trial
-            return model
-        mine = {tr._trial_id for tr in self.inflight.values()}
-        others = [t for t in self.q.trials((S.RUNNING,)) if t._trial_id not in mine]
-        if others:
-            self._last_wait = time.monotonic()
-            return WAIT  # another worker's model may still come back to the queue if that worker dies
-        return None
-
-    def retry(self, model: dict) -> None:
-        self.local.appendleft(model)
-
-    def done(self, model: dict, row: dict) -> None:
-        optuna = _optuna()
-        trial = self.inflight.pop(model["model_id"])
-        payload = json.dumps({k: _jsonable(v) for k, v in row.items()})
-        try:
-            retry(lambda: trial.set_user_attr("result", payload), "reporting a result")
-        except optuna.exceptions.UpdateFinishedTrialError:
-            # Our heartbeat went stale (a busy machine) and another worker failed and re-queued the trial
-            # first: the model's retry trial carries it now, so this copy of the result is dropped.
-            print(
-                f"regspace: model {model['model_id']} was handed to another worker meanwhile (missed heartbeats); "
-                "its retry will report it",
-                file=sys.stderr,
-            )
-            return
-        try:
-            if row["status"] == "ok":
-                retry(lambda: self.q.study.tell(trial, row["error"]), "reporting a result")
-            else:
-                retry(lambda: self.q.study.tell(trial, state=optuna.trial.TrialState.FAIL), "reporting a result")
-        except optuna.exceptions.UpdateFinishedTrialError:
-            pass  # failed as stale meanwhile (and re-queued): the result still stands, collect keeps one
-
-    def heartbeat(self) -> None:
-        self.q.beat([t._trial_id for t in self.inflight.values()])
-
-    def close(self, interrupted: bool) -> None:
-        """On interruption, give models in flight straight back to the queue (no need to wait for grace)."""
-        optuna = _optuna()
-        for model_id, trial in list(self.inflight.items()):
-            with contextlib.suppress(Exception):
-                self.q.study.tell(trial, state=optuna.trial.TrialState.FAIL)
-                self.q.callback(self.q.study, self.q.study._storage.get_trial(trial._trial_id))
-            self.inflight.pop(model_id, None)
-
-
-def train_from_queue(
-    url: str,
-    sweep: str,
-    recipe,
-    *,
-    explicit_recipe: bool,
-    workers: int | None,
-    workers_per_device: int | None = None,
-    devices: str | None,
-    data_dir: str | None,
-    heartbeat: int,
-    grace: int,
-    threads: int | None = None,
-    recycle: int = defaults.RECYCLE,
-    show_progress: bool | None = None,
-):
-    """`regspace train --queue`: train models from the sweep until none is waiting or running."""
-    from regspace.console import stderr_is_terminal
-    from regspace.train.devices import parse_devices
-    from regspace.train.runner import TrainSummary, prepare_data, run_workers
-
-    parse_devices(devices)
-    q = open_study(url, sweep, heartbeat=heartbeat, grace=grace, create=False)
-    if q.kind == "sqlite":
-        optuna = _optuna()
-        if (workers or 1) > 1:
-            raise RegspaceError(
-                "SQLite cannot serve several workers: Optuna's FAQ warns it can hand one trial to two of them",
-                hint="use --workers 1, or PostgreSQL/MySQL (or a journal file) for many",
-            )
-        if q.trials((optuna.trial.TrialState.RUNNING,)):
-            raise RegspaceError(
-                "another worker is training from this SQLite queue; SQLite cannot serve several workers",
-                hint="use PostgreSQL or MySQL, or a journal file, for many workers",
-            )
-    stored = q.recipe()
-    if stored is None:
-        q.set_recipe(recipe)
-    elif stored.hash != recipe.hash:
-        if explicit_recipe:
-            raise RegspaceError(
-                f"sweep {sweep!r} trains with recipe {stored.name} {stored.hash}, not {recipe.hash}",
-                hint="give the same training options, none (to use the sweep's), or another --sweep",
-            )
-        recipe = stored
-    models = [json.loads(t.user_attrs["model"]) for t in q.trials() if "model" in t.user_attrs]
-    if not models:
-        return TrainSummary(recipe, 0)
-    progress = stderr_is_terminal() if show_progress is None else show_progress
-    dataset = prepare_data(recipe, models, data_dir=data_dir, progress=progress)
-    work = QueueWork(q, recipe)
-    summary = run_workers(
-        work,
-        recipe,
-        dataset,
-        sizing_models=models,
-        workers=workers,
-        workers_per_device=workers_per_device,
-        threads=threads,
-        devices=devices,
-        recycle=recycle,
-        progress=progress,
-    )
-    summary.planned = None
-    return summary

@@ -240,3 +240,57 @@ def sample_summary(r: SampleResult, budget: Budget, where) -> str:
         f"{r.drawn:,} candidates, {100 * r.acceptance_rate:.3g}% met the space's constraints and the budget; "
         f"{r.seconds:.2f} s"
     )
+
+
+def sample_command(
+    store_path: str,
+    space_name: str,
+    n: int,
+    *,
+    total: int | None = None,
+    flops: str | None = None,
+    params: str | None = None,
+    acts: str | None = None,
+    seed: int = 0,
+    preset: str = "cifar",
+    stem: str | None = None,
+    resolution: int | None = None,
+    in_channels: int | None = None,
+    classes: int | None = None,
+    max_candidates: int = MAX_CANDIDATES,
+    queue: str | None = None,
+    sweep: str = "default",
+) -> list[str]:
+    """`regspace sample`: draw ``n`` models (or, with ``total``, until the space holds that many draws) into
+    the store, and enqueue the new ones in the --queue sweep. Returns the lines to print."""
+    from regspace.presets import resolve_context
+    from regspace.spaces import get_space
+    from regspace.store import Store
+
+    space = get_space(space_name)
+    preset_, stem_, context = resolve_context(preset, stem, resolution, in_channels, classes)
+    budget = Budget.from_options(flops, params, acts, default=space.budget or preset_.budget)
+    store = Store.create(store_path)
+    if total is not None:
+        have = store.draws(space.name)
+        if have >= total:
+            return [f"{space.name} already holds {have} draws in {store.path} (--total {total}); nothing sampled"]
+        n = total - have
+    r = sample_to_store(
+        store,
+        space,
+        n,
+        preset=preset_,
+        budget=budget,
+        stem=stem_,
+        context=context,
+        seed=seed,
+        max_candidates=max_candidates,
+    )
+    lines = [sample_summary(r, budget, store.path)]
+    if queue:
+        from regspace.queue import open_study, redact
+
+        added = open_study(queue, sweep).enqueue(r.table.to_pylist())
+        lines.append(f"enqueued {added} model(s) in sweep {sweep!r} at {redact(queue)}")
+    return lines

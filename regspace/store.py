@@ -121,6 +121,10 @@ RESULTS_SCHEMA = pa.schema(
 MODEL_ROW_KEY = ("space", "model_id", "seed", "draw_index")
 TABLES = {"models": (MODELS_SCHEMA, list(MODEL_ROW_KEY)), "results": (RESULTS_SCHEMA, ["model_id", "recipe_hash"])}
 MODEL_KEY = ["space", "model_id"]
+# What "done" means, defined once: a result with one of these statuses settles a model for its recipe, and
+# the first one written wins. A `failed` result does not settle it: `--retry-failed` trains the model
+# again, and a later ok/diverged result supersedes the failed one.
+SETTLED = ("ok", "diverged")
 _MERGE_COLUMNS = ["space", "model_id", "seed", "draw_index", "multiplicity", "draw_indices"]
 _warned_legacy: set[str] = set()
 
@@ -316,6 +320,54 @@ class Store:
         spaces = t.column("space").to_pylist()
         return {m for s, m in zip(spaces, t.column("model_id").to_pylist()) if space is None or s == space}
 
+    # -- queries: the one definition of "done" (SETTLED) -------------------------------------
+    def results_for(self, recipe_hash: str, columns: list[str] | None = None) -> pa.Table:
+        """The results of one recipe, one per model (SETTLED first, then the first written)."""
+        t = self.read_arrow("results", None if columns is None else list(dict.fromkeys(["recipe_hash", *columns])))
+        t = t.filter(pc.equal(t.column("recipe_hash"), recipe_hash))
+        return t if columns is None else t.select(columns)
+
+    def settled_ids(self, recipe_hash: str, *, with_failed: bool = False, skip_parts: set[str] | None = None) -> set:
+        """Models with a SETTLED result for this recipe (``with_failed``: or a failed one, which a run without
+        --retry-failed does not train again). ``skip_parts`` (names, updated) reads only parts not seen yet."""
+        done = (*SETTLED, "failed") if with_failed else SETTLED
+        out = set()
+        for p in self.parts("results"):
+            if skip_parts is not None:
+                if p.name in skip_parts:
+                    continue
+                skip_parts.add(p.name)
+            t = self.read_part(p, ["model_id", "recipe_hash", "status"])
+            if t is None:
+                continue
+            for m, r, st in zip(*(t.column(c).to_pylist() for c in ("model_id", "recipe_hash", "status"))):
+                if r == recipe_hash and st in done:
+                    out.add(m)
+        return out
+
+    def pending(
+        self, recipe_hash: str, columns: list[str], *, spaces: list[str] | None = None, retry_failed: bool = False
+    ) -> list[dict]:
+        """Model rows (``columns``) with no result settling them for this recipe, one per model id, in
+        store order; a model sampled in two spaces is listed once. Unknown ``spaces`` are an error."""
+        models = self.read_arrow("models", list(dict.fromkeys(["model_id", "space", *columns]))).to_pylist()
+        if spaces:
+            known = {m["space"] for m in models}
+            unknown = [s for s in spaces if s not in known]
+            if unknown:
+                raise StoreError(
+                    f"the store has no models of space(s) {', '.join(unknown)}",
+                    hint=f"it holds {', '.join(sorted(known)) or 'none'}",
+                )
+            models = [m for m in models if m["space"] in spaces]
+        done = self.settled_ids(recipe_hash, with_failed=not retry_failed)
+        out, seen = [], set()
+        for m in models:
+            if m["model_id"] not in done and m["model_id"] not in seen:
+                seen.add(m["model_id"])
+                out.append(m)
+        return out
+
     def draws(self, space: str) -> int:
         """How many accepted draws the store holds for ``space`` (the population's size, repeats included)."""
         t = self.read_arrow("models", ["space", "multiplicity"])
@@ -386,9 +438,9 @@ def _dedupe(table: pa.Table, key: list[str]) -> pa.Table:
     if n == 0:
         return table
     order = pa.array(range(n), type=pa.int64())
-    if "status" in table.column_names:
-        failed = pc.fill_null(pc.equal(table.column("status"), "failed"), False)
-        order = pc.add(order, pc.multiply(pc.cast(failed, pa.int64()), n))
+    if "status" in table.column_names:  # SETTLED results come first; among equals, the first written
+        unsettled = pc.invert(pc.fill_null(pc.is_in(table.column("status"), pa.array(SETTLED)), False))
+        order = pc.add(order, pc.multiply(pc.cast(unsettled, pa.int64()), n))
     indexed = table.select(key).append_column("_o", order)
     first = indexed.group_by(key, use_threads=False).aggregate([("_o", "min")]).column("_o_min")
     if len(first) == n:

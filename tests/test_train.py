@@ -283,7 +283,7 @@ def dying_worker(conn, config):
     conn.send(("ready", {"pid": os.getpid()}))
     task = conn.recv()
     with open(config["data_path"] + ".deaths", "a") as f:
-        f.write(task["model_id"] + "\n")
+        f.write(task.model_id + "\n")
     os._exit(9)
 
 
@@ -291,24 +291,25 @@ def test_a_model_whose_worker_dies_is_retried_once_then_recorded_failed(tmp_path
     from regspace.data import prepare
     from regspace.store import Store
     from regspace.train.recipe import RECIPES
-    from regspace.train.runner import LocalWork, pending_models, run_workers
+    from regspace.train.runner import MODEL_COLUMNS, Parallelism, run_pool
+    from regspace.train.work import LocalWork
 
     store = tmp_path / "s"
     sample(store, 2)
     st = Store.open(store)
     recipe = RECIPES["quick"]
-    models = pending_models(st, recipe.hash)
+    models = st.pending(recipe.hash, MODEL_COLUMNS)
     dataset = prepare(recipe.dataset, resolution=28)
     deaths = pathlib_path(str(dataset.path) + ".deaths")
     deaths.unlink(missing_ok=True)
-    summary = run_workers(
+    summary = run_pool(
         LocalWork(st, recipe, models),
         recipe,
         dataset,
-        sizing_models=models,
-        workers=1,
-        devices="cpu",
-        worker_target=dying_worker,
+        models,
+        Parallelism(workers=1, devices="cpu"),
+        target=dying_worker,
+        preload=(),
     )
     died = deaths.read_text().split()
     deaths.unlink()

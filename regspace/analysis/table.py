@@ -69,7 +69,6 @@ def load_table(
     ``model_columns`` limits the model columns read (all by default; EDFs need ANALYSIS_MODEL_COLUMNS).
     The frame's ``attrs`` record the recipe hash, the recipe (a dict) and the spaces in sampled order.
     """
-    import pyarrow.compute as pc
 
     if error not in ("error", "min_error"):
         raise RegspaceError(f"unknown error column {error!r}: use error or min_error")
@@ -84,9 +83,9 @@ def load_table(
                 hint=f"it holds {', '.join(sorted(models.space.unique()))}",
             )
         models = models[models.space.isin(spaces)]
-    results = store.read_arrow("results", RESULT_COLUMNS)
-    chosen = choose_recipe(results.column("recipe_hash").to_pylist(), recipe_hash)
-    results = results.filter(pc.equal(results.column("recipe_hash"), chosen)) if chosen else results.slice(0, 0)
+    hashes = store.read_arrow("results", ["recipe_hash"]).column("recipe_hash").to_pylist()
+    chosen = choose_recipe(hashes, recipe_hash)
+    results = store.results_for(chosen or "", RESULT_COLUMNS)  # one result per model: the store's rule
     recipe_json = next((r for r in results.column("recipe").to_pylist() if r), None) if results.num_rows else None
     results = results.drop_columns(["recipe", "split"]).to_pandas()
     _fill_device_columns(results)

@@ -23,6 +23,7 @@ from regspace.design import Context, Design
 from regspace.models import build_model
 from regspace.train.pipeline import Batches, channel_stats
 from regspace.train.recipe import Recipe
+from regspace.train.records import Result, Task
 
 for _name in ("pytorch_lightning", "lightning", "lightning.pytorch", "lightning_fabric", "lightning.fabric"):
     logging.getLogger(_name).setLevel(logging.ERROR)
@@ -283,10 +284,9 @@ def batches_for(data: PreparedData, part: str, recipe: Recipe, in_channels: int,
     )
 
 
-def fit_one(
-    design: Design, context: Context, recipe: Recipe, data: PreparedData, *, device: torch.device, report=None
-) -> dict:
-    """Train one design; returns the result row (status ok / diverged / failed, never raises for the model's sake)."""
+def fit_one(task: Task, recipe: Recipe, data: PreparedData, *, device: torch.device, report=None) -> Result:
+    """Train one model; returns its Result (ok / diverged / failed: never raises for the model's sake)."""
+    design, context = task.design, task.context
     accelerator = "cuda" if device.type == "cuda" else "cpu"
     precision = resolve_precision(recipe, accelerator)
     base = {
@@ -304,12 +304,8 @@ def fit_one(
         "host": platform.node(),
     }
     if context.num_classes < data.num_classes:
-        return {
-            **base,
-            "status": "failed",
-            "reason": f"model has {context.num_classes} outputs but the dataset has {data.num_classes} classes",
-            "epochs": 0,
-        }
+        reason = f"model has {context.num_classes} outputs but the dataset has {data.num_classes} classes"
+        return Result.failed(task.model_id, reason=reason, **base)
     _reset_peak_rss()
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats(device)
@@ -346,37 +342,37 @@ def fit_one(
             # Lightning's teardown has moved the module back to the CPU; the test split lives on `device`.
             model = module.model.to(device)
             test_error = evaluate(model, batches_for(data, "test", recipe, context.in_channels), precision, device)
-        return {
+        return Result.ok(
+            task.model_id,
+            error=module.val_errors[-1],
+            min_error=min(module.val_errors),
+            test_error=test_error,
+            train_loss=module.train_losses[-1],
+            epochs=len(module.val_errors),
+            train_seconds=time.perf_counter() - t0,
+            images_per_second=module.train_images / module.train_seconds if module.train_seconds else None,
+            peak_memory_mb=_peak_memory_mb(device),
             **base,
-            "status": "ok",
-            "error": module.val_errors[-1],
-            "min_error": min(module.val_errors),
-            "test_error": test_error,
-            "train_loss": module.train_losses[-1],
-            "epochs": len(module.val_errors),
-            "train_seconds": time.perf_counter() - t0,
-            "images_per_second": module.train_images / module.train_seconds if module.train_seconds else None,
-            "peak_memory_mb": _peak_memory_mb(device),
-        }
+        )
     except Diverged as e:
-        return {
+        return Result.diverged(
+            task.model_id,
+            reason=str(e),
+            epochs=e.epoch - 1,
+            train_seconds=time.perf_counter() - t0,
+            peak_memory_mb=_peak_memory_mb(device),
+            train_loss=e.loss,
             **base,
-            "status": "diverged",
-            "reason": str(e),
-            "epochs": e.epoch - 1,
-            "train_seconds": time.perf_counter() - t0,
-            "peak_memory_mb": _peak_memory_mb(device),
-            "train_loss": e.loss,
-        }
+        )
     except Exception as e:  # noqa: BLE001 - a model that raises (e.g. out of memory) is a recorded outcome
         first = (str(e).strip().splitlines() or [""])[0][:300]
-        return {
+        return Result.failed(
+            task.model_id,
+            reason=f"{type(e).__name__}: {first}",
+            epochs=len(module.val_errors) if module else 0,
+            train_seconds=time.perf_counter() - t0,
             **base,
-            "status": "failed",
-            "reason": f"{type(e).__name__}: {first}",
-            "epochs": len(module.val_errors) if module else 0,
-            "train_seconds": time.perf_counter() - t0,
-        }
+        )
     finally:
         if device.type == "cuda":
             torch.cuda.empty_cache()

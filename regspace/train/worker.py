@@ -2,8 +2,8 @@
 
 Talks to the parent over its own pipe (a worker killed mid-message cannot block the others).
 Messages to the parent: ("ready", info), ("progress", model_id, fields),
-("result", model_id, row, last) — ``last`` when the worker retires after this model (recycling bounds
-memory). From the parent: a task dict, or None to stop.
+("result", model_id, Result, last) — ``last`` when the worker retires after this model (recycling
+bounds memory). From the parent: a Task, or None to stop.
 """
 
 from __future__ import annotations
@@ -36,7 +36,6 @@ def _run(conn, config: dict) -> None:
         torch.set_num_interop_threads(1)
     except RuntimeError:
         pass
-    from regspace.design import STEMS, Context, Design
     from regspace.train.fit import fit_one, prepare_tensors
     from regspace.train.recipe import Recipe
 
@@ -52,30 +51,18 @@ def _run(conn, config: dict) -> None:
     done = 0
     while True:
         try:
-            task = conn.recv()
+            task = conn.recv()  # a regspace.train.records.Task, or None: stop
         except EOFError:
             return
         if task is None:
             return
-        mid = task["model_id"]
-        d = task["design"]
-        design = Design(
-            tuple(d["widths"]),
-            tuple(d["depths"]),
-            tuple(d["bottleneck_ratios"]),
-            tuple(d["group_widths"]),
-            d["se_ratio"],
-            STEMS[d["stem"]],
-        )
-        context = Context(**task["context"])
 
-        def report(mid=mid, **fields):
+        def report(mid=task.model_id, **fields):
             conn.send(("progress", mid, fields))
 
-        row = fit_one(design, context, recipe, data, device=device, report=report)
-        row["model_id"] = mid
+        result = fit_one(task, recipe, data, device=device, report=report)
         done += 1
         last = done >= config["recycle"]
-        conn.send(("result", mid, row, last))  # `last`: the parent sends no more work; this process ends
+        conn.send(("result", task.model_id, result, last))  # `last`: the parent sends no more work; this process ends
         if last:
             return

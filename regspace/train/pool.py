@@ -1,0 +1,381 @@
+"""The worker pool: training processes on their device slots, fed from a work source.
+
+:class:`WorkerPool` owns the processes (started through a forkserver that has imported torch and
+Lightning once, so a start or a recycle costs a fork, not a 4 s import), their device slots,
+recycling, heartbeats and signals. It hands each model to an idle worker as a
+:class:`~regspace.train.records.Task` and gives each :class:`~regspace.train.records.Result` back to
+the work source the moment it arrives. A worker that dies while training has its model retried
+(``max_retries`` times), then recorded ``failed``. Ctrl-C or SIGTERM stop it, losing only the models in
+flight. The parent never imports torch.
+"""
+
+from __future__ import annotations
+
+import multiprocessing as mp
+import signal
+import statistics
+import time
+from dataclasses import dataclass, field
+from multiprocessing.connection import wait
+
+from regspace import defaults
+from regspace.errors import RegspaceError
+from regspace.train.records import Result, Task
+from regspace.train.work import WAIT, WorkSource
+
+
+@dataclass
+class TrainSummary:
+    recipe: object
+    planned: int | None
+    ok: int = 0
+    diverged: int = 0
+    failed: int = 0
+    skipped: int = 0  # taken by another run, or already done when we got to it
+    interrupted: bool = False
+    seconds: float = 0.0
+    errors: list = field(default_factory=list)
+    workers: int = 0
+    threads: int = 0
+    sweep: str | None = None  # set when the work came from a queue
+
+    @property
+    def done(self) -> int:
+        return self.ok + self.diverged + self.failed
+
+    def line(self) -> str:
+        rate = self.done / self.seconds * 3600 if self.seconds > 0 else 0.0
+        err = ""
+        if self.errors:
+            err = f"; validation error median {statistics.median(self.errors):.2f}% (best {min(self.errors):.2f}%)"
+        skipped = f", {self.skipped} left to other runs" if self.skipped else ""
+        if self.planned and self.planned - self.done - self.skipped > 0:
+            skipped += f", {self.planned - self.done - self.skipped} still pending (rerun `regspace train`)"
+        of = f" of {self.planned}" if self.planned is not None else ""
+        return (
+            f"trained {self.done}{of} models (ok {self.ok}, diverged {self.diverged}, failed {self.failed}"
+            f"{skipped}) in {_fmt_time(self.seconds)}, {rate:.0f} models/hour, {self.workers} worker(s) × "
+            f"{self.threads} thread(s){err}; recipe {self.recipe.name} {self.recipe.hash}"
+        )
+
+    def outcome(self) -> str:
+        """What `regspace train` prints at the end: nothing to do, interrupted, or the summary line."""
+        if self.sweep is not None and self.done == 0 and not self.interrupted:
+            return f"nothing to train: sweep {self.sweep!r} has no waiting model"
+        if self.planned == 0:
+            return (
+                f"nothing to train: every selected model has a result for recipe {self.recipe.name} {self.recipe.hash}"
+            )
+        if self.interrupted:
+            left = f", {self.planned - self.done} model(s) still pending" if self.planned else ""
+            return f"interrupted: {self.done} result(s) saved{left}; rerun `regspace train` to finish them"
+        return self.line()
+
+    def count(self, result: Result) -> None:
+        if result.status == "ok":
+            self.ok += 1
+            self.errors.append(result.error)
+        elif result.status == "diverged":
+            self.diverged += 1
+        else:
+            self.failed += 1
+
+
+def _fmt_time(s: float) -> str:
+    s = int(round(s))
+    return f"{s // 3600}h{s % 3600 // 60:02d}m{s % 60:02d}s" if s >= 3600 else f"{s // 60}m{s % 60:02d}s"
+
+
+@dataclass
+class _Slot:
+    """One worker's place: its device, its process and pipe, and the model it trains."""
+
+    index: int
+    device: str
+    process: object = None
+    conn: object = None
+    ready: bool = False
+    current: dict | None = None
+    progress: dict = field(default_factory=dict)
+
+    def clear(self) -> None:
+        self.process, self.conn, self.current, self.ready = None, None, None, False
+
+
+class WorkerPool:
+    """Train every model of ``work`` on worker processes, one per entry of ``devices`` ("cpu", "cuda:0", …).
+
+    ``config`` is what each worker needs to load its data and recipe (regspace.train.worker); the
+    pool adds its slot's device. ``target`` is the worker's entry point and ``preload`` what the
+    forkserver imports once (tests pass fakes and nothing).
+    """
+
+    def __init__(
+        self,
+        work: WorkSource,
+        *,
+        devices: list[str],
+        config: dict,
+        recipe,
+        recycle: int = defaults.RECYCLE,
+        max_retries: int = 1,
+        target=None,
+        preload: tuple[str, ...] = ("regspace.train.fit",),
+        progress: bool = False,
+    ):
+        from regspace.train.worker import worker_main
+
+        self.work, self.recipe, self.max_retries = work, recipe, max_retries
+        self.config = {**config, "recycle": recycle}
+        self.target = target or worker_main
+        self.ctx = mp.get_context("forkserver")
+        self.ctx.set_forkserver_preload(list(preload))
+        self.slots = [_Slot(i, d) for i, d in enumerate(devices)]
+        self.retries: dict[str, int] = {}
+        self.early_deaths = 0
+        self.exhausted = False
+        self.summary = TrainSummary(recipe, work.total, workers=len(devices), threads=config.get("threads", 1))
+        self.display = _Display(work.total, self.slots, recipe) if progress else None
+
+    # -- the loop ----------------------------------------------------------------------------
+    def run(self) -> TrainSummary:
+        t0 = time.perf_counter()
+        previous_term = signal.getsignal(signal.SIGTERM)
+        signal.signal(signal.SIGTERM, _raise_interrupt)
+        interrupted = False
+        last_beat = time.monotonic()
+        try:
+            if self.display:
+                self.display.start()
+            while not (self.exhausted and not any(s.current for s in self.slots if s.process is not None)):
+                if not self.exhausted:
+                    for s in self.slots:
+                        if s.process is None:
+                            self._start(s)
+                    for s in self.slots:  # idle workers that were told to wait: ask again
+                        if s.ready and s.current is None and s.conn is not None:
+                            self._dispatch(s)
+                self._poll(timeout=0.5)
+                if time.monotonic() - last_beat > self.work.heartbeat_seconds:
+                    self.work.heartbeat()
+                    last_beat = time.monotonic()
+                if self.display:
+                    self.display.refresh()
+        except KeyboardInterrupt:
+            interrupted = True
+        finally:
+            signal.signal(signal.SIGTERM, previous_term)
+            self._shutdown()
+            self.work.close(interrupted)
+            if self.display:
+                self.display.stop()
+        self.summary.interrupted = interrupted
+        self.summary.skipped = self.work.skipped
+        self.summary.seconds = time.perf_counter() - t0
+        return self.summary
+
+    def _poll(self, timeout: float) -> None:
+        live = [s for s in self.slots if s.process is not None]
+        waitables = {s.conn: s for s in live}
+        waitables.update({s.process.sentinel: s for s in live})
+        for obj in wait(list(waitables), timeout=timeout):
+            slot = waitables[obj]
+            if slot.process is None:
+                continue
+            if obj is slot.conn or slot.conn.poll():
+                self._handle(slot)
+            else:
+                self._died(slot)
+
+    # -- one slot ----------------------------------------------------------------------------
+    def _start(self, slot: _Slot) -> None:
+        parent, child = self.ctx.Pipe()
+        slot.process = self.ctx.Process(
+            target=self.target, args=(child, {**self.config, "device": slot.device}), daemon=True
+        )
+        slot.process.start()
+        child.close()
+        slot.conn, slot.ready, slot.current, slot.progress = parent, False, None, {}
+
+    def _dispatch(self, slot: _Slot) -> None:
+        """Give an idle, ready worker its next model (or tell it to stop when the work is over)."""
+        if self.exhausted:
+            self._stop(slot)
+            return
+        m = self.work.next()
+        if m is None:
+            self.exhausted = True
+            self._stop(slot)
+            return
+        if m is WAIT:
+            return
+        slot.current, slot.progress = m, {}
+        slot.conn.send(Task.from_row(m))
+
+    def _finish(self, model: dict, result: Result) -> None:
+        self.work.done(model, result)
+        self.summary.count(result)
+        if self.display:
+            self.display.finished(result)
+
+    def _handle(self, slot: _Slot) -> None:
+        while slot.conn is not None:
+            try:
+                if not slot.conn.poll():
+                    return
+                msg = slot.conn.recv()
+            except (EOFError, OSError):
+                self._died(slot)
+                return
+            kind = msg[0]
+            if kind == "fatal":
+                raise RegspaceError(f"training worker failed: {msg[1]}")
+            if kind == "ready":
+                slot.ready = True
+                self._dispatch(slot)
+            elif kind == "progress":
+                slot.progress.update(msg[2])
+            elif kind == "result":
+                m, slot.current = slot.current, None
+                self._finish(m, msg[2])
+                if msg[3]:  # the worker retires (recycling): a fresh one takes its place
+                    slot.process.join(timeout=10)
+                    slot.clear()
+                    return
+                self._dispatch(slot)
+
+    def _died(self, slot: _Slot) -> None:
+        code = None
+        if slot.process is not None:
+            slot.process.join(timeout=5)
+            code = slot.process.exitcode
+        m = slot.current
+        if not slot.ready:
+            self.early_deaths += 1
+            if self.early_deaths > 2 * len(self.slots):
+                raise RegspaceError(
+                    f"training workers keep dying before they start (exit code {code})",
+                    hint="rerun with --workers 1 to see the error",
+                )
+        if m is not None:
+            mid = m["model_id"]
+            self.retries[mid] = self.retries.get(mid, 0) + 1
+            if self.retries[mid] <= self.max_retries:
+                self.work.retry(m)
+                self.exhausted = False  # the source has work again, even if it said "no more" before
+            else:
+                reason = (
+                    f"worker process died (exit code {code}) {self.retries[mid]} times while training this "
+                    "model; out of memory?"
+                )
+                r = self.recipe
+                self._finish(
+                    m,
+                    Result.failed(
+                        mid, reason=reason, recipe_hash=r.hash, recipe=r.to_json(), dataset=r.dataset, seed=r.seed
+                    ),
+                )
+        slot.clear()
+
+    def _stop(self, slot: _Slot) -> None:
+        try:
+            slot.conn.send(None)
+        except (OSError, ValueError):
+            pass
+        slot.process.join(timeout=10)
+        slot.clear()
+
+    def _shutdown(self) -> None:
+        live = [s for s in self.slots if s.process is not None]
+        for s in live:
+            if s.process.is_alive():
+                s.process.terminate()
+        for s in live:
+            s.process.join(timeout=10)
+            if s.process.is_alive():
+                s.process.kill()
+                s.process.join(timeout=5)
+            s.clear()
+
+
+def _raise_interrupt(signum, frame):
+    raise KeyboardInterrupt
+
+
+class _Display:
+    """A live view on a terminal: overall progress and what each worker is doing."""
+
+    def __init__(self, total: int | None, slots, recipe):
+        from rich.console import Console
+        from rich.live import Live
+        from rich.progress import (
+            BarColumn,
+            MofNCompleteColumn,
+            Progress,
+            TextColumn,
+            TimeElapsedColumn,
+            TimeRemainingColumn,
+        )
+
+        self.slots, self.recipe = slots, recipe
+        self.console = Console(stderr=True)
+        self.bar = Progress(
+            TextColumn("[bold]training"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TextColumn("{task.fields[counts]}"),
+            TimeElapsedColumn(),
+            TextColumn("ETA"),
+            TimeRemainingColumn(),
+            console=self.console,
+        )
+        self.task = self.bar.add_task("train", total=total, counts="")
+        self.counts = {"ok": 0, "diverged": 0, "failed": 0}
+        self.live = Live(self._render(), console=self.console, refresh_per_second=4, transient=False)
+
+    def _render(self):
+        from rich.console import Group
+        from rich.table import Table
+
+        from regspace.units import format_quantity
+
+        table = Table(box=None, show_header=True, header_style="dim", pad_edge=False)
+        for c in ("worker", "model", "space", "flops", "epoch", "img/s", "val err %"):
+            table.add_column(c, justify="right" if c in ("flops", "img/s", "val err %") else "left")
+        for s in self.slots:
+            p, m = s.progress, s.current or {}
+            epoch = f"{p.get('epoch', '-')}/{self.recipe.epochs}" if m else "-"
+            if m and p.get("step"):
+                epoch += f" ({100 * p['step'] // max(1, p['steps'])}%)"
+            ips = f"{p['images_per_second']:.0f}" if p.get("images_per_second") else "-"
+            err = f"{p['val_error']:.2f}" if p.get("val_error") is not None else "-"
+            state = m.get("model_id") or ("starting" if s.process and not s.ready else "idle")
+            table.add_row(
+                f"{s.index} {s.device}",
+                state,
+                m.get("space", ""),
+                format_quantity(m["flops"]) if m.get("flops") else "",
+                epoch,
+                ips,
+                err,
+            )
+        return Group(self.bar, table)
+
+    def start(self):
+        self.live.start()
+
+    def refresh(self):
+        self.bar.update(
+            self.task,
+            counts=f"ok {self.counts['ok']} · diverged {self.counts['diverged']} · failed {self.counts['failed']}",
+        )
+        self.live.update(self._render())
+
+    def finished(self, result: Result):
+        self.counts[result.status] += 1
+        self.bar.advance(self.task)
+        self.refresh()
+
+    def stop(self):
+        self.refresh()
+        self.live.stop()

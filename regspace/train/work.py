@@ -1,0 +1,160 @@
+"""Work sources: where a worker pool gets the models to train, and where their results go.
+
+One interface, :class:`WorkSource`, two sources: :class:`LocalWork` (the models of a store without a
+result for the recipe, claimed one at a time so that several runs share the store) and
+:class:`QueueWork` (a sweep in a queue, through regspace.queue's Optuna adapter). The pool
+(regspace.train.pool) knows only the interface.
+"""
+
+from __future__ import annotations
+
+import abc
+import enum
+import os
+import socket
+import sys
+import time
+from collections import deque
+
+from regspace import defaults
+from regspace.train.claims import Claims
+from regspace.train.records import Result
+
+
+class Wait(enum.Enum):
+    """A work source's answer when nothing is available now, but more may come (ask again soon)."""
+
+    WAIT = "wait"
+
+
+WAIT = Wait.WAIT
+
+
+class WorkSource(abc.ABC):
+    """What a worker pool trains. ``next`` gives a model row, WAIT, or None (no more work)."""
+
+    total: int | None = None  # models planned, when known
+    skipped: int = 0  # models left to other runs
+    heartbeat_seconds: float = defaults.HEARTBEAT_SECONDS
+
+    @abc.abstractmethod
+    def next(self) -> dict | Wait | None: ...
+
+    @abc.abstractmethod
+    def retry(self, model: dict) -> None:
+        """Train this model again (its worker died): it comes back from ``next`` first."""
+
+    @abc.abstractmethod
+    def done(self, model: dict, result: Result) -> None:
+        """A model's result: keep it."""
+
+    @abc.abstractmethod
+    def heartbeat(self) -> None:
+        """Called every ``heartbeat_seconds`` while models are in flight."""
+
+    @abc.abstractmethod
+    def close(self, interrupted: bool) -> None:
+        """The pool stopped (``interrupted``: by Ctrl-C or SIGTERM); give back what is still held."""
+
+
+class LocalWork(WorkSource):
+    """Pending models of a local store; claims keep concurrent runs from training the same model."""
+
+    def __init__(self, store, recipe, models: list[dict]):
+        self.store, self.recipe = store, recipe
+        self.queue = deque(models)
+        self.total = len(models)
+        self.claims = Claims(store.path, recipe.hash)
+        self.skipped = 0
+        self._seen_parts: set[str] = set()
+        self._settled: set[str] = set()
+
+    def next(self):
+        while self.queue:
+            m = self.queue.popleft()
+            mid = m["model_id"]
+            if mid not in self.claims.held and not self.claims.try_claim(mid):
+                self.skipped += 1
+                continue
+            if self._has_result(mid):  # finished by another run between our listing and our claim
+                self.claims.release(mid)
+                self.skipped += 1
+                continue
+            return m
+        return None
+
+    def _has_result(self, model_id: str) -> bool:
+        """Reads only the result parts not seen yet: re-checking after every claim stays cheap."""
+        if model_id not in self._settled:
+            self._settled |= self.store.settled_ids(self.recipe.hash, skip_parts=self._seen_parts)
+        return model_id in self._settled
+
+    def retry(self, model: dict) -> None:
+        self.queue.appendleft(model)
+
+    def done(self, model: dict, result: Result) -> None:
+        self.store.append_rows("results", [result.row()])
+        self.claims.release(model["model_id"])
+
+    def heartbeat(self) -> None:
+        self.claims.heartbeat()
+
+    def close(self, interrupted: bool) -> None:
+        self.claims.release_all()
+        if not interrupted:
+            self.store.compact("results")
+
+
+class QueueWork(WorkSource):
+    """A sweep in a queue (regspace.queue.Queue): pops waiting models, reports results into their trials."""
+
+    def __init__(self, queue):
+        self.q = queue
+        self.inflight: dict[str, object] = {}  # model id -> our trial
+        self.local: deque = deque()  # models whose worker died: retried here first
+        self.heartbeat_seconds = max(1, queue.heartbeat // 2) if queue.kind == "journal" else queue.heartbeat
+        self.worker = f"{socket.gethostname()}:{os.getpid()}"
+        self._last_wait = 0.0
+        self._last_stale_check = -1e9
+
+    def next(self):
+        if self.local:
+            return self.local.popleft()
+        now = time.monotonic()
+        if now - self._last_wait < 1.0:
+            return WAIT  # idle workers poll the database at most once a second
+        if now - self._last_stale_check > max(1.0, self.q.grace / 4):
+            self.q.fail_stale()  # not at every claim: a stale model waits a grace period anyway
+            self._last_stale_check = now
+        taken = self.q.take(self.worker)
+        if taken is not None:
+            trial, model = taken
+            self.inflight[model["model_id"]] = trial
+            return model
+        if self.q.others_running(self.inflight.values()):
+            self._last_wait = time.monotonic()
+            return WAIT  # another worker's model may still come back to the queue if that worker dies
+        return None
+
+    def retry(self, model: dict) -> None:
+        self.local.appendleft(model)
+
+    def done(self, model: dict, result: Result) -> None:
+        trial = self.inflight.pop(model["model_id"])
+        if not self.q.report(trial, result.row()):
+            # our heartbeat went stale (a busy machine) and another worker failed and re-queued the trial
+            # first: the model's retry trial carries it now, so this copy of the result is dropped
+            print(
+                f"regspace: model {model['model_id']} was handed to another worker meanwhile (missed heartbeats); "
+                "its retry will report it",
+                file=sys.stderr,
+            )
+
+    def heartbeat(self) -> None:
+        self.q.beat(list(self.inflight.values()))
+
+    def close(self, interrupted: bool) -> None:
+        """Give models in flight straight back to the queue (no need to wait for the grace period)."""
+        for trial in self.inflight.values():
+            self.q.give_back(trial)
+        self.inflight.clear()
