@@ -161,3 +161,22 @@ def test_workers_per_device_on_the_cpu_is_refused(tmp_path, run_cli):
         "128",
     )
     assert code == 1 and "--workers-per-device applies to GPUs" in err
+
+
+def test_measured_gpu_memory_replaces_the_estimate(monkeypatch):
+    """Earlier results of the recipe on a GPU recorded their peak memory: sizing uses it."""
+    import regspace.train.devices as dev
+    from regspace.train.runner import Parallelism, plan_slots
+
+    monkeypatch.setattr(dev, "has_nvidia_driver", lambda: True, raising=False)
+    monkeypatch.setattr("regspace.torch_index.has_nvidia_driver", lambda: True)
+    monkeypatch.setattr(dev, "torch_cuda", lambda: ("12.8", 1))
+    monkeypatch.setattr(dev, "gpu_free_bytes", lambda ids: [40 * GIB for _ in ids])
+    monkeypatch.setattr("regspace.train.runner.cpu_count", lambda: 64)
+    big = [{"acts": 50_000_000, "params": 1_000_000}]  # estimated: 12·50M·128 B ≈ 72 GiB: refused
+    with pytest.raises(RegspaceError, match="needs about"):
+        plan_slots(Parallelism(devices="auto"), big, data_bytes=0, batch_size=128, planned=None)
+    devices, threads = plan_slots(
+        Parallelism(devices="auto"), big, data_bytes=0, batch_size=128, planned=None, measured_mb=2000
+    )  # measured: 2 GB -> 2.9 GB with the context: 12 fit, 8 taken
+    assert devices == ["cuda:0"] * 8 and threads == 8

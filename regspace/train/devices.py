@@ -38,7 +38,7 @@ def torch_cuda() -> tuple[str | None, int]:
     return torch.version.cuda, (torch.cuda.device_count() if torch.version.cuda else 0)
 
 
-def resolve_devices(spec: str | None, *, driver: bool | None = None, cuda=torch_cuda, say=None) -> list[int]:
+def resolve_devices(spec: str | None, *, driver: bool | None = None, cuda=None, say=None) -> list[int]:
     """GPU indices to train on; [] means the CPU. ``driver`` and ``cuda`` are probes (tests replace them)."""
     want = parse_devices(spec)
     if want == "cpu":
@@ -53,7 +53,7 @@ def resolve_devices(spec: str | None, *, driver: bool | None = None, cuda=torch_
                 say("no NVIDIA driver on this machine: training on the CPU")
             return []
         raise RegspaceError(f"--devices {spec}: this machine has no NVIDIA driver", hint="use --devices cpu")
-    version, count = cuda()
+    version, count = (cuda or torch_cuda)()
     asked = "an NVIDIA driver is present" if want == "auto" else f"--devices {spec} asks for GPUs"
     if version is None:
         raise RegspaceError(

@@ -88,9 +88,16 @@ def cpu_count() -> int:
 
 
 def plan_slots(
-    par: Parallelism, models: list[dict], *, data_bytes: int, batch_size: int, planned: int | None
+    par: Parallelism,
+    models: list[dict],
+    *,
+    data_bytes: int,
+    batch_size: int,
+    planned: int | None,
+    measured_mb: float | None = None,
 ) -> tuple[list[str], int]:
-    """(one device per worker: "cpu" or "cuda:i", threads per worker)."""
+    """(one device per worker: "cpu" or "cuda:i", threads per worker). ``measured_mb``: the largest GPU
+    peak_memory_mb that this recipe's earlier results recorded; it replaces the estimate when known."""
     from regspace.console import say
     from regspace.train.devices import resolve_devices
 
@@ -101,13 +108,15 @@ def plan_slots(
     if par.workers_per_device is not None and par.workers is not None:
         raise RegspaceError("give --workers (the total, spread over the GPUs) or --workers-per-device, not both")
     if gpus:
-        from regspace.train.devices import gpu_free_bytes, gpu_model_bytes
+        from regspace.train.devices import CUDA_CONTEXT_BYTES, gpu_free_bytes, gpu_model_bytes
         from regspace.train.devices import workers_per_device as per_device
 
         need = max(
             (gpu_model_bytes(int(m["acts"]), int(m["params"]), data_bytes, batch_size) for m in models),
             default=gpu_model_bytes(0, 0, data_bytes, batch_size),
         )
+        if measured_mb:  # measured beats estimated (the allocator's peak has no CUDA context in it)
+            need = int(measured_mb * 2**20 * 1.2) + CUDA_CONTEXT_BYTES
         asked = par.workers_per_device if par.workers is None else -(-par.workers // len(gpus))
         per = per_device(need, gpu_free_bytes(gpus), cores=cores, asked=asked)  # refuses oversubscription
         n = par.workers or per * len(gpus)
@@ -131,11 +140,17 @@ def run_pool(
     par: Parallelism,
     *,
     progress: bool = False,
+    measured_mb: float | None = None,
     **pool_options,
 ) -> TrainSummary:
     """Plan the slots for these models and train the work source's models on a WorkerPool."""
     devices, threads = plan_slots(
-        par, models, data_bytes=os.path.getsize(dataset.path), batch_size=recipe.batch_size, planned=work.total
+        par,
+        models,
+        data_bytes=os.path.getsize(dataset.path),
+        batch_size=recipe.batch_size,
+        planned=work.total,
+        measured_mb=measured_mb,
     )
     config = {
         "threads": threads,
@@ -195,7 +210,22 @@ def train(
         return TrainSummary(recipe, 0)
     progress = stderr_is_terminal() if show_progress is None else show_progress
     dataset = prepare_data(recipe, pending, data_dir=data_dir, progress=progress)
-    return run_pool(LocalWork(store, recipe, pending), recipe, dataset, pending, parallelism, progress=progress)
+    return run_pool(
+        LocalWork(store, recipe, pending),
+        recipe,
+        dataset,
+        pending,
+        parallelism,
+        progress=progress,
+        measured_mb=gpu_peak_mb(store, recipe.hash),
+    )
+
+
+def gpu_peak_mb(store: Store, recipe_hash: str) -> float | None:
+    """The largest GPU peak memory this recipe's results in the store recorded, if any."""
+    t = store.results_for(recipe_hash, ["device_kind", "peak_memory_mb"]).to_pylist()
+    peaks = [r["peak_memory_mb"] for r in t if r["device_kind"] == "cuda" and r["peak_memory_mb"]]
+    return max(peaks) if peaks else None
 
 
 def train_from_queue(
