@@ -102,7 +102,10 @@ def summarise(errors) -> dict:
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--out", default="experiments/results/tune_tail.json")
+    ap.add_argument("--time", nargs=2, metavar="CANDIDATE", help="time two candidates alone on 4 of the designs")
     args = ap.parse_args()
+    if args.time:
+        return time_candidates(Path(args.out), args.time)
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     state = json.loads(out.read_text()) if out.exists() else {"designs": designs(), "candidates": {}}
@@ -132,6 +135,23 @@ def main():
         )
     pool.close()
     print_table(state)
+
+
+def time_candidates(out: Path, names) -> None:
+    """Training seconds of two candidates on the same 4 designs (one per space), run back to back on an
+    otherwise idle machine: the tuning run above shared the machine with other work, so its seconds are
+    not comparable between candidates."""
+    ds = json.loads(out.read_text())["designs"][2::4]  # a random design of each space
+    pool = mp.get_context("forkserver").Pool(2)
+    for name in names:
+        t = time.perf_counter()
+        got = pool.map(train_one, [(d, CANDIDATES[name]) for d in ds])
+        print(
+            f"{name:38s} train {sum(g[1] for g in got):6.0f} s over {len(ds)} models "
+            f"(wall {time.perf_counter() - t:.0f} s, 2 at a time)",
+            flush=True,
+        )
+    pool.close()
 
 
 def print_table(state):
