@@ -73,6 +73,15 @@ ResolutionOpt = Annotated[
 ]
 InChannelsOpt = Annotated[Optional[int], typer.Option("--in-channels", min=1, max=64, help="Input channels.")]
 ClassesOpt = Annotated[Optional[int], typer.Option("--classes", min=1, max=1_000_000, help="Number of output classes.")]
+DataDirOpt = Annotated[Optional[str], typer.Option("--data-dir", help="Directory holding the dataset's files.")]
+MapAboveOpt = Annotated[
+    Optional[str],
+    typer.Option(
+        "--map-above",
+        help="Memory-map datasets whose decoded images exceed this size (e.g. 2G; 0: always; inf: never). "
+        "Default: a prepared map if one exists, else 2G.",
+    ),
+]
 
 
 @app.command("spaces")
@@ -263,9 +272,8 @@ def train_cmd(
         Optional[str],
         typer.Option("--data", help="fashion-mnist | mnist | cifar10 | imagefolder:PATH (default: the recipe's)."),
     ] = None,
-    data_dir: Annotated[
-        Optional[str], typer.Option("--data-dir", help="Directory holding the dataset's files.")
-    ] = None,
+    data_dir: DataDirOpt = None,
+    map_above: MapAboveOpt = None,
     train_size: Annotated[
         Optional[int], typer.Option("--train-size", min=1, help="Training images (proxy regimes).")
     ] = None,
@@ -345,6 +353,7 @@ def train_cmd(
         seed=seed,
         dataset=data,
     )
+    from regspace.data import parse_map_above
     from regspace.train.runner import Parallelism, run_training
 
     summary = run_training(
@@ -358,6 +367,7 @@ def train_cmd(
         retry_failed=retry_failed,
         parallelism=Parallelism(workers, workers_per_device, threads, devices, recycle),
         data_dir=data_dir,
+        map_above=parse_map_above(map_above),
         heartbeat=heartbeat,
         grace=grace,
     )
@@ -731,6 +741,50 @@ def export_cmd(
     _collect(queue, sweep, store)
     path, n = export(Store.open(store), output, fmt=fmt)
     print(f"wrote {n} rows to {path}")
+
+
+data_app = typer.Typer(help="Datasets: prepare one once as memory-mapped shards (datasets larger than memory).")
+app.add_typer(data_app, name="data")
+
+
+@data_app.command("prepare")
+def data_prepare_cmd(
+    spec: Annotated[str, typer.Argument(help="imagefolder:PATH | fashion-mnist | mnist | cifar10.")],
+    resolution: Annotated[
+        Optional[int],
+        typer.Option("--resolution", min=4, max=4096, help="Images are resized to this size (imagefolder: 32)."),
+    ] = None,
+    data_dir: DataDirOpt = None,
+    map_above: Annotated[
+        str,
+        typer.Option("--map-above", help="Memory-map only above this decoded size (default 0: always; inf: never)."),
+    ] = "0",
+    workers: Annotated[
+        Optional[int], typer.Option("--workers", min=1, max=1024, help="Decoding processes (default: one per core).")
+    ] = None,
+    shard_images: Annotated[
+        Optional[int], typer.Option("--shard-images", min=1, help="Images per shard (default: 4096, at most 256 MB).")
+    ] = None,
+    verify: Annotated[bool, typer.Option("--verify", help="Check every shard's sha256 against the manifest.")] = False,
+):
+    """Decode and resize a dataset once into memory-mapped uint8 shards; rerun to resume. `train --data` with the
+    same dataset and resolution then reads from the map."""
+    from regspace.console import stderr_is_terminal
+    from regspace.data import parse_map_above
+    from regspace.data.build import prepare_command
+
+    print(
+        prepare_command(
+            spec,
+            resolution=resolution,
+            data_dir=data_dir,
+            map_above=parse_map_above(map_above),
+            workers=workers,
+            shard_images=shard_images,
+            verify=verify,
+            progress=stderr_is_terminal(),
+        )
+    )
 
 
 def main(argv: list[str] | None = None) -> int:

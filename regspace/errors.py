@@ -25,3 +25,9 @@ class UsageProblem(RegspaceError):
 
 class StoreError(RegspaceError):
     """The store cannot be read or written as asked."""
+
+
+class Interrupted(RegspaceError):
+    """Ctrl-C or SIGTERM stopped a long command; the line says what was kept and how to resume."""
+
+    exit_code = 130

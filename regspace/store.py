@@ -1,8 +1,8 @@
 """The store: a directory of parquet files that plain pandas, pyarrow or DuckDB can read (docs/design.md).
 
-Layout (schema version 2)::
+Layout (schema version 3)::
 
-    STORE/regspace.json              {"format": "regspace-store", "schema_version": 2, ...}
+    STORE/regspace.json              {"format": "regspace-store", "schema_version": 3, ...}
     STORE/models/part-*.parquet      sampled models: one row per (space, model_id) and sampling call,
                                      with the draws of that call that produced it (multiplicity)
     STORE/results/part-*.parquet     training results, one row per (model_id, recipe_hash)
@@ -38,7 +38,9 @@ import pyarrow.parquet as pq
 from regspace import __version__, defaults
 from regspace.errors import StoreError
 
-SCHEMA_VERSION = 2  # 2: models carry multiplicity and draw_indices (i.i.d. populations); results device_kind, precision
+# 2: models carry multiplicity and draw_indices (i.i.d. populations); results device_kind, precision.
+# 3: results data_layout (memory | mapped). Older parts read with the new columns null.
+SCHEMA_VERSION = 3
 FORMAT = "regspace-store"
 MARKER = "regspace.json"
 DEFAULT_STORE = defaults.STORE
@@ -104,6 +106,7 @@ RESULTS_SCHEMA = pa.schema(
         ("device", pa.string()),
         ("device_kind", pa.string()),  # cpu | cuda
         ("precision", pa.string()),  # the precision actually used: bf16-mixed | 16-mixed | 32-true
+        ("data_layout", pa.string()),  # memory | mapped: where the worker read its images from
         ("seed", pa.int64()),
         ("dataset", pa.string()),
         ("split", pa.string()),  # JSON: train/val sizes, split seed, checksum

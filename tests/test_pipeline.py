@@ -3,7 +3,8 @@
 import torch
 import torch.nn.functional as F
 
-from regspace.train.pipeline import Batches, adapt_channels, channel_stats, random_crop, random_flip
+from regspace.data.imagefolder import image_sums, stats_from_sums
+from regspace.train.pipeline import Batches, adapt_channels, random_crop, random_flip
 
 
 def test_crop_is_a_shifted_window_of_the_zero_padded_image():
@@ -36,7 +37,11 @@ def test_flip_flips_about_half():
 def test_batches_normalise_and_cover_every_image_once():
     x = torch.randint(0, 256, (50, 1, 8, 8), dtype=torch.uint8)
     y = torch.arange(50)
-    mean, std = channel_stats(x)
+    mean, std = (torch.from_numpy(v) for v in stats_from_sums(image_sums(x.numpy()), 64))
+    ref = x.double().div(255).transpose(0, 1).reshape(1, -1)  # numpy-independent reference: torch's own
+    assert torch.allclose(mean.double(), ref.mean(1), atol=1e-6) and torch.allclose(
+        std.double(), ref.std(1, correction=0), atol=1e-6
+    )
     b = Batches(x, y, batch_size=16, mean=mean, std=std, in_channels=3, shuffle=True, channels_last=True)
     seen = torch.cat([yb for _, yb in b])
     assert sorted(seen.tolist()) == list(range(50)) and len(b) == 4

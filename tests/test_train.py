@@ -101,6 +101,7 @@ def test_models_learn_and_results_are_complete(tmp_path):
     assert (r.status == "ok").all() and len(r) == 8
     assert r.error.max() < 60 and r.error.median() < 40  # chance is 90 %
     assert r.test_error.notna().all() and (r.min_error <= r.error).all()
+    assert (r.data_layout == "memory").all()  # Fashion-MNIST is small: held in each worker's memory
     for col in (
         "train_seconds",
         "images_per_second",

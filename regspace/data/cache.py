@@ -34,6 +34,12 @@ class CachedDataset:
     resolution: int
     n_train: int
     n_test: int
+    layout: str = "memory"
+
+    @property
+    def resident_bytes(self) -> int:
+        """What one worker holds in its own memory (or on its GPU): the whole dataset."""
+        return os.path.getsize(self.path)
 
     def arrays(self, *, verify: bool = False) -> dict[str, np.ndarray]:
         if verify:
@@ -45,11 +51,13 @@ class CachedDataset:
         return {
             "dataset": self.name,
             "key": self.key,
+            "layout": self.layout,
             "train": self.n_train,
             "test": self.n_test,
             "resolution": self.resolution,
             "channels": self.channels,
             "classes": self.num_classes,
+            "path": str(self.path),
         }
 
 

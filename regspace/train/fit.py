@@ -21,9 +21,11 @@ import torch.nn.functional as F
 from regspace import __version__
 from regspace.design import Context, Design
 from regspace.models import build_model
-from regspace.train.pipeline import Batches, channel_stats
+from regspace.train.pipeline import Batches, DeviceImages, MappedImages
 from regspace.train.recipe import Recipe
 from regspace.train.records import Result, Task
+
+EVAL_BATCH = 512  # images per evaluation step (at least the training batch)
 
 for _name in ("pytorch_lightning", "lightning", "lightning.pytorch", "lightning_fabric", "lightning.fabric"):
     logging.getLogger(_name).setLevel(logging.ERROR)
@@ -179,7 +181,8 @@ class DesignModule(pl.LightningModule):
 
 @dataclass
 class PreparedData:
-    """A dataset's tensors on one device, split as the recipe says."""
+    """A dataset's splits for one device, as the recipe says: (images, labels) per split, where the
+    images are :class:`DeviceImages` (held on the device) or :class:`MappedImages` (read from the map)."""
 
     train: tuple
     val: tuple
@@ -189,27 +192,42 @@ class PreparedData:
     num_classes: int
     split: dict
     dataset: str
+    layout: str = "memory"  # memory | mapped: where the images come from
 
 
 def prepare_tensors(arrays: dict, recipe: Recipe, device: torch.device, dataset: str, num_classes: int) -> PreparedData:
+    """Split ``arrays`` (from a prepared dataset's ``arrays()``) for ``device``. In-memory arrays are
+    copied onto the device; mapped ones (they come with ``train_sums``) stay in the map, and only
+    their labels move. The channel mean/std come from exact integer sums in both cases."""
     from regspace.data import make_split
+    from regspace.data.imagefolder import image_sums, stats_from_sums
 
-    split = make_split(
-        len(arrays["train_x"]), val_size=recipe.val_size, train_size=recipe.train_size, seed=recipe.split_seed
-    )
+    x_all = arrays["train_x"]
+    split = make_split(len(x_all), val_size=recipe.val_size, train_size=recipe.train_size, seed=recipe.split_seed)
+    mapped = "train_sums" in arrays
+    batch = max(recipe.batch_size, EVAL_BATCH)
 
-    def to(x):
-        return torch.from_numpy(np.ascontiguousarray(x)).to(device)
+    def labels(y, rows):
+        return torch.from_numpy(np.ascontiguousarray(y[rows])).to(device)
 
-    tx = to(arrays["train_x"][split["train"]])
-    ty = to(arrays["train_y"][split["train"]])
-    vx, vy = to(arrays["train_x"][split["val"]]), to(arrays["train_y"][split["val"]])
+    def images(x, rows):
+        if mapped:
+            return MappedImages(x, rows, device, batch)
+        return DeviceImages(torch.from_numpy(np.ascontiguousarray(x[rows])).to(device))
+
+    train_rows, val_rows = split["train"], split["val"]
+    sums = arrays["train_sums"][train_rows] if mapped else image_sums(x_all[train_rows])
+    h, w = x_all.shape[2], x_all.shape[3]
+    mean, std = (torch.from_numpy(v) for v in stats_from_sums(sums, h * w))
+    train = (images(x_all, train_rows), labels(arrays["train_y"], train_rows))
+    val = (images(x_all, val_rows), labels(arrays["train_y"], val_rows))
     test = None
     if len(arrays["test_x"]) and recipe.test_size != 0:
         k = len(arrays["test_x"]) if recipe.test_size is None else min(recipe.test_size, len(arrays["test_x"]))
-        test = (to(arrays["test_x"][:k]), to(arrays["test_y"][:k]))
-    mean, std = channel_stats(tx)
-    return PreparedData((tx, ty), (vx, vy), test, mean, std, num_classes, split["record"], dataset)
+        rows = np.arange(k)
+        test = (images(arrays["test_x"], rows), labels(arrays["test_y"], rows))
+    layout = "mapped" if mapped else "memory"
+    return PreparedData(train, val, test, mean, std, num_classes, split["record"], dataset, layout)
 
 
 def describe_device(device: torch.device, precision: str) -> str:
@@ -272,7 +290,7 @@ def batches_for(data: PreparedData, part: str, recipe: Recipe, in_channels: int,
     return Batches(
         x,
         y,
-        batch_size=recipe.batch_size if train else max(recipe.batch_size, 512),
+        batch_size=recipe.batch_size if train else max(recipe.batch_size, EVAL_BATCH),
         mean=data.mean,
         std=data.std,
         in_channels=in_channels,
@@ -298,6 +316,7 @@ def fit_one(task: Task, recipe: Recipe, data: PreparedData, *, device: torch.dev
         "device": describe_device(device, precision),
         "device_kind": device.type,
         "precision": precision,
+        "data_layout": data.layout,
         "torch_version": torch.__version__,
         "lightning_version": pl.__version__,
         "regspace_version": __version__,

@@ -1,18 +1,92 @@
-"""The input pipeline: whole batches sliced from device-resident uint8 tensors.
+"""The input pipeline: whole batches gathered from uint8 images, augmented on the device.
 
 No per-sample Python and no DataLoader: each step gathers a batch of indices, augments the whole
 batch at once (flip, 4-pixel pad-and-crop) and normalises it in one fused multiply-add.
+
+Images come from one of two sources that play one role (``len``, ``gather``, ``slice``, ``device``):
+:class:`DeviceImages`, a split held whole on the device, and :class:`MappedImages`, a split read
+from memory-mapped shards batch by batch (datasets larger than memory). Both return the same
+images in the same order, so a model trains identically from either.
 """
 
 from __future__ import annotations
 
+import numpy as np
 import torch
+
+
+class DeviceImages:
+    """A split's uint8 images, all resident on one device."""
+
+    def __init__(self, x: torch.Tensor):
+        self.x = x
+        self.device = x.device
+
+    def __len__(self) -> int:
+        return len(self.x)
+
+    @property
+    def channels(self) -> int:
+        return self.x.shape[1]
+
+    def gather(self, idx: torch.Tensor) -> torch.Tensor:
+        return self.x.index_select(0, idx.to(self.device, non_blocking=True))
+
+    def slice(self, lo: int, hi: int) -> torch.Tensor:
+        return self.x[lo:hi]
+
+
+class MappedImages:
+    """A split's images read from a memory-mapped :class:`~regspace.data.mapped.ShardedArray`.
+
+    ``rows`` are the split's row numbers in the map. Each batch is gathered on the host into a reused
+    buffer (pinned when the device is a GPU) and copied with ``non_blocking``; two buffers alternate,
+    and a buffer is refilled only after the copy out of it has finished."""
+
+    def __init__(self, array, rows: np.ndarray, device: torch.device, batch_size: int):
+        self.array, self.rows, self.device = array, np.asarray(rows, dtype=np.int64), device
+        shape = (batch_size, *array.shape[1:])
+        cuda = device.type == "cuda"
+        self._buffers = [torch.empty(shape, dtype=torch.uint8, pin_memory=cuda) for _ in range(2 if cuda else 1)]
+        self._events = [torch.cuda.Event() if cuda else None for _ in self._buffers]
+        self._next = 0
+
+    def __len__(self) -> int:
+        return len(self.rows)
+
+    @property
+    def channels(self) -> int:
+        return self.array.shape[1]
+
+    def _read(self, rows: np.ndarray) -> torch.Tensor:
+        k = self._next
+        self._next = (k + 1) % len(self._buffers)
+        if len(rows) > len(self._buffers[k]):  # evaluation batches may be larger than training ones
+            self._buffers[k] = torch.empty(
+                (len(rows), *self.array.shape[1:]), dtype=torch.uint8, pin_memory=self.device.type == "cuda"
+            )
+        if self._events[k] is not None:
+            self._events[k].synchronize()
+        buf = self._buffers[k][: len(rows)]
+        self.array.take(rows, out=buf.numpy())
+        if self.device.type == "cpu":
+            return buf
+        out = buf.to(self.device, non_blocking=True)
+        self._events[k].record()
+        return out
+
+    def gather(self, idx: torch.Tensor) -> torch.Tensor:
+        return self._read(self.rows[idx.numpy()])
+
+    def slice(self, lo: int, hi: int) -> torch.Tensor:
+        return self._read(self.rows[lo:hi])
 
 
 class Batches:
     """An iterable of (x, y) batches that Lightning (or a hand-written loop) can consume.
 
-    ``x`` is uint8 (N, C, H, W) and ``y`` int64 (N,), both already on the target device.
+    ``x`` is :class:`DeviceImages` or :class:`MappedImages` (uint8 (N, C, H, W)); ``y`` int64 (N,),
+    on the target device.
     """
 
     def __init__(
@@ -30,12 +104,14 @@ class Batches:
         channels_last: bool = True,
         seed: int = 0,
     ):
-        self.x, self.y = x, y
+        self.x = DeviceImages(x) if isinstance(x, torch.Tensor) else x
+        self.y = y
+        x = self.x
         self.batch_size = batch_size
         self.shuffle, self.drop_last, self.channels_last = shuffle, drop_last, channels_last
         self.flip = "flip" in augment
         self.crop = "crop" in augment
-        c = x.shape[1]
+        c = x.channels
         # Normalise as x * scale + shift, per channel, on the float batch: one fused op.
         self.scale = (1.0 / (255.0 * std)).view(1, c, 1, 1).to(x.device)
         self.shift = (-mean / std).view(1, c, 1, 1).to(x.device)
@@ -52,11 +128,11 @@ class Batches:
         for i in range(len(self)):
             lo, hi = i * self.batch_size, min(n, (i + 1) * self.batch_size)
             if order is not None:
-                idx = order[lo:hi].to(self.x.device, non_blocking=True)
-                xb, yb = self.x.index_select(0, idx), self.y.index_select(0, idx)
+                idx = order[lo:hi]
+                xb, yb = self.x.gather(idx), self.y.index_select(0, idx.to(self.y.device, non_blocking=True))
             else:
-                xb, yb = self.x[lo:hi], self.y[lo:hi]
-            yield self.transform(xb), yb
+                xb, yb = self.x.slice(lo, hi), self.y[lo:hi]
+            yield self.transform(xb), yb  # transform makes a new tensor: a MappedImages buffer is free again
 
     def transform(self, xb: torch.Tensor) -> torch.Tensor:
         if self.crop:
@@ -95,19 +171,3 @@ def adapt_channels(x: torch.Tensor, in_channels: int) -> torch.Tensor:
     if in_channels == 1:
         return x.mean(1, keepdim=True)
     raise ValueError(f"cannot feed {c}-channel images to a {in_channels}-channel model")
-
-
-def channel_stats(x_u8: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """Per-channel mean and std (in [0, 1] units) of a uint8 image tensor, computed in chunks."""
-    c = x_u8.shape[1]
-    total = torch.zeros(c, dtype=torch.float64)
-    total_sq = torch.zeros(c, dtype=torch.float64)
-    count = 0
-    for chunk in x_u8.split(4096):
-        f = chunk.to(torch.float64) / 255.0
-        total += f.sum((0, 2, 3)).cpu()
-        total_sq += (f * f).sum((0, 2, 3)).cpu()
-        count += f.numel() // c
-    mean = total / count
-    std = (total_sq / count - mean * mean).clamp_min(1e-12).sqrt()
-    return mean.float(), std.float()

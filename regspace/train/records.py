@@ -60,6 +60,7 @@ class Result:
     device: str | None = None
     device_kind: str | None = None
     precision: str | None = None
+    data_layout: str | None = None
     seed: int | None = None
     dataset: str | None = None
     split: str | None = None

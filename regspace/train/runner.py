@@ -147,7 +147,7 @@ def run_pool(
     devices, threads = plan_slots(
         par,
         models,
-        data_bytes=os.path.getsize(dataset.path),
+        data_bytes=dataset.resident_bytes,
         batch_size=recipe.batch_size,
         planned=work.total,
         measured_mb=measured_mb,
@@ -155,9 +155,9 @@ def run_pool(
     config = {
         "threads": threads,
         "recipe": recipe.to_dict(),
+        "data": dataset,
         "data_path": str(dataset.path),
         "dataset": recipe.dataset,
-        "num_classes": dataset.num_classes,
     }
     pool = WorkerPool(
         work, devices=devices, config=config, recipe=recipe, recycle=par.recycle, progress=progress, **pool_options
@@ -165,8 +165,11 @@ def run_pool(
     return pool.run()
 
 
-def prepare_data(recipe: Recipe, models: list[dict], *, data_dir: str | None, progress: bool):
-    """The dataset cache entry for these models (one input resolution per run), with sanity checks."""
+def prepare_data(
+    recipe: Recipe, models: list[dict], *, data_dir: str | None, progress: bool, map_above: float | None = None
+):
+    """The prepared dataset for these models (one input resolution per run), with sanity checks.
+    ``map_above``: see :func:`regspace.data.prepare` (None: automatic)."""
     from regspace.data import prepare
 
     resolutions = sorted({int(m["resolution"]) for m in models})
@@ -176,7 +179,7 @@ def prepare_data(recipe: Recipe, models: list[dict], *, data_dir: str | None, pr
             hint="train them separately with --space, or pass --resolution",
         )
     resolution = recipe.resolution or resolutions[0]
-    dataset = prepare(recipe.dataset, resolution=resolution, data_dir=data_dir, progress=progress)
+    dataset = prepare(recipe.dataset, resolution=resolution, data_dir=data_dir, progress=progress, map_above=map_above)
     too_few = [m for m in models if int(m["num_classes"]) < dataset.num_classes]
     if too_few:
         raise RegspaceError(
@@ -184,8 +187,9 @@ def prepare_data(recipe: Recipe, models: list[dict], *, data_dir: str | None, pr
             f"{dataset.num_classes} classes",
             hint="sample them with --classes or another --preset",
         )
-    if recipe.val_size >= dataset.n_train:
-        raise RegspaceError(f"validation size {recipe.val_size} leaves no training images ({dataset.n_train} in total)")
+    from regspace.data import make_split
+
+    make_split(dataset.n_train, val_size=recipe.val_size, train_size=recipe.train_size, seed=recipe.split_seed)
     return dataset
 
 
@@ -198,6 +202,7 @@ def train(
     retry_failed: bool = False,
     parallelism: Parallelism = Parallelism(),
     data_dir: str | None = None,
+    map_above: float | None = None,
     show_progress: bool | None = None,
 ) -> TrainSummary:
     """Train every pending model of ``store`` with ``recipe``; returns counts and timing."""
@@ -209,7 +214,7 @@ def train(
     if not pending:
         return TrainSummary(recipe, 0)
     progress = stderr_is_terminal() if show_progress is None else show_progress
-    dataset = prepare_data(recipe, pending, data_dir=data_dir, progress=progress)
+    dataset = prepare_data(recipe, pending, data_dir=data_dir, progress=progress, map_above=map_above)
     return run_pool(
         LocalWork(store, recipe, pending),
         recipe,
@@ -236,6 +241,7 @@ def train_from_queue(
     explicit_recipe: bool,
     parallelism: Parallelism = Parallelism(),
     data_dir: str | None = None,
+    map_above: float | None = None,
     heartbeat: int = defaults.HEARTBEAT_SECONDS,
     grace: int = defaults.GRACE_SECONDS,
     show_progress: bool | None = None,
@@ -253,7 +259,7 @@ def train_from_queue(
     if not models:
         return TrainSummary(recipe, 0)
     progress = stderr_is_terminal() if show_progress is None else show_progress
-    dataset = prepare_data(recipe, models, data_dir=data_dir, progress=progress)
+    dataset = prepare_data(recipe, models, data_dir=data_dir, progress=progress, map_above=map_above)
     summary = run_pool(QueueWork(q), recipe, dataset, models, parallelism, progress=progress)
     summary.planned = None
     return summary
@@ -271,6 +277,7 @@ def run_training(
     retry_failed: bool = False,
     parallelism: Parallelism = Parallelism(),
     data_dir: str | None = None,
+    map_above: float | None = None,
     heartbeat: int = defaults.HEARTBEAT_SECONDS,
     grace: int = defaults.GRACE_SECONDS,
 ) -> TrainSummary:
@@ -285,6 +292,7 @@ def run_training(
             explicit_recipe=explicit_recipe,
             parallelism=parallelism,
             data_dir=data_dir,
+            map_above=map_above,
             heartbeat=heartbeat,
             grace=grace,
         )
@@ -300,4 +308,5 @@ def run_training(
         retry_failed=retry_failed,
         parallelism=parallelism,
         data_dir=data_dir,
+        map_above=map_above,
     )

@@ -28,7 +28,6 @@ def _run(conn, config: dict) -> None:
     # Ctrl-C reaches the whole process group; the parent decides what to do, workers just go on.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, lambda *_: os._exit(143))
-    import numpy as np
     import torch
 
     torch.set_num_threads(config["threads"])
@@ -43,9 +42,9 @@ def _run(conn, config: dict) -> None:
     if device.type == "cuda":
         torch.cuda.set_device(device)
     recipe = Recipe(**config["recipe"])
-    with np.load(config["data_path"]) as z:
-        arrays = {k: z[k] for k in ("train_x", "train_y", "test_x", "test_y")}
-    data = prepare_tensors(arrays, recipe, device, config["dataset"], config["num_classes"])
+    dataset = config["data"]  # a prepared dataset: in memory (loaded here) or mapped (read batch by batch)
+    arrays = dataset.arrays()
+    data = prepare_tensors(arrays, recipe, device, config["dataset"], dataset.num_classes)
     del arrays
     conn.send(("ready", {"pid": os.getpid(), "device": str(device), "threads": config["threads"]}))
     done = 0
