@@ -388,6 +388,27 @@ class Store:
         return int(last) + 1
 
     # -- maintenance ---------------------------------------------------------------------
+    # -- what `collect` already copied from each sweep (so that the next collect fetches only what is new)
+    COLLECTED = "collected.json"
+
+    def collect_mark(self, key: str) -> dict:
+        try:
+            return json.loads((self.path / self.COLLECTED).read_text()).get(key, {})
+        except (OSError, ValueError):
+            return {}  # no mark (or an unreadable one): collect everything; readers de-duplicate
+
+    def set_collect_mark(self, key: str, mark: dict) -> None:
+        with self.lock("collected"):
+            try:
+                marks = json.loads((self.path / self.COLLECTED).read_text())
+            except (OSError, ValueError):
+                marks = {}
+            marks[key] = mark
+            try:
+                _atomic_write_bytes(self.path / self.COLLECTED, json.dumps(marks, indent=1).encode())
+            except OSError as e:
+                raise StoreError(f"cannot write to store {self.path}: {e.strerror or e}") from None
+
     def compact(self, table_name: str, *, min_parts: int = 16) -> int:
         """Merge a table's parts into one (when there are at least ``min_parts``). Returns parts removed."""
         with self.lock(f"compact-{table_name}"):

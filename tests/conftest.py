@@ -31,3 +31,13 @@ def python_exe():
 
 
 os.environ.setdefault("PYTHONHASHSEED", "0")
+
+
+@pytest.fixture(scope="session")
+def pg():
+    """A private PostgreSQL server on loopback, shared by the tests that need one (tests/pg.py)."""
+    from pg import PostgresServer
+
+    server = PostgresServer().start()
+    yield server
+    server.close()

@@ -16,17 +16,8 @@ import uuid
 import pandas as pd
 import pytest
 
-from pg import PostgresServer
-
 TINY = ["--train-size", "1024", "--val-size", "512", "--test-size", "256", "--epochs", "1", "--batch-size", "64"]
 FAST_BEAT = ["--heartbeat", "1", "--grace", "6"]
-
-
-@pytest.fixture(scope="module")
-def pg():
-    server = PostgresServer().start()
-    yield server
-    server.close()
 
 
 def regspace(*args, **kw):

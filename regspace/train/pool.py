@@ -141,7 +141,7 @@ class WorkerPool:
     def run(self) -> TrainSummary:
         t0 = time.perf_counter()
         previous_term = signal.getsignal(signal.SIGTERM)
-        signal.signal(signal.SIGTERM, _raise_interrupt)
+        signal.signal(signal.SIGTERM, raise_interrupt)
         interrupted = False
         last_beat = time.monotonic()
         try:
@@ -298,7 +298,7 @@ class WorkerPool:
             s.clear()
 
 
-def _raise_interrupt(signum, frame):
+def raise_interrupt(signum, frame):
     raise KeyboardInterrupt
 
 

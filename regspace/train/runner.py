@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from regspace import defaults
 from regspace.errors import RegspaceError, UsageProblem
 from regspace.store import Store
-from regspace.train.pool import TrainSummary, WorkerPool
+from regspace.train.pool import TrainSummary, WorkerPool, raise_interrupt
 from regspace.train.recipe import Recipe
 from regspace.train.work import LocalWork, QueueWork, WorkSource
 
@@ -71,7 +71,8 @@ def default_workers(models: list[dict], *, cores: int, data_bytes: int, batch_si
     except (ValueError, OSError):
         available = 8 << 30
     by_memory = max(1, int(0.7 * available // est))
-    return max(1, min(cores, by_memory, len(models) if models else cores))
+    n = sum(int(m.get("count", 1)) for m in models)  # queue sweeps give profiles: one row per kind, with a count
+    return max(1, min(cores, by_memory, n if models else cores))
 
 
 def _estimate_memory(m: dict, data_bytes: int, batch_size: int) -> int:
@@ -252,6 +253,10 @@ def train_from_queue(
     from regspace.train.devices import parse_devices
 
     parse_devices(parallelism.devices)
+    from regspace.console import say
+    from regspace.queue import redact
+
+    say(f"opening sweep {sweep!r} at {redact(url)}")
     q = open_study(url, sweep, heartbeat=heartbeat, grace=grace, create=False)
     q.check_workers(parallelism.workers or 1)
     recipe = q.agree_recipe(recipe, explicit=explicit_recipe)
@@ -281,7 +286,42 @@ def run_training(
     heartbeat: int = defaults.HEARTBEAT_SECONDS,
     grace: int = defaults.GRACE_SECONDS,
 ) -> TrainSummary:
-    """`regspace train`: the local store's pending models, or the --queue sweep's."""
+    """`regspace train`: the local store's pending models, or the --queue sweep's. Ctrl-C or SIGTERM
+    before the workers start (while the sweep or the data loads) stops it with one line and exit 130;
+    from then on the pool stops the workers and gives models in flight back."""
+    import signal
+
+    from regspace.errors import Interrupted
+
+    previous = signal.signal(signal.SIGTERM, raise_interrupt)
+    try:
+        return _run_training(
+            store, recipe, explicit_recipe=explicit_recipe, queue=queue, sweep=sweep, spaces=spaces, limit=limit,
+            retry_failed=retry_failed, parallelism=parallelism, data_dir=data_dir, map_above=map_above,
+            heartbeat=heartbeat, grace=grace,
+        )  # fmt: skip
+    except KeyboardInterrupt:
+        raise Interrupted("interrupted before training began; no model was taken") from None
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def _run_training(
+    store: str,
+    recipe: Recipe,
+    *,
+    explicit_recipe: bool,
+    queue: str | None,
+    sweep: str,
+    spaces: str | None,
+    limit: int | None,
+    retry_failed: bool,
+    parallelism: Parallelism,
+    data_dir: str | None,
+    map_above: float | None,
+    heartbeat: int,
+    grace: int,
+) -> TrainSummary:
     if queue:
         if spaces or limit or retry_failed:
             raise UsageProblem("--space, --limit and --retry-failed apply to a local store, not a --queue")

@@ -9,10 +9,13 @@ result for the recipe, claimed one at a time so that several runs share the stor
 from __future__ import annotations
 
 import abc
+import contextlib
 import enum
 import os
+import signal
 import socket
 import sys
+import threading
 import time
 from collections import deque
 
@@ -28,6 +31,25 @@ class Wait(enum.Enum):
 
 
 WAIT = Wait.WAIT
+
+
+@contextlib.contextmanager
+def interrupts_deferred():
+    """Ctrl-C or SIGTERM during the block takes effect (as KeyboardInterrupt) when the block ends, so
+    that a claim or a report is never left half made: a model taken is always recorded as in flight,
+    and so given back when the worker stops."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    got: list[int] = []
+    old = {s: signal.signal(s, lambda signum, frame: got.append(signum)) for s in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield
+    finally:
+        for s, handler in old.items():
+            signal.signal(s, handler)
+        if got:
+            raise KeyboardInterrupt
 
 
 class WorkSource(abc.ABC):
@@ -126,10 +148,12 @@ class QueueWork(WorkSource):
         if now - self._last_stale_check > max(1.0, self.q.grace / 4):
             self.q.fail_stale()  # not at every claim: a stale model waits a grace period anyway
             self._last_stale_check = now
-        taken = self.q.take(self.worker)
+        with interrupts_deferred():
+            taken = self.q.take(self.worker)
+            if taken is not None:
+                claim, model = taken
+                self.inflight[model["model_id"]] = claim
         if taken is not None:
-            trial, model = taken
-            self.inflight[model["model_id"]] = trial
             return model
         if self.q.others_running(self.inflight.values()):
             self._last_wait = time.monotonic()
@@ -140,8 +164,10 @@ class QueueWork(WorkSource):
         self.local.appendleft(model)
 
     def done(self, model: dict, result: Result) -> None:
-        trial = self.inflight.pop(model["model_id"])
-        if not self.q.report(trial, result.row()):
+        with interrupts_deferred():
+            claim = self.inflight.pop(model["model_id"])
+            reported = self.q.report(claim, result.row())
+        if not reported:
             # our heartbeat went stale (a busy machine) and another worker failed and re-queued the trial
             # first: the model's retry trial carries it now, so this copy of the result is dropped
             print(
@@ -155,6 +181,6 @@ class QueueWork(WorkSource):
 
     def close(self, interrupted: bool) -> None:
         """Give models in flight straight back to the queue (no need to wait for the grace period)."""
-        for trial in self.inflight.values():
-            self.q.give_back(trial)
+        for claim in self.inflight.values():
+            self.q.give_back(claim)
         self.inflight.clear()

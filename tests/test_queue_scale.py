@@ -1,0 +1,243 @@
+"""The queue at scale: bulk enqueue, claims whose cost does not grow with the sweep, incremental
+collect, readable through Optuna's public API, and stopping cleanly at any moment.
+
+Run over both backends (PostgreSQL through SQL over Optuna's tables; the journal file through
+Optuna's API). What a sweep holds is read back with Optuna's public API, not regspace's.
+"""
+
+import os
+import signal
+import subprocess
+import sys
+import time
+import uuid
+
+import pytest
+
+sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "benchmarks"))
+
+BACKENDS = ["postgres", "journal"]
+
+
+def optuna_study(url):
+    """The sweep's study, opened with Optuna's public API only."""
+    import optuna
+    from optuna.storages.journal import JournalFileBackend
+
+    storage = (
+        optuna.storages.JournalStorage(JournalFileBackend(url[len("journal://") :]))
+        if url.startswith("journal")
+        else url
+    )
+    return optuna.load_study(study_name="regspace:default", storage=storage)
+
+
+def url_for(kind, pg, tmp_path):
+    if kind == "postgres":
+        return pg.create_database("scale_" + uuid.uuid4().hex[:8])
+    return f"journal://{tmp_path / 'sweep.log'}"
+
+
+@pytest.fixture(scope="module")
+def model_rows():
+    from bench_queue import rows
+
+    return rows(600)
+
+
+def ok_row(model, error):
+    return {"model_id": model["model_id"], "recipe_hash": "r0", "status": "ok", "error": error}
+
+
+@pytest.mark.parametrize("kind", BACKENDS)
+def test_bulk_enqueue_reads_back_through_optunas_public_api(kind, pg, tmp_path, model_rows):
+    import optuna
+
+    from regspace.queue import open_study
+
+    url = url_for(kind, pg, tmp_path)
+    q = open_study(url)
+    assert q.enqueue(model_rows[:300]) == 300
+    assert q.enqueue(model_rows[200:400]) == 100  # the 100 already there are not enqueued twice
+    study = optuna_study(url)
+    trials = study.get_trials(deepcopy=False)
+    assert [t.number for t in trials] == list(range(400))  # Optuna's numbering: consecutive, in order
+    assert all(t.state == optuna.trial.TrialState.WAITING for t in trials)
+    want = model_rows[:400]
+    for t, m in zip(trials, want, strict=True):
+        assert {k: t.user_attrs[k] for k in ("model_id", "space", "flops", "params")} == {
+            k: m[k] for k in ("model_id", "space", "flops", "params")
+        }
+    # Optuna's own calls work on bulk-enqueued trials: ask() takes the oldest waiting one
+    trial = study.ask()
+    assert trial.number == 0 and trial.user_attrs["model_id"] == want[0]["model_id"]
+
+
+@pytest.mark.parametrize("kind", BACKENDS)
+def test_a_finished_sweep_shows_errors_as_trial_values(kind, pg, tmp_path, model_rows):
+    """What optuna-dashboard shows: each model's error as the trial value, its facts as attributes."""
+    import optuna
+
+    from regspace.queue import open_study
+
+    url = url_for(kind, pg, tmp_path)
+    q = open_study(url)
+    q.enqueue(model_rows[:5])
+    errors = {}
+    while (taken := q.take("w")) is not None:
+        claim, model = taken
+        errors[model["model_id"]] = 10.0 + len(errors)
+        q.report(claim, ok_row(model, errors[model["model_id"]]))
+    done = optuna_study(url).get_trials(deepcopy=False)
+    assert len(done) == 5 and all(t.state == optuna.trial.TrialState.COMPLETE for t in done)
+    assert {t.user_attrs["model_id"]: t.value for t in done} == errors
+    assert all(isinstance(t.user_attrs["flops"], int) and t.user_attrs["space"] == "X_c" for t in done)
+
+
+def _rows_read(engine):
+    """Count the rows every statement returns (SQLAlchemy's cursor events)."""
+    import sqlalchemy as sa
+
+    counter = {"rows": 0, "statements": 0}
+
+    def after(conn, cursor, statement, parameters, context, executemany):
+        counter["statements"] += 1
+        if statement.lstrip().upper().startswith("SELECT") and cursor.rowcount and cursor.rowcount > 0:
+            counter["rows"] += cursor.rowcount
+
+    sa.event.listen(engine, "after_cursor_execute", after)
+    return counter, lambda: sa.event.remove(engine, "after_cursor_execute", after)
+
+
+def test_claim_and_report_read_the_same_rows_at_any_queue_length(pg, model_rows):
+    """Flat by construction: one claim + report reads as many rows with 100 models waiting as with 600
+    (Optuna's ask() reads every waiting trial: the counter sees it grow with the queue)."""
+    from regspace.queue import open_study
+
+    reads = {}
+    for n in (100, 600):
+        q = open_study(pg.create_database("flat_" + uuid.uuid4().hex[:8]))
+        q.enqueue(model_rows[:n])
+        counter, stop = _rows_read(q.storage.engine)
+        try:
+            claim, model = q.take("w")
+            q.report(claim, ok_row(model, 12.0))
+            reads[n] = dict(counter)
+            counter["rows"] = counter["statements"] = 0
+            q.study.tell(q.study.ask(), 1.0)  # Optuna's own claim, for contrast
+            reads[f"ask{n}"] = dict(counter)
+        finally:
+            stop()
+    assert reads[100] == reads[600], reads
+    assert reads["ask600"]["rows"] > reads["ask100"]["rows"] + 400, reads
+
+
+def test_collect_is_incremental(pg, tmp_path, model_rows):
+    """A second collect reads what is new (plus a fixed overlap of a few row ids), not the sweep."""
+    from regspace.queue import SqlIndex, open_study
+    from regspace.store import Store
+
+    q = open_study(pg.create_database("collect_" + uuid.uuid4().hex[:8]))
+    q.enqueue(model_rows[:500])
+    for i in range(80):
+        claim, model = q.take("w")
+        q.report(claim, ok_row(model, 11.0 + i / 100))
+    store = Store.create(tmp_path / "s")
+    assert q.collect(store) == (500, 80)
+    models, results, _ = q.index.finished_rows(store.collect_mark(f"{q.url}|{q.study.study_name}"))
+    assert len(models) <= SqlIndex.OVERLAP and len(results) <= SqlIndex.OVERLAP // 2  # not 500 and 80
+    q.enqueue(model_rows[500:510])
+    claim, model = q.take("w")
+    q.report(claim, ok_row(model, 9.0))
+    assert q.collect(store) == (10, 1)
+    assert q.collect(store) == (0, 0)
+    assert len(store.read("results")) == 81 and len(store.read("models")) == 510
+
+
+@pytest.mark.parametrize("kind", BACKENDS)
+def test_ctrl_c_during_a_claim_gives_the_model_back(kind, pg, tmp_path, model_rows, monkeypatch):
+    """A signal that lands while a model is being claimed takes effect once the claim is recorded, so
+    the model is given back (not left running until its heartbeat goes stale)."""
+    import optuna
+
+    from regspace.queue import open_study
+    from regspace.train.work import QueueWork
+
+    url = url_for(kind, pg, tmp_path)
+    q = open_study(url)
+    q.enqueue(model_rows[:20])
+    real = q.storage.set_trial_state_values
+
+    def interrupted_mid_claim(trial_id, state, values=None):
+        ok = real(trial_id, state, values)
+        if state == optuna.trial.TrialState.RUNNING:
+            os.kill(os.getpid(), signal.SIGINT)  # Ctrl-C arrives right after the database said "yours"
+        return ok
+
+    monkeypatch.setattr(q.storage, "set_trial_state_values", interrupted_mid_claim)
+    work = QueueWork(q)
+    with pytest.raises(KeyboardInterrupt):
+        work.next()
+    assert len(work.inflight) == 1  # the claim was recorded before the interrupt took effect
+    monkeypatch.setattr(q.storage, "set_trial_state_values", real)
+    work.close(interrupted=True)
+    S = optuna.trial.TrialState
+    trials = optuna_study(url).get_trials(deepcopy=False)
+    assert not [t for t in trials if t.state == S.RUNNING]
+    assert len([t for t in trials if t.state == S.WAITING]) == 20  # 19 untouched + the retry of the one taken
+
+
+def _worker(url, tmp_path):
+    return subprocess.Popen(
+        [sys.executable, "-m", "regspace", "train", "--queue", url, "--workers", "1", "--threads", "1"]
+        + ["--train-size", "1024", "--val-size", "512", "--test-size", "0", "--epochs", "1", "--batch-size", "64"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "REGSPACE_CACHE": os.environ.get("REGSPACE_CACHE", str(tmp_path / "cache"))},
+    )
+
+
+def _sample_to(url, tmp_path, n):
+    p = subprocess.run(
+        [sys.executable, "-m", "regspace", "sample", "--store", tmp_path / "local", "--space", "RegNetX", "-n", str(n)]
+        + ["--preset", "mnist", "--flops", "2M:4M", "--queue", url],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert p.returncode == 0, p.stderr
+
+
+def _states(url):
+    import collections
+
+
+    trials = optuna_study(url).get_trials(deepcopy=False)
+    return collections.Counter(t.state.name for t in trials)
+
+
+def test_signals_stop_a_queue_worker_at_start_up_and_while_training(pg, tmp_path):
+    url = pg.create_database("signals_" + uuid.uuid4().hex[:8])
+    _sample_to(url, tmp_path, 300)
+    n = _states(url)["WAITING"]  # distinct networks among the 300 draws
+    # 1. while it opens the sweep (before any model is taken): one line, exit 130, nothing taken
+    w = _worker(url, tmp_path)
+    line = w.stderr.readline()
+    assert "opening sweep 'default'" in line, line
+    w.send_signal(signal.SIGINT)
+    out, err = w.communicate(timeout=120)
+    assert w.returncode == 130, err
+    assert err.strip().splitlines()[-1].startswith("regspace: error: interrupted before training began")
+    assert _states(url) == {"WAITING": n}
+    # 2. SIGTERM while a model trains: it is given back at once, exit 130
+    w = _worker(url, tmp_path)
+    deadline = time.time() + 300
+    while time.time() < deadline and _states(url).get("RUNNING", 0) == 0:
+        time.sleep(0.2)
+    w.send_signal(signal.SIGTERM)
+    out, err = w.communicate(timeout=120)
+    assert w.returncode == 130, err
+    states = _states(url)
+    assert states.get("RUNNING", 0) == 0 and states["WAITING"] + states.get("COMPLETE", 0) == n, states
+    assert states["FAIL"] >= 1  # the model in flight: failed and re-queued as a retry
