@@ -1,16 +1,25 @@
-"""Queue overhead through a real PostgreSQL server (started privately on loopback, as in the tests).
+"""The queue at scale, through a real PostgreSQL server (started privately on loopback, as in the tests).
 
-Prints the time one worker needs to claim a model and report its result (no training), and the
-claims per second of 8 concurrent worker processes; then that overhead as a share of a quick-recipe
-model's training time (measured in benchmarks/bench_train.py and the short sweep: ~20–80 s each).
+For 200, 2,000 and 20,000 models waiting, each in a fresh database:
 
-    python benchmarks/bench_queue.py [--models 200] [--workers 8] [--journal]
+- enqueue: models/s of one bulk `enqueue` (what `regspace sample --queue` does);
+- 1 worker: claim + report times of a worker that claims back to back (no training);
+- 32 workers: 32 processes that each claim, report, then sleep 20 s (a simulated model), so that the
+  database, not 2 cores shared by 32 busy loops, is what is measured;
+- baseline: Optuna's own claim (`study.ask()` + `study.tell()`, what regspace used before), same
+  database and queue, a few claims;
+- at the largest size, `status --queue`'s query (`Queue.summary`) and `collect` into a new store,
+  twice (the second is incremental).
+
+    python benchmarks/bench_queue.py [--sizes 200,2000,20000] [--workers 32] [--seconds 70]
 """
 
 import argparse
 import multiprocessing as mp
 import os
+import random
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
@@ -28,6 +37,7 @@ FAKE = {
 
 
 def rows(n):
+    """n distinct sampled models (store rows), as `sample` would enqueue them."""
     from regspace.presets import PRESETS, Budget
     from regspace.sampler import sample_to_store
     from regspace.spaces import get_space
@@ -35,75 +45,145 @@ def rows(n):
 
     with tempfile.TemporaryDirectory() as d:
         p = PRESETS["mnist"]
-        r = sample_to_store(Store.create(f"{d}/s"), get_space("X_c"), n, preset=p, budget=Budget.parse(flops="1M:8M"))
-        return r.table.to_pylist()
+        store = Store.create(f"{d}/s")
+        out = {}
+        total = 0
+        while len(out) < n:  # i.i.d. draws repeat networks: draw until n distinct
+            total += n - len(out)
+            budget = Budget.parse(flops="1M:100M")  # wide: these models are never trained
+            sample_to_store(store, get_space("X_c"), n - len(out), preset=p, budget=budget, max_candidates=10**8)
+            out = {r["model_id"]: r for r in store.read_arrow("models").to_pylist()}
+        return list(out.values())[:n]
 
 
-def worker(url, out, n_max=None):
-    from regspace.queue import open_study
+def claim_report(work):
     from regspace.train.records import Result
-    from regspace.train.work import WAIT, QueueWork
+    from regspace.train.work import WAIT
+
+    t = time.perf_counter()
+    m = work.next()
+    if m is None or m is WAIT:
+        return None
+    work.done(m, Result.ok(m["model_id"], **FAKE))
+    return time.perf_counter() - t
+
+
+def one_worker(url, n):
+    from regspace.queue import open_study
+    from regspace.train.work import QueueWork
 
     work = QueueWork(open_study(url, create=False, heartbeat=30, grace=120))
+    return [t for t in (claim_report(work) for _ in range(n)) if t is not None]
+
+
+def slow_worker(url, seconds, sleep, seed, out):
+    from regspace.queue import open_study
+    from regspace.train.work import QueueWork
+
+    rng = random.Random(seed)
+    work = QueueWork(open_study(url, create=False, heartbeat=30, grace=120))
+    end = time.monotonic() + seconds
     times = []
-    while n_max is None or len(times) < n_max:
-        t = time.perf_counter()
-        m = work.next()
-        if m is None:
+    time.sleep(rng.uniform(0, sleep))  # workers start at spread moments, as a real pool's do
+    while time.monotonic() < end:
+        t = claim_report(work)
+        if t is None:
             break
-        if m is WAIT:
-            time.sleep(0.2)
-            continue
-        work.done(m, Result.ok(m["model_id"], **FAKE))
-        times.append(time.perf_counter() - t)
+        times.append(t)
+        time.sleep(sleep)
     out.put(times)
 
 
-def run(url, n_workers):
-    out = mp.Queue()
-    procs = [mp.Process(target=worker, args=(url, out)) for _ in range(n_workers)]
-    t = time.perf_counter()
+def many_workers(url, n_workers, seconds, sleep):
+    ctx = mp.get_context("fork")  # forked after the imports: 32 workers start in a second, not a minute
+    out = ctx.Queue()
+    procs = [ctx.Process(target=slow_worker, args=(url, seconds, sleep, i, out)) for i in range(n_workers)]
     for p in procs:
         p.start()
     times = [x for _ in procs for x in out.get()]
     for p in procs:
         p.join()
-    return times, time.perf_counter() - t
+    return times
+
+
+def optuna_claims(url, n):
+    import optuna
+
+    study = optuna.load_study(study_name="regspace:default", storage=url)
+    times = []
+    for _ in range(n):
+        t = time.perf_counter()
+        trial = study.ask()
+        trial.set_user_attr("result", "{}")
+        study.tell(trial, 12.5)
+        times.append(time.perf_counter() - t)
+    return times
+
+
+def fmt(times):
+    if not times:
+        return "no samples"
+    s = sorted(times)
+    p95 = s[min(len(s) - 1, int(round(0.95 * len(s))) - 1)]
+    return f"median {1000 * statistics.median(s):.0f} ms, p95 {1000 * p95:.0f} ms (n={len(s)})"
 
 
 def main():
     ap = argparse.ArgumentParser()
-    ap.add_argument("--models", type=int, default=200)
-    ap.add_argument("--workers", type=int, default=8)
-    ap.add_argument("--journal", action="store_true", help="also measure Optuna's journal file storage")
+    ap.add_argument("--sizes", default="200,2000,20000")
+    ap.add_argument("--workers", type=int, default=32, help="0: skip the many-worker phase and the baseline")
+    ap.add_argument("--seconds", type=float, default=70.0, help="how long the many-worker phase runs")
+    ap.add_argument("--sleep", type=float, default=20.0, help="simulated training time per model, seconds")
     args = ap.parse_args()
+    sizes = [int(x) for x in args.sizes.split(",")]
+    import optuna  # noqa: F401 - imported before forking the workers
+
     from regspace.queue import open_study
+    from regspace.store import Store
 
     from pg import PostgresServer
 
-    data = rows(args.models)
+    t = time.perf_counter()
+    data = rows(max(sizes))
+    print(f"# bench_queue {time.strftime('%Y-%m-%d')}, {os.cpu_count()} cores, private PostgreSQL on loopback")
+    print(f"# {len(data)} sampled X_c models generated in {time.perf_counter() - t:.0f} s")
+    print("# baseline: Optuna's own claim (study.ask + study.tell), same database and queue")
     server = PostgresServer().start()
     try:
-        targets = [("postgresql", lambda name: server.create_database(name))]
-        if args.journal:
-            tmp = tempfile.mkdtemp()
-            targets.append(("journal file", lambda name: f"journal://{tmp}/{name}.log"))
-        for label, make in targets:
-            for n_workers, name in ((1, "one"), (args.workers, "many")):
-                url = make(f"bench_{name}")
-                open_study(url).enqueue(data)
-                times, wall = run(url, n_workers)
-                print(
-                    f"{label:12} {n_workers} worker(s): {len(times)} claim+report in {wall:.1f} s = "
-                    f"{len(times) / wall:.1f}/s; per model: median {1000 * statistics.median(times):.0f} ms, "
-                    f"p95 {1000 * sorted(times)[int(0.95 * len(times)) - 1]:.0f} ms"
-                )
-                if n_workers == 1:
-                    per = statistics.median(times)
-                    print(
-                        f"{'':12} overhead vs a 20 s quick-recipe model: {100 * per / 20:.2f}% "
-                        f"(vs 60 s: {100 * per / 60:.2f}%)"
-                    )
+        for n in sizes:
+            url = server.create_database(f"bench_{n}")
+            q = open_study(url)
+            t = time.perf_counter()
+            q.enqueue(data[:n])
+            dt = time.perf_counter() - t
+            print(f"{n:>6} waiting\tenqueue {n / dt:,.0f} models/s ({dt:.1f} s)")
+            print(f"{n:>6} waiting\t1 worker\tclaim+report {fmt(one_worker(url, 100))}")
+            if args.workers:
+                times = many_workers(url, args.workers, args.seconds, args.sleep)
+                label = f"{args.workers} workers, {args.sleep:.0f} s per model"
+                print(f"{n:>6} waiting\t{label}\tclaim+report {fmt(times)}")
+                k = 20 if n <= 2000 else 3
+                print(f"{n:>6} waiting\tbaseline: Optuna ask+tell, 1 worker\t{fmt(optuna_claims(url, k))}")
+            if n == max(sizes):
+                t = time.perf_counter()
+                q.summary()
+                print(f"{n:>6} models\tstatus --queue (Queue.summary) {time.perf_counter() - t:.2f} s")
+                with tempfile.TemporaryDirectory() as d:
+                    store = Store.create(f"{d}/s")
+                    for which in ("first", "second"):
+                        t = time.perf_counter()
+                        got = q.collect(store)
+                        print(f"{n:>6} models\tcollect ({which}) {time.perf_counter() - t:.2f} s, added {got}")
+                    for cmd in (["collect"], ["status"], ["collect"]):  # whole commands, as a user runs them
+                        t = time.perf_counter()
+                        p = subprocess.run(
+                            [sys.executable, "-m", "regspace", *cmd, "--queue", url, "--store", f"{d}/cli"],
+                            capture_output=True,
+                            text=True,
+                        )
+                        assert p.returncode == 0, p.stderr
+                        dt = time.perf_counter() - t
+                        print(f"{n:>6} models\tregspace {cmd[0]} --queue (whole command) {dt:.2f} s")
     finally:
         server.close()
 

@@ -34,7 +34,7 @@ QueueOpt = Annotated[
     typer.Option(
         "--queue",
         envvar="REGSPACE_QUEUE",
-        help="Sweep across machines: postgresql://…, mysql://…, sqlite:///file (one worker) or journal:///path.log.",
+        help="Sweep across machines: postgresql://…, sqlite:///file (one worker) or journal:///path.log.",
     ),
 ]
 SweepOpt = Annotated[str, typer.Option("--sweep", help="Name of the sweep in the queue (one Optuna study each).")]
@@ -692,10 +692,10 @@ def compare_cmd(
     )
     if result["pairs"]:
         print_table(
-            ["A", "B", "KS", "p-value", "noise (5%)"],
+            ["A", "B", "KS", "p-value", "noise (95% crit.)"],
             [[p["a"], p["b"], f"{p['ks']:.3f}", f"{p['p_value']:.3g}", f"{p['noise']:.3f}"] for p in result["pairs"]],
             title="Kolmogorov–Smirnov distance between EDFs",
-            numeric={"KS", "p-value", "noise (5%)"},
+            numeric={"KS", "p-value", "noise (95% crit.)"},
         )
 
 

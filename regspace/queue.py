@@ -241,6 +241,10 @@ class TrialIndex:
         """Add waiting trials with these user attributes, in order."""
         raise NotImplementedError
 
+    def model_of(self, trial_id: int) -> tuple[int, str | None]:
+        """(trial number, the trial's ``model`` attribute or None)."""
+        raise NotImplementedError
+
     def stale_unstarted(self, grace: int) -> list[int]:
         """Running trials that never sent a heartbeat, started more than ``grace`` seconds ago (their
         worker died at once). Optuna's stale check skips those."""
@@ -289,6 +293,10 @@ class ApiIndex(TrialIndex):
 
     def model_ids(self) -> set[str]:
         return {t.user_attrs["model_id"] for t in self._trials() if "model_id" in t.user_attrs}
+
+    def model_of(self, trial_id: int):
+        trial = retry(lambda: self.storage.get_trial(trial_id), "taking a model")
+        return trial.number, trial.user_attrs.get("model")
 
     def counts(self) -> list[dict]:
         return _summary(
@@ -437,6 +445,14 @@ class SqlIndex(TrialIndex):
                     )
 
             retry(insert, "enqueueing")
+
+    def model_of(self, trial_id: int):
+        q = (
+            "SELECT t.number, a.value_json FROM trials t LEFT JOIN trial_user_attributes a "
+            "ON a.trial_id = t.trial_id AND a.key = 'model' WHERE t.trial_id = :tid"
+        )
+        number, value = self._rows(q, tid=trial_id)[0]
+        return number, (json.loads(value) if value is not None else None)
 
     def stale_unstarted(self, grace: int) -> list[int]:
         q = (
@@ -617,15 +633,15 @@ class Queue:
             # every candidate went to other workers meanwhile: look again
 
     def _hold(self, tid: int, worker: str):
-        """Make a just-claimed trial ours: heartbeat first (a worker that dies now is then noticed)."""
-        self.beat([Claim(tid, -1)])
-        trial = retry(lambda: self.storage.get_trial(tid), "taking a model")
-        if "model" not in trial.user_attrs:  # not a regspace trial (someone else's ask()): leave it failed
+        """Make a just-claimed trial ours. Its first heartbeat comes with the pool's next beat; a worker
+        that dies before it is noticed all the same (TrialIndex.stale_unstarted)."""
+        number, model = self.index.model_of(tid)
+        if model is None:  # not a regspace trial (someone else's ask()): leave it failed
             with contextlib.suppress(Exception):
                 self.storage.set_trial_state_values(tid, _optuna().trial.TrialState.FAIL)
             return None
         retry(lambda: self.storage.set_trial_user_attr(tid, "worker", worker), "claiming a model")
-        return Claim(tid, trial.number), json.loads(trial.user_attrs["model"])
+        return Claim(tid, number), json.loads(model)
 
     def others_running(self, mine) -> bool:
         """Whether trials other than ``mine`` are running (their models may still come back)."""

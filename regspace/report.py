@@ -138,7 +138,7 @@ def _model_rows(g: pd.DataFrame) -> list[list]:
 
 STATS_HEADER = ["space", "n (draws)", "min", "p5", "p25", "median", "mean", "p75", "p95"]
 # n: Kish's effective number of draws, which the KS p-value uses (docs/design.md §5)
-PAIRS_HEADER = ["space A", "space B", "KS", "p-value", "noise (5%)", "n A (effective)", "n B (effective)"]
+PAIRS_HEADER = ["space A", "space B", "KS", "p-value", "noise (95% crit.)", "n A (effective)", "n B (effective)"]
 STORE_HEADER = ["space", "recipe", "draws", "networks", "ok", "diverged", "failed", "pending"]
 MODEL_HEADER = ["model", "val err %", "test err %", "widths", "depths", "group w", "b", "flops", "params"]
 
@@ -270,8 +270,10 @@ def _write_html(out: Path, title: str, s: dict, figs: list[Figure], df, store_ar
     ]
     if s["pairs"]:
         parts += [
-            "<p>Kolmogorov–Smirnov distance between EDFs; <i>noise</i> is the distance two samples of these sizes "
-            "from one space exceed with 5% probability.</p>",
+            "<p>Kolmogorov–Smirnov distance between EDFs; <i>noise</i> is the 95% critical value: the distance "
+            "two samples of these sizes from one space exceed with at most 5% probability (exact for small n, "
+            "a permutation over draws when networks repeat, asymptotic otherwise; about 1.6–1.7× the mean "
+            "distance NDS plots against n).</p>",
             _table_html(PAIRS_HEADER, s["pairs"]),
         ]
     parts.append("<h2>Parameters</h2>")

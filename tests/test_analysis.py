@@ -78,11 +78,67 @@ def test_large_samples_use_the_asymptotic_p_value():
     assert abs(r["p_value"] - exact.pvalue) < 0.01
 
 
-def test_noise_level_is_the_kolmogorov_quantile():
+def test_noise_level_is_the_kolmogorov_quantile_for_large_samples():
     from regspace.analysis.edf import ks_noise_level
 
-    assert math.isclose(ks_noise_level(100), stats.kstwobign.isf(0.05) * math.sqrt(2 / 100))
-    assert ks_noise_level(400) == pytest.approx(ks_noise_level(100) / 2)
+    big = ks_noise_level(400)
+    assert big["method"] == "asymptotic"
+    assert math.isclose(big["noise"], stats.kstwobign.isf(0.05) * math.sqrt(2 / 400))
+
+
+@pytest.mark.parametrize("n, m", [(5, 7), (10, 10), (13, 29), (40, 40), (10, 1)])
+def test_exact_ks_tail_equals_scipys_exact_p_value(n, m):
+    """Our lattice-path count against scipy's own exact two-sample algorithm (an independent implementation)."""
+    from regspace.analysis.edf import ks_tail_exact
+
+    rng = np.random.default_rng(n * 100 + m)
+    for shift in (0.0, 0.7, 2.0):
+        a, b = rng.normal(size=n), rng.normal(size=m) + shift
+        r = stats.ks_2samp(a, b, method="exact")
+        assert math.isclose(ks_tail_exact(r.statistic, n, m), r.pvalue, rel_tol=1e-9, abs_tol=1e-12)
+
+
+def test_exact_noise_level_is_the_95_percent_critical_value_by_simulation():
+    """Simulated under the null (both samples from one distribution): D reaches the noise level at most
+    5 % of the time, and reaches the next smaller attainable value more often."""
+    from regspace.analysis.edf import ks_noise_level
+
+    n = 10
+    r = ks_noise_level(n, n)
+    assert r["method"] == "exact" and r["noise"] == pytest.approx(0.7)  # D takes values k/10 (tables: 7/10)
+    rng = np.random.default_rng(0)
+    x = rng.random((4000, 2 * n))
+    d = np.array([stats.ks_2samp(row[:n], row[n:]).statistic for row in x])
+    assert (d >= r["noise"] - 1e-9).mean() <= 0.05 + 0.01
+    assert (d >= r["noise"] - 0.1 - 1e-9).mean() > 0.05
+
+
+def test_noise_level_is_never_above_one():
+    from regspace.analysis.edf import ks_noise_level
+
+    assert ks_noise_level(10, 1)["noise"] == 1.0  # the asymptotic formula gave 1.424 here
+    assert ks_noise_level(2.5, 1.5)["noise"] <= 1.0  # effective (Kish) sizes: asymptotic, capped
+
+
+def test_noise_level_with_repeated_networks_is_a_permutation_over_draws():
+    """Two i.i.d. samples of draws from one population with repeated networks (heavy ties): the
+    permutation quantile matches the null distribution simulated by drawing fresh samples."""
+    from regspace.analysis.edf import ks_noise_level
+
+    rng = np.random.default_rng(5)
+    population = rng.normal(13, 1, 12)  # 12 networks: draws of 30 repeat them often
+    weights = rng.dirichlet(np.ones(12))
+    a, b = rng.choice(population, 30, p=weights), rng.choice(population, 30, p=weights)
+    r = ks_noise_level(0, draws_a=a, draws_b=b, n_perm=4000)
+    assert r["method"] == "permutation"
+    sims = [
+        stats.ks_2samp(
+            rng.choice(population, 30, p=weights), rng.choice(population, 30, p=weights), method="asymp"
+        ).statistic
+        for _ in range(4000)
+    ]
+    assert r["noise"] == pytest.approx(np.quantile(sims, 0.95, method="higher"))  # seeded: same step of D
+    assert r["noise"] < ks_noise_level(30, 30)["noise"]  # ties shrink D: the no-ties value would overstate noise
 
 
 def test_weighted_ks_with_equal_weights_is_the_plain_one():
@@ -115,6 +171,13 @@ def test_good_range_recovers_a_planted_optimum():
     assert r["high"] - r["low"] <= 8
     flat = good_range(d, rng.normal(0, 1, 2000), seed=0)
     assert flat["high"] - flat["low"] > 30  # no optimum: the range spans the domain
+
+
+def test_good_range_draws_floor_of_a_quarter_like_pycls():
+    """pycls draws int(0.25·n) models per bootstrap round (floor); round() would draw 4 of 14."""
+    rng = np.random.default_rng(0)
+    assert good_range(np.arange(14.0), rng.random(14), n_boot=10)["k"] == 3
+    assert good_range(np.arange(3.0), rng.random(3), n_boot=10)["k"] == 1  # at least one
 
 
 def test_binned_trend():

@@ -212,7 +212,6 @@ def _sample_to(url, tmp_path, n):
 def _states(url):
     import collections
 
-
     trials = optuna_study(url).get_trials(deepcopy=False)
     return collections.Counter(t.state.name for t in trials)
 
@@ -224,7 +223,7 @@ def test_signals_stop_a_queue_worker_at_start_up_and_while_training(pg, tmp_path
     # 1. while it opens the sweep (before any model is taken): one line, exit 130, nothing taken
     w = _worker(url, tmp_path)
     line = w.stderr.readline()
-    assert "opening sweep 'default'" in line, line
+    assert f"sweep 'default' at {url}: {n} model(s) waiting, 0 running" in line, line
     w.send_signal(signal.SIGINT)
     out, err = w.communicate(timeout=120)
     assert w.returncode == 130, err

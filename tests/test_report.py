@@ -57,6 +57,7 @@ def test_compare_json_numbers(store, run_cli):
         assert by[space]["diverged"] == int(((df.space == space) & (df.status == "diverged")).sum())
     (pair,) = r["pairs"]
     assert pair["a"] == "X_a" and 0 <= pair["ks"] <= 1 and 0 <= pair["p_value"] <= 1
+    assert r["error"] == "error" and 0 < pair["noise"] <= 1 and pair["noise_method"] in ("exact", "permutation")
     # X_a's errors were planted 2 points worse: its median is higher
     assert by["X_a"]["median"] > by["RegNetX"]["median"]
 
@@ -202,3 +203,16 @@ def test_compare_normalized_by_params_numbers(store, run_cli):
     assert pair["n_a"] == pytest.approx(wa.sum() ** 2 / (wa**2).sum())
     plain = json.loads(run_cli("compare", "--store", store, "--json")[1])["pairs"][0]
     assert abs(plain["ks"] - pair["ks"]) > 0.01  # the normalisation changed the answer
+
+
+def test_figures_say_which_error_they_show(store):
+    """Final validation error by default; the papers' best-epoch error with --error min_error."""
+    from regspace.analysis.table import load_table
+    from regspace.plots.figures import plot_edf, plot_search
+    from regspace.store import Store
+
+    for error, words in (("error", "final validation"), ("min_error", "best-epoch")):
+        df = load_table(Store.open(store), error=error)
+        for fig in (plot_edf(df), plot_search(df)):
+            labels = [ax.get_xlabel() + ax.get_ylabel() for ax in fig.axes]
+            assert any(words in label for label in labels), labels

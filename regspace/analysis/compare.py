@@ -71,11 +71,20 @@ def compare(
     for a, b in itertools.combinations([s for s, g in groups.items() if len(g)], 2):
         ea, eb = groups[a].sweep_error.to_numpy(float), groups[b].sweep_error.to_numpy(float)
         r = ks_test(ea, eb, weights[a], weights[b])
-        r.update(a=a, b=b, noise=ks_noise_level(r["n_a"], r["n_b"]))
+        if normalize:  # weighted EDFs: Kolmogorov's value at the effective sizes
+            noise = ks_noise_level(r["n_a"], r["n_b"])
+        elif weights[a] is not None or weights[b] is not None:  # repeated networks: permute the draws
+            noise = ks_noise_level(
+                0, draws_a=draws(ea, counts(groups[a])), draws_b=draws(eb, counts(groups[b])), seed=0
+            )
+        else:
+            noise = ks_noise_level(r["n_a"], r["n_b"])
+        r.update(a=a, b=b, noise=noise["noise"], noise_method=noise["method"])
         pairs.append(r)
     return {
         "recipe_hash": df.attrs.get("recipe_hash"),
         "normalize": normalize,
+        "error": df.attrs.get("error", "error"),  # final validation error (default) or min_error (the papers')
         "warnings": df.attrs.get("warnings", []),
         "spaces": rows,
         "pairs": pairs,

@@ -143,10 +143,89 @@ def ks_test(a, b, wa=None, wb=None) -> dict:
     return {"ks": d, "p_value": p, "n_a": na, "n_b": nb}
 
 
-def ks_noise_level(n_a: float, n_b: float | None = None, alpha: float = 0.05) -> float:
-    """KS distance two samples of these sizes from one distribution exceed with probability alpha
-    (asymptotic): differences below it are within noise, which shrinks as 1/√n (NDS §3)."""
+EXACT_NOISE_MAX = 10_000  # n_a · n_b up to which the noise level comes from the exact distribution
+
+
+def ks_tail_exact(d: float, n: int, m: int) -> float:
+    """P(D ≥ d) for the two-sample KS distance D of samples of sizes n and m drawn from one continuous
+    distribution (no ties): exact, by counting the monotone lattice paths from (0, 0) to (n, m) that stay
+    strictly inside the band |i/n - j/m| < d. A uniformly random path reaches (i, j) from (i-1, j) with
+    probability i/(i+j), so the path-counting recursion runs on probabilities (no huge integers)."""
+    k = d * n * m - 1e-9 * max(n, m)  # |i·m - j·n| < d·n·m, in integers, tolerant of d's rounding
+    inside = np.ones(m + 1)
+    jj = np.arange(m + 1)
+    inside[1:] = np.where(np.abs(0 * m - jj[1:] * n) < k, 1.0, 0.0)
+    inside = np.cumprod(inside)  # row 0: reachable only along the j axis
+    for i in range(1, n + 1):
+        ok = np.abs(i * m - jj * n) < k
+        row = np.empty(m + 1)
+        row[0] = inside[0] if ok[0] else 0.0
+        for j in range(1, m + 1):
+            row[j] = (i * inside[j] + j * row[j - 1]) / (i + j) if ok[j] else 0.0
+        inside = row
+    return float(max(0.0, 1.0 - inside[m]))
+
+
+def ks_noise_level(
+    n_a: float,
+    n_b: float | None = None,
+    alpha: float = 0.05,
+    *,
+    draws_a=None,
+    draws_b=None,
+    n_perm: int = 2000,
+    seed: int = 0,
+) -> dict:
+    """The KS distance that two samples of these sizes drawn from one distribution exceed with probability
+    at most ``alpha``: the 95 % critical value (about 1.6-1.7× the mean distance NDS plots against n).
+    Differences below it are within noise. Never above 1.
+
+    - ``draws_a``/``draws_b`` given (errors with repeated networks, one entry per draw): the permutation
+      distribution over draws (labels shuffled ``n_perm`` times, seeded), which knows about the ties.
+    - otherwise, integer sizes with n_a·n_b ≤ EXACT_NOISE_MAX: the exact distribution (ks_tail_exact).
+    - otherwise (large, or effective sizes of weighted EDFs): Kolmogorov's asymptotic value.
+
+    Returns {"noise": value, "method": "permutation" | "exact" | "asymptotic"}."""
+    if draws_a is not None and draws_b is not None:
+        return {"noise": _permutation_quantile(draws_a, draws_b, alpha, n_perm, seed), "method": "permutation"}
+    n_b = n_a if n_b is None else n_b
+    if float(n_a).is_integer() and float(n_b).is_integer() and n_a * n_b <= EXACT_NOISE_MAX and n_a and n_b:
+        return {"noise": _exact_critical(int(n_a), int(n_b), alpha), "method": "exact"}
     from scipy import special
 
-    n_b = n_a if n_b is None else n_b
-    return float(special.kolmogi(alpha) * math.sqrt((n_a + n_b) / (n_a * n_b)))
+    value = float(special.kolmogi(alpha) * math.sqrt((n_a + n_b) / (n_a * n_b)))
+    return {"noise": min(1.0, value), "method": "asymptotic"}
+
+
+def _exact_critical(n: int, m: int, alpha: float) -> float:
+    """The smallest attainable D with P(D ≥ D) ≤ alpha (1 when even D = 1 is likelier than alpha)."""
+    values = np.unique(np.abs(np.arange(n + 1)[:, None] * m - np.arange(m + 1)[None, :] * n)) / (n * m)
+    values = values[values > 0]
+    lo, hi = 0, len(values) - 1
+    if ks_tail_exact(values[hi], n, m) > alpha:
+        return 1.0
+    while lo < hi:  # the tail probability falls as D grows: bisect for the first value at or below alpha
+        mid = (lo + hi) // 2
+        if ks_tail_exact(values[mid], n, m) <= alpha:
+            hi = mid
+        else:
+            lo = mid + 1
+    return float(values[lo])
+
+
+def _permutation_quantile(a, b, alpha: float, n_perm: int, seed: int) -> float:
+    a, b = np.asarray(a, float), np.asarray(b, float)
+    pooled = np.concatenate([a, b])
+    order = np.argsort(pooled, kind="stable")
+    values = pooled[order]
+    last_of_tie = np.r_[values[1:] != values[:-1], True]  # compare the EDFs after each group of ties
+    rng = np.random.default_rng(seed)
+    n_a, n = len(a), len(pooled)
+    stats = np.empty(n_perm)
+    for k in range(n_perm):
+        is_a = np.zeros(n, dtype=bool)
+        is_a[rng.permutation(n)[:n_a]] = True
+        in_a = np.cumsum(is_a[order])
+        diff = in_a / n_a - (np.arange(1, n + 1) - in_a) / (n - n_a)
+        stats[k] = np.abs(diff[last_of_tie]).max()
+    return float(min(1.0, np.quantile(stats, 1 - alpha, method="higher")))

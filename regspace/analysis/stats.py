@@ -15,9 +15,10 @@ def good_range(
 ) -> dict:
     """Empirical bootstrap of a parameter's good range.
 
-    Repeat ``n_boot`` times: draw ``frac`` of the models with replacement and keep the one with the
-    lowest error. The 2.5/50/97.5 percentiles of the parameter over the kept models give its
-    likely-best range and median. Models are draws: a network drawn m times (``counts``) is m of them.
+    Repeat ``n_boot`` times: draw floor(``frac``·n) of the models (at least one) with replacement, as
+    pycls does, and keep the one with the lowest error. The 2.5/50/97.5 percentiles of the parameter
+    over the kept models give its likely-best range and median. Models are draws: a network drawn m
+    times (``counts``) is m of them.
     """
     v = _draws(values, counts)
     e = _draws(errors, counts)
@@ -26,12 +27,12 @@ def good_range(
     n = len(v)
     if n == 0:
         return {"low": np.nan, "median": np.nan, "high": np.nan, "n": 0, "n_boot": n_boot}
-    k = max(1, int(round(frac * n)))
+    k = max(1, int(np.floor(frac * n)))
     rng = np.random.default_rng(seed)
     idx = rng.integers(0, n, (n_boot, k))
     best = idx[np.arange(n_boot), np.argmin(e[idx], axis=1)]
     lo, med, hi = np.percentile(v[best], percentiles)
-    return {"low": float(lo), "median": float(med), "high": float(hi), "n": n, "n_boot": n_boot, "frac": frac}
+    return {"low": float(lo), "median": float(med), "high": float(hi), "n": n, "n_boot": n_boot, "frac": frac, "k": k}
 
 
 def binned_trend(values, errors, *, counts=None, n_bins: int = 10, log: bool = False) -> dict:

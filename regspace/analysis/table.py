@@ -97,6 +97,7 @@ def load_table(
     df = df.sort_values(["space"], kind="stable").reset_index(drop=True)
     df["space"] = df["space"].astype(str)
     df.attrs["recipe_hash"] = chosen
+    df.attrs["error"] = error  # which error every statistic and figure uses (labels say so)
     df.attrs["recipe"] = json.loads(recipe_json) if recipe_json else None
     df.attrs["spaces"] = order if not spaces else [s for s in order if s in spaces]
     df.attrs["warnings"] = mixed_settings(results[results.status == "ok"], chosen)

@@ -13,7 +13,7 @@ from regspace.analysis.edf import bootstrap_band, common_range, edf, edf_steps, 
 from regspace.analysis.stats import binned_trend, good_range, search_efficiency
 from regspace.analysis.table import counts
 from regspace.errors import RegspaceError
-from regspace.plots.style import ERROR_LABEL, LOG_PARAMS, colour, linestyle, param_label, rc
+from regspace.plots.style import LOG_PARAMS, colour, error_label, linestyle, param_label, rc
 
 
 def robust_upper(values) -> float:
@@ -106,7 +106,7 @@ def plot_edf(
         ax.set_xlim(grid[0], grid[-1])
         ax.set_ylim(0, 1.0)
 
-        ax.set_xlabel(ERROR_LABEL)
+        ax.set_xlabel(error_label(df))
         ax.set_ylabel("cumulative prob. (fraction of models with lower error)")
         title = "Error EDF" + (f", normalised by {normalize}" if normalize else "")
         if band:
@@ -211,7 +211,7 @@ def plot_scatter(df: pd.DataFrame, *, space: str, params: list[str] | None = Non
             ax.set_xlabel(param_label(col))
             ax.set_title(f"{col}: {_fmt(rng['low'])} – {_fmt(rng['high'])}", fontsize=9, loc="left")
             if k % ncols == 0:
-                ax.set_ylabel(ERROR_LABEL)
+                ax.set_ylabel(error_label(df))
         for k in range(n, nrows * ncols):
             axes[k // ncols][k % ncols].set_visible(False)
         handles, labels = axes[0][0].get_legend_handles_labels()
@@ -334,7 +334,7 @@ def plot_fit(df: pd.DataFrame, *, spaces: list[str] | None = None, fits: pd.Data
                 label=f"{s} (n={counts(g).sum()}, median e_fit {np.median(np.repeat(f.e_fit, counts(g))):.3f})",
             )
         ax.set_xlabel(param_label("e_fit"))
-        ax.set_ylabel(ERROR_LABEL)
+        ax.set_ylabel(error_label(df))
         ax.set_title("Error against distance from the nearest quantised linear (RegNet) widths", loc="left")
         if (all_e > top).any():
             ax.set_ylim(top=top + 0.03 * (top - all_e.min()))
@@ -371,7 +371,7 @@ def plot_search(df: pd.DataFrame, *, spaces: list[str] | None = None):
 
         ax.xaxis.set_major_formatter(FuncFormatter(lambda x, _: f"{x:g}"))
         ax.set_xlabel("models trained, k (random search)")
-        ax.set_ylabel("best " + ERROR_LABEL)
+        ax.set_ylabel("best " + error_label(df))
         ax.set_title("Random-search efficiency: best error of k random models (median, band 25–75%)", loc="left")
         ax.legend(frameon=False)
     return fig

@@ -34,7 +34,17 @@ RC = {
     "figure.constrained_layout.use": True,
 }
 
-ERROR_LABEL = "validation top-1 error (%)"
+ERROR_LABEL = "final validation top-1 error (%)"
+# The papers' code (pycls, the NDS data) uses each model's best epoch; regspace defaults to the final
+# epoch (no choosing among epochs on the validation set) and says which one every figure shows.
+MIN_ERROR_LABEL = "best-epoch validation top-1 error (%, as pycls/NDS)"
+
+
+def error_label(df) -> str:
+    """The error axis label for a results table (``df.attrs['error']``: 'error' or 'min_error')."""
+    return MIN_ERROR_LABEL if getattr(df, "attrs", {}).get("error") == "min_error" else ERROR_LABEL
+
+
 PARAM_LABELS = {
     "flops": "flops (multiply-adds)",
     "params": "parameters",

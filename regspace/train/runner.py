@@ -256,9 +256,11 @@ def train_from_queue(
     from regspace.console import say
     from regspace.queue import redact
 
-    say(f"opening sweep {sweep!r} at {redact(url)}")
     q = open_study(url, sweep, heartbeat=heartbeat, grace=grace, create=False)
     q.check_workers(parallelism.workers or 1)
+    state = q.summary()
+    waiting, running = sum(r["waiting"] for r in state), sum(r["running"] for r in state)
+    say(f"sweep {sweep!r} at {redact(url)}: {waiting} model(s) waiting, {running} running")
     recipe = q.agree_recipe(recipe, explicit=explicit_recipe)
     models = q.models()
     if not models:
