@@ -535,7 +535,10 @@ def _saved(path) -> None:
 def plot_edf_cmd(
     spaces: SpacesOpt = None,
     normalize: Annotated[
-        Optional[str], typer.Option("--normalize", help="Weight models to flatten complexity: flops | params.")
+        Optional[str],
+        typer.Option(
+            "--normalize", help="Weight models to flatten complexity (NDS): params (as most NDS figures) | flops."
+        ),
     ] = None,
     band: Annotated[bool, typer.Option("--band", help="Draw 95% bootstrap bands.")] = False,
     bins: Annotated[int, typer.Option("--bins", min=1, max=1000, help="Complexity bins for --normalize.")] = 10,
@@ -622,25 +625,43 @@ def plot_fit_cmd(
 def plot_search_cmd(
     spaces: SpacesOpt = None,
     output: OutOpt = "search.png",
+    method: Annotated[
+        str,
+        typer.Option(
+            "--method",
+            help="nds (the papers': k draws with replacement, mean ± 2 std, exact) | order (k distinct "
+            "models, exact order statistics, median and 25-75%).",
+        ),
+    ] = "nds",
+    normalize: Annotated[
+        Optional[str], typer.Option("--normalize", help="nds: draw with NDS's normalised weights: params | flops.")
+    ] = None,
+    bins: Annotated[int, typer.Option("--bins", min=1, max=1000, help="Complexity bins for --normalize.")] = 10,
     recipe_hash: RecipeHashOpt = None,
     error: ErrorOpt = "error",
     store: StoreOpt = DEFAULT_STORE,
     queue: QueueOpt = None,
     sweep: SweepOpt = "default",
 ):
-    """Random-search efficiency: expected best error of k random models per space."""
+    """Random-search efficiency: the best error of k random models per space."""
+    _check_normalize(normalize)
     from regspace.plots.figures import plot_search
     from regspace.plots.style import save
 
-    _saved(save(plot_search(_table(store, spaces, recipe_hash, error, queue, sweep, light=True)), output))
+    df = _table(store, spaces, recipe_hash, error, queue, sweep, light=True)
+    _saved(save(plot_search(df, method=method, normalize=normalize, n_bins=bins), output))
 
 
 @app.command("compare")
 def compare_cmd(
     spaces: SpacesOpt = None,
     normalize: Annotated[
-        Optional[str], typer.Option("--normalize", help="Complexity-normalised: flops | params.")
+        Optional[str],
+        typer.Option("--normalize", help="Complexity-normalised (NDS): params (as most NDS figures) | flops."),
     ] = None,
+    bins: Annotated[
+        int, typer.Option("--bins", min=1, max=1000, help="Complexity bins for --normalize (NDS: 5-40).")
+    ] = 10,
     json_out: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
     recipe_hash: RecipeHashOpt = None,
     error: ErrorOpt = "error",
@@ -652,7 +673,8 @@ def compare_cmd(
     _check_normalize(normalize)
     from regspace.analysis.compare import compare
 
-    result = compare(_table(store, spaces, recipe_hash, error, queue, sweep, light=True), normalize=normalize)
+    table = _table(store, spaces, recipe_hash, error, queue, sweep, light=True)
+    result = compare(table, normalize=normalize, n_bins=bins)
     if json_out:
         import json
 

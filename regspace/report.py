@@ -55,7 +55,7 @@ def build_figures(
         try:
             out.append(
                 Figure(
-                    "edf_flops",
+                    "edf_params",
                     "Error EDFs normalised by flops",
                     _cmd(
                         "regspace",
@@ -64,12 +64,12 @@ def build_figures(
                         "--spaces",
                         sp,
                         "--normalize",
-                        "flops",
+                        "params",
                         "--band",
                         "-o",
-                        "edf_flops.png",
+                        "edf_params.png",
                     ),
-                    F.plot_edf(df, spaces=spaces, normalize="flops", band=True),
+                    F.plot_edf(df, spaces=spaces, normalize="params", band=True),  # params: as in most NDS figures,
                 )
             )
         except RegspaceError:
@@ -261,7 +261,7 @@ def _write_html(out: Path, title: str, s: dict, figs: list[Figure], df, store_ar
         _table_html(["field", "value"] * 3, s["recipe"]),
         "<h2>Error EDFs</h2>",
     ]
-    for key in ("edf", "edf_flops"):
+    for key in ("edf", "edf_params"):
         if key in by_key:
             parts.append(_figure_html(by_key[key]))
     parts += [
@@ -323,7 +323,7 @@ def _write_md(out: Path, title: str, s: dict, figs: list[Figure], df, store_arg:
         _table_md(["field", "value"] * 3, s["recipe"]),
         "## Error EDFs",
     ]
-    parts += [images[k] for k in ("edf", "edf_flops") if k in images]
+    parts += [images[k] for k in ("edf", "edf_params") if k in images]
     parts += [
         "## Comparison",
         _table_md(STATS_HEADER, s["stats"]),

@@ -287,11 +287,18 @@ def test_repeated_networks_weigh_in_the_edf_and_the_ks_test():
     grid = np.linspace(9, 17, 50)
     assert np.allclose(edf(ea, grid, w), [(xa < g).mean() for g in grid])
     # normalised: each bin's mass is shared by the draws in it
-    wn = space_weights({"A": df[df.space == "A"], "B": df[df.space == "B"]}, "flops", n_bins=7)["A"]
-    bins = (df[df.space == "A"].flops.to_numpy() / 1e6 - 1).astype(int)
+    info = {}
+    wn = space_weights({"A": df[df.space == "A"], "B": df[df.space == "B"]}, "flops", n_bins=7, info=info)["A"]
+    f = df[df.space == "A"].flops.to_numpy() / 1e6  # 1 .. 7; strictly inside (1, 7): 2 .. 6, in 5 bins
+    n_bins = info["n_bins"]
+    assert n_bins == 5 and "not 7" in info["note"]
+    inside = (f > 1) & (f < 7)
+    bins = np.floor((f - 1) / 6 * n_bins).astype(int)
     per_draw = wn / ma
-    for k in range(7):
-        assert np.allclose(per_draw[bins == k], 1 / (7 * ma[bins == k].sum()))
+    assert (wn[~inside] == 0).all()
+    for k in range(n_bins):
+        members = inside & (bins == k)
+        assert np.allclose(per_draw[members], 1 / (n_bins * ma[members].sum()))
 
 
 def test_bootstrap_and_search_resample_draws():
@@ -305,3 +312,77 @@ def test_bootstrap_and_search_resample_draws():
     g = good_range(np.array([1.0, 2.0]), e, counts=m, n_boot=2000, seed=0)
     # 25 draws of 100: the 10 % network is among them with probability 1 - 0.99**25 = 0.22
     assert g["median"] == 2.0 and g["low"] == 1.0
+
+
+def _nds_weights(c, lo, hi, n_bins):
+    """NDS's normalisation, re-typed from its description: models strictly inside (lo, hi), equal-width
+    bins, each bin 1/n_bins of the mass shared by its models."""
+    c = np.asarray(c, float)
+    keep = (c > lo) & (c < hi)
+    idx = np.minimum(((c - lo) / (hi - lo) * n_bins).astype(int), n_bins - 1)
+    w = np.zeros(len(c))
+    for k in range(n_bins):
+        members = keep & (idx == k)
+        assert members.any(), "the reference needs every bin occupied"
+        w[members] = 1.0 / (n_bins * members.sum())
+    return w
+
+
+def test_normalised_weights_follow_nds_strict_common_range():
+    import pandas as pd
+
+    from regspace.analysis.compare import space_weights
+
+    a = np.array([1.0, 2.0, 2.5, 3.1, 4.2, 5.0, 6.3, 7.7, 8.1, 9.9, 10.0, 11.0])
+    b = np.array([2.0, 2.2, 3.5, 3.9, 4.4, 5.5, 6.0, 6.9, 7.2, 8.8, 9.5, 10.0, 12.0])
+    groups = {"A": pd.DataFrame({"params": a}), "B": pd.DataFrame({"params": b})}
+    info = {}
+    w = space_weights(groups, "params", n_bins=4, info=info)
+    lo, hi = 2.0, 11.0  # the largest minimum; the smallest maximum
+    assert (info["low"], info["high"], info["n_bins"], info["note"]) == (lo, hi, 4, None)
+    np.testing.assert_allclose(w["A"], _nds_weights(a, lo, hi, 4))
+    np.testing.assert_allclose(w["B"], _nds_weights(b, lo, hi, 4))
+    assert w["B"][0] == w["A"][1] == w["A"][-1] == 0  # the endpoints themselves are outside (strict)
+
+
+def test_an_empty_bin_reduces_the_bin_count_and_says_so():
+    import pandas as pd
+
+    from regspace.analysis.compare import space_weights
+
+    a = np.array([1.0, 1.5, 2.5, 3.0, 7.0, 8.5, 9.5, 10.0])  # nothing between 3 and 7
+    b = np.linspace(1.0, 10.0, 30)
+    groups = {"A": pd.DataFrame({"params": a}), "B": pd.DataFrame({"params": b})}
+    info = {}
+    w = space_weights(groups, "params", n_bins=4, info=info)
+    # 4 bins over (1, 10): bin 2 (3.25-5.5) holds no model of A; 3 bins: (4-7) is empty too; 2 bins work
+    assert info["n_bins"] == 2 and "bin 2 (3.25–5.5) holds no model of A" in info["note"]
+    np.testing.assert_allclose(w["A"], _nds_weights(a, 1.0, 10.0, 2))
+    for s, c in (("A", a), ("B", b)):  # every bin carries the same mass in every space
+        inside = (c > 1) & (c < 10)
+        assert w[s][inside & (c < 5.5)].sum() == pytest.approx(0.5)
+
+
+def test_nds_search_efficiency_is_the_exact_limit_of_ndss_simulation():
+    """NDS's procedure, re-typed: trials of k weighted draws with replacement, best error per trial,
+    mean and std over trials. With many trials it converges to the exact values."""
+    from regspace.analysis.stats import search_efficiency_nds
+
+    rng = np.random.default_rng(3)
+    e = rng.gamma(4, 1, 60) + 12
+    w = rng.dirichlet(np.ones(60) * 0.7)
+    r = search_efficiency_nds(e, ks=[1, 4, 16, 60], weights=w)
+    for k, mean, std in zip(r["k"], r["mean"], r["std"]):
+        best = e[rng.choice(60, size=(100_000, k), p=w)].min(axis=1)
+        assert mean == pytest.approx(best.mean(), abs=4 * best.std() / np.sqrt(len(best)) + 1e-9)
+        assert std == pytest.approx(best.std(), rel=0.02, abs=1e-6)
+    assert r["k"] == [1, 4, 16, 60] and search_efficiency_nds(e, ks=[64, 128], weights=w)["k"] == []  # k > n: none
+
+
+def test_nds_search_efficiency_without_weights_counts_draws():
+    from regspace.analysis.stats import search_efficiency_nds
+
+    e, m = np.array([10.0, 20.0]), np.array([1, 3])  # uniform over 4 draws: P(best of 1 = 10) = 1/4
+    r = search_efficiency_nds(e, ks=[1, 2], counts=m)
+    assert r["mean"][0] == pytest.approx(0.25 * 10 + 0.75 * 20)
+    assert r["mean"][1] == pytest.approx((1 - 0.75**2) * 10 + 0.75**2 * 20) and r["n"] == 4

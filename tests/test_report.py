@@ -185,13 +185,22 @@ def test_compare_normalized_by_params_numbers(store, run_cli):
     lo = max(g.params.min() for g in groups.values())
     hi = min(g.params.max() for g in groups.values())
 
+    def bins_of(g, n_bins):  # NDS: strictly inside the common range, equal-width bins
+        p = g.params.to_numpy(float)
+        return (p > lo) & (p < hi), np.minimum(np.floor((p - lo) / (hi - lo) * n_bins), n_bins - 1).astype(int)
+
+    n_bins = next(  # the most bins (of 10) that every space occupies
+        k
+        for k in range(10, 0, -1)
+        if all(set(bins_of(g, k)[1][bins_of(g, k)[0]]) == set(range(k)) for g in groups.values())
+    )
+    assert r["normalization"]["n_bins"] == n_bins
+
     def weights(g):
-        p, m = g.params.to_numpy(float), g.m.to_numpy(float)
-        b = np.minimum(np.floor((p - lo) / (hi - lo) * 10), 9).astype(int)
-        inside = (p >= lo) & (p <= hi)
-        mass = np.bincount(b[inside], weights=m[inside], minlength=10)
-        w = np.where(inside, m / (np.count_nonzero(mass) * mass[np.clip(b, 0, 9)]), 0.0)
-        return w
+        inside, b = bins_of(g, n_bins)
+        m = g.m.to_numpy(float)
+        mass = np.bincount(b[inside], weights=m[inside], minlength=n_bins)
+        return np.where(inside, m / (n_bins * mass[np.clip(b, 0, n_bins - 1)]), 0.0)
 
     wa, wb = weights(groups["X_a"]), weights(groups["RegNetX"])
     ea, eb = groups["X_a"].error.to_numpy(), groups["RegNetX"].error.to_numpy()

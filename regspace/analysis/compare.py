@@ -7,7 +7,7 @@ import itertools
 import numpy as np
 import pandas as pd
 
-from regspace.analysis.edf import common_range, ks_noise_level, ks_test, normalized_weights
+from regspace.analysis.edf import ks_noise_level, ks_test, normalization, normalized_weights
 from regspace.analysis.table import counts, draws, trained
 
 PERCENTILES = (5, 25, 50, 75, 95)
@@ -20,15 +20,24 @@ def space_errors(df: pd.DataFrame, spaces: list[str] | None = None) -> dict[str,
     return {s: ok[ok.space == s] for s in spaces}
 
 
-def space_weights(groups: dict[str, pd.DataFrame], normalize: str | None, *, n_bins: int = 10):
+def space_weights(
+    groups: dict[str, pd.DataFrame], normalize: str | None, *, n_bins: int = 10, info: dict | None = None
+):
     """Per-space EDF weights over the draws: None for a plain EDF whose networks were each drawn once,
-    else multiplicity / draws (plain) or complexity-normalised over the common range."""
+    else multiplicity / draws (plain) or complexity-normalised by NDS's rule (:func:`normalization`:
+    strictly inside the common range, every bin occupied in every space). ``info`` receives the
+    normalisation actually used (range, bin count, and a note when bins had to be merged)."""
     if not normalize:
         return {s: None if (m := counts(g)).max(initial=1) == 1 else m / m.sum() for s, g in groups.items()}
     nonempty = {s: g for s, g in groups.items() if len(g)}
-    rng = common_range(*(g[normalize].to_numpy(float) for g in nonempty.values()))
+    norm = normalization({s: g[normalize].to_numpy(float) for s, g in nonempty.items()}, n_bins=n_bins)
+    if info is not None:
+        info.update(norm, quantity=normalize)
+    rng = (norm["low"], norm["high"])
     return {
-        s: normalized_weights(g[normalize].to_numpy(float), n_bins=n_bins, value_range=rng, counts=counts(g))
+        s: normalized_weights(
+            g[normalize].to_numpy(float), n_bins=norm["n_bins"], value_range=rng, counts=counts(g), strict=True
+        )
         if len(g)
         else None
         for s, g in groups.items()
@@ -39,7 +48,11 @@ def compare(
     df: pd.DataFrame, *, spaces: list[str] | None = None, normalize: str | None = None, n_bins: int = 10
 ) -> dict:
     groups = space_errors(df, spaces)
-    weights = space_weights(groups, normalize, n_bins=n_bins)
+    norm: dict = {}
+    weights = space_weights(groups, normalize, n_bins=n_bins, info=norm)
+    warnings = list(df.attrs.get("warnings", []))
+    if norm.get("note"):
+        warnings.append(norm["note"])
     rows = []
     for s, g in groups.items():
         all_rows = df[df.space == s]
@@ -84,8 +97,9 @@ def compare(
     return {
         "recipe_hash": df.attrs.get("recipe_hash"),
         "normalize": normalize,
+        "normalization": norm or None,
         "error": df.attrs.get("error", "error"),  # final validation error (default) or min_error (the papers')
-        "warnings": df.attrs.get("warnings", []),
+        "warnings": warnings,
         "spaces": rows,
         "pairs": pairs,
     }

@@ -29,25 +29,35 @@ def edf_steps(errors, weights=None) -> tuple[np.ndarray, np.ndarray]:
     return e[order], np.cumsum(w)
 
 
-def complexity_bins(values, *, n_bins: int = 10, value_range: tuple[float, float] | None = None) -> np.ndarray:
-    """Bin index (0 .. n_bins-1) of each value over equal-width bins; -1 outside the range."""
+def complexity_bins(
+    values, *, n_bins: int = 10, value_range: tuple[float, float] | None = None, strict: bool = False
+) -> np.ndarray:
+    """Bin index (0 .. n_bins-1) of each value over equal-width bins; -1 outside the range (``strict``:
+    the range's endpoints are outside too, as NDS keeps models strictly inside the common range)."""
     v = np.asarray(values, dtype=float)
     lo, hi = value_range if value_range is not None else (float(v.min()), float(v.max()))
+    inside = ((v > lo) & (v < hi)) if strict else ((v >= lo) & (v <= hi))
     if hi <= lo:
-        return np.where((v >= lo) & (v <= hi), 0, -1)
+        return np.where(inside, 0, -1)
     idx = np.floor((v - lo) / (hi - lo) * n_bins).astype(int)
-    idx = np.where(v == hi, n_bins - 1, idx)
-    return np.where((v >= lo) & (v <= hi), idx, -1)
+    idx = np.clip(idx, 0, n_bins - 1)
+    return np.where(inside, idx, -1)
 
 
 def normalized_weights(
-    complexity, *, n_bins: int = 10, value_range: tuple[float, float] | None = None, counts=None
+    complexity,
+    *,
+    n_bins: int = 10,
+    value_range: tuple[float, float] | None = None,
+    counts=None,
+    strict: bool = False,
 ) -> np.ndarray:
     """NDS §3 weights: each draw gets 1 / (B · c_b), c_b the number of draws in its complexity bin and B
     the number of non-empty bins, so the weights sum to 1 and each bin carries equal mass. A network
     drawn m times (``counts``) gets m times a draw's weight. Models outside ``value_range`` (the
-    common range of the spaces compared) get weight 0."""
-    b = complexity_bins(complexity, n_bins=n_bins, value_range=value_range)
+    common range of the spaces compared) get weight 0. :func:`normalization` picks a bin count at
+    which no bin is empty, so that B is the same for every space compared."""
+    b = complexity_bins(complexity, n_bins=n_bins, value_range=value_range, strict=strict)
     m = np.ones(len(b)) if counts is None else np.asarray(counts, dtype=float)
     inside = b >= 0
     per_bin = np.bincount(b[inside], weights=m[inside], minlength=n_bins)
@@ -58,15 +68,47 @@ def normalized_weights(
     return w
 
 
-def common_range(*arrays) -> tuple[float, float]:
-    """The complexity range every space covers: (max of minima, min of maxima)."""
-    lo = max(float(np.min(a)) for a in arrays)
-    hi = min(float(np.max(a)) for a in arrays)
-    if hi < lo:
+def normalization(complexities: dict, *, n_bins: int = 10, high: float | None = None) -> dict:
+    """NDS's rule for a complexity-normalised comparison of several spaces.
+
+    The common range runs from the largest of the spaces' minima to ``high`` (default: the smallest
+    of their maxima); only models strictly inside it count. Every bin must hold models of every space,
+    so that each space's EDF gives its bins equal mass: when one is empty, the bin count is reduced
+    until none is, and ``note`` says so in one line. Returns {low, high, n_bins, asked_bins, note}."""
+    arrays = {s: np.asarray(c, dtype=float) for s, c in complexities.items() if len(c)}
+    lo = max(float(a.min()) for a in arrays.values())
+    hi = float(high) if high is not None else min(float(a.max()) for a in arrays.values())
+    if hi <= lo:
         from regspace.errors import RegspaceError
 
         raise RegspaceError("the spaces' complexity ranges do not overlap; normalisation needs a common range")
-    return lo, hi
+    first_gap = None
+    for bins in range(n_bins, 0, -1):
+        gap = None
+        for s, a in arrays.items():
+            b = complexity_bins(a, n_bins=bins, value_range=(lo, hi), strict=True)
+            empty = np.flatnonzero(np.bincount(b[b >= 0], minlength=bins) == 0)
+            if len(empty):
+                gap = (s, int(empty[0]))
+                break
+        if gap is None:
+            break
+        first_gap = first_gap or (bins, *gap)
+    else:
+        bins = 0
+    note = None
+    if first_gap is not None:
+        asked, space, k = first_gap
+        width = (hi - lo) / asked
+        note = (
+            f"normalised over {bins} complexity bins, not {n_bins}: with {asked}, bin {k + 1} "
+            f"({lo + k * width:.4g}–{lo + (k + 1) * width:.4g}) holds no model of {space}"
+        )
+    if bins == 0:
+        from regspace.errors import RegspaceError
+
+        raise RegspaceError(f"no models strictly inside the spaces' common complexity range ({lo:.4g}–{hi:.4g})")
+    return {"low": lo, "high": hi, "n_bins": bins, "asked_bins": n_bins, "note": note}
 
 
 def bootstrap_band(

@@ -91,3 +91,38 @@ def search_efficiency(errors, ks=None, *, counts=None) -> dict:
         out["median"].append(float(e[np.searchsorted(cdf, 0.5)]))
         out["q75"].append(float(e[min(n - 1, np.searchsorted(cdf, 0.75))]))
     return out
+
+
+def search_efficiency_nds(errors, ks=None, *, weights=None, counts=None) -> dict:
+    """Random-search efficiency as NDS defines it: the best error of k models drawn **with
+    replacement**, each with probability given by ``weights`` (NDS: the complexity-normalised weights;
+    default: proportional to ``counts``, i.e. uniform over draws), summarised as mean ± 2 std.
+
+    NDS estimates this by simulation over n//k trials; here it is exact. With the errors sorted and
+    S_i the probability of drawing a model at least as bad as the i-th, the best of k draws is e_(i)
+    with probability S_i^k - S_(i+1)^k. k runs over powers of two up to n (beyond n NDS has no trials)."""
+    e = np.asarray(errors, dtype=float)
+    n = int(np.sum(counts)) if counts is not None and weights is None else len(e)  # draws, else networks
+    if weights is None:
+        weights = np.ones(len(e)) if counts is None else np.asarray(counts, dtype=float)
+    w = np.asarray(weights, dtype=float)
+    keep = (w > 0) & np.isfinite(e)
+    e, w = e[keep], w[keep] / w[keep].sum()
+    order = np.argsort(e, kind="stable")
+    e, w = e[order], w[order]
+    if ks is None:
+        ks = [1 << j for j in range(int(np.log2(max(1, n))) + 1)]
+    ks = [k for k in ks if 1 <= k <= max(1, n)]
+    tail = np.concatenate([np.cumsum(w[::-1])[::-1], [0.0]])  # S_i, then S_(n+1) = 0
+    tail = np.clip(tail, 0.0, 1.0)
+    out = {"k": [], "mean": [], "std": [], "low": [], "high": [], "n": n}
+    for k in ks:
+        p = tail[:-1] ** k - tail[1:] ** k
+        mean = float((p * e).sum())
+        std = float(np.sqrt(max(0.0, (p * (e - mean) ** 2).sum())))
+        out["k"].append(k)
+        out["mean"].append(mean)
+        out["std"].append(std)
+        out["low"].append(mean - 2 * std)
+        out["high"].append(mean + 2 * std)
+    return out

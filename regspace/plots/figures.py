@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 
 from regspace.analysis.compare import space_errors, space_weights
-from regspace.analysis.edf import bootstrap_band, common_range, edf, edf_steps, normalized_weights
+from regspace.analysis.edf import bootstrap_band, edf, edf_steps, normalized_weights
 from regspace.analysis.stats import binned_trend, good_range, search_efficiency
 from regspace.analysis.table import counts
 from regspace.errors import RegspaceError
@@ -61,7 +61,8 @@ def plot_edf(
     """Error EDFs of several spaces on one axis; legend 'space (n | min | mean)'."""
     groups = space_errors(df, spaces)
     _empty_check(groups)
-    weights = space_weights(groups, normalize, n_bins=n_bins)
+    norm: dict = {}
+    weights = space_weights(groups, normalize, n_bins=n_bins, info=norm)
     all_e = np.concatenate([g.sweep_error.to_numpy(float) for g in groups.values() if len(g)])
     lo, hi = float(all_e.min()), robust_upper(all_e)
     pad = 0.03 * (hi - lo or 1.0)
@@ -90,9 +91,9 @@ def plot_edf(
             )
             if band and len(e) > 1:
                 fn = None
-                if normalize:
-                    rng = common_range(*(gg[normalize].to_numpy(float) for gg in groups.values() if len(gg)))
-                    fn = lambda c, rng=rng: normalized_weights(c, n_bins=n_bins, value_range=rng)  # noqa: E731
+                if normalize:  # the same range and bins as the curves (resamples may leave a bin empty)
+                    rng, bins = (norm["low"], norm["high"]), norm["n_bins"]
+                    fn = lambda c, rng=rng, bins=bins: normalized_weights(c, n_bins=bins, value_range=rng, strict=True)  # noqa: E731
                 low, high = bootstrap_band(
                     e,
                     grid,
@@ -108,11 +109,13 @@ def plot_edf(
 
         ax.set_xlabel(error_label(df))
         ax.set_ylabel("cumulative prob. (fraction of models with lower error)")
-        title = "Error EDF" + (f", normalised by {normalize}" if normalize else "")
+        title = "Error EDF" + (f", normalised by {normalize} ({norm['n_bins']} bins)" if normalize else "")
         if band:
             title += " (95% bootstrap band)"
         ax.set_title(title, loc="left")
         sub = _subtitle(df) + _clip_note(int((all_e > grid[-1]).sum()), grid[-1])
+        if norm.get("note"):
+            sub += "; " + norm["note"]
         if sub:
             fig.suptitle(sub.lstrip("; "), fontsize=8, color="0.35", x=0.01, ha="left")
         ax.legend(title="space (n | min | mean)", loc="lower right", frameon=False)
@@ -345,19 +348,41 @@ def plot_fit(df: pd.DataFrame, *, spaces: list[str] | None = None, fits: pd.Data
     return fig
 
 
-def plot_search(df: pd.DataFrame, *, spaces: list[str] | None = None):
-    """Random-search efficiency: the best error among k random models of each space (median, 25–75% band)."""
+def plot_search(
+    df: pd.DataFrame,
+    *,
+    spaces: list[str] | None = None,
+    method: str = "nds",
+    normalize: str | None = None,
+    n_bins: int = 10,
+):
+    """Random-search efficiency: the best error among k random models of each space.
+
+    ``method="nds"`` (the papers'): k draws with replacement, weighted (``normalize``: NDS's
+    complexity-normalised weights), mean ± 2 std, computed exactly. ``method="order"``: k distinct
+    draws without replacement, exact order statistics, median with a 25–75 % band."""
+    from regspace.analysis.stats import search_efficiency_nds
+
+    if method not in ("nds", "order"):
+        raise RegspaceError(f"unknown search-efficiency method {method!r}: use nds or order")
     groups = space_errors(df, spaces)
     _empty_check(groups)
+    weights = space_weights(groups, normalize, n_bins=n_bins) if method == "nds" and normalize else {}
     with rc():
         fig, ax = plt.subplots(figsize=(6.4, 4.4))
         for i, (s, g) in enumerate(groups.items()):
             if not len(g):
                 continue
-            r = search_efficiency(g.sweep_error.to_numpy(float), counts=counts(g))
+            e = g.sweep_error.to_numpy(float)
+            if method == "nds":
+                r = search_efficiency_nds(e, weights=weights.get(s), counts=counts(g))
+                centre, low, high = r["mean"], r["low"], r["high"]
+            else:
+                r = search_efficiency(e, counts=counts(g))
+                centre, low, high = r["median"], r["q25"], r["q75"]
             ax.plot(
                 r["k"],
-                r["median"],
+                centre,
                 color=colour(i),
                 linestyle=linestyle(i),
                 marker="o",
@@ -365,13 +390,21 @@ def plot_search(df: pd.DataFrame, *, spaces: list[str] | None = None):
                 linewidth=1.6,
                 label=f"{s} (n={r['n']})",
             )
-            ax.fill_between(r["k"], r["q25"], r["q75"], color=colour(i), alpha=0.15, linewidth=0)
+            ax.fill_between(r["k"], low, high, color=colour(i), alpha=0.15, linewidth=0)
         ax.set_xscale("log", base=2)
         from matplotlib.ticker import FuncFormatter
 
         ax.xaxis.set_major_formatter(FuncFormatter(lambda x, _: f"{x:g}"))
         ax.set_xlabel("models trained, k (random search)")
         ax.set_ylabel("best " + error_label(df))
-        ax.set_title("Random-search efficiency: best error of k random models (median, band 25–75%)", loc="left")
+        if method == "nds":
+            how = "NDS: k draws with replacement" + (f", {normalize}-normalised" if normalize else "")
+            ax.set_title(f"Random-search efficiency ({how}); mean ± 2 std, exact", loc="left", fontsize=9)
+        else:
+            ax.set_title(
+                "Random-search efficiency (k distinct models, exact order statistics); median, 25–75%",
+                loc="left",
+                fontsize=9,
+            )
         ax.legend(frameon=False)
     return fig
