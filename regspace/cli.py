@@ -673,7 +673,7 @@ def compare_cmd(
     _check_normalize(normalize)
     from regspace.analysis.compare import compare
 
-    table = _table(store, spaces, recipe_hash, error, queue, sweep, light=True)
+    table = _table(store, spaces, recipe_hash, error, queue, sweep)  # every column: findings read the designs
     result = compare(table, normalize=normalize, n_bins=bins)
     if json_out:
         import json
@@ -706,7 +706,8 @@ def compare_cmd(
             for r in result["spaces"]
         ],
         title=(
-            f"validation error (%), recipe {result['recipe_hash']}"
+            f"{'best-epoch' if result['error'] == 'min_error' else 'final'} validation error (%), "
+            f"recipe {result['recipe_hash']}"
             if result["recipe_hash"]
             else "validation error (%): no results yet (run `regspace train`)"
         ),
@@ -719,6 +720,9 @@ def compare_cmd(
             title="Kolmogorov–Smirnov distance between EDFs",
             numeric={"KS", "p-value", "noise (95% crit.)"},
         )
+    print("\nFindings")
+    for line in result["findings"]["sentences"]:
+        print(f"- {line}")
 
 
 @app.command("report")

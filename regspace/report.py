@@ -197,6 +197,7 @@ def _sections(df, cmp, status, spaces, ok) -> dict:
     return {
         "summary": summary,
         "warnings": cmp.get("warnings", []),
+        "findings": cmp["findings"]["sentences"],
         "stats": stats,
         "pairs": pairs,
         "best": best,
@@ -254,6 +255,8 @@ def _write_html(out: Path, title: str, s: dict, figs: list[Figure], df, store_ar
         f"<h1>{html.escape(title)}</h1><p class='meta'>store <code>{html.escape(store_arg)}</code> · recipe "
         f"<code>{html.escape(str(df.attrs.get('recipe_hash')))}</code> · generated "
         f"{datetime.datetime.now().strftime('%Y-%m-%d %H:%M')} by regspace {__version__}</p>",
+        "<h2>Findings</h2>",
+        "<ul>" + "".join(f"<li>{html.escape(line)}</li>" for line in s["findings"]) + "</ul>",
         "<h2>Store</h2>",
         *(f"<p><b>Warning:</b> {html.escape(w)}</p>" for w in s["warnings"]),
         _table_html(STORE_HEADER, s["summary"]),
@@ -316,6 +319,8 @@ def _write_md(out: Path, title: str, s: dict, figs: list[Figure], df, store_arg:
     parts = [
         f"# {title}",
         f"store `{store_arg}` · recipe `{df.attrs.get('recipe_hash')}` · regspace {__version__}",
+        "## Findings",
+        "\n".join(f"- {line}" for line in s["findings"]),
         "## Store",
         *(f"> **Warning:** {w}\n" for w in s["warnings"]),
         _table_md(STORE_HEADER, s["summary"]),

@@ -225,3 +225,40 @@ def test_figures_say_which_error_they_show(store):
         for fig in (plot_edf(df), plot_search(df)):
             labels = [ax.get_xlabel() + ax.get_ylabel() for ax in fig.axes]
             assert any(words in label for label in labels), labels
+
+
+def _store_with(path, spaces, n, centres, seed=0):
+    """A store of sampled models whose errors are drawn from known normal distributions per space."""
+
+    def error_fn(df, rng):
+        return np.array([rng.normal(centres[s], 1.0) for s in df.space])
+
+    return make_synthetic_store(path, spaces, n=n, seed=seed, flops="1M:40M", error_fn=error_fn)
+
+
+def test_findings_state_a_winner_an_equivalence_and_an_unresolved_pair(tmp_path, run_cli):
+    """Constructed stores where the answer is known: X_a is 2 points worse than X_b; X_b and X_c are
+    drawn from one distribution (n large: equivalent within ±0.3); at n = 10 a 0.4-point difference
+    is not resolved, and the power estimate says how many models would resolve it."""
+    big = tmp_path / "big"
+    _store_with(big, ("X_a", "X_b", "X_c"), 600, {"X_a": 15.0, "X_b": 13.0, "X_c": 13.0})
+    code, out, err = run_cli("compare", "--store", big, "--json")
+    assert code == 0, err
+    f = json.loads(out)["findings"]
+    by = {(p["a"], p["b"]): p for p in f["pairs"]}
+    assert by[("X_a", "X_b")]["verdict"] == "better" and by[("X_a", "X_b")]["winner"] == "X_b"
+    assert "X_b is better than X_a" in by[("X_a", "X_b")]["sentence"]
+    lo, hi = by[("X_a", "X_b")]["shift_ci"]
+    assert 1.5 < lo < 2.0 < hi < 2.5  # X_a's median is 2 points higher: the CI covers it
+    assert by[("X_b", "X_c")]["verdict"] == "equivalent"
+    assert "X_b and X_c are equivalent within ±0.3 points" in by[("X_b", "X_c")]["sentence"]
+    assert f["sentences"][0].startswith("Errors are each model's final validation error")
+
+    small = tmp_path / "small"
+    _store_with(small, ("X_a", "X_b"), 10, {"X_a": 13.4, "X_b": 13.0}, seed=2)
+    code, out, err = run_cli("compare", "--store", small, "--json")
+    (p,) = json.loads(out)["findings"]["pairs"]
+    assert p["verdict"] == "not resolved" and "not resolved at n = " in p["sentence"]
+    # a 0.4-point shift at σ = 1 needs on the order of 10^2 models per space for 80 % power
+    assert p["models_needed"] is not None and 40 <= p["models_needed"] <= 2560
+    assert f"about {p['models_needed']} models per space would resolve" in p["sentence"]

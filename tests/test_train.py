@@ -14,7 +14,8 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-TINY = ["--train-size", "1024", "--val-size", "512", "--test-size", "512", "--epochs", "1", "--batch-size", "64"]
+# Small enough that a model trains in a few seconds on 2 cores in fp32: these tests check orchestration.
+TINY = ["--train-size", "512", "--val-size", "256", "--test-size", "128", "--epochs", "1", "--batch-size", "64"]
 
 
 def regspace(*args, **kw):
@@ -78,27 +79,27 @@ def wait_for(predicate, timeout=240.0, every=0.2):
 
 def test_models_learn_and_results_are_complete(tmp_path):
     store = tmp_path / "s"
-    sample(store, 4, "X_c")
-    sample(store, 4, "RegNetX", flops="1M:3M")
+    sample(store, 3, "X_c")
+    sample(store, 3, "RegNetX", flops="1M:3M")
     p = regspace(
         "train",
         "--store",
         store,
         "--train-size",
-        "4096",
+        "2048",
         "--val-size",
         "1024",
         "--test-size",
-        "1024",
+        "512",
         "--epochs",
         "2",
         "--workers",
         "2",
     )
     assert p.returncode == 0, p.stderr
-    assert "trained 8 of 8 models (ok 8" in p.stdout
+    assert "trained 6 of 6 models (ok 6" in p.stdout
     r = raw_results(store)
-    assert (r.status == "ok").all() and len(r) == 8
+    assert (r.status == "ok").all() and len(r) == 6
     assert r.error.max() < 60 and r.error.median() < 40  # chance is 90 %
     assert r.test_error.notna().all() and (r.min_error <= r.error).all()
     assert (r.data_layout == "memory").all()  # Fashion-MNIST is small: held in each worker's memory
@@ -117,7 +118,7 @@ def test_models_learn_and_results_are_complete(tmp_path):
     ):
         assert r[col].notna().all(), col
     again = regspace(
-        "train", "--store", store, "--train-size", "4096", "--val-size", "1024", "--test-size", "1024", "--epochs", "2"
+        "train", "--store", store, "--train-size", "2048", "--val-size", "1024", "--test-size", "512", "--epochs", "2"
     )
     assert again.returncode == 0 and "nothing to train" in again.stdout
     status = regspace("status", "--store", store)
@@ -174,7 +175,7 @@ def test_sigint_to_parent_then_rerun(tmp_path):
 
 def test_two_runs_share_one_store(tmp_path):
     store = tmp_path / "s"
-    sample(store, 8)
+    sample(store, 4)
     procs = [
         subprocess.Popen(
             [sys.executable, "-m", "regspace", "train", "--store", str(store), "--workers", "1", *TINY],
@@ -187,17 +188,17 @@ def test_two_runs_share_one_store(tmp_path):
     for p in procs:
         _, err = p.communicate(timeout=600)
         assert p.returncode == 0, err
-    assert_one_result_each(store, 8)
+    assert_one_result_each(store, 4)
 
 
 def test_recycled_workers_lose_no_model(tmp_path):
     """Workers are replaced every --recycle models; the hand-over must not drop the next model."""
     store = tmp_path / "s"
-    sample(store, 5)
+    sample(store, 3)
     p = regspace("train", "--store", store, *TINY, "--workers", "1", "--recycle", "2")
     assert p.returncode == 0, p.stderr
-    assert "trained 5 of 5 models (ok 5" in p.stdout
-    assert_one_result_each(store, 5)
+    assert "trained 3 of 3 models (ok 3" in p.stdout
+    assert_one_result_each(store, 3)
 
 
 def test_huge_learning_rate_is_recorded_as_diverged(tmp_path):
@@ -249,7 +250,7 @@ def test_retry_failed_trains_failed_models_again(tmp_path):
     store = tmp_path / "s"
     sample(store, 2)
     st = Store.open(store)
-    recipe = RECIPES["quick"].replace(train_size=1024, val_size=512, test_size=512, epochs=1, batch_size=64)
+    recipe = RECIPES["quick"].replace(train_size=512, val_size=256, test_size=128, epochs=1, batch_size=64)  # TINY
     failed_id = st.models().model_id.iloc[0]
     st.append_rows(
         "results",
@@ -364,7 +365,7 @@ def test_a_dead_runs_claim_does_not_block_training(tmp_path):
 
     store = tmp_path / "s"
     sample(store, 2)
-    recipe = RECIPES["quick"].replace(train_size=1024, val_size=512, test_size=512, epochs=1, batch_size=64)
+    recipe = RECIPES["quick"].replace(train_size=512, val_size=256, test_size=128, epochs=1, batch_size=64)  # TINY
     dead = subprocess.Popen([sys.executable, "-c", "pass"])
     dead.wait()
     claims = store / "claims" / recipe.hash

@@ -94,7 +94,10 @@ def compare(
             noise = ks_noise_level(r["n_a"], r["n_b"])
         r.update(a=a, b=b, noise=noise["noise"], noise_method=noise["method"])
         pairs.append(r)
+    from regspace.analysis.findings import findings
+
     return {
+        "findings": findings(df, pairs, spaces=list(groups)),
         "recipe_hash": df.attrs.get("recipe_hash"),
         "normalize": normalize,
         "normalization": norm or None,

@@ -1,0 +1,183 @@
+"""Findings: the statistics turned into the sentences a researcher wants to read.
+
+For each pair of spaces one verdict, by rules stated once here:
+
+- **better**: the KS test rejects one distribution at the 5 % level (p < 0.05); the space with the lower
+  median error is better, by the median shift with its 95 % bootstrap CI.
+- **equivalent**: the KS distance is below the noise level *and* the 95 % CI of the median shift lies
+  within ±delta points. A difference that is merely not significant is not evidence of equivalence.
+- **not resolved at n**: neither; with the number of models per space that would resolve a difference
+  like the measured one (80 % power of the KS test at the 5 % level, simulated by resampling the
+  measured distributions).
+
+Then good ranges that exclude part of a parameter's sampled domain ("b ≤ 2 with 95 % confidence"), and
+the e_fit of each AnyNet space's best models. No plotting, no torch.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from regspace.analysis.compare import space_errors
+from regspace.analysis.table import counts, draws
+
+DELTA = 0.3  # points of error: how close two medians must be (with confidence) to call spaces equivalent
+ALPHA = 0.05
+POWER = 0.8
+PARAMS = ["d", "w0", "wa", "wm", "b", "g"] + [f"{p}{i}" for p in "dwbg" for i in range(1, 5)]
+
+
+def median_shift_ci(a, b, *, n_boot: int = 1000, seed: int = 0, level: float = 0.95) -> tuple[float, float, float]:
+    """median(a) - median(b) over draws, with a percentile bootstrap CI (each space resampled on its own)."""
+    rng = np.random.default_rng(seed)
+    a, b = np.asarray(a, float), np.asarray(b, float)
+    ia = rng.integers(0, len(a), (n_boot, len(a)))
+    ib = rng.integers(0, len(b), (n_boot, len(b)))
+    shifts = np.median(a[ia], axis=1) - np.median(b[ib], axis=1)
+    tail = (1 - level) / 2
+    return float(np.median(a) - np.median(b)), float(np.quantile(shifts, tail)), float(np.quantile(shifts, 1 - tail))
+
+
+def models_to_resolve(a, b, *, seed: int = 0, n_sim: int = 200, max_n: int = 20_000) -> int | None:
+    """The smallest n per space (doubling from the current size) at which the KS test at ALPHA rejects
+    in at least POWER of simulations drawn from the measured distributions; None beyond ``max_n``."""
+    from scipy import stats
+
+    rng = np.random.default_rng(seed)
+    a, b = np.asarray(a, float), np.asarray(b, float)
+    n = max(len(a), len(b), 4)
+    while n <= max_n:
+        hits = 0
+        for _ in range(n_sim):
+            x, y = rng.choice(a, n), rng.choice(b, n)
+            hits += stats.ks_2samp(x, y, method="asymp").pvalue < ALPHA
+        if hits >= POWER * n_sim:
+            return n
+        n *= 2
+    return None
+
+
+def pair_verdict(a_name, a, b_name, b, *, ks: float, p_value: float, noise: float, delta: float = DELTA, seed=0):
+    """One pair's verdict and its sentence (errors as draws; KS numbers from compare)."""
+    shift, lo, hi = median_shift_ci(a, b, seed=seed)
+    n = f"n = {len(a)}" if len(a) == len(b) else f"n = {len(a)} and {len(b)}"
+    ma, mb = float(np.median(a)), float(np.median(b))
+    stats_text = f"KS {ks:.3f} vs noise {noise:.3f}, p = {p_value:.2g}, {n}"
+    out = {"a": a_name, "b": b_name, "median_shift": shift, "shift_ci": [lo, hi], "ks": ks, "noise": noise}
+    out["p_value"] = p_value
+    if p_value < ALPHA:
+        win, lose = (a_name, b_name) if ma < mb else (b_name, a_name)
+        d, dl, dh = (-shift, -hi, -lo) if ma < mb else (shift, lo, hi)  # how much lower the winner's median is
+        out.update(verdict="better", winner=win)
+        out["sentence"] = (
+            f"{win} is better than {lose}: median error {min(ma, mb):.2f} % vs {max(ma, mb):.2f} %, "
+            f"{d:.2f} points lower (95 % CI {dl:.2f} to {dh:.2f}); {stats_text}."
+        )
+    elif ks < noise and -delta <= lo and hi <= delta:
+        out.update(verdict="equivalent")
+        out["sentence"] = (
+            f"{a_name} and {b_name} are equivalent within ±{delta:g} points: the median shift is {shift:+.2f} "
+            f"(95 % CI {lo:+.2f} to {hi:+.2f}) and the EDFs differ by less than noise ({stats_text})."
+        )
+    else:
+        need = models_to_resolve(a, b, seed=seed)
+        out.update(verdict="not resolved", models_needed=need)
+        more = (
+            f"about {need} models per space would resolve a difference of this size (80 % power)"
+            if need
+            else "even 20,000 models per space would not resolve it: the measured distributions barely differ"
+        )
+        out["sentence"] = (
+            f"{a_name} vs {b_name}: not resolved at {n} (median shift {shift:+.2f} points, 95 % CI "
+            f"{lo:+.2f} to {hi:+.2f}; {stats_text}); {more}."
+        )
+    return out
+
+
+def good_range_sentences(df: pd.DataFrame, space: str, *, min_share: float = 0.1, seed: int = 0) -> list[dict]:
+    """Parameters whose 95 % good range excludes a part of the sampled domain holding ≥ ``min_share``
+    of the draws, in the paper's words."""
+    from regspace.analysis.stats import good_range
+
+    g = df[(df.space == space) & (df.status == "ok") & df.sweep_error.notna()]
+    if len(g) < 8:
+        return []
+    m = counts(g)
+    out = []
+    for p in PARAMS:
+        if p not in g or g[p].isna().any() or g[p].nunique() < 3:
+            continue
+        v = g[p].to_numpy(float)
+        r = good_range(v, g.sweep_error.to_numpy(float), counts=m, seed=seed)
+        dv = np.repeat(v, m)
+        below, above = (dv < r["low"]).mean(), (dv > r["high"]).mean()
+        fmt = "{:.3g}".format
+        if below >= min_share and above >= min_share:
+            text = f"{fmt(r['low'])} ≤ {p} ≤ {fmt(r['high'])}"
+        elif above >= min_share:
+            text = f"{p} ≤ {fmt(r['high'])}"
+        elif below >= min_share:
+            text = f"{p} ≥ {fmt(r['low'])}"
+        else:
+            continue
+        out.append(
+            {
+                "space": space,
+                "param": p,
+                "low": r["low"],
+                "high": r["high"],
+                "sentence": f"{space}: {text} with 95 % confidence (sampled {fmt(v.min())} to {fmt(v.max())}).",
+            }
+        )
+    return out
+
+
+def efit_sentences(df: pd.DataFrame, space: str, *, top: int = 5) -> list[dict]:
+    """e_fit of an AnyNet space's best models (how close they are to a quantised linear design)."""
+    from regspace.analysis.fit import fit_frame
+
+    g = df[(df.space == space) & (df.status == "ok") & df.sweep_error.notna()]
+    if not len(g) or "stage_widths" not in g or ("w0" in g and g.w0.notna().all()):
+        return []  # RegNet spaces are quantised linear by construction (or the table has no designs)
+    best = g.nsmallest(top, "sweep_error")
+    fits = fit_frame(best)
+    med = float(np.median(fits.e_fit))
+    return [
+        {
+            "space": space,
+            "e_fit_median": med,
+            "top": len(best),
+            "sentence": f"{space}: its {len(best)} best models have median e_fit {med:.3f} "
+            f"(0 = exactly a quantised linear RegNet; range {fits.e_fit.min():.3f} to {fits.e_fit.max():.3f}).",
+        }
+    ]
+
+
+def findings(df: pd.DataFrame, pairs: list[dict], *, spaces=None, delta: float = DELTA, seed: int = 0) -> dict:
+    """The Findings section: pair verdicts (from compare's KS numbers), good ranges, e_fit."""
+    groups = space_errors(df, spaces)
+    err = {s: draws(g.sweep_error.to_numpy(float), counts(g)) for s, g in groups.items() if len(g)}
+    verdicts = [
+        pair_verdict(
+            p["a"],
+            err[p["a"]],
+            p["b"],
+            err[p["b"]],
+            ks=p["ks"],
+            p_value=p["p_value"],
+            noise=p["noise"],
+            delta=delta,
+            seed=seed,
+        )  # fmt: skip
+        for p in pairs
+        if p["a"] in err and p["b"] in err
+    ]
+    ranges = [r for s in err for r in good_range_sentences(df, s, seed=seed)]
+    efits = [r for s in err for r in efit_sentences(df, s)]
+    which = "best-epoch (min_error, as pycls/NDS)" if df.attrs.get("error") == "min_error" else "final"
+    lead = (
+        f"Errors are each model's {which} validation error; verdicts at the 5 % level, equivalence within ±{delta:g}."
+    )
+    sentences = [lead] + [v["sentence"] for v in verdicts] + [r["sentence"] for r in ranges + efits]
+    return {"delta": delta, "pairs": verdicts, "good_ranges": ranges, "e_fit": efits, "sentences": sentences}
