@@ -62,17 +62,24 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--images", type=int, default=4000, help="images in the generated folder for the prepare rate")
+    ap.add_argument("--only-prepare", action="store_true", help="measure only the prepare rate (3.)")
     args = ap.parse_args()
     torch.set_num_threads(1)
     cache = tempfile.mkdtemp(prefix="regspace-bench-data-")
     os.environ["REGSPACE_CACHE"] = cache
     recipe = RECIPES["quick"]
     cpu = torch.device("cpu")
+    print(f"# bench_data {time.strftime('%Y-%m-%d')}, {os.cpu_count()} cores, torch {torch.__version__}, 1 thread")
+    if not args.only_prepare:
+        measure_layouts(args, recipe, cpu)
+    measure_prepare(args, cache)
+
+
+def measure_layouts(args, recipe, cpu):
     layouts = {}
     for name, limit in (("memory", float("inf")), ("mapped", 0)):
         ds = prepare(recipe.dataset, resolution=28, map_above=limit, progress=False)
         layouts[name] = ds
-    print(f"# bench_data {time.strftime('%Y-%m-%d')}, {os.cpu_count()} cores, torch {torch.__version__}, 1 thread")
     print(f"# baseline: the in-memory layout, same process, alternating with the mapped layout ({recipe.dataset})")
 
     # 1. batches over the full training split (55,000 images)
@@ -104,7 +111,9 @@ def main():
         print(f"training {space}\tin-memory {m:,.0f} images/s\tmapped {p:,.0f} images/s\tratio {p / m:.2f}")
     print(f"training geomean ratio mapped / in-memory: {float(np.exp(np.mean(np.log(ratios)))):.2f} (goal >= 0.9)")
 
-    # 3. the prepare rate
+
+def measure_prepare(args, cache):
+    """3. the prepare rate"""
     from PIL import Image
 
     from regspace.data.build import prepare_command

@@ -30,6 +30,14 @@ def python_exe():
     return sys.executable
 
 
+def default_sigint():
+    """preexec_fn for a child that a test interrupts: a shell that starts the suite in the background
+    makes SIGINT ignored, children inherit that, and Python then never raises KeyboardInterrupt."""
+    import signal
+
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 os.environ.setdefault("PYTHONHASHSEED", "0")
 
 

@@ -21,6 +21,8 @@ from regspace.data.imagefolder import image_sums
 from regspace.data.mapped import ShardedArray, verify_shards
 from regspace.errors import RegspaceError
 
+from conftest import default_sigint
+
 
 @pytest.fixture(autouse=True)
 def private_cache(tmp_path, monkeypatch):
@@ -211,7 +213,9 @@ def test_prepare_interrupted_by_ctrl_c_resumes_from_its_completed_shards(tmp_pat
     env = {**os.environ, "REGSPACE_CACHE": str(tmp_path / "cache")}
     args = [sys.executable, "-m", "regspace", "data", "prepare", f"imagefolder:{root}", "--resolution", "32"]
     args += ["--shard-images", "3", "--workers", "1"]
-    p = subprocess.Popen(args, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    p = subprocess.Popen(
+        args, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, preexec_fn=default_sigint
+    )
     shards = tmp_path / "cache" / "datasets"
     deadline = time.time() + 60
     while time.time() < deadline and not list(shards.glob("*/*.done.json")):

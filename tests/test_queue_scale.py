@@ -14,6 +14,8 @@ import uuid
 
 import pytest
 
+from conftest import default_sigint
+
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "benchmarks"))
 
 BACKENDS = ["postgres", "journal"]
@@ -195,6 +197,7 @@ def _worker(url, tmp_path):
         stderr=subprocess.PIPE,
         text=True,
         env={**os.environ, "REGSPACE_CACHE": os.environ.get("REGSPACE_CACHE", str(tmp_path / "cache"))},
+        preexec_fn=default_sigint,
     )
 
 

@@ -14,6 +14,8 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
+from conftest import default_sigint
+
 # Small enough that a model trains in a few seconds on 2 cores in fp32: these tests check orchestration.
 TINY = ["--train-size", "512", "--val-size", "256", "--test-size", "128", "--epochs", "1", "--batch-size", "64"]
 
@@ -154,6 +156,7 @@ def test_sigint_to_parent_then_rerun(tmp_path):
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
+        preexec_fn=default_sigint,
     )
     # the first result is in: 9 models are left, far more than the time the signal takes to arrive
     assert wait_for(
