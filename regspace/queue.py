@@ -454,13 +454,18 @@ class SqlIndex(TrialIndex):
         number, value = self._rows(q, tid=trial_id)[0]
         return number, (json.loads(value) if value is not None else None)
 
+    # Optuna stamps datetime_start with the worker's local clock, in its time zone; the database's clock
+    # may be in another. A claim beats at once, so a trial without a heartbeat is at most milliseconds
+    # old unless its worker died: waiting the grace plus 26 hours (every time-zone offset) is safe.
+    UNSTARTED_MARGIN = 26 * 3600
+
     def stale_unstarted(self, grace: int) -> list[int]:
         q = (
             "SELECT t.trial_id FROM trials t LEFT JOIN trial_heartbeats h ON h.trial_id = t.trial_id "
             "WHERE t.study_id = :sid AND t.state = 'RUNNING' AND h.trial_id IS NULL "
-            "AND t.datetime_start < now() - make_interval(secs => :grace)"
+            "AND t.datetime_start < LOCALTIMESTAMP - make_interval(secs => :wait)"
         )
-        return [r[0] for r in self._rows(q, grace=float(grace))]
+        return [r[0] for r in self._rows(q, wait=float(grace + self.UNSTARTED_MARGIN))]
 
 
 @dataclass(frozen=True)
@@ -633,8 +638,9 @@ class Queue:
             # every candidate went to other workers meanwhile: look again
 
     def _hold(self, tid: int, worker: str):
-        """Make a just-claimed trial ours. Its first heartbeat comes with the pool's next beat; a worker
-        that dies before it is noticed all the same (TrialIndex.stale_unstarted)."""
+        """Make a just-claimed trial ours: heartbeat first, so that a worker that dies from now on is
+        noticed by Optuna's stale check (the rare one that dies before it: TrialIndex.stale_unstarted)."""
+        self.beat([Claim(tid, -1)])
         number, model = self.index.model_of(tid)
         if model is None:  # not a regspace trial (someone else's ask()): leave it failed
             with contextlib.suppress(Exception):

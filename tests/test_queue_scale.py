@@ -243,3 +243,29 @@ def test_signals_stop_a_queue_worker_at_start_up_and_while_training(pg, tmp_path
     states = _states(url)
     assert states.get("RUNNING", 0) == 0 and states["WAITING"] + states.get("COMPLETE", 0) == n, states
     assert states["FAIL"] >= 1  # the model in flight: failed and re-queued as a retry
+
+
+def test_a_trial_whose_worker_died_before_its_first_heartbeat_is_requeued_a_day_later(pg, model_rows):
+    """Optuna's stale check skips RUNNING trials with no heartbeat; regspace re-queues them once they are
+    older than the grace plus 26 hours (datetime_start is the worker's local time, in any time zone)."""
+    import sqlalchemy as sa
+
+    from regspace.queue import open_study
+
+    q = open_study(pg.create_database("unstarted_" + uuid.uuid4().hex[:8]), grace=5)
+    q.enqueue(model_rows[:3])
+    S = __import__("optuna").trial.TrialState
+    ids = q.index.waiting(3)
+    for tid, hours in zip(ids[:2], (30, 2)):  # claimed, no heartbeat ever sent
+        assert q.storage.set_trial_state_values(tid, S.RUNNING)
+        with q.storage.engine.begin() as conn:
+            conn.execute(
+                sa.text(
+                    "UPDATE trials SET datetime_start = LOCALTIMESTAMP - make_interval(hours => :h) WHERE trial_id = :t"
+                ),
+                {"h": hours, "t": tid},
+            )
+    q.fail_stale()
+    states = {t.number: t.state for t in q.trials()}
+    assert states[0] == S.FAIL and states[1] == S.RUNNING  # 30 h old: re-queued; 2 h old: maybe another TZ
+    assert sum(s == S.WAITING for s in states.values()) == 2  # the untouched one and the retry of trial 0
