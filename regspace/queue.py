@@ -701,7 +701,14 @@ class Queue:
         rows += [{**by_id[d["model_id"]], **d} for d in draws if d["model_id"] in by_id]
         models = _new_rows(rows, MODEL_ROW_KEY, models_have, "sampled_at")
         models = [{k: v for k, v in row.items() if k in names} for row in models]
-        results = _new_rows(result_rows, ("model_id", "recipe_hash"), results_have, "finished_at")
+        usable = [r for r in result_rows if r.get("model_id") and r.get("recipe_hash") and r.get("status")]
+        if len(usable) < len(result_rows):  # e.g. a trial someone finished by hand through Optuna
+            print(
+                f"regspace: warning: {len(result_rows) - len(usable)} trial result(s) in the sweep are not "
+                "regspace results (no model id, recipe hash or status); they were not collected",
+                file=sys.stderr,
+            )
+        results = _new_rows(usable, ("model_id", "recipe_hash"), results_have, "finished_at")
         if models:
             store.append_rows("models", models)
         if results:

@@ -269,3 +269,23 @@ def test_a_trial_whose_worker_died_before_its_first_heartbeat_is_requeued_a_day_
     states = {t.number: t.state for t in q.trials()}
     assert states[0] == S.FAIL and states[1] == S.RUNNING  # 30 h old: re-queued; 2 h old: maybe another TZ
     assert sum(s == S.WAITING for s in states.values()) == 2  # the untouched one and the retry of trial 0
+
+
+def test_collect_skips_trial_results_that_are_not_regspace_results(pg, tmp_path, model_rows, capsys):
+    """A trial finished by hand through Optuna (a result attribute regspace did not write) is named in a
+    warning and left out; status and the analyses then work on the rest."""
+    from regspace.queue import open_study
+    from regspace.status import store_status
+    from regspace.store import Store
+
+    q = open_study(pg.create_database("foreign_" + uuid.uuid4().hex[:8]))
+    q.enqueue(model_rows[:4])
+    claim, model = q.take("w")
+    q.report(claim, ok_row(model, 12.0))
+    trial = q.study.ask()
+    trial.set_user_attr("result", "{}")
+    q.study.tell(trial, 1.0)
+    store = Store.create(tmp_path / "s")
+    assert q.collect(store) == (4, 1)
+    assert "1 trial result(s) in the sweep are not regspace results" in capsys.readouterr().err
+    assert sum(r["ok"] for r in store_status(store)) == 1
