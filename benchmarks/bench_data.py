@@ -61,7 +61,7 @@ def batch_rate(data, recipe) -> float:
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--repeats", type=int, default=3)
-    ap.add_argument("--images", type=int, default=4000, help="images in the generated folder for the prepare rate")
+    ap.add_argument("--images", type=int, default=20000, help="images in the generated folder (5 shards of 4,096)")
     ap.add_argument("--only-prepare", action="store_true", help="measure only the prepare rate (3.)")
     args = ap.parse_args()
     torch.set_num_threads(1)
