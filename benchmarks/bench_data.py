@@ -26,31 +26,16 @@ import numpy as np
 import torch
 
 from regspace.data import prepare
-from regspace.design import STEMS, Context, Design
-from regspace.presets import PRESETS, Budget
-from regspace.sampler import sample
-from regspace.spaces import get_space
+from regspace.design import Context
 from regspace.train.fit import batches_for, fit_one, prepare_tensors
 from regspace.train.recipe import RECIPES
 from regspace.train.records import Task
 
 
 def designs():
-    p = PRESETS["mnist"]
-    out = []
-    for space in ("X_c", "RegNetX"):
-        r = sample(get_space(space), 1, budget=Budget.parse(flops="2M:4M"), stem=p.stem, context=p.context, seed=7)
-        c = r.columns
-        d = Design(
-            tuple(c["stage_widths"][0]),
-            tuple(c["stage_depths"][0]),
-            tuple(c["stage_bottleneck_ratios"][0]),
-            tuple(c["stage_group_widths"][0]),
-            get_space(space).se_ratio,
-            STEMS["cifar"],
-        )
-        out.append((space, d))
-    return out
+    from bench_train import sampled_design  # the same sampling helper (benchmarks/ is on sys.path)
+
+    return [(space, sampled_design(space, "2M:4M")[0]) for space in ("X_c", "RegNetX")]
 
 
 def batch_rate(data, recipe) -> float:

@@ -30,26 +30,27 @@ from regspace.train.recipe import RECIPES
 from regspace.train.records import Task
 
 
-def representative_designs():
+def sampled_design(space: str, flops: str, seed: int = 7) -> tuple[Design, int]:
+    """The first model the mnist preset samples from ``space`` at this budget: (design, flops)."""
     p = PRESETS["mnist"]
+    r = sample(get_space(space), 1, budget=Budget.parse(flops=flops), stem=p.stem, context=p.context, seed=seed)
+    c = r.columns
+    design = Design(
+        tuple(c["stage_widths"][0]),
+        tuple(c["stage_depths"][0]),
+        tuple(c["stage_bottleneck_ratios"][0]),
+        tuple(c["stage_group_widths"][0]),
+        get_space(space).se_ratio,
+        STEMS["cifar"],
+    )
+    return design, int(c["flops"][0])
+
+
+def representative_designs():
     out = []
     for space, flops in (("X_c", "3M:6M"), ("RegNetX", "3M:6M"), ("RegNetY", "20M:28M")):
-        r = sample(get_space(space), 1, budget=Budget.parse(flops=flops), stem=p.stem, context=p.context, seed=7)
-        c = r.columns
-        out.append(
-            (
-                space,
-                Design(
-                    tuple(c["stage_widths"][0]),
-                    tuple(c["stage_depths"][0]),
-                    tuple(c["stage_bottleneck_ratios"][0]),
-                    tuple(c["stage_group_widths"][0]),
-                    get_space(space).se_ratio,
-                    STEMS["cifar"],
-                ),
-                int(c["flops"][0]),
-            )
-        )
+        design, f = sampled_design(space, flops)
+        out.append((space, design, f))
     return out
 
 

@@ -16,24 +16,16 @@ from pathlib import Path
 
 import numpy as np
 
-from regspace.data.files import cache_root, sha256_file
+from regspace.data.files import PreparedDataset, cache_root, sha256_file
 from regspace.errors import RegspaceError
 
 DECODER_VERSION = 1
 
 
 @dataclass(frozen=True)
-class CachedDataset:
+class CachedDataset(PreparedDataset):
     """A decoded dataset on disk; :meth:`arrays` loads it (uint8 images, int64 labels)."""
 
-    name: str
-    path: Path
-    key: str
-    num_classes: int
-    channels: int
-    resolution: int
-    n_train: int
-    n_test: int
     layout: str = "memory"
 
     @property
@@ -46,19 +38,6 @@ class CachedDataset:
             _verify(self.path)
         with np.load(self.path) as z:
             return {k: z[k] for k in ("train_x", "train_y", "test_x", "test_y")}
-
-    def describe(self) -> dict:
-        return {
-            "dataset": self.name,
-            "key": self.key,
-            "layout": self.layout,
-            "train": self.n_train,
-            "test": self.n_test,
-            "resolution": self.resolution,
-            "channels": self.channels,
-            "classes": self.num_classes,
-            "path": str(self.path),
-        }
 
 
 def _sidecar(path: Path) -> Path:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+from dataclasses import dataclass
 from pathlib import Path
 
 
@@ -21,3 +22,32 @@ def sha256_file(path: Path, chunk: int = 1 << 20) -> str:
         while block := f.read(chunk):
             h.update(block)
     return h.hexdigest()
+
+
+@dataclass(frozen=True)
+class PreparedDataset:
+    """What both layouts of a prepared dataset share (regspace.data.cache.CachedDataset: in memory;
+    regspace.data.mapped.MappedDataset: memory-mapped shards); each adds ``arrays()`` and ``resident_bytes``."""
+
+    name: str
+    path: Path
+    key: str
+    num_classes: int
+    channels: int
+    resolution: int
+    n_train: int
+    n_test: int
+    layout: str
+
+    def describe(self) -> dict:
+        return {
+            "dataset": self.name,
+            "key": self.key,
+            "layout": self.layout,
+            "train": self.n_train,
+            "test": self.n_test,
+            "resolution": self.resolution,
+            "channels": self.channels,
+            "classes": self.num_classes,
+            "path": str(self.path),
+        }

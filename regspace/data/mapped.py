@@ -28,6 +28,7 @@ from pathlib import Path
 
 import numpy as np
 
+from regspace.data.files import PreparedDataset
 from regspace.errors import RegspaceError
 
 MANIFEST = "manifest.json"
@@ -92,17 +93,10 @@ class ShardedArray:
 
 
 @dataclass(frozen=True)
-class MappedDataset:
-    """A dataset prepared as memory-mapped shards (see the module docstring)."""
+class MappedDataset(PreparedDataset):
+    """A dataset prepared as memory-mapped shards (see the module docstring); ``path`` is the .shards
+    directory."""
 
-    name: str
-    path: Path  # the .shards directory
-    key: str
-    num_classes: int
-    channels: int
-    resolution: int
-    n_train: int
-    n_test: int
     layout: str = "mapped"
 
     @property
@@ -133,19 +127,6 @@ class MappedDataset:
             out[f"{split}_y"] = _concat([z["labels"] for z in meta], np.int64, (0,))
             out[f"{split}_sums"] = _concat([z["sums"] for z in meta], np.int64, (0, 2, self.channels))
         return out
-
-    def describe(self) -> dict:
-        return {
-            "dataset": self.name,
-            "key": self.key,
-            "layout": self.layout,
-            "train": self.n_train,
-            "test": self.n_test,
-            "resolution": self.resolution,
-            "channels": self.channels,
-            "classes": self.num_classes,
-            "path": str(self.path),
-        }
 
 
 def _concat(parts: list, dtype, empty_shape) -> np.ndarray:
