@@ -590,7 +590,7 @@ class Queue:
             # no heartbeat yet (killed right after taking it): count from the trial's start
             beat = t.user_attrs.get(HEARTBEAT_ATTR) or (t.datetime_start.timestamp() if t.datetime_start else now)
             if now - float(beat) > self.grace:
-                self._fail_and_requeue(ApiIndex(self.storage, self.study).trial_id(t))
+                self._fail_and_requeue(self.index.trial_id(t))  # the journal file is always on ApiIndex
 
     def _fail_and_requeue(self, trial_id: int) -> None:
         optuna = _optuna()
