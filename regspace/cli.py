@@ -486,6 +486,14 @@ OutOpt = Annotated[str, typer.Option("-o", "--output", help="Output file: .png, 
 ErrorOpt = Annotated[
     str, typer.Option("--error", help="Sweep error: error (final validation) or min_error (best epoch).")
 ]
+EpochOpt = Annotated[
+    Optional[int],
+    typer.Option("--epoch", min=1, max=100_000, help="The errors as they stood after this epoch (stored curves)."),
+]
+DrawsOpt = Annotated[
+    Optional[int],
+    typer.Option("--draws", min=1, help="Each space's first N draws only (equal n, e.g. a study stopped part-way)."),
+]
 
 
 def _table(
@@ -497,6 +505,8 @@ def _table(
     sweep: str = "default",
     *,
     light: bool = False,
+    epoch: int | None = None,
+    first_draws: int | None = None,
 ):
     """The analysis table (``light``: only the columns EDFs need, for speed on big stores)."""
     from regspace.analysis.table import ANALYSIS_MODEL_COLUMNS, load_table
@@ -510,6 +520,8 @@ def _table(
         recipe_hash=recipe_hash,
         error=error,
         model_columns=ANALYSIS_MODEL_COLUMNS if light else None,
+        epoch=epoch,
+        first_draws=first_draws,
     )
 
 
@@ -545,6 +557,8 @@ def plot_edf_cmd(
     output: OutOpt = "edf.png",
     recipe_hash: RecipeHashOpt = None,
     error: ErrorOpt = "error",
+    epoch: EpochOpt = None,
+    first_draws: DrawsOpt = None,
     store: StoreOpt = DEFAULT_STORE,
     queue: QueueOpt = None,
     sweep: SweepOpt = "default",
@@ -554,7 +568,7 @@ def plot_edf_cmd(
     from regspace.plots.figures import plot_edf
     from regspace.plots.style import save
 
-    df = _table(store, spaces, recipe_hash, error, queue, sweep, light=True)
+    df = _table(store, spaces, recipe_hash, error, queue, sweep, light=True, epoch=epoch, first_draws=first_draws)
     _saved(save(plot_edf(df, normalize=normalize, band=band, n_bins=bins), output))
 
 
@@ -652,6 +666,24 @@ def plot_search_cmd(
     _saved(save(plot_search(df, method=method, normalize=normalize, n_bins=bins), output))
 
 
+@app.command("plot-curves")
+def plot_curves_cmd(
+    spaces: SpacesOpt = None,
+    output: OutOpt = "curves.png",
+    recipe_hash: RecipeHashOpt = None,
+    first_draws: DrawsOpt = None,
+    store: StoreOpt = DEFAULT_STORE,
+    queue: QueueOpt = None,
+    sweep: SweepOpt = "default",
+):
+    """Learning curves per space: validation error by epoch of the best, median and worst model."""
+    from regspace.plots.figures import plot_curves
+    from regspace.plots.style import save
+
+    df = _table(store, spaces, recipe_hash, "error", queue, sweep, first_draws=first_draws)
+    _saved(save(plot_curves(df), output))
+
+
 @app.command("compare")
 def compare_cmd(
     spaces: SpacesOpt = None,
@@ -665,64 +697,25 @@ def compare_cmd(
     json_out: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
     recipe_hash: RecipeHashOpt = None,
     error: ErrorOpt = "error",
+    epoch: EpochOpt = None,
+    first_draws: DrawsOpt = None,
     store: StoreOpt = DEFAULT_STORE,
     queue: QueueOpt = None,
     sweep: SweepOpt = "default",
 ):
     """Per-space error statistics and pairwise KS distances (the numbers behind plot-edf)."""
     _check_normalize(normalize)
-    from regspace.analysis.compare import compare
+    from regspace.analysis.compare import compare, print_compare
 
-    table = _table(store, spaces, recipe_hash, error, queue, sweep)  # every column: findings read the designs
+    # every column: the findings read the designs
+    table = _table(store, spaces, recipe_hash, error, queue, sweep, epoch=epoch, first_draws=first_draws)
     result = compare(table, normalize=normalize, n_bins=bins)
     if json_out:
         import json
 
         print(json.dumps(result, indent=2))
         return
-    from regspace.console import print_table, say
-
-    for w in result["warnings"]:
-        say(f"regspace: warning: {w}")
-
-    def f(r, k):
-        return f"{r[k]:.2f}" if k in r else "-"
-
-    print_table(
-        ["space", "n", "networks", "diverged", "failed", "min", "p25", "median", "mean", "p75"],
-        [
-            [
-                r["space"],
-                r["n"],
-                r.get("networks", 0),
-                r["diverged"],
-                r["failed"],
-                f(r, "min"),
-                f(r, "p25"),
-                f(r, "median"),
-                f(r, "mean"),
-                f(r, "p75"),
-            ]
-            for r in result["spaces"]
-        ],
-        title=(
-            f"{'best-epoch' if result['error'] == 'min_error' else 'final'} validation error (%), "
-            f"recipe {result['recipe_hash']}"
-            if result["recipe_hash"]
-            else "validation error (%): no results yet (run `regspace train`)"
-        ),
-        numeric={"n", "networks", "min", "p25", "median", "mean", "p75"},
-    )
-    if result["pairs"]:
-        print_table(
-            ["A", "B", "KS", "p-value", "noise (95% crit.)"],
-            [[p["a"], p["b"], f"{p['ks']:.3f}", f"{p['p_value']:.3g}", f"{p['noise']:.3f}"] for p in result["pairs"]],
-            title="Kolmogorov–Smirnov distance between EDFs",
-            numeric={"KS", "p-value", "noise (95% crit.)"},
-        )
-    print("\nFindings")
-    for line in result["findings"]["sentences"]:
-        print(f"- {line}")
+    print_compare(result)
 
 
 @app.command("report")
@@ -811,6 +804,184 @@ def data_prepare_cmd(
             progress=stderr_is_terminal(),
         )
     )
+
+
+study_app = typer.Typer(help="Studies: a comparison of design spaces described by one TOML file, run by one command.")
+app.add_typer(study_app, name="study")
+StudyArg = Annotated[str, typer.Argument(help="The study file (TOML), e.g. experiments/ladder.toml.")]
+StudyOutOpt = Annotated[
+    Optional[str], typer.Option("--output", help="Write the study's store and report here instead of its `output`.")
+]
+WorkersOpt = Annotated[
+    Optional[int],
+    typer.Option("--workers", min=1, max=256, help="Worker processes (default: from cores, memory and model size)."),
+]
+ThreadsOpt = Annotated[Optional[int], typer.Option("--threads", min=1, max=1024, help="Threads per worker.")]
+DevicesOpt = Annotated[Optional[str], typer.Option("--devices", help="auto | cpu | GPU indices: 0 or 0,1.")]
+
+
+def _interruptible(action):
+    """Run ``action``; Ctrl-C or SIGTERM outside the training pool stops with one line and exit 130."""
+    import signal
+
+    from regspace.errors import Interrupted
+    from regspace.train.pool import raise_interrupt
+
+    previous = signal.signal(signal.SIGTERM, raise_interrupt)
+    try:
+        return action()
+    except KeyboardInterrupt:
+        raise Interrupted("interrupted; what finished is kept (run the same command again to go on)") from None
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+@study_app.command("run")
+def study_run_cmd(
+    study_file: StudyArg,
+    output: StudyOutOpt = None,
+    queue: QueueOpt = None,
+    workers: WorkersOpt = None,
+    threads: ThreadsOpt = None,
+    devices: DevicesOpt = None,
+    data_dir: DataDirOpt = None,
+    map_above: MapAboveOpt = None,
+    heartbeat: HeartbeatOpt = defaults.HEARTBEAT_SECONDS,
+    grace: GraceOpt = defaults.GRACE_SECONDS,
+):
+    """Sample, train in balanced rounds, check fidelity and write the report; a rerun does exactly the rest."""
+    from regspace.console import say
+    from regspace.data import parse_map_above
+    from regspace.study import load_study, run_study
+    from regspace.train.runner import Parallelism
+
+    study = load_study(study_file, output=output)
+    par = Parallelism(workers=workers, threads=threads, devices=devices)
+    out = _interruptible(
+        lambda: run_study(
+            study,
+            queue=queue,
+            parallelism=par,
+            data_dir=data_dir,
+            map_above=parse_map_above(map_above),
+            heartbeat=heartbeat,
+            grace=grace,
+            say=say,
+        )  # fmt: skip
+    )
+    for stage, summary in out.summaries:
+        say(f"{stage}: {summary.outcome()}")
+    if out.interrupted:
+        say(f"study {study.name!r} stopped; run `regspace study run {study_file}` again to finish it")
+        raise typer.Exit(130)
+    for path in out.written:
+        _saved(path)
+    compare_txt = study.output / "compare.txt"
+    if compare_txt.exists():
+        print(compare_txt.read_text(), end="")
+
+
+@study_app.command("status")
+def study_status_cmd(
+    study_file: StudyArg,
+    output: StudyOutOpt = None,
+    queue: QueueOpt = None,
+):
+    """Progress per space: draws sampled, results by status, and the draws every space has finished."""
+    from regspace.console import print_table
+    from regspace.study import load_study, open_store, status_rows
+
+    study = load_study(study_file, output=output)
+    store = open_store(study, create=False)
+    if queue:
+        from regspace.queue import open_study
+
+        open_study(queue, study.sweep, create=False).collect(store)
+    p, rows = status_rows(study, store)
+    print_table(
+        ["space", "draws", "ok", "diverged", "failed", "pending", "finished prefix"],
+        rows,
+        title=f"study {study.name!r} ({study.store_path}), recipe {study.recipe.name} {study.recipe.hash}",
+        numeric={"ok", "diverged", "failed", "pending", "finished prefix"},
+    )
+    state = "complete" if p["complete"] else f"{p['rounds']} complete round(s) of {study.round_size}"
+    print(f"{state}; the analyses compare the first {p['equal']} draws of every space")
+
+
+@app.command("fidelity")
+def fidelity_cmd(
+    recipe: Annotated[
+        Optional[str], typer.Option("--recipe", help="The long recipe's preset (default: the short recipe's).")
+    ] = None,
+    epochs: Annotated[Optional[int], typer.Option("--epochs", min=1, max=10_000, help="Long recipe: epochs.")] = None,
+    train_size: Annotated[
+        Optional[int], typer.Option("--train-size", min=1, help="Long recipe: training images.")
+    ] = None,
+    k: Annotated[int, typer.Option("--k", min=1, help="Models to train again, stratified over the spaces.")] = 16,
+    spaces: SpacesOpt = None,
+    short_hash: Annotated[
+        Optional[str], typer.Option("--short-hash", help="The short recipe (default: the one with most results).")
+    ] = None,
+    long_hash: Annotated[
+        Optional[str],
+        typer.Option("--long-hash", help="Analyse the check recorded for this long recipe; train nothing."),
+    ] = None,
+    seed: Annotated[int, typer.Option("--seed", min=0, help="Which models are drawn for the check.")] = 0,
+    plot: Annotated[Optional[str], typer.Option("--plot", help="Also draw short against long errors here.")] = None,
+    json_out: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+    workers: WorkersOpt = None,
+    threads: ThreadsOpt = None,
+    devices: DevicesOpt = None,
+    data_dir: DataDirOpt = None,
+    store: StoreOpt = DEFAULT_STORE,
+):
+    """Is brief training a faithful proxy? Train K models again for longer; rank correlations and space order."""
+    from regspace.console import say
+    from regspace.store import Store
+    from regspace.study import fidelity_command
+    from regspace.train.recipe import get_recipe
+    from regspace.train.runner import Parallelism
+
+    st = Store.open(store)
+    long = get_recipe(recipe).replace(epochs=epochs, train_size=train_size) if recipe else None
+    result, summary = _interruptible(
+        lambda: fidelity_command(
+            st,
+            long=long,
+            epochs=epochs,
+            train_size=train_size,
+            k=k,
+            spaces=_spaces(spaces),
+            short_hash=short_hash,
+            long_hash=long_hash,
+            seed=seed,
+            say=say,
+            parallelism=Parallelism(workers=workers, threads=threads, devices=devices),
+            data_dir=data_dir,
+        )  # fmt: skip
+    )
+    if summary is not None:
+        say(summary.outcome())
+    if result is None:
+        raise typer.Exit(130)
+    if plot:
+        from regspace.plots.figures import plot_fidelity
+        from regspace.plots.style import save
+
+        _saved(save(plot_fidelity(result), plot))
+    if json_out:
+        import json
+
+        print(json.dumps(result, indent=2))
+        return
+    for line in result["sentences"]:
+        print(f"- {line}")
+
+
+def _spaces(spaces: str | None):
+    from regspace.spaces import resolve_names
+
+    return resolve_names(spaces)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -721,6 +721,38 @@ class Queue:
         """Per space: trials waiting / running / finished, retries."""
         return self.index.counts()
 
+    def run_once(self, key: str, action, *, wait: float = 600.0, poll: float = 2.0) -> bool:
+        """Run ``action`` once for this sweep across machines, e.g. enqueueing a study. The first caller
+        runs it: creating an Optuna study named after ``key`` succeeds for exactly one caller (a unique
+        name in the storage). It then sets the sweep attribute ``key``. Every other caller waits for that
+        attribute; after ``wait`` seconds without it (the first caller died) it runs ``action`` itself, so
+        ``action`` must be idempotent. Returns whether this caller ran it."""
+        import time
+
+        optuna = _optuna()
+        attr = f"once:{key}"
+
+        def done() -> bool:
+            return attr in retry(lambda: self.study.user_attrs, "reading the sweep")
+
+        if done():
+            return False
+        try:
+            retry(lambda: optuna.create_study(study_name=f"{self.study.study_name}:{attr}", storage=self.storage),
+                  "electing the machine that enqueues")  # fmt: skip
+            elected = True
+        except optuna.exceptions.DuplicatedStudyError:
+            elected = False
+        if not elected:
+            deadline = time.monotonic() + wait
+            while time.monotonic() < deadline:
+                if done():
+                    return False
+                time.sleep(poll)
+        action()
+        retry(lambda: self.study.set_user_attr(attr, True), "recording the sweep's set-up")
+        return True
+
 
 def _profile(attrs: list[dict]) -> list[dict]:
     """What workers need to plan before training, per (resolution, classes, channels): the largest

@@ -34,12 +34,22 @@ def _cmd(*parts) -> str:
 
 
 def build_figures(
-    store, df: pd.DataFrame, spaces: list[str], *, store_arg: str, recipe_arg: str | None
+    store,
+    df: pd.DataFrame,
+    spaces: list[str],
+    *,
+    store_arg: str,
+    recipe_arg: str | None,
+    fidelity: dict | None = None,
 ) -> list[Figure]:
     from regspace.analysis.fit import fit_frame
     from regspace.plots import figures as F
 
     recipe_opt = ["--recipe-hash", recipe_arg] if recipe_arg else []
+    if df.attrs.get("first_draws"):
+        recipe_opt += ["--draws", df.attrs["first_draws"]]
+    if df.attrs.get("error") == "min_error":
+        recipe_opt += ["--error", "min_error"]
     common = ["--store", store_arg, *recipe_opt]
     sp = ",".join(spaces)
     out = [
@@ -56,7 +66,7 @@ def build_figures(
             out.append(
                 Figure(
                     "edf_params",
-                    "Error EDFs normalised by flops",
+                    "Error EDFs normalised by parameters",
                     _cmd(
                         "regspace",
                         "plot-edf",
@@ -74,6 +84,29 @@ def build_figures(
             )
         except RegspaceError:
             pass  # complexity ranges do not overlap: no normalised EDF
+    try:
+        curves = F.plot_curves(df, spaces=spaces)
+        out.append(
+            Figure(
+                "curves",
+                "Learning curves of the best, median and worst model of each space",
+                _cmd("regspace", "plot-curves", *[c for c in common if c not in ("--error", "min_error")], "--spaces",
+                     sp, "-o", "curves.png"),
+                curves,
+            )
+        )  # fmt: skip
+    except RegspaceError:
+        pass  # results from before curves were stored
+    if fidelity is not None:
+        out.append(
+            Figure(
+                "fidelity",
+                f"Fidelity: short against long training ({fidelity['long_description']})",
+                _cmd("regspace", "fidelity", "--store", store_arg, "--long-hash", fidelity["long_recipe"], "--plot",
+                     "fidelity.png"),
+                F.plot_fidelity(fidelity),
+            )
+        )  # fmt: skip
     for s in spaces:
         if (ok.space == s).sum() >= 2:
             out.append(
@@ -151,27 +184,58 @@ def build_report(
     recipe_hash: str | None = None,
     fmt: str | None = None,
     store_arg: str | None = None,
+    first_draws: int | None = None,
+    error: str = "error",
 ) -> Path:
+    """The report of ``store`` (its spaces' first ``first_draws`` draws, if given). A fidelity check
+    recorded in the store for this recipe (`regspace fidelity`) gets its own section."""
     out = Path(out)
     fmt = fmt or ("md" if out.suffix.lower() == ".md" else "html")
     if fmt not in ("html", "md"):
         raise RegspaceError(f"unknown report format {fmt!r}: use html or md")
-    df = load_table(store, spaces=spaces, recipe_hash=recipe_hash)
+    df = load_table(store, spaces=spaces, recipe_hash=recipe_hash, first_draws=first_draws, error=error)
     spaces = df.attrs["spaces"]
     ok = trained(df)
     if not len(ok):
         raise RegspaceError("no trained models to report on", hint="run `regspace train` first")
     store_arg = store_arg or str(store.path)
-    figs = build_figures(store, df, spaces, store_arg=store_arg, recipe_arg=df.attrs["recipe_hash"])
+    fid = _fidelity(store, df.attrs["recipe_hash"], error)
+    figs = build_figures(store, df, spaces, store_arg=store_arg, recipe_arg=df.attrs["recipe_hash"], fidelity=fid)
     cmp = compare(df, spaces=spaces)
     status = [r for r in store_status(store) if r["space"] in spaces]
     sections = _sections(df, cmp, status, spaces, ok)
+    sections["fidelity"] = fid
     title = f"regspace report: {', '.join(spaces)}"
     if fmt == "html":
         _write_html(out, title, sections, figs, df, store_arg)
     else:
         _write_md(out, title, sections, figs, df, store_arg)
     return out
+
+
+def _fidelity(store, recipe_hash: str | None, error: str) -> dict | None:
+    """The store's fidelity check whose short recipe is this report's, analysed; None if there is none
+    (or too few models have both results yet)."""
+    from regspace.analysis.fidelity import fidelity_result, recorded
+
+    entry = recorded(store)
+    if entry is None or entry["short"] != recipe_hash:
+        return None
+    try:
+        return fidelity_result(store, entry, error=error)
+    except RegspaceError:
+        return None
+
+
+FIDELITY_HEADER = ["space", "models", "median short", "median long", "Spearman"]
+
+
+def _fidelity_rows(f: dict) -> list[list]:
+    return [
+        [r["space"], r["n"], f"{r['short_median']:.2f}", f"{r['long_median']:.2f}",
+         f"{r['spearman']:.2f}" if "spearman" in r else "-"]
+        for r in f["spaces"]
+    ]  # fmt: skip
 
 
 def _sections(df, cmp, status, spaces, ok) -> dict:
@@ -267,6 +331,8 @@ def _write_html(out: Path, title: str, s: dict, figs: list[Figure], df, store_ar
     for key in ("edf", "edf_params"):
         if key in by_key:
             parts.append(_figure_html(by_key[key]))
+    if "curves" in by_key:
+        parts += ["<h2>Learning curves</h2>", _figure_html(by_key["curves"])]
     parts += [
         "<h2>Comparison</h2>",
         _table_html(STATS_HEADER, s["stats"]),
@@ -279,6 +345,17 @@ def _write_html(out: Path, title: str, s: dict, figs: list[Figure], df, store_ar
             "distance NDS plots against n).</p>",
             _table_html(PAIRS_HEADER, s["pairs"]),
         ]
+    if s.get("fidelity"):
+        f = s["fidelity"]
+        parts += [
+            "<h2>Fidelity of the brief training</h2>",
+            f"<p>The same models trained again with a longer recipe ({html.escape(f['long_description'])}, "
+            f"recipe <code>{html.escape(f['long_recipe'])}</code>).</p>",
+            "<ul>" + "".join(f"<li>{html.escape(line)}</li>" for line in f["sentences"]) + "</ul>",
+            _table_html(FIDELITY_HEADER, _fidelity_rows(f)),
+        ]
+        if "fidelity" in by_key:
+            parts.append(_figure_html(by_key["fidelity"]))
     parts.append("<h2>Parameters</h2>")
     parts += [_figure_html(f) for f in figs if f.key.startswith("scatter_")]
     parts.append("<h2>Best and worst models</h2>")
@@ -329,12 +406,25 @@ def _write_md(out: Path, title: str, s: dict, figs: list[Figure], df, store_arg:
         "## Error EDFs",
     ]
     parts += [images[k] for k in ("edf", "edf_params") if k in images]
+    if "curves" in images:
+        parts += ["## Learning curves", images["curves"]]
     parts += [
         "## Comparison",
         _table_md(STATS_HEADER, s["stats"]),
     ]
     if s["pairs"]:
         parts.append(_table_md(PAIRS_HEADER, s["pairs"]))
+    if s.get("fidelity"):
+        f = s["fidelity"]
+        parts += [
+            "## Fidelity of the brief training",
+            f"The same models trained again with a longer recipe ({f['long_description']}, "
+            f"recipe `{f['long_recipe']}`).",
+            "\n".join(f"- {line}" for line in f["sentences"]),
+            _table_md(FIDELITY_HEADER, _fidelity_rows(f)),
+        ]
+        if "fidelity" in images:
+            parts.append(images["fidelity"])
     parts.append("## Parameters")
     parts += [v for k, v in images.items() if k.startswith("scatter_")]
     parts.append("## Best and worst models")

@@ -1,8 +1,8 @@
 """The store: a directory of parquet files that plain pandas, pyarrow or DuckDB can read (docs/design.md).
 
-Layout (schema version 3)::
+Layout (schema version 4)::
 
-    STORE/regspace.json              {"format": "regspace-store", "schema_version": 3, ...}
+    STORE/regspace.json              {"format": "regspace-store", "schema_version": 4, ...}
     STORE/models/part-*.parquet      sampled models: one row per (space, model_id) and sampling call,
                                      with the draws of that call that produced it (multiplicity)
     STORE/results/part-*.parquet     training results, one row per (model_id, recipe_hash)
@@ -40,7 +40,8 @@ from regspace.errors import StoreError
 
 # 2: models carry multiplicity and draw_indices (i.i.d. populations); results device_kind, precision.
 # 3: results data_layout (memory | mapped). Older parts read with the new columns null.
-SCHEMA_VERSION = 3
+# 4: results val_errors and train_losses, one value per epoch (learning curves).
+SCHEMA_VERSION = 4
 FORMAT = "regspace-store"
 MARKER = "regspace.json"
 DEFAULT_STORE = defaults.STORE
@@ -116,6 +117,8 @@ RESULTS_SCHEMA = pa.schema(
         ("regspace_version", pa.string()),
         ("host", pa.string()),
         ("finished_at", pa.timestamp("us", tz="UTC")),
+        ("val_errors", pa.list_(pa.float64())),  # validation error after each epoch, percent
+        ("train_losses", pa.list_(pa.float64())),  # mean training loss of each epoch
     ]
 )
 

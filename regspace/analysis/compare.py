@@ -102,7 +102,63 @@ def compare(
         "normalize": normalize,
         "normalization": norm or None,
         "error": df.attrs.get("error", "error"),  # final validation error (default) or min_error (the papers')
+        "epoch": df.attrs.get("epoch"),  # None: after the last epoch
+        "first_draws": df.attrs.get("first_draws"),  # None: every draw
         "warnings": warnings,
         "spaces": rows,
         "pairs": pairs,
     }
+
+
+def error_title(result: dict) -> str:
+    """What the errors are: final or best-epoch validation error, at which epoch, of which draws."""
+    what = "best-epoch validation error" if result["error"] == "min_error" else "final validation error"
+    if result.get("epoch"):
+        what = ("best validation error up to" if result["error"] == "min_error" else "validation error after") + (
+            f" epoch {result['epoch']}"
+        )
+    if result.get("first_draws"):
+        what += f", first {result['first_draws']} draws per space"
+    return what
+
+
+def print_compare(result: dict) -> None:
+    """`regspace compare`'s text: warnings, per-space statistics, KS table, Findings."""
+    from regspace.console import print_table, say
+
+    for w in result["warnings"]:
+        say(f"regspace: warning: {w}")
+
+    def f(r, k):
+        return f"{r[k]:.2f}" if k in r else "-"
+
+    print_table(
+        ["space", "n", "networks", "diverged", "failed", "min", "p25", "median", "mean", "p75"],
+        [
+            [
+                r["space"],
+                r["n"],
+                r.get("networks", 0),
+                r["diverged"],
+                r["failed"],
+                *(f(r, k) for k in ("min", "p25", "median", "mean", "p75")),
+            ]
+            for r in result["spaces"]
+        ],
+        title=(
+            f"{error_title(result)} (%), recipe {result['recipe_hash']}"
+            if result["recipe_hash"]
+            else "validation error (%): no results yet (run `regspace train`)"
+        ),
+        numeric={"n", "networks", "min", "p25", "median", "mean", "p75"},
+    )
+    if result["pairs"]:
+        print_table(
+            ["A", "B", "KS", "p-value", "noise (95% crit.)"],
+            [[p["a"], p["b"], f"{p['ks']:.3f}", f"{p['p_value']:.3g}", f"{p['noise']:.3f}"] for p in result["pairs"]],
+            title="Kolmogorov–Smirnov distance between EDFs",
+            numeric={"KS", "p-value", "noise (95% crit.)"},
+        )
+    print("\nFindings")
+    for line in result["findings"]["sentences"]:
+        print(f"- {line}")

@@ -176,8 +176,13 @@ def findings(df: pd.DataFrame, pairs: list[dict], *, spaces=None, delta: float =
     ranges = [r for s in err for r in good_range_sentences(df, s, seed=seed)]
     efits = [r for s in err for r in efit_sentences(df, s)]
     which = "best-epoch (min_error, as pycls/NDS)" if df.attrs.get("error") == "min_error" else "final"
+    when = f" after epoch {df.attrs['epoch']}" if df.attrs.get("epoch") else ""
+    if df.attrs.get("epoch"):
+        which = "best (up to that epoch)" if df.attrs.get("error") == "min_error" else "plain"
+    drawn = f", over each space's first {df.attrs['first_draws']} draws" if df.attrs.get("first_draws") else ""
     lead = (
-        f"Errors are each model's {which} validation error; verdicts at the 5 % level, equivalence within ±{delta:g}."
+        f"Errors are each model's {which} validation error{when}{drawn}; verdicts at the 5 % level, "
+        f"equivalence within ±{delta:g}."
     )
     sentences = [lead] + [v["sentence"] for v in verdicts] + [r["sentence"] for r in ranges + efits]
     return {"delta": delta, "pairs": verdicts, "good_ranges": ranges, "e_fit": efits, "sentences": sentences}

@@ -28,6 +28,7 @@ RESULT_COLUMNS = [
     "recipe",
     "seed",
     "split",
+    "val_errors",
 ]
 
 
@@ -59,6 +60,8 @@ def load_table(
     recipe_hash: str | None = None,
     error: str = "error",
     model_columns: list[str] | None = None,
+    epoch: int | None = None,
+    first_draws: int | None = None,
 ) -> pd.DataFrame:
     """One row per (space, model): design columns, complexity, multiplicity, and the recipe's result.
 
@@ -67,6 +70,9 @@ def load_table(
 
     ``error`` picks the sweep error: 'error' (final validation error, the default) or 'min_error'.
     ``model_columns`` limits the model columns read (all by default; EDFs need ANALYSIS_MODEL_COLUMNS).
+    ``epoch`` k: the errors as they stood after epoch k (from the stored learning curves; no training).
+    ``first_draws`` m: each space's population is its first m draws in sampling order (equal n per space,
+    e.g. a study stopped part-way).
     The frame's ``attrs`` record the recipe hash, the recipe (a dict) and the spaces in sampled order.
     """
 
@@ -83,6 +89,8 @@ def load_table(
                 hint=f"it holds {', '.join(sorted(models.space.unique()))}",
             )
         models = models[models.space.isin(spaces)]
+    if first_draws is not None:
+        models = _first_draws(store, models, first_draws)
     hashes = store.read_arrow("results", ["recipe_hash"]).column("recipe_hash").to_pylist()
     chosen = choose_recipe(hashes, recipe_hash)
     results = store.results_for(chosen or "", RESULT_COLUMNS)  # one result per model: the store's rule
@@ -91,6 +99,9 @@ def load_table(
     _fill_device_columns(results)
     df = models.merge(results, on="model_id", how="left")
     df["status"] = df["status"].fillna("pending")
+    warnings = mixed_settings(results[results.status == "ok"], chosen)
+    if epoch is not None:
+        warnings += _errors_at_epoch(df, epoch, error)
     df["sweep_error"] = df[error]
     order = list(dict.fromkeys(models.space))
     df["space"] = pd.Categorical(df["space"], categories=order, ordered=True)
@@ -100,8 +111,59 @@ def load_table(
     df.attrs["error"] = error  # which error every statistic and figure uses (labels say so)
     df.attrs["recipe"] = json.loads(recipe_json) if recipe_json else None
     df.attrs["spaces"] = order if not spaces else [s for s in order if s in spaces]
-    df.attrs["warnings"] = mixed_settings(results[results.status == "ok"], chosen)
+    df.attrs["warnings"] = warnings
+    df.attrs["epoch"] = epoch
+    df.attrs["first_draws"] = first_draws
     return df
+
+
+def _errors_at_epoch(df: pd.DataFrame, epoch: int, error: str) -> list[str]:
+    """Replace ``error`` by its value after ``epoch`` (min_error: the best of the first ``epoch``), read from
+    the learning curves. Models without a curve that long are left without an error; returns warnings."""
+    import numpy as np
+
+    if epoch < 1:
+        raise RegspaceError(f"--epoch must be at least 1 (got {epoch})")
+    ok = (df.status == "ok").to_numpy()
+    curves = df["val_errors"].to_numpy() if "val_errors" in df else np.full(len(df), None)
+    lengths = np.array([len(c) if c is not None and not isinstance(c, float) else 0 for c in curves])
+    trained_epochs = df["epochs"].to_numpy(float)
+    if ok.any() and not (trained_epochs[ok] >= epoch).any():
+        raise RegspaceError(
+            f"no model was trained for {epoch} epochs (at most {int(np.nanmax(trained_epochs[ok]))})",
+            hint="choose a smaller --epoch",
+        )
+    pick = (lambda c: float(c[epoch - 1])) if error == "error" else (lambda c: float(np.min(c[:epoch])))
+    df[error] = [pick(c) if n >= epoch else np.nan for c, n in zip(curves, lengths)]
+    no_curve = int((ok & (lengths == 0)).sum())
+    out = []
+    if no_curve:
+        out.append(
+            f"{no_curve} result(s) have no learning curve (trained by a regspace before store schema 4): "
+            f"left out of the errors at epoch {epoch}"
+        )
+    return out
+
+
+def _first_draws(store, models: pd.DataFrame, m: int) -> pd.DataFrame:
+    """``models`` with each space cut to its first ``m`` draws in sampling order (seed, then draw index):
+    multiplicities count only those draws, and networks with none are dropped."""
+    from collections import Counter
+
+    if m < 1:
+        raise RegspaceError(f"--draws must be at least 1 (got {m})")
+    raw = store.read_arrow("models", ["space", "model_id", "seed", "draw_index", "draw_indices"], dedupe=False)
+    by_space: dict[str, list] = {}
+    for r in raw.to_pylist():
+        idx = r["draw_indices"] or [r["draw_index"] or 0]  # schema-1 rows: one draw each
+        by_space.setdefault(r["space"], []).extend((r["seed"] or 0, i, r["model_id"]) for i in idx)
+    kept: Counter = Counter()
+    for space, items in by_space.items():
+        for _, _, mid in sorted(set(items))[:m]:
+            kept[(space, mid)] += 1
+    mult = [kept.get((s, mid), 0) for s, mid in zip(models.space, models.model_id)]
+    out = models.assign(multiplicity=mult)
+    return out[out.multiplicity > 0]
 
 
 def _fill_device_columns(results: pd.DataFrame) -> None:

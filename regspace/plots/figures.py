@@ -408,3 +408,85 @@ def plot_search(
             )
         ax.legend(frameon=False)
     return fig
+
+
+def curve_picks(g: pd.DataFrame) -> list[tuple[str, pd.Series]]:
+    """The best, median and worst model of a space by its sweep error (median: the lower middle one)."""
+    g = g.sort_values(["sweep_error", "model_id"], kind="stable")
+    picks = [("best", g.iloc[0]), ("median", g.iloc[(len(g) - 1) // 2]), ("worst", g.iloc[-1])]
+    return picks[:1] if len(g) == 1 else picks
+
+
+def plot_curves(df: pd.DataFrame, *, spaces: list[str] | None = None, max_background: int = 200):
+    """Per space: validation error against epoch for the best, median and worst model by final error,
+    over every other model's curve in grey."""
+    groups = space_errors(df, spaces)
+    with_curves = {
+        s: g[[c is not None and not isinstance(c, float) and len(c) > 0 for c in g["val_errors"]]]
+        if "val_errors" in g
+        else g.iloc[:0]
+        for s, g in groups.items()
+    }
+    with_curves = {s: g for s, g in with_curves.items() if len(g)}
+    if not with_curves:
+        raise RegspaceError(
+            "no learning curves to plot",
+            hint="results written before store schema 4 have none; train with this regspace to record them",
+        )
+    n = len(with_curves)
+    cols = min(3, n)
+    rows = math.ceil(n / cols)
+    styles = {"best": ("tab:green", "-"), "median": ("tab:blue", "--"), "worst": ("tab:red", ":")}
+    all_curves = [np.asarray(c, float) for g in with_curves.values() for c in g["val_errors"]]
+    top = robust_upper(np.concatenate(all_curves))
+    low = min(float(c.min()) for c in all_curves)
+    with rc():
+        fig, axes = plt.subplots(rows, cols, figsize=(3.6 * cols, 3.0 * rows), sharex=True, sharey=True, squeeze=False)
+        for ax, (s, g) in zip(axes.flat, with_curves.items()):
+            background = g if len(g) <= max_background else g.sample(max_background, random_state=0)
+            for c in background["val_errors"]:
+                ax.plot(np.arange(1, len(c) + 1), c, color="0.75", linewidth=0.6, alpha=0.5, zorder=1)
+            for label, r in curve_picks(g):
+                c = np.asarray(r["val_errors"], float)
+                colour_, style = styles[label]
+                ax.plot(
+                    np.arange(1, len(c) + 1), c, color=colour_, linestyle=style, marker="o", markersize=3,
+                    linewidth=1.6, label=f"{label} ({c[-1]:.2f})", zorder=3,
+                )  # fmt: skip
+            ax.set_title(f"{s} (n = {len(g)})", loc="left")
+            ax.legend(frameon=False, fontsize=7, loc="upper right")
+            ax.set_ylim(low - 0.5, top + 0.5)
+        for ax in axes.flat[n:]:
+            ax.set_visible(False)
+        for ax in axes[-1]:
+            ax.set_xlabel("epoch")
+        for ax in axes[:, 0]:
+            ax.set_ylabel("validation top-1 error (%)")
+        ax0 = axes.flat[0]
+        ax0.xaxis.get_major_locator().set_params(integer=True)
+        sub = _subtitle(df)
+        fig.suptitle(
+            "Learning curves: best, median and worst model by final error" + (f"\n{sub}" if sub else ""),
+            fontsize=9,
+            x=0.01,
+            ha="left",
+        )
+    return fig
+
+
+def plot_fidelity(result: dict):
+    """Short-recipe error against long-recipe error of the same models, one colour per space."""
+    pairs = pd.DataFrame(result["pairs"])
+    with rc():
+        fig, ax = plt.subplots(figsize=(5.2, 4.4))
+        for i, s in enumerate(dict.fromkeys(pairs.space)):
+            g = pairs[pairs.space == s]
+            ax.scatter(g.short, g.long, s=22, color=colour(i), label=f"{s} ({len(g)})", alpha=0.85)
+        ax.set_xlabel(f"short recipe ({result['short_recipe']}): final validation error (%)")
+        ax.set_ylabel(f"long recipe ({result['long_recipe']}): final validation error (%)")
+        lo, hi = result["spearman_ci"]
+        ax.set_title(
+            f"Spearman {result['spearman']:.2f} [{lo:.2f}, {hi:.2f}], Kendall {result['kendall']:.2f}", loc="left"
+        )
+        ax.legend(frameon=False, fontsize=8)
+    return fig

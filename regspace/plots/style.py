@@ -41,8 +41,13 @@ MIN_ERROR_LABEL = "best-epoch validation top-1 error (%, as pycls/NDS)"
 
 
 def error_label(df) -> str:
-    """The error axis label for a results table (``df.attrs['error']``: 'error' or 'min_error')."""
-    return MIN_ERROR_LABEL if getattr(df, "attrs", {}).get("error") == "min_error" else ERROR_LABEL
+    """The error axis label for a results table (``df.attrs['error']``: 'error' or 'min_error'; ``epoch``:
+    the errors as they stood after that epoch)."""
+    attrs = getattr(df, "attrs", {})
+    label = MIN_ERROR_LABEL if attrs.get("error") == "min_error" else ERROR_LABEL
+    if attrs.get("epoch"):
+        label = label.replace("final ", "").replace("best-epoch ", "best ") + f" after epoch {attrs['epoch']}"
+    return label
 
 
 PARAM_LABELS = {

@@ -371,6 +371,7 @@ def fit_one(task: Task, recipe: Recipe, data: PreparedData, *, device: torch.dev
             train_seconds=time.perf_counter() - t0,
             images_per_second=module.train_images / module.train_seconds if module.train_seconds else None,
             peak_memory_mb=_peak_memory_mb(device),
+            **_curves(module),
             **base,
         )
     except Diverged as e:
@@ -381,6 +382,7 @@ def fit_one(task: Task, recipe: Recipe, data: PreparedData, *, device: torch.dev
             train_seconds=time.perf_counter() - t0,
             peak_memory_mb=_peak_memory_mb(device),
             train_loss=e.loss,
+            **_curves(module),
             **base,
         )
     except Exception as e:  # noqa: BLE001 - a model that raises (e.g. out of memory) is a recorded outcome
@@ -390,11 +392,19 @@ def fit_one(task: Task, recipe: Recipe, data: PreparedData, *, device: torch.dev
             reason=f"{type(e).__name__}: {first}",
             epochs=len(module.val_errors) if module else 0,
             train_seconds=time.perf_counter() - t0,
+            **_curves(module),
             **base,
         )
     finally:
         if device.type == "cuda":
             torch.cuda.empty_cache()
+
+
+def _curves(module: DesignModule | None) -> dict:
+    """The learning curves so far: validation error and mean training loss per completed epoch."""
+    if module is None:
+        return {}
+    return {"val_errors": tuple(module.val_errors), "train_losses": tuple(module.train_losses)}
 
 
 def _json(obj) -> str:

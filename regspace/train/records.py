@@ -69,6 +69,8 @@ class Result:
     lightning_version: str | None = None
     regspace_version: str | None = None
     host: str | None = None
+    val_errors: tuple[float, ...] | None = None  # validation error after each epoch, % (the learning curve)
+    train_losses: tuple[float, ...] | None = None  # mean training loss of each epoch
     finished_at: datetime.datetime | None = None
 
     @classmethod
@@ -90,4 +92,8 @@ class Result:
             object.__setattr__(self, "finished_at", datetime.datetime.now(datetime.timezone.utc))
 
     def row(self) -> dict:
-        return dataclasses.asdict(self)
+        out = dataclasses.asdict(self)
+        for k in ("val_errors", "train_losses"):
+            if out[k] is not None:
+                out[k] = list(out[k])
+        return out

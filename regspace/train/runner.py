@@ -205,13 +205,21 @@ def train(
     data_dir: str | None = None,
     map_above: float | None = None,
     show_progress: bool | None = None,
+    only: set[str] | None = None,
+    order=None,
 ) -> TrainSummary:
-    """Train every pending model of ``store`` with ``recipe``; returns counts and timing."""
+    """Train every pending model of ``store`` with ``recipe``; returns counts and timing.
+    ``only``: just these model ids. ``order``: a function giving the training order of the pending model
+    rows (default :func:`balanced`: one of each space in turn)."""
     from regspace.console import stderr_is_terminal
     from regspace.train.devices import parse_devices
 
     parse_devices(parallelism.devices)  # a malformed --devices fails before any data is prepared
-    pending = balanced(store.pending(recipe.hash, MODEL_COLUMNS, spaces=spaces, retry_failed=retry_failed), limit)
+    columns = MODEL_COLUMNS if order is None else [*MODEL_COLUMNS, "seed", "draw_indices"]
+    pending = store.pending(recipe.hash, columns, spaces=spaces, retry_failed=retry_failed)
+    if only is not None:
+        pending = [m for m in pending if m["model_id"] in only]
+    pending = (order or balanced)(pending)[:limit] if limit else (order or balanced)(pending)
     if not pending:
         return TrainSummary(recipe, 0)
     progress = stderr_is_terminal() if show_progress is None else show_progress

@@ -1,0 +1,513 @@
+"""`regspace study`: a comparison of design spaces described by one TOML file, run by one command.
+
+A study names its spaces, the draws per space, the preset and budget, the recipe, the seed, the
+analyses and (optionally) a fidelity check. `study run` samples what is missing, trains in balanced
+rounds, runs the fidelity check, and writes the comparison and the report; every step resumes, so a
+rerun after a stop finishes exactly the rest. The analyses use each space's first m draws, where m is
+the longest prefix of draws that is trained in every space: a study stopped part-way still compares
+the spaces at an equal number of draws. No torch here: training runs in the pool's workers.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from regspace.errors import RegspaceError, UsageProblem
+from regspace.presets import Budget
+from regspace.train.recipe import Recipe, get_recipe
+
+STUDY_FILE = "study.json"  # in the study's store: the identity of the study that owns it
+KEYS = {"name", "spaces", "models_per_space", "round", "seed", "preset", "output", "budget", "recipe", "analysis",
+        "fidelity"}  # fmt: skip
+ANALYSIS_KEYS = {"error", "normalize", "bins"}
+FIDELITY_KEYS = {"spaces", "per_space", "seed", "recipe"}
+MIN_FIDELITY_PER_SPACE = 8
+
+
+@dataclass(frozen=True)
+class FidelityPlan:
+    """Train ``per_space`` models of each of ``spaces`` again with the longer ``recipe``."""
+
+    recipe: Recipe
+    spaces: tuple[str, ...]
+    per_space: int = MIN_FIDELITY_PER_SPACE
+    seed: int = 0
+
+
+@dataclass(frozen=True)
+class Study:
+    name: str
+    spaces: tuple[str, ...]
+    models_per_space: int  # draws per space (i.i.d.: a network drawn twice counts twice)
+    round_size: int  # draws per space per training round
+    seed: int
+    preset: str
+    budget: dict  # flops / params / acts range strings, as `regspace sample` takes them
+    recipe: Recipe
+    output: Path  # the store, the comparison and the report go here
+    analysis: dict = field(default_factory=dict)
+    fidelity: FidelityPlan | None = None
+    source: Path | None = None
+
+    @property
+    def store_path(self) -> Path:
+        return self.output / "store"
+
+    @property
+    def sweep(self) -> str:
+        return self.name
+
+    def identity(self) -> dict:
+        """What must not change under a store that already holds results: the models per space and the
+        round size may grow or change, nothing else."""
+        return {
+            "name": self.name,
+            "spaces": list(self.spaces),
+            "seed": self.seed,
+            "preset": self.preset,
+            "budget": self.budget,
+            "recipe_hash": self.recipe.hash,
+        }
+
+    @property
+    def hash(self) -> str:
+        return hashlib.sha256(json.dumps(self.identity(), sort_keys=True).encode()).hexdigest()[:12]
+
+
+def _recipe(table: dict, where: str, default: Recipe | None = None) -> Recipe:
+    """A recipe table: ``base`` (a preset name; else ``default``, else quick) with fields overridden."""
+    table = dict(table)
+    base = get_recipe(str(table.pop("base"))) if "base" in table else default or get_recipe("quick")
+    try:
+        return base.replace(**table)
+    except TypeError as e:
+        raise UsageProblem(f"{where}: {e}") from None
+
+
+def load_study(path: str | Path, *, output: str | Path | None = None) -> Study:
+    """Read a study file; paths in it are relative to the file. ``output`` overrides the file's."""
+    from regspace.spaces import resolve_names
+
+    p = Path(path)
+    try:
+        raw = tomllib.loads(p.read_text())
+    except FileNotFoundError:
+        raise UsageProblem(f"study file {p} does not exist") from None
+    except (OSError, UnicodeDecodeError) as e:
+        raise UsageProblem(f"cannot read study file {p}: {e}") from None
+    except tomllib.TOMLDecodeError as e:
+        raise UsageProblem(f"study file {p} is not valid TOML: {e}") from None
+    where = f"study file {p}"
+    unknown = set(raw) - KEYS
+    if unknown:
+        raise UsageProblem(f"{where}: unknown key(s) {', '.join(sorted(unknown))} (known: {', '.join(sorted(KEYS))})")
+    for key in ("spaces", "models_per_space"):
+        if key not in raw:
+            raise UsageProblem(f"{where}: `{key}` is missing")
+    spaces = raw["spaces"] if isinstance(raw["spaces"], list) else [raw["spaces"]]
+    names = tuple(resolve_names(",".join(map(str, spaces))) or ())
+    if not names:
+        raise UsageProblem(f"{where}: `spaces` is empty")
+    n = raw["models_per_space"]
+    if not isinstance(n, int) or n < 1:
+        raise UsageProblem(f"{where}: `models_per_space` must be a positive integer")
+    round_size = raw.get("round", 8)
+    if not isinstance(round_size, int) or round_size < 1:
+        raise UsageProblem(f"{where}: `round` must be a positive integer (draws per space per round)")
+    budget = {k: str(v) for k, v in raw.get("budget", {}).items()}
+    bad = set(budget) - {"flops", "params", "acts"}
+    if bad:
+        raise UsageProblem(f"{where}: [budget] takes flops, params and acts, not {', '.join(sorted(bad))}")
+    Budget.parse(budget.get("flops"), budget.get("params"), budget.get("acts"))  # a malformed range fails now
+    analysis = dict(raw.get("analysis", {}))
+    if set(analysis) - ANALYSIS_KEYS:
+        raise UsageProblem(f"{where}: [analysis] takes {', '.join(sorted(ANALYSIS_KEYS))}")
+    recipe = _recipe(raw.get("recipe", {}), f"{where} [recipe]")
+    fidelity = None
+    if "fidelity" in raw:
+        f = dict(raw["fidelity"])
+        if set(f) - FIDELITY_KEYS:
+            raise UsageProblem(f"{where}: [fidelity] takes {', '.join(sorted(FIDELITY_KEYS))}")
+        f_spaces = tuple(resolve_names(",".join(f.get("spaces", names))) or ())
+        if set(f_spaces) - set(names):
+            raise UsageProblem(f"{where}: [fidelity] spaces must be among the study's spaces")
+        per_space = int(f.get("per_space", MIN_FIDELITY_PER_SPACE))
+        if per_space < MIN_FIDELITY_PER_SPACE:
+            raise UsageProblem(f"{where}: [fidelity] per_space must be at least {MIN_FIDELITY_PER_SPACE}")
+        if per_space > n:
+            raise UsageProblem(f"{where}: [fidelity] per_space ({per_space}) exceeds models_per_space ({n})")
+        # the long recipe starts from the study's, so both validate on the same images
+        long = _recipe(f.get("recipe", {}), f"{where} [fidelity.recipe]", default=recipe)
+        check_same_validation(recipe, long)
+        fidelity = FidelityPlan(long, f_spaces, per_space, int(f.get("seed", 0)))
+    base = p.resolve().parent
+    out = Path(output) if output is not None else base / raw.get("output", f"results/{p.stem}")
+    return Study(
+        name=str(raw.get("name", p.stem)),
+        spaces=names,
+        models_per_space=n,
+        round_size=round_size,
+        seed=int(raw.get("seed", 0)),
+        preset=str(raw.get("preset", "cifar")),
+        budget=budget,
+        recipe=recipe,
+        output=out,
+        analysis=analysis,
+        fidelity=fidelity,
+        source=p,
+    )
+
+
+def check_same_validation(short: Recipe, long: Recipe) -> None:
+    """Short and long errors are compared model by model: they must be measured on the same images."""
+    fields = ("dataset", "val_size", "split_seed", "resolution")
+    diff = [f for f in fields if getattr(short, f) != getattr(long, f)]
+    if diff:
+        raise UsageProblem(
+            f"the long recipe validates on other images than the short one ({', '.join(diff)} differ)",
+            hint="give the long recipe the same dataset, val_size, split_seed and resolution",
+        )
+    if short.hash == long.hash:
+        raise UsageProblem("the long recipe is the short recipe itself", hint="change its epochs or train_size")
+
+
+# -- the order of draws ----------------------------------------------------------------------------
+
+
+def draw_order(store, spaces) -> dict[str, list[str]]:
+    """Per space, the model id of each draw in sampling order (seed, then draw index)."""
+    raw = store.read_arrow("models", ["space", "model_id", "seed", "draw_index", "draw_indices"], dedupe=False)
+    items: dict[str, set] = {s: set() for s in spaces}
+    for r in raw.to_pylist():
+        if r["space"] in items:
+            for i in r["draw_indices"] or [r["draw_index"] or 0]:
+                items[r["space"]].add((r["seed"] or 0, i, r["model_id"]))
+    return {s: [mid for _, _, mid in sorted(v)] for s, v in items.items()}
+
+
+def round_order(models: list[dict], order: dict[str, list[str]], round_size: int) -> list[dict]:
+    """Models in balanced rounds: round r holds each space's draws r·k … (r+1)·k − 1, space after space.
+    A network drawn several times trains once, in the round of its first draw."""
+    rank = {}
+    for space, ids in order.items():
+        for i, mid in enumerate(ids):
+            rank.setdefault((space, mid), i)
+    spaces = list(order)
+
+    def key(m):
+        i = rank.get((m["space"], m["model_id"]), 1 << 60)
+        return (i // round_size, spaces.index(m["space"]) if m["space"] in spaces else len(spaces), i)
+
+    return sorted(models, key=key)
+
+
+def progress(store, study: Study) -> dict:
+    """Per space: draws sampled, results by status, and the complete prefix; ``equal``: the number of
+    draws per space that every space has finished (what the analyses use)."""
+    from regspace.store import SETTLED
+
+    order = draw_order(store, study.spaces)
+    t = store.results_for(study.recipe.hash, ["model_id", "status"]).to_pylist()
+    status = {r["model_id"]: r["status"] for r in t}
+    rows = []
+    for s in study.spaces:
+        ids = order[s][: study.models_per_space]
+        counts = {"ok": 0, "diverged": 0, "failed": 0, "pending": 0}
+        for mid in ids:
+            counts[status.get(mid, "pending")] += 1
+        prefix = next((i for i, mid in enumerate(ids) if status.get(mid) not in (*SETTLED, "failed")), len(ids))
+        rows.append({"space": s, "target": study.models_per_space, "draws": len(ids), **counts, "prefix": prefix})
+    equal = min((r["prefix"] for r in rows), default=0)
+    return {"spaces": rows, "equal": equal, "rounds": equal // study.round_size, "complete": all(
+        r["prefix"] >= study.models_per_space for r in rows)}  # fmt: skip
+
+
+# -- stages ----------------------------------------------------------------------------------------
+
+
+def open_store(study: Study, *, create: bool = True):
+    """The study's store; refuses one that belongs to a different study."""
+    from regspace.store import Store
+
+    if not create and not study.store_path.exists():
+        raise RegspaceError(f"study {study.name!r} has not started: {study.store_path} does not exist",
+                            hint=f"run `regspace study run {study.source}`")  # fmt: skip
+    store = Store.create(study.store_path) if create else Store.open(study.store_path)
+    marker = store.path / STUDY_FILE
+    ident = study.identity()
+    if marker.exists():
+        have = json.loads(marker.read_text())
+        if have.get("identity") != ident:
+            diff = sorted(k for k in ident if have.get("identity", {}).get(k) != ident[k])
+            raise RegspaceError(
+                f"{store.path} holds study {have.get('identity', {}).get('name')!r} with other settings "
+                f"({', '.join(diff)})",
+                hint="only models_per_space and round may change under a study's store; use another `output`",
+            )
+    elif create:
+        from regspace.store import _atomic_write_bytes
+
+        _atomic_write_bytes(marker, json.dumps({"identity": ident, "hash": study.hash}, indent=2).encode())
+    return store
+
+
+def sample_study(store, study: Study) -> list[str]:
+    """Sample each space up to ``models_per_space`` draws (idempotent: the seeded stream resumes)."""
+    from regspace.presets import resolve_context
+    from regspace.sampler import sample_summary, sample_to_store
+    from regspace.spaces import get_space
+
+    lines = []
+    preset, stem, context = resolve_context(study.preset)
+    for name in study.spaces:
+        space = get_space(name)
+        have = store.draws(space.name)
+        if have >= study.models_per_space:
+            continue
+        budget = Budget.from_options(
+            study.budget.get("flops"), study.budget.get("params"), study.budget.get("acts"),
+            default=space.budget or preset.budget,
+        )  # fmt: skip
+        r = sample_to_store(store, space, study.models_per_space - have, preset=preset, budget=budget, stem=stem,
+                            context=context, seed=study.seed)  # fmt: skip
+        lines.append(sample_summary(r, budget, store.path))
+    return lines
+
+
+def study_rows(store, study: Study, model_ids: set[str] | None = None) -> list[dict]:
+    """The study's raw model rows (one per sampling call and network) in round order, for a queue."""
+    order = draw_order(store, study.spaces)
+    keep = {(s, mid) for s, ids in order.items() for mid in ids[: study.models_per_space]}
+    rows = [
+        r
+        for r in store.read_arrow("models", dedupe=False).to_pylist()
+        if (r["space"], r["model_id"]) in keep and (model_ids is None or r["model_id"] in model_ids)
+    ]
+    return round_order(rows, order, study.round_size)
+
+
+def analysis_options(study: Study, store) -> dict:
+    """load_table's options for the study's analyses: its spaces, its recipe, its equal-draws prefix."""
+    p = progress(store, study)
+    first = p["equal"] if p["equal"] < max((r["draws"] for r in p["spaces"]), default=0) else None
+    return {
+        "spaces": list(study.spaces),
+        "recipe_hash": study.recipe.hash,
+        "error": study.analysis.get("error", "error"),
+        "first_draws": first if first else None,
+    }
+
+
+# -- running a study -------------------------------------------------------------------------------
+
+
+@dataclass
+class Outcome:
+    """What `study run` did: the training summaries, whether it stopped early, and the files written."""
+
+    summaries: list = field(default_factory=list)
+    interrupted: bool = False
+    written: list = field(default_factory=list)
+
+
+def _train_options(parallelism, data_dir, map_above) -> dict:
+    from regspace.train.runner import Parallelism
+
+    return {"parallelism": parallelism or Parallelism(), "data_dir": data_dir, "map_above": map_above}
+
+
+def _queue_stage(url: str, sweep: str, store, rows: list[dict], recipe: Recipe, *, heartbeat, grace, say, **options):
+    """Enqueue ``rows`` in ``sweep`` once (whichever machine comes first), train from it until it is
+    empty, and collect everything it holds into ``store``."""
+    from regspace.queue import open_study, redact
+    from regspace.train.runner import train_from_queue
+
+    q = open_study(url, sweep, heartbeat=heartbeat, grace=grace)
+
+    def enqueue():
+        q.agree_recipe(recipe, explicit=True)
+        added = q.enqueue(rows)
+        say(f"enqueued {added} model(s) in sweep {sweep!r} at {redact(url)}")
+
+    q.run_once("enqueued", enqueue)
+    summary = train_from_queue(url, sweep, recipe, explicit_recipe=True, heartbeat=heartbeat, grace=grace, **options)
+    summary.sweep = sweep
+    q.collect(store)
+    return summary
+
+
+def run_study(
+    study: Study,
+    *,
+    queue: str | None = None,
+    parallelism=None,
+    data_dir: str | None = None,
+    map_above: float | None = None,
+    heartbeat: int | None = None,
+    grace: int | None = None,
+    say=print,
+) -> Outcome:
+    """Sample, train in balanced rounds, check fidelity, and write the analyses; resumes where it stopped."""
+    from regspace import defaults
+    from regspace.train.runner import train
+
+    heartbeat = heartbeat or defaults.HEARTBEAT_SECONDS
+    grace = grace or defaults.GRACE_SECONDS
+    options = _train_options(parallelism, data_dir, map_above)
+    out = Outcome()
+    store = open_store(study)
+    for line in sample_study(store, study):
+        say(line)
+    order = {s: ids[: study.models_per_space] for s, ids in draw_order(store, study.spaces).items()}
+    ids = {mid for v in order.values() for mid in v}
+    entry = None
+    if study.fidelity:  # chosen from the draws before any training: a check that cannot be made fails now
+        from regspace.analysis.fidelity import record, select
+
+        f = study.fidelity
+        entry = record(store, short_hash=study.recipe.hash, long_recipe=f.recipe,
+                       models=select({s: order[s] for s in f.spaces}, f.per_space, f.seed), seed=f.seed)  # fmt: skip
+    if queue:
+        rows = study_rows(store, study)
+        summary = _queue_stage(queue, study.sweep, store, rows, study.recipe, heartbeat=heartbeat, grace=grace,
+                               say=say, **options)  # fmt: skip
+    else:
+        summary = train(store, study.recipe, spaces=list(study.spaces), only=ids,
+                        order=lambda ms: round_order(ms, order, study.round_size), **options)  # fmt: skip
+    out.summaries.append(("models", summary))
+    if summary.interrupted:
+        out.interrupted = True
+        return out
+    if entry is not None:
+        f = study.fidelity
+        chosen = {mid for v in entry["models"].values() for mid in v}
+        if queue:
+            rows = [r for r in study_rows(store, study, chosen)]
+            summary = _queue_stage(queue, f"{study.sweep}-fidelity", store, rows, f.recipe, heartbeat=heartbeat,
+                                   grace=grace, say=say, **options)  # fmt: skip
+        else:
+            summary = train(store, f.recipe, only=chosen, **options)
+        out.summaries.append(("fidelity", summary))
+        if summary.interrupted:
+            out.interrupted = True
+            return out
+    out.written = write_analyses(study, store)
+    return out
+
+
+def write_analyses(study: Study, store) -> list[Path]:
+    """The study's comparison (text and JSON), EDF, curves and report, at its equal-draws prefix."""
+    import contextlib
+    import io
+
+    from regspace.analysis.compare import compare, print_compare
+    from regspace.analysis.table import load_table
+    from regspace.plots.figures import plot_curves, plot_edf
+    from regspace.plots.style import save
+    from regspace.report import build_report
+
+    opts = analysis_options(study, store)
+    if opts["first_draws"] == 0:
+        return []
+    df = load_table(store, **opts)
+    normalize = study.analysis.get("normalize")
+    bins = int(study.analysis.get("bins", 10))
+    result = compare(df, normalize=normalize, n_bins=bins)
+    written = []
+    out = study.output
+    (out / "compare.json").write_text(json.dumps(result, indent=2))
+    text = io.StringIO()
+    with contextlib.redirect_stdout(text):
+        print_compare(result)
+    (out / "compare.txt").write_text(text.getvalue())
+    written += [out / "compare.txt", out / "compare.json"]
+    written.append(save(plot_edf(df, band=True), out / "edf.png"))
+    if normalize:
+        written.append(save(plot_edf(df, normalize=normalize, band=True, n_bins=bins), out / f"edf_{normalize}.png"))
+    with contextlib.suppress(RegspaceError):  # a store trained before curves were kept has none
+        written.append(save(plot_curves(df), out / "curves.png"))
+    written.append(
+        build_report(
+            store,
+            out / "report.html",
+            spaces=opts["spaces"],
+            recipe_hash=opts["recipe_hash"],
+            first_draws=opts["first_draws"],
+            error=opts["error"],
+            store_arg=str(store.path),
+        )  # fmt: skip
+    )
+    return written
+
+
+def status_rows(study: Study, store) -> tuple[dict, list[list]]:
+    """`study status`: the progress, and a row per space."""
+    p = progress(store, study)
+    return p, [
+        [r["space"], f"{r['draws']}/{r['target']}", r["ok"], r["diverged"], r["failed"], r["pending"], r["prefix"]]
+        for r in p["spaces"]
+    ]
+
+
+def fidelity_command(
+    store,
+    *,
+    long: Recipe | None = None,
+    epochs: int | None = None,
+    train_size: int | None = None,
+    k: int = 16,
+    spaces: list[str] | None = None,
+    short_hash: str | None = None,
+    long_hash: str | None = None,
+    seed: int = 0,
+    error: str = "error",
+    say=print,
+    **train_options,
+) -> tuple[dict | None, object]:
+    """`regspace fidelity`: train ``k`` models (stratified over ``spaces``, at least 8 each) again with a
+    longer recipe, then compare short and long errors. The long recipe is ``long``, or the short one with
+    ``epochs``/``train_size`` changed. ``long_hash``: analyse a check already recorded, train nothing.
+    Returns (the analysis, or None when interrupted; the training summary or None)."""
+    from regspace.analysis.fidelity import fidelity_result, record, recorded, select
+    from regspace.analysis.table import choose_recipe
+    from regspace.train.runner import train
+
+    if long_hash is not None:
+        entry = recorded(store, long_hash)
+        if entry is None:
+            raise RegspaceError(f"the store has no fidelity check with long recipe {long_hash}")
+        return fidelity_result(store, entry, error=error), None
+    results = store.read_arrow("results", ["model_id", "recipe_hash", "recipe"]).to_pylist()
+    short = choose_recipe([r["recipe_hash"] for r in results], short_hash)
+    if short is None:
+        raise RegspaceError("the store has no results", hint="train the models with the short recipe first")
+    short_recipe = Recipe(**json.loads(next(r["recipe"] for r in results if r["recipe_hash"] == short)))
+    long = long or short_recipe.replace(epochs=epochs, train_size=train_size)
+    check_same_validation(short_recipe, long)
+    trained_ids = {r["model_id"] for r in results if r["recipe_hash"] == short}
+    order = draw_order(
+        store, spaces or list(dict.fromkeys(store.read_arrow("models", ["space"]).column("space").to_pylist()))
+    )
+    order = {s: [m for m in ids if m in trained_ids] for s, ids in order.items()}
+    order = {s: ids for s, ids in order.items() if ids}
+    if not order:
+        raise RegspaceError(f"no model of {', '.join(spaces or ['the store'])} has a result for recipe {short}")
+    per_space = k // len(order)
+    if per_space < MIN_FIDELITY_PER_SPACE:
+        raise UsageProblem(
+            f"--k {k} gives {per_space} model(s) per space over {len(order)} space(s); the check needs at least "
+            f"{MIN_FIDELITY_PER_SPACE} per space",
+            hint=f"use --k {MIN_FIDELITY_PER_SPACE * len(order)} or more, or fewer --spaces",
+        )
+    entry = record(store, short_hash=short, long_recipe=long, models=select(order, per_space, seed), seed=seed)
+    chosen = {mid for v in entry["models"].values() for mid in v}
+    say(f"fidelity: {len(chosen)} model(s) of {', '.join(entry['models'])}, short recipe {short}, long recipe "
+        f"{long.name} {long.hash} ({long.epochs} epochs on {long.train_size or 'all'} images)")  # fmt: skip
+    summary = train(store, long, only=chosen, **train_options)
+    if summary.interrupted:
+        return None, summary
+    return fidelity_result(store, entry, error=error), summary
