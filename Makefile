@@ -35,16 +35,11 @@ system:
 	    || echo "warning: could not install$$missing (Fashion-MNIST is then downloaded; the PostgreSQL and report tests fail)"; \
 	fi
 
-# The main job: a small real sweep on Fashion-MNIST — sample two design spaces (AnyNetX_A and
-# RegNetX) at a CPU-sized budget, train every model with the quick recipe, compare their error EDFs.
-# Rerunning resumes: --total keeps the sample fixed and `train` only trains what has no result.
+# The main job: a small real study on Fashion-MNIST (experiments/demo.toml) — sample AnyNetX_A and
+# RegNetX at a CPU-sized budget, train every model with the quick recipe in balanced rounds, compare
+# their error EDFs → demo/edf.png, demo/curves.png, demo/report.html. Rerunning resumes.
 demo: setup
-	$(BIN)/regspace sample --store $(DEMO)/store --space X_a --total 10 --preset mnist --flops 2M:4M --seed 0
-	$(BIN)/regspace sample --store $(DEMO)/store --space RegNetX --total 10 --preset mnist --flops 2M:4M --seed 0
-	$(BIN)/regspace train --store $(DEMO)/store
-	$(BIN)/regspace compare --store $(DEMO)/store
-	$(BIN)/regspace plot-edf --store $(DEMO)/store --band -o $(DEMO)/edf.png
-	$(BIN)/regspace report --store $(DEMO)/store -o $(DEMO)/report.html
+	$(BIN)/regspace study run experiments/demo.toml
 
 test: setup
 	$(BIN)/ruff check .

@@ -908,6 +908,31 @@ def study_status_cmd(
     print(f"{state}; the analyses compare the first {p['equal']} draws of every space")
 
 
+@study_app.command("report")
+def study_report_cmd(
+    study_file: StudyArg,
+    output: StudyOutOpt = None,
+    queue: QueueOpt = None,
+):
+    """Write the study's comparison, figures and report from what is trained so far (no training)."""
+    from regspace.study import load_study, open_store, write_analyses
+
+    study = load_study(study_file, output=output)
+    store = open_store(study, create=False)
+    if queue:
+        from regspace.queue import open_study
+
+        open_study(queue, study.sweep, create=False).collect(store)
+    written = write_analyses(study, store)
+    if not written:
+        raise RegspaceError(
+            f"study {study.name!r}: no draw is trained in every space yet", hint="let `regspace study run` go on"
+        )
+    for path in written:
+        _saved(path)
+    print((study.output / "compare.txt").read_text(), end="")
+
+
 @app.command("fidelity")
 def fidelity_cmd(
     recipe: Annotated[

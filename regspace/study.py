@@ -298,7 +298,7 @@ def analysis_options(study: Study, store) -> dict:
         "spaces": list(study.spaces),
         "recipe_hash": study.recipe.hash,
         "error": study.analysis.get("error", "error"),
-        "first_draws": first if first else None,
+        "first_draws": first,  # None: every draw; 0: no space has finished a draw that all others have
     }
 
 

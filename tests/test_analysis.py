@@ -233,6 +233,79 @@ def test_width_fit_is_zero_for_every_reference_model():
         assert r["e_fit"] == 0.0, name
 
 
+def _brute_force_fit(w, b, g, lattice):
+    """e_fit at every point of the lattice, one network at a time, by the DDS width rule itself."""
+    w0s, step, k_max, wms = lattice
+    best = np.inf
+    for w0 in w0s:
+        for wm in wms:
+            widths, _, _, _ = regnet_block_widths(len(w), w0, np.round(np.arange(1, k_max + 1) * step, 10), wm)
+            raw = np.maximum(widths, 8)
+            from regspace.design import make_compatible
+
+            best = min(best, float(np.min(np.mean(np.abs(np.log(w / make_compatible(raw, b, g)[0])), axis=1))))
+    return best
+
+
+def test_quantised_fit_is_the_minimum_of_a_brute_force_grid():
+    """The fit's sweep over wa equals evaluating every (w0, wa, wm) of a lattice one by one: irregular,
+    increasing and decreasing AnyNet widths, grouped blocks and bottlenecks."""
+    from regspace.analysis.fit import lattice_fit
+    from regspace.design import make_compatible
+
+    rng = np.random.default_rng(3)
+    lattice = (np.arange(8, 57, 8.0), 0.1, 300, np.round(np.arange(1500, 3001, 11) * 0.001, 6))
+    for case in range(12):
+        d = int(rng.integers(2, 8))
+        w = rng.choice([8, 16, 24, 32, 48, 64, 96, 128, 256], d)
+        w = np.sort(w) if case % 3 == 0 else w
+        b = np.full(d, float(rng.choice([1, 2])))
+        g = np.full(d, int(rng.choice([1, 8])))
+        w = make_compatible(w, b, g)[0]
+        r = lattice_fit(w, b, g, lattice=lattice)
+        assert r["e_fit"] == pytest.approx(_brute_force_fit(w, b, g, lattice), abs=1e-12), (w, b, g)
+        assert lattice_fit(w, b, g, lattice=lattice, coarse=False)["e_fit"] == r["e_fit"]  # the sweep alone
+        assert r["e_fit"] == pytest.approx(float(np.mean(np.abs(np.log(w / predicted_widths(
+            d, r["w0"], r["wa"], r["wm"], b, g))))), abs=1e-12)  # fmt: skip  # the reported point gives it
+
+
+def test_the_sweep_over_wa_equals_every_wa_evaluated():
+    """The step-function sweep gives, for every wm, the same minimum over wa as evaluating each wa."""
+    from regspace.analysis.fit import min_over_wa
+    from regspace.design import make_compatible
+
+    rng = np.random.default_rng(8)
+    wms = np.round(np.arange(1500, 3001, 5) * 0.001, 6)
+    for case in range(8):
+        d = int(rng.integers(3, 12))
+        w = rng.choice([8, 16, 24, 32, 48, 64, 96, 128, 256, 512], d)
+        w = np.sort(w) if case % 2 else w
+        b, g = np.full(d, float(rng.choice([1, 2]))), np.full(d, int(rng.choice([1, 8])))
+        w = make_compatible(w, b, g)[0]
+        w0 = float(rng.choice([8, 16, 24, 40]))
+        got, k = min_over_wa(w, b, g, w0, wms, 0.1, 600)
+        ks = np.arange(1, 601)
+        for i, wm in enumerate(wms):
+            widths, _, _, _ = regnet_block_widths(d, w0, np.round(ks * 0.1, 10), wm)
+            err = np.mean(np.abs(np.log(w / make_compatible(np.maximum(widths, 8), b, g)[0])), axis=1)
+            assert got[i] == pytest.approx(err.min(), abs=1e-12), (w, wm)
+            assert err[k[i] - 1] == pytest.approx(err.min(), abs=1e-12)
+
+
+def test_regnets_that_skip_an_exponent_fit_exactly():
+    """RegNet widths whose exponents skip a value (two stages one quantum apart in wm): the fit finds
+    e_fit = 0, which the earlier grid search missed (up to 0.079)."""
+    rng = np.random.default_rng(11)
+    found = 0
+    while found < 12:
+        d, w0 = int(rng.integers(6, 24)), int(rng.integers(1, 24)) * 8
+        wa, wm = round(float(np.exp(rng.uniform(np.log(0.5), np.log(64)))), 1), round(float(rng.uniform(1.5, 3)), 3)
+        w, s, _, _ = regnet_block_widths(d, w0, wa, wm)
+        if len(np.unique(w[0])) < s[0].max() + 1:  # an exponent is skipped
+            found += 1
+            assert fit_widths(w[0])["e_fit"] == 0.0, (d, w0, wa, wm)
+
+
 def test_width_fit_of_an_irregular_anynet_is_positive_and_best_of_its_grid():
     widths = np.repeat([24, 64, 288, 176], [4, 3, 1, 12])
     r = fit_widths(widths)

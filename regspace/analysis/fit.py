@@ -3,12 +3,16 @@
 The fitted widths are generated exactly as a RegNet's are (docs/design.md §3: per-block exponents, quantised
 to 8, then the compatibility rule with the model's own per-block b and g), and
     e_fit = mean over blocks j of |log(w_j / ŵ_j)|.
-d is the model's depth. Two solvers:
+d is the model's depth; (w0, wa, wm) range over the general RegNet space's own lattice (w0 ∈ 8·{1..32},
+wa ∈ 0.1·{1..2560}, wm ∈ 0.001·{1500..3000}: every RegNet that space holds), so e_fit is a minimum over
+a finite set, and it is computed exactly:
 
-- exact: when the widths are non-decreasing, solve for the set of (w0, wm, wa/w0) that reproduce
-  them exactly (interval arithmetic per stage and per block); finds e_fit = 0 whenever such a RegNet
-  exists with one exponent per stage (every RegNet the reference sampler accepts);
-- otherwise a coarse-to-fine grid search over (w0, wm, wa/w0) minimising e_fit.
+- a shortcut: when the widths are non-decreasing, solve for (w0, wm, wa/w0) that reproduce them exactly
+  (interval arithmetic per stage and per block); e_fit = 0 needs no search;
+- otherwise :func:`lattice_fit`: for each w0 and wm the fit is a step function of wa (block j's exponent
+  steps up where wa crosses w0·(wm^(s−½) − 1)/j), so sorting those thresholds and summing the cost changes
+  gives e_fit at every wa of the lattice at once. Lower bounds prune w0 and wm without losing the minimum.
+  tests/test_analysis.py checks it against evaluating every lattice point.
 
 The parameters themselves are not identifiable from quantised widths (an interval of wa and wm gives
 the same network); the exact solver returns one such set, preferring values on the sampler's
@@ -16,6 +20,8 @@ quanta (wa to 0.1, wm to 0.001) and the middle of the feasible interval.
 """
 
 from __future__ import annotations
+
+import functools
 
 import numpy as np
 
@@ -45,10 +51,16 @@ def fit_widths(widths, bottleneck_ratios=None, group_widths=None, *, q: int = WI
     d = len(w)
     b = np.broadcast_to(np.asarray(1.0 if bottleneck_ratios is None else bottleneck_ratios, dtype=float), (d,))
     g = np.broadcast_to(np.asarray(1 if group_widths is None else group_widths, dtype=np.int64), (d,))
+    return dict(_fit(tuple(w.tolist()), tuple(b.tolist()), tuple(g.tolist()), q))
+
+
+@functools.lru_cache(maxsize=4096)  # a report fits each model for several figures: once is enough
+def _fit(w: tuple, b: tuple, g: tuple, q: int) -> dict:
+    w, b, g = np.array(w, dtype=np.int64), np.array(b, dtype=float), np.array(g, dtype=np.int64)
     exact = _exact_fit(w, b, g, q)
     if exact is not None:
         return exact
-    return _grid_fit(w, b, g, q)
+    return lattice_fit(w, b, g, q)
 
 
 def _raw_widths_for(target: int, b, g, q: int) -> np.ndarray:
@@ -124,41 +136,141 @@ def _quantised_choice(w, b, g, q, w0, wm, r, d) -> tuple[dict, bool] | None:
     return None
 
 
-def _grid_fit(w, b, g, q) -> dict:
-    first = max(q, int(round(w[0] / q)) * q)
-    w0s = np.unique(np.clip(first + q * np.arange(-3, 4), q, None))
-    wms = np.geomspace(1.1, 4.0, 40)
-    rs = np.concatenate([[0.0], np.geomspace(1e-3, 10.0, 40)])
-    best = _grid(w, b, g, q, w0s, wms, rs)
-    for _ in range(2):  # refine around the best point
-        w0, wm, r = best["w0"], best["wm"], best["wa"] / best["w0"]
-        w0s = np.unique(np.clip(w0 + q * np.arange(-1, 2), q, None))
-        wms = np.clip(wm * np.geomspace(0.93, 1.07, 21), 1.001, None)
-        rs = (
-            np.concatenate([[0.0], r * np.geomspace(0.75, 1.33, 21)])
-            if r > 0
-            else np.concatenate([[0.0], np.geomspace(1e-4, 1e-2, 21)])
-        )
-        cand = _grid(w, b, g, q, w0s, wms, rs)
-        if cand["e_fit"] <= best["e_fit"]:
-            best = cand
-    return best
+def regnet_lattice():
+    """The lattice of the general RegNet space (regspace.spaces.regnet.RegNetSpace): w0 values, the wa
+    quantum and its largest multiple, and the wm values."""
+    from regspace.spaces import get_space
+
+    sp = get_space("RegNet")
+    w0s = np.arange(sp.w0.low, sp.w0.high + 1, sp.w0.q).astype(float)
+    wms = np.round(np.arange(round(sp.wm.low / sp.wm.q), round(sp.wm.high / sp.wm.q) + 1) * sp.wm.q, 6)
+    return w0s, float(sp.wa.q), int(round(sp.wa.high / sp.wa.q)), wms
 
 
-def _grid(w, b, g, q, w0s, wms, rs) -> dict:
-    W0, WM, R = np.meshgrid(w0s.astype(float), wms, rs, indexing="ij")
-    W0, WM, R = W0.ravel(), WM.ravel(), R.ravel()
-    pred = predicted_widths(len(w), W0, W0 * R, WM, b, g, q)
-    err = e_fit(w, pred)
-    k = int(np.argmin(err))
-    return {
-        "w0": int(W0[k]),
-        "wa": float(W0[k] * R[k]),
-        "wm": float(WM[k]),
-        "d": len(w),
-        "e_fit": float(err[k]),
-        "exact": bool(err[k] == 0),
-    }
+def _exponent(j, wa, w0, wm):
+    """s_j exactly as regnet_block_widths computes it (the same floating-point expression)."""
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return np.round(np.log((j * wa + w0) / w0) / np.log(wm))
+
+
+def _coarse_upper_bound(w, b, g, q, w0s, step, k_max, wms) -> dict:
+    """e_fit at the best point of a coarse sub-lattice: an upper bound on the minimum, to prune with."""
+    ks = np.unique(np.geomspace(1, k_max, 48).round())
+    W0, WM, K = (x.ravel() for x in np.meshgrid(w0s, wms[:: max(1, len(wms) // 40)], ks, indexing="ij"))
+    err = e_fit(w, predicted_widths(len(w), W0, np.round(K * step, 10), WM, b, g, q))
+    i = int(np.argmin(err))
+    return {"w0": int(W0[i]), "wa": float(np.round(K[i] * step, 10)), "wm": float(WM[i]), "e_fit": float(err[i])}
+
+
+class _Costs:
+    """Each block's cost |log(w_j / ŵ)| at every raw width, from one table built once per model."""
+
+    def __init__(self, w, b, g, q: int, cap: int):
+        self.w, self.q, self.cap = np.asarray(w, dtype=np.int64), q, cap
+        self.lw = np.log(self.w.astype(float))
+        self.pairs = sorted(set(zip(b.tolist(), g.tolist())))
+        self.pair_of = np.array([self.pairs.index(p) for p in zip(b.tolist(), g.tolist())])
+        self.table = np.zeros((len(self.w), 0))  # table[j, v]: block j's cost at raw width v·q
+
+    def at(self, levels):
+        """Raw widths (M, L), multiples of q -> cost of each block at each (d, M, L). Widths above ``cap``
+        are never reached by any exponent (see lattice_fit) and get cap's cost."""
+        idx = np.minimum(levels // self.q, self.cap).astype(np.int64)
+        if idx.max() >= self.table.shape[1]:
+            v = np.maximum(np.arange(max(2 * self.table.shape[1], idx.max() + 1)) * self.q, self.q)
+            logs = np.log(np.stack([make_compatible(v, bi, gi)[0] for bi, gi in self.pairs]).astype(float))
+            self.table = np.abs(self.lw[:, None] - logs[self.pair_of])
+        return self.table[:, idx]
+
+    def levels(self, w0: float, wms, top: int):
+        """(exponents 0..top, each block's cost at w0·wm^s quantised: (M, d, top+1))."""
+        s = np.arange(top + 1, dtype=float)
+        raw = np.maximum(np.round(w0 * np.power(np.asarray(wms)[:, None], s) / self.q) * self.q, self.q)
+        return s, np.moveaxis(self.at(raw), 0, 1)
+
+
+def _sweep(w0: float, wm, s, c, step: float, k_max: int):
+    """For each wm (rows of ``c``, costs (M, d, S+1)): the least total cost over wa = k·step, k = 1..k_max,
+    and the k giving it. Block j's exponent steps up to s where wa crosses w0·(wm^(s−½) − 1)/j, so the
+    total is a step function of k: sort the crossings and add the cost changes in order."""
+    d = c.shape[1]
+    j = np.arange(1, d, dtype=float)
+    ss = s[1:]
+    wm3 = np.asarray(wm)[:, None, None]
+    with np.errstate(divide="ignore", invalid="ignore"):
+        k = np.ceil(w0 * (np.power(wm3, ss - 0.5) - 1) / (j[:, None] * step) - 1e-9)
+    k = np.clip(k, 1, k_max + 1)
+    wj = j[None, :, None]
+    # settle floating-point edges (at most one step) against the very expression the widths use
+    # (wa = round(k·step, 10): the value the fit reports, so that 2.8 is 2.8 and not 2.8000000000000003)
+    k = np.where((k > 1) & (_exponent(wj, np.round((k - 1) * step, 10), w0, wm3) >= ss), k - 1, k)
+    k = np.where((k <= k_max) & (_exponent(wj, np.round(np.minimum(k, k_max) * step, 10), w0, wm3) < ss), k + 1, k)
+    delta = (c[:, 1:, 1:] - c[:, 1:, :-1]).reshape(len(c), -1)  # block j stepping up to exponent s
+    k = k.reshape(len(c), -1)
+    order = np.argsort(k, axis=1, kind="stable")
+    k = np.take_along_axis(k, order, axis=1)
+    base = c[:, :, 0].sum(axis=1)
+    total = base[:, None] + np.cumsum(np.take_along_axis(delta, order, axis=1), axis=1)
+    last = np.ones_like(k, dtype=bool)
+    last[:, :-1] = k[:, 1:] != k[:, :-1]  # only the state after every step at one wa exists
+    value = np.where(last & (k <= k_max), total, np.inf)
+    start = np.where(k[:, 0] > 1, base, np.inf)  # at k = 1 no block has stepped up yet
+    col = np.argmin(value, axis=1)
+    at_col = value[np.arange(len(c)), col]
+    return np.minimum(at_col, start), np.where(start <= at_col, 1, k[np.arange(len(c)), col]).astype(int)
+
+
+def _top_exponent(w0: float, d: int, step: float, k_max: int, wm_min: float) -> int:
+    """The largest exponent any block can reach on the lattice (from wm^(s−½) <= 1 + wa_max·(d−1)/w0)."""
+    return int(np.floor(0.5 + np.log1p(k_max * step * (d - 1) / w0) / np.log(wm_min))) + 1
+
+
+def min_over_wa(w, b, g, w0: float, wms, step: float, k_max: int, q: int = WIDTH_QUANTUM):
+    """e_fit minimised over wa = step·{1..k_max}, for each wm of ``wms`` at this w0 (and the best k)."""
+    d = len(w)
+    costs = _Costs(w, np.asarray(b, float), np.asarray(g), q, cap=1 << 40)
+    s, c = costs.levels(w0, wms, _top_exponent(w0, d, step, k_max, float(np.min(wms))))
+    total, k = _sweep(w0, wms, s, c, step, k_max)
+    return total / d, k
+
+
+def lattice_fit(w, b, g, q: int = WIDTH_QUANTUM, *, lattice=None, coarse: bool = True) -> dict:
+    """The exact minimum of e_fit over the RegNet lattice (or ``lattice`` = (w0s, wa quantum, wa steps, wms)).
+    ``coarse``: start from a coarse sub-lattice's best point (only speeds up the search)."""
+    w0s, step, k_max, wms = lattice or regnet_lattice()
+    w = np.asarray(w, dtype=np.int64)
+    d = len(w)
+    # A reachable exponent s of block j has wm^(s−½) <= 1 + r·j, so its raw width is at most cap; wider
+    # levels are never reached, and giving them cap's cost only lowers the (still valid) lower bound below.
+    cap = int(np.sqrt(wms.max()) * (w0s.max() + k_max * step * max(d - 1, 0)) / q) + 2
+    costs = _Costs(w, b, g, q, cap)
+    first_cost = costs.at(w0s[None, :])[0, 0]  # block 0 always has exponent 0: width w0
+    best = _coarse_upper_bound(w, b, g, q, w0s, step, k_max, wms) if coarse else {"e_fit": np.inf}
+    for i in np.argsort(first_cost, kind="stable"):
+        w0 = float(w0s[i])
+        if first_cost[i] / d >= best["e_fit"]:
+            break  # block 0 alone costs this much for every later w0
+        if d == 1:
+            best = {"w0": int(w0), "wa": step, "wm": float(wms[0]), "e_fit": float(first_cost[i])}
+            continue
+        s, cost = costs.levels(w0, wms, _top_exponent(w0, d, step, k_max, float(wms.min())))
+        # a lower bound: exponents start at 0 and never decrease along the blocks (1 + r·j grows), so the
+        # cheapest non-decreasing exponent sequence (a prefix-minimum recursion over blocks) costs no more
+        f = np.where(s == 0, cost[:, 0, :], np.inf)
+        for jj in range(1, d):
+            f = cost[:, jj, :] + np.minimum.accumulate(f, axis=1)
+        rows = np.flatnonzero(f.min(axis=1) / d < best["e_fit"])
+        if not len(rows):
+            continue
+        total, k = _sweep(w0, wms[rows], s, cost[rows], step, k_max)
+        r = int(np.argmin(total))
+        if total[r] / d < best["e_fit"]:
+            best = {"w0": int(w0), "wa": round(int(k[r]) * step, 10), "wm": float(wms[rows][r]),
+                    "e_fit": float(total[r] / d)}  # fmt: skip
+    wa = best["wa"]
+    pred = predicted_widths(d, best["w0"], wa, best["wm"], b, g, q)
+    err = float(e_fit(w, pred))  # the reported value is the true one at the chosen point
+    return {"w0": best["w0"], "wa": wa, "wm": best["wm"], "d": d, "e_fit": err, "exact": err == 0}
 
 
 def fit_frame(df) -> "object":

@@ -453,7 +453,7 @@ def plot_curves(df: pd.DataFrame, *, spaces: list[str] | None = None, max_backgr
                     np.arange(1, len(c) + 1), c, color=colour_, linestyle=style, marker="o", markersize=3,
                     linewidth=1.6, label=f"{label} ({c[-1]:.2f})", zorder=3,
                 )  # fmt: skip
-            ax.set_title(f"{s} (n = {len(g)})", loc="left")
+            ax.set_title(f"{s} ({len(g)} networks)", loc="left")
             ax.legend(frameon=False, fontsize=7, loc="upper right")
             ax.set_ylim(low - 0.5, top + 0.5)
         for ax in axes.flat[n:]:

@@ -1,0 +1,131 @@
+"""The ladder's claims table: each claim of DDS §3 held against what the ladder study measured.
+
+    python experiments/ladder_claims.py [experiments/ladder.toml]   # → experiments/results/ladder/claims.md
+
+Reads the study's store at its equal-draws prefix (as `regspace study run` analyses it) and writes, per
+claim, the KS distance, p-value, noise level, direction and a verdict by the Findings' rules
+(regspace/analysis/findings.py): "reproduced", "not resolved at n = …" or "contradicted".
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import numpy as np
+
+from regspace.analysis.compare import compare, space_errors
+from regspace.analysis.findings import DELTA
+from regspace.analysis.stats import good_range
+from regspace.analysis.table import counts, draws, load_table
+from regspace.study import analysis_options, load_study, open_store, progress
+
+
+def _pair(cmp: dict, a: str, b: str) -> tuple[dict, dict]:
+    pair = next(p for p in cmp["pairs"] if {p["a"], p["b"]} == {a, b})
+    verdict = next(v for v in cmp["findings"]["pairs"] if {v["a"], v["b"]} == {a, b})
+    return pair, verdict
+
+
+def _stats(pair: dict) -> list[str]:
+    return [f"{pair['ks']:.3f}", f"{pair['p_value']:.2g}", f"{pair['noise']:.3f}"]
+
+
+def _median_direction(groups, a: str, b: str) -> str:
+    ma, mb = (float(np.median(draws(groups[s].sweep_error.to_numpy(float), counts(groups[s])))) for s in (a, b))
+    return f"{a} {ma:.2f} vs {b} {mb:.2f} (median)"
+
+
+def no_worse(cmp, groups, a: str, b: str, n: int) -> list[str]:
+    """Claim: restricting a to b costs nothing (the paper: the EDFs are virtually identical)."""
+    pair, v = _pair(cmp, a, b)
+    if v["verdict"] == "equivalent":
+        verdict = "reproduced"
+    elif v["verdict"] == "better":
+        verdict = f"contradicted ({v['winner']} better)"
+    else:
+        verdict = f"not resolved at n = {n}"
+    return [f"{b} ≈ {a}", *_stats(pair), _median_direction(groups, a, b), verdict]
+
+
+def better(cmp, groups, worse: str, good: str, n: int) -> list[str]:
+    """Claim: ``good`` is better than ``worse``."""
+    pair, v = _pair(cmp, worse, good)
+    if v["verdict"] == "better":
+        verdict = "reproduced" if v["winner"] == good else "contradicted"
+    else:
+        verdict = f"not resolved at n = {n}"
+    return [f"{good} better than {worse}", *_stats(pair), _median_direction(groups, worse, good), verdict]
+
+
+def regnet_keeps_the_best(cmp, groups, n: int) -> list[str]:
+    """Claim: RegNetX is better on average than X_e while keeping its best models."""
+    pair, v = _pair(cmp, "X_e", "RegNetX")
+    e = {s: draws(groups[s].sweep_error.to_numpy(float), counts(groups[s])) for s in ("X_e", "RegNetX")}
+    mean_better = e["RegNetX"].mean() < e["X_e"].mean()
+    keeps = e["RegNetX"].min() <= e["X_e"].min() + DELTA
+    direction = (
+        f"mean {e['RegNetX'].mean():.2f} vs {e['X_e'].mean():.2f}; best {e['RegNetX'].min():.2f} vs "
+        f"{e['X_e'].min():.2f} (RegNetX vs X_e)"
+    )
+    if v["verdict"] == "better" and v["winner"] == "RegNetX" and keeps:
+        verdict = "reproduced"
+    elif v["verdict"] == "better" and (v["winner"] == "X_e" or not keeps):
+        verdict = "contradicted"
+    else:
+        verdict = f"not resolved at n = {n}" + ("" if mean_better else " (mean not lower)")
+    return ["RegNetX better on average, best models kept", *_stats(pair), direction, verdict]
+
+
+def good_range_claim(df, space: str, param: str, claim: str, holds, n: int) -> list[str]:
+    """Claim about a parameter's good range (95 % bootstrap, as DDS §3.2)."""
+    g = df[(df.space == space) & (df.status == "ok") & df.sweep_error.notna()]
+    r = good_range(g[param].to_numpy(float), g.sweep_error.to_numpy(float), counts=counts(g), seed=0)
+    lo, hi = r["low"], r["high"]
+    domain = (g[param].min(), g[param].max())
+    text = f"{space}: {param} in [{lo:.3g}, {hi:.3g}] (sampled {domain[0]:.3g}–{domain[1]:.3g})"
+    if holds(lo, hi):
+        verdict = "reproduced"
+    elif (lo, hi) == domain or (lo <= domain[0] and hi >= domain[1]):
+        verdict = f"not resolved at n = {n}"
+    else:
+        verdict = "contradicted"
+    return [claim, "-", "-", "-", text, verdict]
+
+
+def main(study_file: str = "experiments/ladder.toml") -> Path:
+    study = load_study(study_file)
+    store = open_store(study, create=False)
+    opts = analysis_options(study, store)
+    if opts["first_draws"] == 0:
+        sys.exit("no draw is trained in every space yet: nothing to compare")
+    df = load_table(store, **opts)
+    cmp = compare(df)
+    groups = space_errors(df)
+    n = progress(store, study)["equal"]
+    rows = [
+        no_worse(cmp, groups, "X_a", "X_b", n),
+        no_worse(cmp, groups, "X_b", "X_c", n),
+        better(cmp, groups, "X_c", "X_d", n),
+        better(cmp, groups, "X_d", "X_e", n),
+        regnet_keeps_the_best(cmp, groups, n),
+        good_range_claim(df, "X_b", "b", "b ≤ 2 in the good range", lambda lo, hi: hi <= 2, n),
+        good_range_claim(df, "X_c", "g", "g > 1 in the good range", lambda lo, hi: lo > 1, n),
+    ]
+    header = ["claim (DDS §3)", "KS", "p-value", "noise (95% crit.)", "direction / measured", "verdict"]
+    lines = [
+        f"Ladder claims at n = {n} draws per space (recipe {opts['recipe_hash']}, final validation error; "
+        f"verdicts by the Findings' rules, equivalence within ±{DELTA} points).",
+        "",
+        "| " + " | ".join(header) + " |",
+        "|" + "---|" * len(header),
+    ]
+    lines += ["| " + " | ".join(map(str, r)) + " |" for r in rows]
+    out = study.output / "claims.md"
+    out.write_text("\n".join(lines) + "\n")
+    print("\n".join(lines))
+    return out
+
+
+if __name__ == "__main__":
+    main(*sys.argv[1:])
