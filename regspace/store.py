@@ -156,7 +156,7 @@ class Store:
         if not marker.exists():
             if not create:
                 raise StoreError(f"no regspace store at {p}", hint="run `regspace sample` first, or pass --store")
-            if p.exists() and any(q for q in p.iterdir() if not q.name.startswith(".")):
+            if p.exists() and any(not _being_initialised(q) for q in p.iterdir() if not q.name.startswith(".")):
                 raise StoreError(f"{p} is a non-empty directory that is not a regspace store (no {MARKER})")
             return cls._initialise(p)
         try:
@@ -430,6 +430,11 @@ class Store:
                 with contextlib.suppress(FileNotFoundError):
                     p.unlink()
             return len(parts)
+
+
+def _being_initialised(entry: Path) -> bool:
+    """An empty table directory: another process is creating this store (its marker comes last)."""
+    return entry.name in TABLES and entry.is_dir() and not any(entry.iterdir())
 
 
 def conform(table: pa.Table | dict, schema: pa.Schema) -> pa.Table:

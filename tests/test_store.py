@@ -274,3 +274,17 @@ def test_part_names_sort_in_write_order_across_a_second():
     times = [1_700_000_000_999_999_999, 1_700_000_001_000_000_001, 1_700_000_001_500_000_000]
     names = [_part_name(t) for t in times]
     assert sorted(names) == names
+
+
+def test_a_store_another_process_is_creating_is_not_refused(tmp_path):
+    """Store creation makes the table directories before the marker: a second creator in between must
+    join the store, not call it foreign. A directory holding anything else is still refused."""
+    p = tmp_path / "s"
+    (p / "models").mkdir(parents=True)
+    (p / "results").mkdir()
+    assert Store.create(p).meta["schema_version"] == SCHEMA_VERSION
+    q = tmp_path / "t"
+    (q / "models").mkdir(parents=True)
+    (q / "models" / "x.txt").write_text("not ours")
+    with pytest.raises(StoreError, match="not a regspace store"):
+        Store.create(q)
