@@ -11,6 +11,7 @@ the spaces at an equal number of draws. No torch here: training runs in the pool
 from __future__ import annotations
 
 import hashlib
+import os
 import json
 import tomllib
 from dataclasses import dataclass, field
@@ -145,7 +146,7 @@ def load_study(path: str | Path, *, output: str | Path | None = None) -> Study:
         check_same_validation(recipe, long)
         fidelity = FidelityPlan(long, f_spaces, per_space, int(f.get("seed", 0)))
     base = p.resolve().parent
-    out = Path(output) if output is not None else base / raw.get("output", f"results/{p.stem}")
+    out = Path(output) if output is not None else Path(os.path.normpath(base / raw.get("output", f"results/{p.stem}")))
     return Study(
         name=str(raw.get("name", p.stem)),
         spaces=names,
@@ -416,10 +417,14 @@ def write_analyses(study: Study, store) -> list[Path]:
     df = load_table(store, **opts)
     normalize = study.analysis.get("normalize")
     bins = int(study.analysis.get("bins", 10))
-    result = compare(df, normalize=normalize, n_bins=bins)
+    result = compare(df)  # the plain EDFs decide; the normalised comparison is written beside them
     written = []
     out = study.output
     (out / "compare.json").write_text(json.dumps(result, indent=2))
+    if normalize:
+        extra = out / f"compare_{normalize}.json"
+        extra.write_text(json.dumps(compare(df, normalize=normalize, n_bins=bins), indent=2))
+        written.append(extra)
     text = io.StringIO()
     with contextlib.redirect_stdout(text):
         print_compare(result)

@@ -393,3 +393,14 @@ def test_fidelity_command_analyses_a_recorded_check_and_refuses_bad_ones(tmp_pat
         fidelity_command(store, long=short.replace(val_size=1000), k=16)
     with pytest.raises(UsageProblem, match="the short recipe itself"):
         fidelity_command(store, epochs=short.epochs, k=16)
+
+
+def test_a_shared_parameter_gets_one_good_range_sentence():
+    from regspace.analysis.findings import good_range_sentences
+
+    rng = np.random.default_rng(0)
+    g = rng.choice([1, 2, 4, 8, 16, 32], 200)
+    df = pd.DataFrame({"space": "X_c", "status": "ok", "sweep_error": np.log2(g) + rng.normal(0, 0.3, 200), "g": g,
+                       **{f"g{i}": g for i in range(1, 5)}, "multiplicity": 1})  # fmt: skip
+    params = [r["param"] for r in good_range_sentences(df, "X_c")]
+    assert params == ["g"]

@@ -108,6 +108,9 @@ def good_range_sentences(df: pd.DataFrame, space: str, *, min_share: float = 0.1
     for p in PARAMS:
         if p not in g or g[p].isna().any() or g[p].nunique() < 3:
             continue
+        shared = p[:-1]  # a per-stage value of a shared parameter (g1 of X_c) repeats that parameter
+        if p[-1].isdigit() and shared in g and g[shared].notna().all() and (g[p] == g[shared]).all():
+            continue
         v = g[p].to_numpy(float)
         r = good_range(v, g.sweep_error.to_numpy(float), counts=m, seed=seed)
         dv = np.repeat(v, m)
