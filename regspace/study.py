@@ -11,8 +11,8 @@ the spaces at an equal number of draws. No torch here: training runs in the pool
 from __future__ import annotations
 
 import hashlib
-import os
 import json
+import os
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
