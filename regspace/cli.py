@@ -889,14 +889,9 @@ def study_status_cmd(
 ):
     """Progress per space: draws sampled, results by status, and the draws every space has finished."""
     from regspace.console import print_table
-    from regspace.study import load_study, open_store, status_rows
+    from regspace.study import opened, status_rows
 
-    study = load_study(study_file, output=output)
-    store = open_store(study, create=False)
-    if queue:
-        from regspace.queue import open_study
-
-        open_study(queue, study.sweep, create=False).collect(store)
+    study, store = opened(study_file, output=output, queue=queue)
     p, rows = status_rows(study, store)
     print_table(
         ["space", "draws", "ok", "diverged", "failed", "pending", "finished prefix"],
@@ -915,14 +910,9 @@ def study_report_cmd(
     queue: QueueOpt = None,
 ):
     """Write the study's comparison, figures and report from what is trained so far (no training)."""
-    from regspace.study import load_study, open_store, write_analyses
+    from regspace.study import opened, write_analyses
 
-    study = load_study(study_file, output=output)
-    store = open_store(study, create=False)
-    if queue:
-        from regspace.queue import open_study
-
-        open_study(queue, study.sweep, create=False).collect(store)
+    study, store = opened(study_file, output=output, queue=queue)
     written = write_analyses(study, store)
     if not written:
         raise RegspaceError(

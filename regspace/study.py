@@ -256,6 +256,27 @@ def open_store(study: Study, *, create: bool = True):
     return store
 
 
+def collect(study: Study, store, url: str) -> None:
+    """Copy what the study's sweeps (its models, and its fidelity check) hold into the local store."""
+    from regspace.queue import open_study
+
+    for sweep in [study.sweep] + ([f"{study.sweep}-fidelity"] if study.fidelity else []):
+        try:
+            q = open_study(url, sweep, create=False)
+        except RegspaceError:
+            continue  # that stage has not begun
+        q.collect(store)
+
+
+def opened(path, *, output=None, queue: str | None = None) -> tuple[Study, object]:
+    """A started study and its store, with the queue's results collected when ``queue`` is given."""
+    study = load_study(path, output=output)
+    store = open_store(study, create=False)
+    if queue:
+        collect(study, store, queue)
+    return study, store
+
+
 def sample_study(store, study: Study) -> list[str]:
     """Sample each space up to ``models_per_space`` draws (idempotent: the seeded stream resumes)."""
     from regspace.presets import resolve_context

@@ -361,6 +361,8 @@ def test_two_machines_run_one_study_through_a_queue(tmp_path, backend, request):
     for r in results:
         assert sorted(r.model_id) == sorted(results[0].model_id) and r.model_id.is_unique and len(r) == n
     assert all((tmp_path / f"m{i}" / "report.html").exists() for i in range(2))
+    status = _cli("study", "status", "tiny.toml", "--output", "m0", cwd=tmp_path, env=env)  # collects first
+    assert status.returncode == 0 and "complete; the analyses compare the first 3 draws" in status.stdout, status
 
 
 def test_fidelity_command_analyses_a_recorded_check_and_refuses_bad_ones(tmp_path, run_cli):
