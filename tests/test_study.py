@@ -406,3 +406,18 @@ def test_a_shared_parameter_gets_one_good_range_sentence():
                        **{f"g{i}": g for i in range(1, 5)}, "multiplicity": 1})  # fmt: skip
     params = [r["param"] for r in good_range_sentences(df, "X_c")]
     assert params == ["g"]
+
+
+def test_study_status_does_not_import_torch(tmp_path):
+    from regspace.study import open_store
+
+    f = tmp_path / "s.toml"
+    f.write_text(TINY_STUDY)
+    open_store(load_study(f))
+    code = (
+        "import sys; from regspace.cli import main; rc = main(['study', 'status', sys.argv[1]]); "
+        "assert rc == 0 and 'torch' not in sys.modules and 'pytorch_lightning' not in sys.modules, rc"
+    )
+    p = subprocess.run([sys.executable, "-c", code, str(f)], capture_output=True, text=True, timeout=120)
+    assert p.returncode == 0, p.stderr
+    assert "0 complete round(s) of 3; the analyses compare the first 0 draws" in p.stdout
