@@ -408,7 +408,7 @@ def run_study(
         f = study.fidelity
         chosen = {mid for v in entry["models"].values() for mid in v}
         if queue:
-            rows = [r for r in study_rows(store, study, chosen)]
+            rows = study_rows(store, study, chosen)
             summary = _queue_stage(queue, f"{study.sweep}-fidelity", store, rows, f.recipe, heartbeat=heartbeat,
                                    grace=grace, say=say, **options)  # fmt: skip
         else:
