@@ -118,6 +118,18 @@ def retry(action, what: str, *, timeout: float = 600.0):
             delay = min(30.0, delay * 2)
 
 
+def _retry_unless_reported(retry_stale):
+    """Optuna's re-queue of a stale trial, except for one whose worker died between storing the result
+    and finishing the trial (report() is two writes): its model is done and collect reads the result,
+    so a retry would only train it twice."""
+
+    def callback(study, trial) -> None:
+        if "result" not in trial.user_attrs:
+            retry_stale(study, trial)
+
+    return callback
+
+
 def open_study(
     url: str,
     sweep: str = "default",
@@ -129,7 +141,7 @@ def open_study(
     """The sweep's study (created when ``create``), with heartbeats and retries configured."""
     optuna = _optuna()
     kind = queue_kind(url)
-    callback = optuna.storages.RetryHeartbeatStaleTrialCallback(max_retry=MAX_RETRY)
+    callback = _retry_unless_reported(optuna.storages.RetryHeartbeatStaleTrialCallback(max_retry=MAX_RETRY))
 
     if kind == "journal" and not os.path.isdir(os.path.dirname(os.path.abspath(_journal_path(url)))):
         raise RegspaceError(f"directory of journal file {_journal_path(url)} does not exist")

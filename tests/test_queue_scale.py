@@ -271,6 +271,37 @@ def test_a_trial_whose_worker_died_before_its_first_heartbeat_is_requeued_a_day_
     assert sum(s == S.WAITING for s in states.values()) == 2  # the untouched one and the retry of trial 0
 
 
+@pytest.mark.parametrize("kind", BACKENDS)
+def test_a_worker_that_died_between_storing_its_result_and_finishing_is_not_retried(
+    kind, pg, tmp_path, model_rows, monkeypatch
+):
+    """report() is two writes (the result, then COMPLETE). A worker killed between them leaves a RUNNING
+    trial that holds its result: the stale check fails it without a retry, and collect keeps the result."""
+    import optuna
+
+    from regspace.queue import open_study
+    from regspace.store import Store
+
+    S = optuna.trial.TrialState
+    url = url_for(kind, pg, tmp_path)
+    q = open_study(url, heartbeat=1, grace=1)
+    q.enqueue(model_rows[:2])
+    real = q.storage.set_trial_state_values
+    dies_before_finishing = lambda tid, state, values=None: True if state == S.COMPLETE else real(tid, state, values)  # noqa: E731
+    monkeypatch.setattr(q.storage, "set_trial_state_values", dies_before_finishing)
+    claim, model = q.take("w")
+    assert q.report(claim, ok_row(model, 12.5))
+    monkeypatch.setattr(q.storage, "set_trial_state_values", real)
+    time.sleep(2.5)  # its heartbeat goes stale
+    q.fail_stale()
+    trials = optuna_study(url).get_trials(deepcopy=False)
+    assert sorted(t.state.name for t in trials) == ["FAIL", "WAITING"]  # no retry: only the untouched model waits
+    store = Store.create(tmp_path / "s")
+    assert q.collect(store) == (2, 1)
+    r = store.read("results")
+    assert list(r.model_id) == [model["model_id"]] and list(r.error) == [12.5]
+
+
 def test_collect_skips_trial_results_that_are_not_regspace_results(pg, tmp_path, model_rows, capsys):
     """A trial finished by hand through Optuna (a result attribute regspace did not write) is named in a
     warning and left out; status and the analyses then work on the rest."""

@@ -301,13 +301,20 @@ def test_study_stops_on_ctrl_c_at_balanced_rounds_and_resumes_exactly_the_rest(t
     assert third.returncode == 0 and "nothing to train" in third.stderr and len(_raw_results(store)) == len(res)
 
 
-def test_only_one_machine_sets_up_a_sweep(tmp_path):
+def _queue_url(backend, tmp_path, request):
+    if backend == "journal":
+        return f"journal:///{tmp_path}/q.log"
+    return request.getfixturevalue("pg").create_database("study_" + uuid.uuid4().hex[:8])
+
+
+@pytest.mark.parametrize("backend", ["journal", "postgresql"])
+def test_only_one_machine_sets_up_a_sweep(tmp_path, backend, request):
     """run_once: of two callers at once, exactly one runs the action; the other waits until it is done."""
     import threading
 
     from regspace.queue import open_study
 
-    url = f"journal:///{tmp_path}/q.log"
+    url = _queue_url(backend, tmp_path, request)
     ran, returned = [], []
 
     def action():
@@ -329,15 +336,12 @@ def test_only_one_machine_sets_up_a_sweep(tmp_path):
     assert open_study(url, "s").run_once("setup", action) is False and len(ran) == 1  # later callers skip it
 
 
-@pytest.mark.parametrize("backend", ["journal", "postgresql"])
-def test_two_machines_run_one_study_through_a_queue(tmp_path, backend, request):
+def test_two_machines_run_one_study_through_a_queue(tmp_path, request):
     """Two `study run --queue` processes at once, each with its own store: one enqueues, both train,
-    every model is trained once, and both stores end with the whole study and its report."""
-    url = (
-        f"journal:///{tmp_path}/q.log"
-        if backend == "journal"
-        else request.getfixturevalue("pg").create_database("study_" + uuid.uuid4().hex[:8])
-    )
+    every model is trained once, and both stores end with the whole study and its report. PostgreSQL,
+    the many-machine backend; the election itself runs over every backend above, and the queue's own
+    suite (test_queue_scale) covers both backends' claims and reports."""
+    url = _queue_url("postgresql", tmp_path, request)
     (tmp_path / "tiny.toml").write_text(TINY_STUDY.replace("models_per_space = 8", "models_per_space = 3"))
     env = {**os.environ, "REGSPACE_QUEUE": url}
     procs = [

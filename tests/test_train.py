@@ -102,7 +102,9 @@ def test_models_learn_and_results_are_complete(tmp_path):
     assert "trained 6 of 6 models (ok 6" in p.stdout
     r = raw_results(store)
     assert (r.status == "ok").all() and len(r) == 6
-    assert r.error.max() < 60 and r.error.median() < 40  # chance is 90 %
+    # chance is 90 % (s.e. ~1 point at 1,024 images); 2 epochs on 2,048 images leave a slow net near 60 %
+    assert r.error.max() < 75 and r.error.median() < 40
+    assert all(losses[-1] < losses[0] for losses in r.train_losses)
     assert r.test_error.notna().all() and (r.min_error <= r.error).all()
     assert (r.data_layout == "memory").all()  # Fashion-MNIST is small: held in each worker's memory
     for col in (
