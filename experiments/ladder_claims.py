@@ -100,6 +100,22 @@ def good_range_claim(df, space: str, param: str, claim: str, holds, against, n: 
     return [claim, "-", "-", "-", text, verdict]
 
 
+def population_table(groups, spaces) -> list[str]:
+    """Each space's errors (final validation error, %, every draw counted)."""
+    out = [
+        "| space | draws | median | mean | p25 | p75 | p90 | min | draws > 20 % |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
+    for s in spaces:
+        e = draws(groups[s].sweep_error.to_numpy(float), counts(groups[s]))
+        q = np.percentile(e, [50, 25, 75, 90])
+        out.append(
+            f"| {s} | {len(e)} | {q[0]:.2f} | {e.mean():.2f} | {q[1]:.2f} | {q[2]:.2f} | {q[3]:.2f} | {e.min():.2f} | "
+            f"{int((e > 20).sum())} |"
+        )
+    return out
+
+
 def main(study_file: str = "experiments/ladder.toml") -> Path:
     study = load_study(study_file)
     store = open_store(study, create=False)
@@ -121,6 +137,7 @@ def main(study_file: str = "experiments/ladder.toml") -> Path:
         good_range_claim(df, "X_c", "g", "g > 1 in the good range", lambda lo, hi: lo > 1, lambda lo, hi: hi <= 1, n,
                          lambda v: v > 1),  # fmt: skip
     ]
+    lines_pop = population_table(groups, study.spaces)
     header = ["claim (DDS §3)", "KS", "p-value", "noise (95% crit.)", "direction / measured", "verdict"]
     lines = [
         f"Ladder claims at n = {n} draws per space (recipe {opts['recipe_hash']}, final validation error; "
@@ -130,6 +147,7 @@ def main(study_file: str = "experiments/ladder.toml") -> Path:
         "|" + "---|" * len(header),
     ]
     lines += ["| " + " | ".join(map(str, r)) + " |" for r in rows]
+    lines += ["", *lines_pop]
     out = study.output / "claims.md"
     out.write_text("\n".join(lines) + "\n")
     print("\n".join(lines))

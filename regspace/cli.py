@@ -876,9 +876,15 @@ def study_run_cmd(
         raise typer.Exit(130)
     for path in out.written:
         _saved(path)
-    compare_txt = study.output / "compare.txt"
-    if compare_txt.exists():
-        print(compare_txt.read_text(), end="")
+    _print_study_text(study)
+
+
+def _print_study_text(study) -> None:
+    """The study's comparison and, when it has one, its fidelity check, as written beside its report."""
+    for name in ("compare.txt", "fidelity.txt"):
+        path = study.output / name
+        if path.exists():
+            print(path.read_text(), end="")
 
 
 @study_app.command("status")
@@ -920,7 +926,7 @@ def study_report_cmd(
         )
     for path in written:
         _saved(path)
-    print((study.output / "compare.txt").read_text(), end="")
+    _print_study_text(study)
 
 
 @app.command("fidelity")

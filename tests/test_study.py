@@ -291,8 +291,9 @@ def test_study_stops_on_ctrl_c_at_balanced_rounds_and_resumes_exactly_the_rest(t
     long = res[res.recipe_hash == study.fidelity.recipe.hash]
     assert len(long) == 8 and set(long.model_id) <= set(order["X_a"])
     assert all(len(c) == 3 for c in long[long.status == "ok"].val_errors)
-    for name in ("report.html", "compare.json", "curves.png", "edf.png"):
+    for name in ("report.html", "compare.json", "curves.png", "edf.png", "fidelity.json"):
         assert (tmp_path / "out" / name).exists(), name
+    assert "Short and long training rank 8 models (of 8 selected) with Spearman" in again.stdout  # fidelity.txt
     html = (tmp_path / "out" / "report.html").read_text()
     assert "Fidelity of the brief training" in html and "Learning curves" in html
     cmp = json.loads((tmp_path / "out" / "compare.json").read_text())
