@@ -53,6 +53,8 @@ def better(cmp, groups, worse: str, good: str, n: int) -> list[str]:
     pair, v = _pair(cmp, worse, good)
     if v["verdict"] == "better":
         verdict = "reproduced" if v["winner"] == good else "contradicted"
+    elif v["verdict"] == "equivalent":  # the data bound any gain to under DELTA points
+        verdict = f"not reproduced: equivalent within ±{DELTA} points"
     else:
         verdict = f"not resolved at n = {n}"
     return [f"{good} better than {worse}", *_stats(pair), _median_direction(groups, worse, good), verdict]
