@@ -347,7 +347,8 @@ def test_two_machines_run_one_study_through_a_queue(tmp_path, request):
     env = {**os.environ, "REGSPACE_QUEUE": url}
     procs = [
         subprocess.Popen(
-            [sys.executable, "-m", "regspace", "study", "run", "tiny.toml", "--output", f"m{i}", "--workers", "1"],
+            [sys.executable, "-m", "regspace", "study", "run", "tiny.toml", "--output", f"m{i}", "--workers", "1",
+             "--threads", "1"],
             cwd=tmp_path,
             env=env,
             stdout=subprocess.PIPE,

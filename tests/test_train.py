@@ -183,7 +183,9 @@ def test_two_runs_share_one_store(tmp_path):
     sample(store, 4)
     procs = [
         subprocess.Popen(
-            [sys.executable, "-m", "regspace", "train", "--store", str(store), "--workers", "1", *TINY],
+            # one thread each: two 2-thread runs on two cores spin-wait in OpenMP (3-5x slower)
+            [sys.executable, "-m", "regspace", "train", "--store", str(store), "--workers", "1", "--threads", "1"]
+            + TINY,
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             text=True,
