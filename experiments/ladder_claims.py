@@ -88,10 +88,10 @@ def good_range_claim(df, space: str, param: str, claim: str, holds, against, n: 
     r = good_range(g[param].to_numpy(float), g.sweep_error.to_numpy(float), counts=c, seed=0)
     lo, hi = r["low"], r["high"]
     values = g[param].to_numpy(float)
-    inside = int(np.sum(np.asarray(c)[region(values)]))
+    inside = int(c[region(values)].sum())
     text = (
         f"{space}: {param} in [{lo:.3g}, {hi:.3g}] (sampled {values.min():.3g}–{values.max():.3g}; "
-        f"{inside} of {int(np.sum(c))} draws in the claimed region)"
+        f"{inside} of {int(c.sum())} draws in the claimed region)"
     )
     if holds(lo, hi):
         verdict = "reproduced"
@@ -139,7 +139,6 @@ def main(study_file: str = "experiments/ladder.toml") -> Path:
         good_range_claim(df, "X_c", "g", "g > 1 in the good range", lambda lo, hi: lo > 1, lambda lo, hi: hi <= 1, n,
                          lambda v: v > 1),  # fmt: skip
     ]
-    lines_pop = population_table(groups, study.spaces)
     header = ["claim (DDS §3)", "KS", "p-value", "noise (95% crit.)", "direction / measured", "verdict"]
     lines = [
         f"Ladder claims at n = {n} draws per space (recipe {opts['recipe_hash']}, final validation error; "
@@ -149,7 +148,7 @@ def main(study_file: str = "experiments/ladder.toml") -> Path:
         "|" + "---|" * len(header),
     ]
     lines += ["| " + " | ".join(map(str, r)) + " |" for r in rows]
-    lines += ["", *lines_pop]
+    lines += ["", *population_table(groups, study.spaces)]
     out = study.output / "claims.md"
     out.write_text("\n".join(lines) + "\n")
     print("\n".join(lines))

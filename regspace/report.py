@@ -216,15 +216,9 @@ def build_report(
 def _fidelity(store, recipe_hash: str | None, error: str) -> dict | None:
     """The store's fidelity check whose short recipe is this report's, analysed; None if there is none
     (or too few models have both results yet)."""
-    from regspace.analysis.fidelity import fidelity_result, recorded
+    from regspace.analysis.fidelity import analysed
 
-    entry = recorded(store)
-    if entry is None or entry["short"] != recipe_hash:
-        return None
-    try:
-        return fidelity_result(store, entry, error=error)
-    except RegspaceError:
-        return None
+    return analysed(store, short_hash=recipe_hash, error=error)
 
 
 FIDELITY_HEADER = ["space", "models", "median short", "median long", "Spearman"]

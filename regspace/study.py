@@ -456,7 +456,7 @@ def write_analyses(study: Study, store) -> list[Path]:
         written.append(save(plot_edf(df, normalize=normalize, band=True, n_bins=bins), out / f"edf_{normalize}.png"))
     with contextlib.suppress(RegspaceError):  # a store trained before curves were kept has none
         written.append(save(plot_curves(df), out / "curves.png"))
-    written += _write_fidelity(study, store, opts["error"])
+    written += _write_fidelity(study, store, opts["recipe_hash"], opts["error"])
     written.append(
         build_report(
             store,
@@ -471,22 +471,20 @@ def write_analyses(study: Study, store) -> list[Path]:
     return written
 
 
-def _write_fidelity(study: Study, store, error: str) -> list[Path]:
+def _write_fidelity(study: Study, store, short_hash: str, error: str) -> list[Path]:
     """fidelity.json and fidelity.txt (its sentences), once the study's fidelity check has results."""
-    from regspace.analysis.fidelity import fidelity_result, recorded, sentences
+    from regspace.analysis.fidelity import analysed
 
-    entry = recorded(store, study.fidelity.recipe.hash) if study.fidelity else None
-    if entry is None:
+    if not study.fidelity:
         return []
-    try:
-        result = fidelity_result(store, entry, error=error)
-    except RegspaceError:  # too few pairs trained yet to correlate
+    result = analysed(store, short_hash=short_hash, error=error, long_hash=study.fidelity.recipe.hash)
+    if result is None:
         return []
     out = study.output
     (out / "fidelity.json").write_text(json.dumps(result, indent=2))
     (out / "fidelity.txt").write_text(
-        f"# fidelity: {result['long_description']} (recipe {entry['long']}) against the study's recipe\n"
-        + "\n".join(f"- {line}" for line in sentences(result)) + "\n"
+        f"# fidelity: {result['long_description']} (recipe {result['long_recipe']}) against the study's recipe\n"
+        + "\n".join(f"- {line}" for line in result["sentences"]) + "\n"
     )  # fmt: skip
     return [out / "fidelity.json", out / "fidelity.txt"]
 

@@ -206,3 +206,15 @@ def fidelity_result(store, entry: dict, *, error: str = "error", n_boot: int = 2
     lr = entry.get("long_recipe", {})
     out["long_description"] = f"{lr.get('epochs')} epochs on {lr.get('train_size') or 'all'} images"
     return out
+
+
+def analysed(store, *, short_hash: str | None, error: str = "error", long_hash: str | None = None) -> dict | None:
+    """The store's fidelity check (the latest, or the one of ``long_hash``) of the short recipe
+    ``short_hash``, analysed; None if there is none, or too few models have both results yet."""
+    entry = recorded(store, long_hash)
+    if entry is None or entry["short"] != short_hash:
+        return None
+    try:
+        return fidelity_result(store, entry, error=error)
+    except RegspaceError:
+        return None
