@@ -789,8 +789,7 @@ def data_prepare_cmd(
     """Decode and resize a dataset once into memory-mapped uint8 shards; rerun to resume. `train --data` with the
     same dataset and resolution then reads from the map."""
     from regspace.console import stderr_is_terminal
-    from regspace.data import parse_map_above
-    from regspace.data.build import prepare_command
+    from regspace.data import parse_map_above, prepare_command
 
     print(
         prepare_command(

@@ -23,6 +23,7 @@ import numpy as np
 
 from regspace.data.cache import CachedDataset, cache_key, open_cached, write_cached
 from regspace.data.files import cache_root, sha256_file
+from regspace.data.imagefolder import resize
 from regspace.data.mapped import MappedDataset
 from regspace.data.sources import SOURCES, decode, get_source, locate
 from regspace.errors import RegspaceError
@@ -138,29 +139,6 @@ def _dir_digest(path: Path) -> str:
     return h.hexdigest()
 
 
-def resize(x: np.ndarray, resolution: int) -> np.ndarray:
-    """(N, C, H, W) uint8 -> (N, C, r, r): shorter side to r (bilinear, antialiased), centre crop."""
-    from PIL import Image
-
-    n, c, h, w = x.shape
-    out = np.empty((n, c, resolution, resolution), dtype=np.uint8)
-    for i in range(n):  # once, when the cache entry is built; never in the training loop
-        for ch in range(c):
-            out[i, ch] = _resize_one(Image.fromarray(x[i, ch]), resolution)
-    return out
-
-
-def _resize_one(img, r: int) -> np.ndarray:
-    from PIL import Image
-
-    w, h = img.size
-    scale = r / min(w, h)
-    nw, nh = max(r, round(w * scale)), max(r, round(h * scale))
-    img = img.resize((nw, nh), Image.BILINEAR, reducing_gap=None)
-    left, top = (nw - r) // 2, (nh - r) // 2
-    return np.asarray(img.crop((left, top, left + r, top + r)))
-
-
 def _prepare_imagefolder(root: Path, resolution: int, *, map_above, workers, shard_images, progress, say, stats):
     from regspace.data.build import build_mapped, decode_in_memory
     from regspace.data.imagefolder import CHANNELS, list_folder
@@ -213,3 +191,51 @@ def make_split(n_train_pool: int, *, val_size: int, train_size: int | None, seed
         "val_sha256": hashlib.sha256(val.astype(np.int64).tobytes()).hexdigest()[:16],
     }
     return {"val": val, "train": train, "record": record}
+
+
+def prepare_command(
+    spec: str,
+    *,
+    resolution: int | None,
+    data_dir: str | None = None,
+    map_above: float | None = 0,
+    workers: int | None = None,
+    shard_images: int | None = None,
+    verify: bool = False,
+    progress: bool = True,
+) -> str:
+    """`regspace data prepare`: prepare (or finish preparing) a dataset; returns the summary line."""
+    import time
+
+    from regspace.data.mapped import SPLITS, verify_shards
+    from regspace.units import format_quantity
+
+    stats: dict = {}
+    started = time.perf_counter()
+    ds = prepare(
+        spec,
+        resolution=resolution,
+        data_dir=data_dir,
+        progress=progress,
+        map_above=map_above,
+        workers=workers,
+        shard_images=shard_images,
+        build_stats=stats,
+    )
+    seconds = time.perf_counter() - started
+    what = f"{spec} at {ds.resolution}×{ds.resolution}: {ds.n_train:,} training + {ds.n_test:,} test images"
+    if ds.layout != "mapped":
+        return f"{what}, held in memory ({format_quantity(ds.resident_bytes)}B at {ds.path})"
+    m = ds.manifest()
+    shards = sum(len(m["splits"][s]["shards"]) for s in SPLITS)
+    size = format_quantity((ds.n_train + ds.n_test) * ds.image_bytes)
+    line = f"{what} in {shards} memory-mapped shards ({size}B at {ds.path})"
+    if stats.get("images"):
+        line += f"; decoded {stats['images']:,} images in {seconds:.1f} s ({stats['images'] / seconds:,.0f} images/s)"
+    else:
+        line += "; already prepared"
+    if m["skipped"]:
+        line += f"; {len(m['skipped'])} unreadable image(s) skipped"
+    if verify:
+        line += f"; verified {verify_shards(ds.path, m)} shards"
+    return line

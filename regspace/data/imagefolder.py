@@ -73,14 +73,12 @@ def decode_chunk(root: str, files: list, resolution: int):
     per-image channel sums (n, 2, 3) int64, skipped [(path, reason)]). Runs in a worker process."""
     from PIL import Image, UnidentifiedImageError
 
-    from regspace.data import _resize_one
-
     x = np.empty((len(files), CHANNELS, resolution, resolution), dtype=np.uint8)
     labels, skipped, n = [], [], 0
     for rel, y in files:
         try:
             with Image.open(Path(root) / rel) as img:
-                x[n] = _resize_one(img.convert("RGB"), resolution).transpose(2, 0, 1)
+                x[n] = resize_one(img.convert("RGB"), resolution).transpose(2, 0, 1)
         except (OSError, UnidentifiedImageError, ValueError, Image.DecompressionBombError) as e:
             skipped.append((rel, f"{type(e).__name__}: {str(e).splitlines()[0][:160] if str(e) else ''}"))
             continue
@@ -121,3 +119,26 @@ def report_skipped(skipped: list, say) -> None:
             f"skipped {len(skipped)} unreadable image(s); first: {first[0]} ({first[1]}); "
             "all are recorded with the prepared dataset"
         )
+
+
+def resize(x: np.ndarray, resolution: int) -> np.ndarray:
+    """(N, C, H, W) uint8 -> (N, C, r, r): shorter side to r (bilinear, antialiased), centre crop."""
+    from PIL import Image
+
+    n, c, h, w = x.shape
+    out = np.empty((n, c, resolution, resolution), dtype=np.uint8)
+    for i in range(n):  # once, when the cache entry is built; never in the training loop
+        for ch in range(c):
+            out[i, ch] = resize_one(Image.fromarray(x[i, ch]), resolution)
+    return out
+
+
+def resize_one(img, r: int) -> np.ndarray:
+    from PIL import Image
+
+    w, h = img.size
+    scale = r / min(w, h)
+    nw, nh = max(r, round(w * scale)), max(r, round(h * scale))
+    img = img.resize((nw, nh), Image.BILINEAR, reducing_gap=None)
+    left, top = (nw - r) // 2, (nh - r) // 2
+    return np.asarray(img.crop((left, top, left + r, top + r)))
