@@ -89,7 +89,7 @@ def _fmt_ratio(b: float) -> str:
     return format(float(b), "g")
 
 
-def _block_of(block: str | None, se_ratio: float) -> str:
+def block_of(block: str | None, se_ratio: float) -> str:
     """The block kind, checked; None means the kind implied by the SE ratio (designs and rows written
     before the block field: Y when se_ratio > 0, else X)."""
     name = block if block is not None else ("Y" if se_ratio > 0 else "X")
@@ -129,7 +129,7 @@ class Design:
                 )
         if not 0 <= self.se_ratio < 1:
             raise UsageProblem(f"se ratio must be in [0, 1), got {self.se_ratio}")
-        object.__setattr__(self, "block", _block_of(self.block, self.se_ratio))
+        object.__setattr__(self, "block", block_of(self.block, self.se_ratio))
 
     @classmethod
     def from_sampled(cls, widths, depths, bottleneck_ratios, group_widths, *, se_ratio=0.0, stem=None, block=None):
@@ -219,7 +219,7 @@ class DesignBatch:
     block: str | None = None
 
     def __post_init__(self):
-        object.__setattr__(self, "block", _block_of(self.block, self.se_ratio))
+        object.__setattr__(self, "block", block_of(self.block, self.se_ratio))
 
     def __len__(self) -> int:
         return len(self.widths)
