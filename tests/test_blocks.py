@@ -112,3 +112,22 @@ def test_sampling_and_counting_never_import_torch():
         "assert 'torch' not in sys.modules, 'torch imported'"
     )
     subprocess.run([sys.executable, "-c", code], check=True, cwd=ROOT)
+
+
+def test_text_form_takes_a_block():
+    from regspace.specs import parse_design
+
+    y, _ = parse_design("anynet:d=1,2;w=16,32;b=1,2;g=8;se=0.25;block=Y", stem=STEMS["cifar"])
+    assert y.model_id(Context(32, 3, 10)) == "0b5f88a0310e6bd0"  # the same id as without block=Y
+    with pytest.raises(UsageProblem, match="unknown block 'Z'"):
+        parse_design("anynet:d=1;w=16;block=Z", stem=STEMS["cifar"])
+
+
+def test_toml_block_follows_the_se_ratio_as_before():
+    from regspace.spaces.custom import space_from_dict
+
+    assert space_from_dict({"name": "t1", "block": "Y"}).block == "Y"
+    assert space_from_dict({"name": "t2", "base": "Y_a", "se_ratio": 0.0}).block == "X"
+    assert space_from_dict({"name": "t3", "block": "X", "se_ratio": 0.25}).block == "Y"
+    with pytest.raises(UsageProblem, match="block must be 'X' or 'Y'"):
+        space_from_dict({"name": "t4", "block": "Z"})

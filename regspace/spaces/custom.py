@@ -90,6 +90,7 @@ def space_from_dict(spec: dict, *, source: str = "space") -> Space:
         raise UsageProblem(f"{source}: base {base.name} is a {base.family} space, not {family}")
     if "block" in spec and spec["block"] not in block_names():
         raise UsageProblem(f"{source}: block must be {' or '.join(repr(b) for b in block_names())}")
+    block = spec.get("block", base.block if base else None)
     se_ratio = float(
         spec.get("se_ratio", {"X": 0.0, "Y": 0.25}.get(spec.get("block", ""), base.se_ratio if base else 0.0))
     )
@@ -99,7 +100,9 @@ def space_from_dict(spec: dict, *, source: str = "space") -> Space:
         "name": name,
         "title": name,
         "se_ratio": se_ratio,
-        "block": None,  # X or Y, as the se ratio says (an explicit se_ratio wins over block, as before)
+        # X and Y follow the se ratio (an explicit se_ratio wins over block, as before the block field);
+        # any other kind is kept as given or inherited.
+        "block": None if block in (None, "X", "Y") else block,
         "aliases": (),
         "description": spec.get("description", f"user-defined ({source})"),
     }
