@@ -1,9 +1,10 @@
 """Designs: immutable values from which both the complexity and the nn.Module are derived.
 
 A :class:`Design` is a network body (per-stage widths w_i, depths d_i, bottleneck ratios b_i, group
-widths g_i), its block kind (``block``, see :mod:`regspace.blocks`; SE ratio) and its stem. A :class:`Context` is what the network is fed
-(resolution, input channels, classes). Both are plain frozen dataclasses; the model id is a hash of
-their canonical text, so the same network sampled twice is recognised.
+widths g_i), its block kind (``block``, see :mod:`regspace.blocks`; SE ratio) and its stem. A
+:class:`Context` is what the network is fed (resolution, input channels, classes). Both are plain frozen
+dataclasses; the model id is a hash of their canonical text, so the same network sampled twice is
+recognised.
 
 :class:`DesignBatch` holds N designs of the same shape as numpy arrays: the sampler builds and measures
 batches without creating one Python object per candidate.
@@ -16,9 +17,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from regspace.blocks import get_block
+from regspace.blocks import get_block, network
 from regspace.blocks import layers as L
-from regspace.blocks import network
 from regspace.errors import UsageProblem
 
 

@@ -46,8 +46,12 @@ def test_ids_of_committed_rows_are_unchanged(space):
     cx = design.complexity(ctx)
     assert (cx.flops, cx.params, cx.acts) == (r["flops"], r["params"], r["acts"])
     # a row written before the block field (no block given) reads the same
-    assert Design(design.widths, design.depths, design.bottleneck_ratios, design.group_widths, r["se_ratio"],
-                  STEMS[r["stem"]]) == design
+    assert (
+        Design(
+            design.widths, design.depths, design.bottleneck_ratios, design.group_widths, r["se_ratio"], STEMS[r["stem"]]
+        )
+        == design
+    )
 
 
 # No committed store holds Y designs: these ids were computed on main before the block field existed.

@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 import torch
 
-from regspace.design import STEMS, Context
 from regspace.blocks.network import build_model, count_params
+from regspace.design import STEMS, Context
 from regspace.presets import PRESETS
 from regspace.spaces import SPACES
 from regspace.zoo import zoo_design

@@ -33,7 +33,9 @@ def where(mask, a: Cx, b: Cx) -> Cx:
 
 def repeat(first: Cx, rest: Cx, n) -> Cx:
     """``first`` followed by ``n`` more layers (or blocks) costing ``rest`` each; the size is first's."""
-    return Cx(first.h, first.w, first.flops + n * rest.flops, first.params + n * rest.params, first.acts + n * rest.acts)
+    return Cx(
+        first.h, first.w, first.flops + n * rest.flops, first.params + n * rest.params, first.acts + n * rest.acts
+    )
 
 
 def conv2d(cx: Cx, w_in, w_out, k: int, *, stride=1, groups=1, bias: bool = False) -> Cx:
