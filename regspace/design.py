@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass, field
+from typing import ClassVar
 
 import numpy as np
 
@@ -85,6 +86,15 @@ def make_compatible(widths, bottleneck_ratios, group_widths):
     return np.trunc(v * b).astype(np.int64), g
 
 
+# The values a block kind reads (BlockKind's ``p``), by the name blocks use: (attribute of Design and
+# DesignBatch, dtype, one per stage?). A block kind with a parameter of its own adds its field here.
+BLOCK_PARAMS = {
+    "b": ("bottleneck_ratios", np.float64, True),
+    "g": ("group_widths", np.int64, True),
+    "se_ratio": ("se_ratio", np.float64, False),
+}
+
+
 def _fmt_ratio(b: float) -> str:
     return format(float(b), "g")
 
@@ -113,6 +123,7 @@ class Design:
     se_ratio: float = 0.0
     stem: Stem = field(default_factory=lambda: STEMS["imagenet"])
     block: str | None = None
+    block_params: ClassVar[dict] = BLOCK_PARAMS
 
     def __post_init__(self):
         n = len(self.widths)
@@ -217,6 +228,7 @@ class DesignBatch:
     se_ratio: float
     stem: Stem
     block: str | None = None
+    block_params: ClassVar[dict] = BLOCK_PARAMS
 
     def __post_init__(self):
         object.__setattr__(self, "block", block_of(self.block, self.se_ratio))

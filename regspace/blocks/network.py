@@ -39,18 +39,20 @@ class Stage(NamedTuple):
 
 
 def stages(design) -> list[Stage]:
-    """The stages of ``design`` (a Design, or a DesignBatch: then every value is an (N,) array)."""
+    """The stages of ``design`` (a Design, or a DesignBatch: then every value is an (N,) array). The block
+    parameters are those ``design.block_params`` names (regspace.design.BLOCK_PARAMS)."""
     widths = np.asarray(design.widths, dtype=np.int64)
     depths = np.asarray(design.depths, dtype=np.int64)
-    per_stage = {
-        "b": np.asarray(design.bottleneck_ratios, dtype=np.float64),
-        "g": np.asarray(design.group_widths, dtype=np.int64),
-    }
+    per_stage, shared = {}, {}
+    for name, (attribute, dtype, is_per_stage) in design.block_params.items():
+        if is_per_stage:
+            per_stage[name] = np.asarray(getattr(design, attribute), dtype=dtype)
+        else:
+            shared[name] = getattr(design, attribute)
     w_in = np.zeros(widths.shape[:-1], dtype=np.int64) + design.stem.width
     out = []
     for i in range(widths.shape[-1]):
-        params = {k: v[..., i] for k, v in per_stage.items()}
-        params["se_ratio"] = design.se_ratio
+        params = {k: v[..., i] for k, v in per_stage.items()} | shared
         out.append(Stage(w_in, widths[..., i], depths[..., i], STAGE_STRIDE, params))
         w_in = widths[..., i]
     return out
