@@ -18,9 +18,9 @@ import time
 import torch
 import torch.nn.functional as F
 
+from regspace.blocks.network import build_model
 from regspace.data import prepare
 from regspace.design import STEMS, Context, Design
-from regspace.models import build_model
 from regspace.presets import PRESETS, Budget
 from regspace.sampler import sample
 from regspace.spaces import get_space

@@ -1,9 +1,10 @@
 """Designs: immutable values from which both the complexity and the nn.Module are derived.
 
 A :class:`Design` is a network body (per-stage widths w_i, depths d_i, bottleneck ratios b_i, group
-widths g_i), its block type (SE ratio) and its stem. A :class:`Context` is what the network is fed
-(resolution, input channels, classes). Both are plain frozen dataclasses; the model id is a hash of
-their canonical text, so the same network sampled twice is recognised.
+widths g_i), its block kind (``block``, see :mod:`regspace.blocks`; SE ratio) and its stem. A
+:class:`Context` is what the network is fed (resolution, input channels, classes). Both are plain frozen
+dataclasses; the model id is a hash of their canonical text, so the same network sampled twice is
+recognised.
 
 :class:`DesignBatch` holds N designs of the same shape as numpy arrays: the sampler builds and measures
 batches without creating one Python object per candidate.
@@ -13,10 +14,12 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass, field
+from typing import ClassVar
 
 import numpy as np
 
-from regspace import complexity as cxm
+from regspace.blocks import get_block, network
+from regspace.blocks import layers as L
 from regspace.errors import UsageProblem
 
 
@@ -83,13 +86,35 @@ def make_compatible(widths, bottleneck_ratios, group_widths):
     return np.trunc(v * b).astype(np.int64), g
 
 
+# The values a block kind reads (BlockKind's ``p``), by the name blocks use: (attribute of Design and
+# DesignBatch, dtype, one per stage?). A block kind with a parameter of its own adds its field here.
+BLOCK_PARAMS = {
+    "b": ("bottleneck_ratios", np.float64, True),
+    "g": ("group_widths", np.int64, True),
+    "se_ratio": ("se_ratio", np.float64, False),
+}
+
+
 def _fmt_ratio(b: float) -> str:
     return format(float(b), "g")
 
 
+def block_of(block: str | None, se_ratio: float) -> str:
+    """The block kind, checked; None means the kind implied by the SE ratio (designs and rows written
+    before the block field: Y when se_ratio > 0, else X)."""
+    name = block if block is not None else ("Y" if se_ratio > 0 else "X")
+    problem = get_block(name).check(se_ratio)
+    if problem:
+        raise UsageProblem(problem)
+    return name
+
+
 @dataclass(frozen=True)
 class Design:
-    """One network body. Build with :meth:`from_sampled` to apply the compatibility rule."""
+    """One network body. Build with :meth:`from_sampled` to apply the compatibility rule.
+
+    ``block`` names the block kind (regspace.blocks); left out, it is Y when se_ratio > 0, else X.
+    """
 
     widths: tuple[int, ...]
     depths: tuple[int, ...]
@@ -97,6 +122,8 @@ class Design:
     group_widths: tuple[int, ...]
     se_ratio: float = 0.0
     stem: Stem = field(default_factory=lambda: STEMS["imagenet"])
+    block: str | None = None
+    block_params: ClassVar[dict] = BLOCK_PARAMS
 
     def __post_init__(self):
         n = len(self.widths)
@@ -113,9 +140,10 @@ class Design:
                 )
         if not 0 <= self.se_ratio < 1:
             raise UsageProblem(f"se ratio must be in [0, 1), got {self.se_ratio}")
+        object.__setattr__(self, "block", block_of(self.block, self.se_ratio))
 
     @classmethod
-    def from_sampled(cls, widths, depths, bottleneck_ratios, group_widths, *, se_ratio=0.0, stem=None):
+    def from_sampled(cls, widths, depths, bottleneck_ratios, group_widths, *, se_ratio=0.0, stem=None, block=None):
         """A design from raw (sampled) per-stage values; b and g may be scalars shared by all stages."""
         n = len(widths)
         bs = np.broadcast_to(np.asarray(bottleneck_ratios, dtype=np.float64), (n,))
@@ -128,12 +156,8 @@ class Design:
             group_widths=tuple(int(x) for x in gs),
             se_ratio=float(se_ratio),
             stem=stem or STEMS["imagenet"],
+            block=block,
         )
-
-    @property
-    def block(self) -> str:
-        """'Y' (residual bottleneck + SE) when se_ratio > 0, else 'X'."""
-        return "Y" if self.se_ratio > 0 else "X"
 
     @property
     def depth(self) -> int:
@@ -144,24 +168,20 @@ class Design:
         return [w for w, d in zip(self.widths, self.depths) for _ in range(d)]
 
     def complexity(self, context: Context) -> Complexity:
-        cx = cxm.network(
-            self.widths,
-            self.depths,
-            self.bottleneck_ratios,
-            self.group_widths,
-            se_ratio=self.se_ratio,
-            stem_width=self.stem.width,
-            stem_stride=self.stem.stride,
-            resolution=context.resolution,
-            in_channels=context.in_channels,
-            num_classes=context.num_classes,
-        )
+        cx = network.count(self, context)
         return Complexity(int(cx.flops), int(cx.params), int(cx.acts))
 
     def canonical(self, context: Context) -> str:
         """Canonical text of (design, context): the model id hashes this."""
         return canonical_text(
-            self.widths, self.depths, self.bottleneck_ratios, self.group_widths, self.se_ratio, self.stem, context
+            self.widths,
+            self.depths,
+            self.bottleneck_ratios,
+            self.group_widths,
+            self.se_ratio,
+            self.stem,
+            context,
+            self.block,
         )
 
     def model_id(self, context: Context) -> str:
@@ -179,13 +199,15 @@ class Design:
         }
 
 
-def canonical_text(widths, depths, bs, gs, se_ratio, stem: Stem, context: Context) -> str:
+def canonical_text(widths, depths, bs, gs, se_ratio, stem: Stem, context: Context, block: str) -> str:
+    """The text a model id hashes. X and Y add nothing for their block (ids written before the block field
+    stay the same); other kinds append their own part (BlockKind.canonical)."""
     join = ",".join
     return (
         f"v1;stem={stem.name}:{stem.width}/{stem.stride};res={context.resolution};in={context.in_channels};"
         f"classes={context.num_classes};se={_fmt_ratio(se_ratio)};w={join(str(int(x)) for x in widths)};"
         f"d={join(str(int(x)) for x in depths)};b={join(_fmt_ratio(x) for x in bs)};"
-        f"g={join(str(int(x)) for x in gs)}"
+        f"g={join(str(int(x)) for x in gs)}" + get_block(block).canonical()
     )
 
 
@@ -196,7 +218,8 @@ def hash_id(text: str) -> str:
 
 @dataclass(frozen=True)
 class DesignBatch:
-    """N designs with the same number of stages, as (N, n_stages) arrays (already compatible)."""
+    """N designs with the same number of stages and the same block, as (N, n_stages) arrays (already
+    compatible). ``block`` as in :class:`Design`."""
 
     widths: np.ndarray
     depths: np.ndarray
@@ -204,12 +227,19 @@ class DesignBatch:
     group_widths: np.ndarray
     se_ratio: float
     stem: Stem
+    block: str | None = None
+    block_params: ClassVar[dict] = BLOCK_PARAMS
+
+    def __post_init__(self):
+        object.__setattr__(self, "block", block_of(self.block, self.se_ratio))
 
     def __len__(self) -> int:
         return len(self.widths)
 
     @classmethod
-    def from_sampled(cls, widths, depths, bottleneck_ratios, group_widths, *, se_ratio, stem) -> DesignBatch:
+    def from_sampled(
+        cls, widths, depths, bottleneck_ratios, group_widths, *, se_ratio, stem, block=None
+    ) -> DesignBatch:
         ws, gs = make_compatible(widths, bottleneck_ratios, group_widths)
         return cls(
             ws,
@@ -218,6 +248,7 @@ class DesignBatch:
             gs,
             float(se_ratio),
             stem,
+            block,
         )
 
     def take(self, index) -> DesignBatch:
@@ -228,22 +259,12 @@ class DesignBatch:
             self.group_widths[index],
             self.se_ratio,
             self.stem,
+            self.block,
         )
 
-    def complexity(self, context: Context) -> cxm.Cx:
+    def complexity(self, context: Context) -> L.Cx:
         """Vectorised: fields flops, params, acts are (N,) int64 arrays."""
-        return cxm.network(
-            self.widths,
-            self.depths,
-            self.bottleneck_ratios,
-            self.group_widths,
-            se_ratio=self.se_ratio,
-            stem_width=self.stem.width,
-            stem_stride=self.stem.stride,
-            resolution=context.resolution,
-            in_channels=context.in_channels,
-            num_classes=context.num_classes,
-        )
+        return network.count(self, context)
 
     def design(self, i: int) -> Design:
         return Design(
@@ -253,12 +274,13 @@ class DesignBatch:
             tuple(int(x) for x in self.group_widths[i]),
             self.se_ratio,
             self.stem,
+            self.block,
         )
 
     def model_ids(self, context: Context) -> list[str]:
         """One id per row. Hashing is per row, so call this on accepted candidates only."""
         return [
-            hash_id(canonical_text(w, d, b, g, self.se_ratio, self.stem, context))
+            hash_id(canonical_text(w, d, b, g, self.se_ratio, self.stem, context, self.block))
             for w, d, b, g in zip(
                 self.widths.tolist(),
                 self.depths.tolist(),

@@ -33,7 +33,7 @@ class Budget:
         return cls.parse(*(None if v == ":" else v for v in (flops, params, acts)))
 
     def contains(self, cx):
-        """Vectorised: a boolean mask over a batch's complexity (regspace.complexity.Cx)."""
+        """Vectorised: a boolean mask over a batch's complexity (regspace.blocks.layers.Cx)."""
         return self.flops.contains(cx.flops) & self.params.contains(cx.params) & self.acts.contains(cx.acts)
 
     def __str__(self) -> str:

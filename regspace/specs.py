@@ -3,7 +3,8 @@
 Accepted forms:
 - a reference model name: ``RegNetX-200MF`` … ``RegNetY-32GF`` (case-insensitive);
 - ``regnet:d=13,w0=24,wa=36.44,wm=2.49,g=8,b=1,se=0`` (b, g, se optional: 1, 8, 0);
-- ``anynet:d=1,1,4,7;w=24,56,152,368;b=1;g=8;se=0.25`` (b, g: one shared value or one per stage).
+- ``anynet:d=1,1,4,7;w=24,56,152,368;b=1;g=8;se=0.25`` (b, g: one shared value or one per stage);
+  ``block=X|Y|…`` (any registered block kind; by default Y when se > 0, else X).
 """
 
 from __future__ import annotations
@@ -98,14 +99,14 @@ def parse_design(spec: str, *, stem: Stem) -> tuple[Design, dict]:
             "g": g,
         }
     kv = _pairs(body, ";", spec)
-    allowed = {"d", "w", "b", "g", "se"}
+    allowed = {"d", "w", "b", "g", "se", "block"}
     unknown = set(kv) - allowed
     missing = {"d", "w"} - set(kv)
     if unknown or missing:
         raise UsageProblem(
             f"in {spec!r}: "
             + (f"unknown key(s) {', '.join(sorted(unknown))}" if unknown else f"missing {', '.join(sorted(missing))}"),
-            hint="anynet: takes d, w (one value per stage), b, g (shared or per stage), se",
+            hint="anynet: takes d, w (one value per stage), b, g (shared or per stage), se, block",
         )
     depths = [_int(x, "d", spec) for x in kv["d"].split(",")]
     widths = [_int(x, "w", spec) for x in kv["w"].split(",")]
@@ -129,7 +130,8 @@ def parse_design(spec: str, *, stem: Stem) -> tuple[Design, dict]:
     )
     bs = bs * n if len(bs) == 1 else bs
     gs = gs * n if len(gs) == 1 else gs
-    return Design.from_sampled(widths, depths, bs, gs, se_ratio=se, stem=stem), {}
+    block = kv["block"].strip() if "block" in kv else None
+    return Design.from_sampled(widths, depths, bs, gs, se_ratio=se, stem=stem, block=block), {}
 
 
 def _check_positive(spec: str, **values) -> None:

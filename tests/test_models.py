@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 import torch
 
+from regspace.blocks.network import build_model, count_params
 from regspace.design import STEMS, Context
-from regspace.models import build_model, count_params
 from regspace.presets import PRESETS
 from regspace.spaces import SPACES
 from regspace.zoo import zoo_design
@@ -78,7 +78,8 @@ def test_init_is_the_reference_one():
             assert m.weight.std().item() == pytest.approx(expected, rel=0.05)
     fc = model.head.fc
     assert fc.weight.std().item() == pytest.approx(0.01, rel=0.1) and (fc.bias == 0).all()
-    blocks = [m for m in model.modules() if type(m).__name__ == "Block"]
+    blocks = [m for m in model.modules() if type(m).__name__ == "Residual"]
+    assert len(blocks) == 3
     assert all((b.final_bn.weight == 0).all() for b in blocks)
     assert (model.stem.bn.weight == 1).all() and (model.stem.bn.bias == 0).all()
 

@@ -1,59 +1,10 @@
-"""Design spaces by name: X_a … X_e, Y_a … Y_e, RegNet, RegNetX, RegNetY, or a TOML file."""
+"""Design spaces by name: X_a … X_e, Y_a … Y_e, RegNet, RegNetX, RegNetY (spaces.builtin), or a TOML
+file (spaces.custom)."""
 
-from __future__ import annotations
-
-import difflib
-import re
-from pathlib import Path
-
-from regspace.errors import UsageProblem
-from regspace.spaces.anynet import ANYNET_SPACES, AnyNetSpace
+from regspace.spaces.anynet import AnyNetSpace
 from regspace.spaces.base import Space
-from regspace.spaces.regnet import REGNET_SPACES, RegNetSpace
-
-SPACES: dict[str, Space] = {s.name: s for s in ANYNET_SPACES + REGNET_SPACES}
+from regspace.spaces.builtin import SPACES, list_spaces, resolve_names
+from regspace.spaces.custom import get_space
+from regspace.spaces.regnet import RegNetSpace
 
 __all__ = ["SPACES", "Space", "AnyNetSpace", "RegNetSpace", "get_space", "list_spaces", "resolve_names"]
-
-
-def _key(name: str) -> str:
-    return re.sub(r"[\s_\-]", "", name).lower()
-
-
-_LOOKUP = {}
-for _space in SPACES.values():
-    for _alias in (_space.name, _space.title, *_space.aliases):
-        _LOOKUP[_key(_alias)] = _space.name
-
-
-def list_spaces() -> list[Space]:
-    return list(SPACES.values())
-
-
-def get_space(name: str) -> Space:
-    """A built-in space by name or alias (case-insensitive), or a space defined in a .toml file."""
-    if name.lower().endswith(".toml") or Path(name).is_file():
-        from regspace.spaces.custom import load_space_file
-
-        return load_space_file(name)
-    found = _LOOKUP.get(_key(name))
-    if found is None:
-        close = difflib.get_close_matches(_key(name), list(_LOOKUP), n=1, cutoff=0.5)
-        hint = f"did you mean {_LOOKUP[close[0]]}?" if close else f"known spaces: {', '.join(SPACES)}"
-        raise UsageProblem(f"unknown design space {name!r}", hint=hint)
-    return SPACES[found]
-
-
-def resolve_names(names: str | list[str] | None) -> list[str] | None:
-    """'X_a,x_b' -> ['X_a', 'X_b']; names not built in are kept as written (spaces from files)."""
-    if names is None:
-        return None
-    if isinstance(names, str):
-        names = [n for n in names.split(",")]
-    out = []
-    for n in names:
-        n = n.strip()
-        if not n:
-            continue
-        out.append(_LOOKUP.get(_key(n), n))
-    return out

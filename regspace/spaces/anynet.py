@@ -75,7 +75,9 @@ class AnyNetSpace(Space):
         return raw
 
     def derive(self, raw, stem: Stem):
-        batch = DesignBatch.from_sampled(raw["w"], raw["d"], raw["b"], raw["g"], se_ratio=self.se_ratio, stem=stem)
+        batch = DesignBatch.from_sampled(
+            raw["w"], raw["d"], raw["b"], raw["g"], se_ratio=self.se_ratio, stem=stem, block=self.block
+        )
         return batch, raw["_valid"]
 
     def columns(self, raw):

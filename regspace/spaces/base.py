@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from regspace.design import DesignBatch, Stem
+from regspace.design import DesignBatch, Stem, block_of
 from regspace.spaces.distributions import Param
 
 
@@ -26,12 +26,12 @@ class Space:
     aliases: tuple[str, ...] = ()
     description: str = ""
     budget: object = None  # a regspace.presets.Budget: this space's default complexity constraints, if any
+    block: str | None = None  # the block kind (regspace.blocks); None: Y when se_ratio > 0, else X
 
     family = "?"
 
-    @property
-    def block(self) -> str:
-        return "Y" if self.se_ratio > 0 else "X"
+    def __post_init__(self):
+        object.__setattr__(self, "block", block_of(self.block, self.se_ratio))
 
     def params(self) -> list[Param]:  # pragma: no cover - abstract
         raise NotImplementedError

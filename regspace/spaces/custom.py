@@ -26,10 +26,12 @@ import dataclasses
 import tomllib
 from pathlib import Path
 
+from regspace.blocks import block_names
 from regspace.errors import UsageProblem
 from regspace.presets import Budget
 from regspace.spaces.anynet import STAGE_PARAMS, AnyNetSpace
 from regspace.spaces.base import Space
+from regspace.spaces.builtin import SPACES, builtin_space
 from regspace.spaces.distributions import param_from_dict
 from regspace.spaces.regnet import RegNetSpace
 
@@ -51,6 +53,13 @@ _TOP_KEYS = {
 }
 
 
+def get_space(name: str) -> Space:
+    """A built-in space by name or alias (case-insensitive), or a space defined in a .toml file."""
+    if name.lower().endswith(".toml") or Path(name).is_file():
+        return load_space_file(name)
+    return builtin_space(name)
+
+
 def load_space_file(path: str) -> Space:
     p = Path(path)
     if not p.is_file():
@@ -63,8 +72,6 @@ def load_space_file(path: str) -> Space:
 
 
 def space_from_dict(spec: dict, *, source: str = "space") -> Space:
-    from regspace.spaces import SPACES, get_space
-
     unknown = set(spec) - _TOP_KEYS
     if unknown:
         raise UsageProblem(
@@ -81,17 +88,21 @@ def space_from_dict(spec: dict, *, source: str = "space") -> Space:
         raise UsageProblem(f"{source}: family must be 'anynet' or 'regnet', got {family!r}")
     if base is not None and base.family != family:
         raise UsageProblem(f"{source}: base {base.name} is a {base.family} space, not {family}")
+    if "block" in spec and spec["block"] not in block_names():
+        raise UsageProblem(f"{source}: block must be {' or '.join(repr(b) for b in block_names())}")
+    block = spec.get("block", base.block if base else None)
     se_ratio = float(
         spec.get("se_ratio", {"X": 0.0, "Y": 0.25}.get(spec.get("block", ""), base.se_ratio if base else 0.0))
     )
-    if "block" in spec and spec["block"] not in ("X", "Y"):
-        raise UsageProblem(f"{source}: block must be 'X' or 'Y'")
     cls = AnyNetSpace if family == "anynet" else RegNetSpace
     template = base if base is not None else cls(name=name, title=name, se_ratio=se_ratio, dof=0)
     fields = {
         "name": name,
         "title": name,
         "se_ratio": se_ratio,
+        # X and Y follow the se ratio (an explicit se_ratio wins over block, as before the block field);
+        # any other kind is kept as given or inherited.
+        "block": None if block in (None, "X", "Y") else block,
         "aliases": (),
         "description": spec.get("description", f"user-defined ({source})"),
     }

@@ -54,7 +54,7 @@ def regnet_stages(d, w0, wa, wm, num_stages: int, q: int = WIDTH_QUANTUM):
     return widths, depths, valid
 
 
-def regnet_design(d, w0, wa, wm, *, b=1.0, g=8, se_ratio=0.0, stem: Stem | None = None) -> Design:
+def regnet_design(d, w0, wa, wm, *, b=1.0, g=8, se_ratio=0.0, stem: Stem | None = None, block=None) -> Design:
     """One RegNet design from its parameters (any number of stages)."""
     if not (d >= 1 and w0 > 0 and wa >= 0 and wm > 1):
         raise UsageProblem(
@@ -64,7 +64,7 @@ def regnet_design(d, w0, wa, wm, *, b=1.0, g=8, se_ratio=0.0, stem: Stem | None 
         raise UsageProblem(f"RegNet w0 must be a multiple of {WIDTH_QUANTUM}, got {w0}")
     w, _, _, _ = regnet_block_widths(d, w0, wa, wm)
     widths, depths = np.unique(w[0], return_counts=True)
-    return Design.from_sampled(widths, depths, b, g, se_ratio=se_ratio, stem=stem)
+    return Design.from_sampled(widths, depths, b, g, se_ratio=se_ratio, stem=stem, block=block)
 
 
 @dataclass(frozen=True)
@@ -105,7 +105,7 @@ class RegNetSpace(Space):
         # Rejected rows get a harmless width so the arithmetic stays clean.
         widths = np.where(valid[:, None], widths, WIDTH_QUANTUM)
         depths = np.where(valid[:, None], depths, 1)
-        batch = DesignBatch.from_sampled(widths, depths, b, g, se_ratio=self.se_ratio, stem=stem)
+        batch = DesignBatch.from_sampled(widths, depths, b, g, se_ratio=self.se_ratio, stem=stem, block=self.block)
         return batch, valid
 
     def columns(self, raw):

@@ -19,8 +19,8 @@ import torch
 import torch.nn.functional as F
 
 from regspace import __version__
+from regspace.blocks.network import build_model
 from regspace.design import Context, Design
-from regspace.models import build_model
 from regspace.train.pipeline import Batches, DeviceImages, MappedImages
 from regspace.train.recipe import Recipe
 from regspace.train.records import Result, Task
