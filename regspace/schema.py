@@ -155,6 +155,22 @@ def design_row(design: Design) -> dict:
     }
 
 
+def design_columns(batch) -> dict:
+    """The design columns (:data:`DESIGN_COLUMNS`) of a :class:`~regspace.design.DesignBatch`'s N designs,
+    each a list of N values: the vectorised :func:`design_row`, for the sampler."""
+    n = len(batch)
+    block = getattr(batch, "block", None) or ("Y" if batch.se_ratio > 0 else "X")
+    return {
+        "stage_widths": batch.widths.tolist(),
+        "stage_depths": batch.depths.tolist(),
+        "stage_bottleneck_ratios": batch.bottleneck_ratios.tolist(),
+        "stage_group_widths": batch.group_widths.tolist(),
+        "se_ratio": [float(batch.se_ratio)] * n,
+        "block": [block] * n,
+        "stem": [batch.stem.name] * n,
+    }
+
+
 def design_from_row(row) -> Design:
     """The design of a models-table row (a dict, or anything indexable by column name).
 

@@ -8,7 +8,7 @@ import pyarrow as pa
 import pytest
 
 from regspace import schema
-from regspace.design import STEMS, Context, Design
+from regspace.design import STEMS, Context, Design, DesignBatch
 from regspace.schema import (
     CONTEXT_COLUMNS,
     DESIGN_COLUMNS,
@@ -22,6 +22,7 @@ from regspace.schema import (
     conform,
     context_from_row,
     context_row,
+    design_columns,
     design_from_row,
     design_row,
 )
@@ -80,6 +81,18 @@ def test_design_and_context_round_trip_through_a_row(design):
     # what the store writes is what it reads
     stored = conform({k: [v] for k, v in row.items()}, MODELS_SCHEMA).to_pylist()[0]
     assert design_from_row(stored) == design
+
+
+@pytest.mark.parametrize("se_ratio", [0.0, 0.25])
+def test_a_batch_has_the_columns_of_its_designs(se_ratio):
+    widths, depths = [[24, 56, 152], [16, 32, 64]], [[1, 2, 3], [2, 2, 2]]
+    batch = DesignBatch.from_sampled(widths, depths, [[1.0] * 3, [2.0] * 3], [[8] * 3, [4] * 3], se_ratio=se_ratio,
+                                     stem=STEMS["cifar"])  # fmt: skip
+    cols = design_columns(batch)
+    assert list(cols) == list(DESIGN_COLUMNS)
+    assert [{k: v[i] for k, v in cols.items()} for i in range(len(batch))] == [
+        design_row(batch.design(i)) for i in range(len(batch))
+    ]
 
 
 def test_the_column_groups_are_columns_of_the_tables():
