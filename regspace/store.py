@@ -10,7 +10,8 @@ Layout (schema version 4)::
 Populations are i.i.d. draws (docs/design.md, "Populations"): a network drawn k times counts k
 times. A later call that draws a stored network again appends a row with that call's draws, so the
 multiplicity is append-only like everything else; :meth:`Store.read_arrow` merges the rows of one
-model (multiplicity summed). Schema-1 stores kept distinct networks only: each model counts once.
+model (multiplicity summed: :func:`regspace.population.merge_draws`). Schema-1 stores kept distinct
+networks only: each model counts once. The tables' columns are defined in :mod:`regspace.schema`.
 
 Every write is a new part file, written under a dot-name (which readers ignore), flushed, then
 renamed into place: a reader never sees half a file and concurrent writers never touch each
@@ -35,103 +36,25 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from regspace import __version__, defaults
+from regspace import __version__, defaults, population
 from regspace.errors import StoreError
 
-# 2: models carry multiplicity and draw_indices (i.i.d. populations); results device_kind, precision.
-# 3: results data_layout (memory | mapped). Older parts read with the new columns null.
-# 4: results val_errors and train_losses, one value per epoch (learning curves).
-SCHEMA_VERSION = 4
+# MODEL_ROW_KEY, MODELS_SCHEMA and RESULTS_SCHEMA moved to regspace.schema; they stay importable from here
+# until their importers switch (sampler: MODELS_SCHEMA, conform; queue: MODEL_ROW_KEY, MODELS_SCHEMA).
+from regspace.schema import (  # noqa: F401
+    DRAW_COLUMNS,
+    MODEL_ROW_KEY,
+    MODELS_SCHEMA,
+    RESULTS_SCHEMA,
+    SCHEMA_VERSION,
+    SETTLED,
+    TABLES,
+    conform,
+)
+
 FORMAT = "regspace-store"
 MARKER = "regspace.json"
 DEFAULT_STORE = defaults.STORE
-
-MODEL_PARAM_COLUMNS = (
-    [
-        ("d", pa.int64()),
-        ("w0", pa.int64()),
-        ("wa", pa.float64()),
-        ("wm", pa.float64()),
-        ("b", pa.float64()),
-        ("g", pa.int64()),
-    ]
-    + [(f"d{i}", pa.int64()) for i in range(1, 5)]
-    + [(f"w{i}", pa.int64()) for i in range(1, 5)]
-    + [(f"b{i}", pa.float64()) for i in range(1, 5)]
-    + [(f"g{i}", pa.int64()) for i in range(1, 5)]
-)
-
-MODELS_SCHEMA = pa.schema(
-    [
-        ("model_id", pa.string()),
-        ("space", pa.string()),
-        ("block", pa.string()),
-        ("flops", pa.int64()),
-        ("params", pa.int64()),
-        ("acts", pa.int64()),
-        ("depth", pa.int64()),
-        ("stage_widths", pa.list_(pa.int64())),
-        ("stage_depths", pa.list_(pa.int64())),
-        ("stage_group_widths", pa.list_(pa.int64())),
-        ("stage_bottleneck_ratios", pa.list_(pa.float64())),
-        ("se_ratio", pa.float64()),
-        ("stem", pa.string()),
-        ("resolution", pa.int64()),
-        ("in_channels", pa.int64()),
-        ("num_classes", pa.int64()),
-        ("preset", pa.string()),
-        *MODEL_PARAM_COLUMNS,
-        ("seed", pa.int64()),
-        ("draw_index", pa.int64()),  # the first draw (candidate index in the seeded stream) of this row
-        ("multiplicity", pa.int64()),  # how many accepted draws of this row's call gave this network
-        ("draw_indices", pa.list_(pa.int64())),  # all of them
-        ("sampled_at", pa.timestamp("us", tz="UTC")),
-        ("regspace_version", pa.string()),
-    ]
-)
-
-RESULTS_SCHEMA = pa.schema(
-    [
-        ("model_id", pa.string()),
-        ("recipe_hash", pa.string()),
-        ("status", pa.string()),  # ok | diverged | failed
-        ("error", pa.float64()),  # final validation top-1 error, percent
-        ("min_error", pa.float64()),  # minimum over epochs of the validation error, percent
-        ("test_error", pa.float64()),  # test-set top-1 error, percent (never used to compare spaces)
-        ("train_loss", pa.float64()),
-        ("epochs", pa.int64()),  # epochs completed
-        ("reason", pa.string()),  # why a model diverged or failed
-        ("train_seconds", pa.float64()),
-        ("images_per_second", pa.float64()),
-        ("peak_memory_mb", pa.float64()),
-        ("device", pa.string()),
-        ("device_kind", pa.string()),  # cpu | cuda
-        ("precision", pa.string()),  # the precision actually used: bf16-mixed | 16-mixed | 32-true
-        ("data_layout", pa.string()),  # memory | mapped: where the worker read its images from
-        ("seed", pa.int64()),
-        ("dataset", pa.string()),
-        ("split", pa.string()),  # JSON: train/val sizes, split seed, checksum
-        ("recipe", pa.string()),  # JSON: every hyper-parameter
-        ("torch_version", pa.string()),
-        ("lightning_version", pa.string()),
-        ("regspace_version", pa.string()),
-        ("host", pa.string()),
-        ("finished_at", pa.timestamp("us", tz="UTC")),
-        ("val_errors", pa.list_(pa.float64())),  # validation error after each epoch, percent
-        ("train_losses", pa.list_(pa.float64())),  # mean training loss of each epoch
-    ]
-)
-
-# Keys of a table's rows: copies of one key are the same row written twice (readers keep one).
-# A model's rows are one per (space, model_id, seed, first draw): the draws of one stream never overlap.
-MODEL_ROW_KEY = ("space", "model_id", "seed", "draw_index")
-TABLES = {"models": (MODELS_SCHEMA, list(MODEL_ROW_KEY)), "results": (RESULTS_SCHEMA, ["model_id", "recipe_hash"])}
-MODEL_KEY = ["space", "model_id"]
-# What "done" means, defined once: a result with one of these statuses settles a model for its recipe, and
-# the first one written wins. A `failed` result does not settle it: `--retry-failed` trains the model
-# again, and a later ok/diverged result supersedes the failed one.
-SETTLED = ("ok", "diverged")
-_MERGE_COLUMNS = ["space", "model_id", "seed", "draw_index", "multiplicity", "draw_indices"]
 _warned_legacy: set[str] = set()
 
 
@@ -265,7 +188,7 @@ class Store:
         merge = dedupe and table_name == "models"
         wanted = columns
         if merge and columns is not None:
-            columns = list(dict.fromkeys([*columns, *_MERGE_COLUMNS]))
+            columns = list(dict.fromkeys([*columns, *DRAW_COLUMNS]))
         for attempt in range(5):
             try:
                 tables = [t for t in (self.read_part(p, columns) for p in self.parts(table_name)) if t is not None]
@@ -281,7 +204,7 @@ class Store:
         if dedupe and all(k in table.column_names for k in key):
             table = _dedupe(table, key)
         if merge:
-            table = _merge_draws(table).select(want.names)
+            table = population.merge_draws(table).select(want.names)
         return table
 
     def read_part(self, path: Path, columns: list[str] | None = None) -> pa.Table | None:
@@ -374,21 +297,18 @@ class Store:
                 out.append(m)
         return out
 
+    def draw_rows(self) -> pa.Table:
+        """Every models row's draws as written (DRAW_COLUMNS, one row per sampling call and network, not
+        merged): what :mod:`regspace.population` orders and counts."""
+        return self.read_arrow("models", list(DRAW_COLUMNS), dedupe=False)
+
     def draws(self, space: str) -> int:
         """How many accepted draws the store holds for ``space`` (the population's size, repeats included)."""
-        t = self.read_arrow("models", ["space", "multiplicity"])
-        return int(pc.sum(t.filter(pc.equal(t.column("space"), space)).column("multiplicity")).as_py() or 0)
+        return population.draw_count(self.read_arrow("models", ["space", "multiplicity"]), space)
 
     def next_draw(self, space: str, seed: int) -> int:
         """The first candidate of the (space, seed) stream that no stored row has used: sampling resumes there."""
-        t = self.read_arrow("models", ["space", "seed", "draw_index", "draw_indices"], dedupe=False)
-        t = t.filter(pc.and_(pc.equal(t.column("space"), space), pc.equal(t.column("seed"), seed)))
-        if t.num_rows == 0:
-            return 0
-        last = max(
-            pc.max(t.column("draw_index")).as_py() or 0, pc.max(pc.list_flatten(t.column("draw_indices"))).as_py() or 0
-        )
-        return int(last) + 1
+        return population.next_draw(self.draw_rows(), space, seed)
 
     # -- maintenance ---------------------------------------------------------------------
     # -- what `collect` already copied from each sweep (so that the next collect fetches only what is new)
@@ -435,32 +355,6 @@ class Store:
 def _being_initialised(entry: Path) -> bool:
     """An empty table directory: another process is creating this store (its marker comes last)."""
     return entry.name in TABLES and entry.is_dir() and not any(entry.iterdir())
-
-
-def conform(table: pa.Table | dict, schema: pa.Schema) -> pa.Table:
-    """Cast to ``schema``: missing columns become nulls, unknown columns are an error."""
-    if isinstance(table, dict):
-        n = len(next(iter(table.values()))) if table else 0
-        arrays = []
-        for f in schema:
-            if f.name in table:
-                arrays.append(pa.array(table[f.name], type=f.type, from_pandas=True))
-            else:
-                arrays.append(pa.nulls(n, type=f.type))
-        extra = set(table) - set(schema.names)
-        if extra:
-            raise ValueError(f"unknown column(s) for this table: {sorted(extra)}")
-        return pa.Table.from_arrays(arrays, schema=schema)
-    if table.schema.equals(schema):
-        return table  # already conformed (e.g. by the sampler, which keeps the table for --queue)
-    extra = set(table.column_names) - set(schema.names)
-    if extra:
-        raise ValueError(f"unknown column(s) for this table: {sorted(extra)}")
-    arrays = [
-        table.column(f.name).cast(f.type) if f.name in table.column_names else pa.nulls(table.num_rows, type=f.type)
-        for f in schema
-    ]
-    return pa.Table.from_arrays(arrays, schema=schema)
 
 
 def _dedupe(table: pa.Table, key: list[str]) -> pa.Table:
@@ -523,31 +417,6 @@ def _legacy_models(table: pa.Table, store: Path) -> pa.Table:
             ),
         )
     return table
-
-
-def _merge_draws(table: pa.Table) -> pa.Table:
-    """One row per (space, model_id): the first row written, multiplicity summed, draw indices joined."""
-    n = table.num_rows
-    if n == 0:
-        return table
-    i = table.schema.get_field_index("multiplicity")
-    table = table.set_column(i, "multiplicity", pc.fill_null(table.column("multiplicity"), 1))
-    indexed = table.select(MODEL_KEY).append_column("_o", pa.array(range(n), type=pa.int64()))
-    groups = indexed.group_by(MODEL_KEY, use_threads=False).aggregate([("_o", "min"), ("_o", "list")])
-    if groups.num_rows == n:
-        return table
-    first = groups.column("_o_min")
-    order = pc.sort_indices(first)
-    first = first.take(order).to_pylist()
-    members = groups.column("_o_list").take(order).to_pylist()
-    mult = table.column("multiplicity").to_pylist()
-    draws = table.column("draw_indices").to_pylist()
-    total = [sum(mult[i] for i in rows) for rows in members]
-    joined = [sorted(x for i in rows for x in (draws[i] or [])) for rows in members]
-    out = table.take(pa.array(first, type=pa.int64()))
-    out = out.set_column(out.schema.get_field_index("multiplicity"), "multiplicity", pa.array(total, type=pa.int64()))
-    i = out.schema.get_field_index("draw_indices")
-    return out.set_column(i, "draw_indices", pa.array(joined, type=pa.list_(pa.int64())))
 
 
 @contextlib.contextmanager

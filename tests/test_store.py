@@ -1,8 +1,16 @@
-"""The store: plain-pandas readable, append-only, atomic, concurrent-safe, versioned."""
+"""The store: plain-pandas readable, append-only, atomic, concurrent-safe, versioned.
+
+A conformance suite in the style of Optuna's StorageTestCase: every store behaviour is a test over the
+``backend`` fixture, run once per entry of :data:`BACKENDS`. A second kind of store is one more entry
+there (a class with the methods of :class:`ParquetDirectory`). Tests of what only one format can do
+(a part file to copy or corrupt, parquet metadata) say which feature they need, and are skipped for a
+backend without it.
+"""
 
 import json
 import subprocess
 import sys
+from pathlib import Path
 
 import pandas as pd
 import pyarrow as pa
@@ -12,6 +20,57 @@ import pytest
 from regspace.errors import StoreError
 from regspace.store import SCHEMA_VERSION, Store
 
+ROOT = Path(__file__).resolve().parents[1]
+
+
+class ParquetDirectory:
+    """The store as regspace writes it: a directory of parquet part files (docs/design.md)."""
+
+    name = "parquet-directory"
+    # parts: the store is part files that a test may list, copy, corrupt or rewrite;
+    # plain: plain pandas/pyarrow read its tables (the rows as written, no de-duplication).
+    features = frozenset({"parts", "plain"})
+
+    def location(self, tmp_path: Path, name: str = "s") -> Path:
+        """What --store takes for a new store named ``name``."""
+        return tmp_path / name
+
+    def create(self, location) -> Store:
+        return Store.create(location)
+
+    def open(self, location) -> Store:
+        return Store.open(location)
+
+    def plain(self, location, table: str) -> pd.DataFrame:
+        """A table's rows as an outside reader sees them (every row written, copies included)."""
+        return pd.read_parquet(Path(location) / table)
+
+
+BACKENDS = [ParquetDirectory()]
+
+
+@pytest.fixture(params=BACKENDS, ids=lambda b: b.name)
+def backend(request):
+    return request.param
+
+
+@pytest.fixture
+def loc(backend, tmp_path):
+    """A new store's location (nothing created yet)."""
+    return backend.location(tmp_path)
+
+
+@pytest.fixture
+def store(backend, loc):
+    """A new, empty store."""
+    return backend.create(loc)
+
+
+def needs(backend, *features):
+    missing = set(features) - backend.features
+    if missing:
+        pytest.skip(f"{backend.name} has no {', '.join(sorted(missing))}")
+
 
 def sample(run_cli, store, space="X_c", n=40, seed=0, *extra):
     code, out, err = run_cli("sample", "--space", space, "-n", n, "--seed", seed, "--store", store, *extra)
@@ -19,136 +78,129 @@ def sample(run_cli, store, space="X_c", n=40, seed=0, *extra):
     return out
 
 
-def test_same_seed_gives_byte_identical_ids(tmp_path, run_cli):
+def raw_models(backend, loc) -> pd.DataFrame:
+    """Every models row written (regspace's raw read: no merging, no de-duplication)."""
+    return backend.open(loc).read_arrow("models", dedupe=False).to_pandas()
+
+
+# -- sampling into a store ------------------------------------------------------------------------------
+def test_same_seed_gives_byte_identical_ids(backend, tmp_path, run_cli):
+    locs = {name: backend.location(tmp_path, name) for name in ("a", "b", "c")}
     for name in ("a", "b"):
-        sample(run_cli, tmp_path / name, "X_e", 60, 3)
-        sample(run_cli, tmp_path / name, "RegNetY", 60, 3)
-    ids = [pd.read_parquet(tmp_path / name / "models").model_id.tolist() for name in ("a", "b")]
+        sample(run_cli, locs[name], "X_e", 60, 3)
+        sample(run_cli, locs[name], "RegNetY", 60, 3)
+    ids = [raw_models(backend, locs[name]).model_id.tolist() for name in ("a", "b")]
     assert ids[0] == ids[1] and len(set(ids[0])) == 120
-    sample(run_cli, tmp_path / "c", "X_e", 60, 4)
-    assert set(pd.read_parquet(tmp_path / "c" / "models").model_id) != set(ids[0][:60])
+    sample(run_cli, locs["c"], "X_e", 60, 4)
+    assert set(raw_models(backend, locs["c"]).model_id) != set(ids[0][:60])
 
 
-def test_more_samples_add_new_models_and_keep_old_ones(tmp_path, run_cli):
-    s = tmp_path / "s"
-    sample(run_cli, s, "X_c", 50)
-    first = pd.read_parquet(s / "models")
-    sample(run_cli, s, "X_c", 30)
-    both = pd.read_parquet(s / "models")
+def test_more_samples_add_new_models_and_keep_old_ones(backend, loc, run_cli):
+    sample(run_cli, loc, "X_c", 50)
+    first = raw_models(backend, loc)
+    sample(run_cli, loc, "X_c", 30)
+    both = raw_models(backend, loc)
     assert len(both) == 80 and both.model_id.is_unique
     kept = both[both.model_id.isin(first.model_id)].sort_values("model_id").reset_index(drop=True)
     assert kept.drop(columns=["sampled_at"]).equals(
         first.sort_values("model_id").reset_index(drop=True).drop(columns=["sampled_at"])
     )
     # a second space may hold the same model: rows are per (space, model_id)
-    sample(run_cli, s, "X_d", 10)
-    assert len(Store.open(s).models()) == 90
+    sample(run_cli, loc, "X_d", 10)
+    assert len(backend.open(loc).models()) == 90
 
 
-def test_two_concurrent_samplers_lose_nothing(tmp_path):
-    s = tmp_path / "s"
-    cmd = [sys.executable, "-m", "regspace", "sample", "--space", "X_a", "-n", "150", "--store", str(s)]
+def test_two_concurrent_samplers_lose_nothing(backend, loc):
+    cmd = [sys.executable, "-m", "regspace", "sample", "--space", "X_a", "-n", "150", "--store", str(loc)]
     procs = [subprocess.Popen(cmd + ["--seed", str(k)], stderr=subprocess.PIPE, text=True) for k in (1, 1, 2)]
     for p in procs:
         assert p.wait(timeout=120) == 0, p.stderr.read()
-    df = pd.read_parquet(s / "models")
+    df = raw_models(backend, loc)
     assert df.multiplicity.sum() == 450
     # the second seed-1 sampler continued after the first one's draws: no draw was used twice
     seed1 = [i for v in df[df.seed == 1].draw_indices for i in v]
     assert len(seed1) == 300 and len(set(seed1)) == 300
 
 
-def test_reads_deduplicate_rows_written_twice(tmp_path, run_cli):
-    s = tmp_path / "s"
-    sample(run_cli, s, "X_c", 20)
-    part = Store.open(s).parts("models")[0]
-    (s / "models" / ("part-zz-copy.parquet")).write_bytes(part.read_bytes())
-    assert len(pd.read_parquet(s / "models")) == 40  # plain readers see both copies
-    assert len(Store.open(s).models()) == 20  # regspace readers de-duplicate
+def draws_of(backend, loc):
+    """Every (draw index, model id) the store holds, from its raw rows."""
+    df = raw_models(backend, loc)
+    return sorted((i, m) for m, v in zip(df.model_id, df.draw_indices) for i in v)
 
 
-def test_corrupt_part_is_named_and_other_rows_survive(tmp_path, run_cli):
-    s = tmp_path / "s"
-    sample(run_cli, s, "X_c", 20)
-    sample(run_cli, s, "X_b", 20)
-    bad = s / "models" / "part-00000000-corrupt.parquet"
+def test_resuming_continues_the_stream_and_never_recounts(backend, tmp_path, run_cli):
+    """-n 300 in three calls gives exactly the draws of one -n 900 call: nothing redrawn, nothing skipped."""
+    a, b = backend.location(tmp_path, "a"), backend.location(tmp_path, "b")
+    args = ("--space", "RegNetX", "--preset", "mnist", "--flops", "2M:4M", "--seed", "5")
+    for _ in range(3):
+        assert run_cli("sample", "-n", 300, "--store", a, *args)[0] == 0
+    assert run_cli("sample", "-n", 900, "--store", b, *args)[0] == 0
+    draws_a, draws_b = draws_of(backend, a), draws_of(backend, b)
+    assert draws_a == draws_b and len(draws_a) == 900
+    merged = backend.open(a).models()
+    assert merged.model_id.is_unique and merged.multiplicity.sum() == 900
+    assert merged.multiplicity.max() > 1  # at this budget networks repeat, across calls too
+    assert backend.open(a).next_draw("RegNetX", 5) == backend.open(b).next_draw("RegNetX", 5) == max(draws_a)[0] + 1
+    assert backend.open(a).next_draw("RegNetX", 6) == 0 and backend.open(a).draws("RegNetX") == 900
+    # --total counts draws: already there, so nothing is drawn
+    code, out, _ = run_cli("sample", "--total", 900, "--store", a, *args)
+    assert code == 0 and "already holds 900 draws" in out and draws_of(backend, a) == draws_a
+
+
+def test_a_repeat_is_counted_not_trained_twice(backend, loc, run_cli):
+    args = ("--space", "RegNetX", "--preset", "mnist", "--flops", "2M:4M")
+    for _ in range(2):
+        assert run_cli("sample", "-n", 200, "--store", loc, *args)[0] == 0
+    st = backend.open(loc)
+    raw = st.read_arrow("models", dedupe=False).to_pandas()
+    merged = st.models()
+    assert merged.model_id.is_unique and len(merged) < len(raw) < 400  # repeats within and across calls
+    assert merged.multiplicity.sum() == raw.multiplicity.sum() == 400
+    assert st.draw_rows().num_rows == len(raw)
+    from regspace.status import store_status
+
+    row = store_status(st)[0]
+    assert row["draws"] == 400 and row["pending"] == row["sampled"] == len(merged)
+
+
+# -- reading --------------------------------------------------------------------------------------------
+def test_reads_deduplicate_rows_written_twice(backend, loc, run_cli):
+    sample(run_cli, loc, "X_c", 20)
+    st = backend.open(loc)
+    st.append("models", st.read_arrow("models", dedupe=False))  # the same rows again (a crash mid-compaction)
+    assert len(st.read_arrow("models", dedupe=False)) == 40
+    assert len(backend.open(loc).models()) == 20  # regspace readers de-duplicate
+    assert backend.open(loc).draws("X_c") == 20  # and count each draw once
+
+
+def test_plain_readers_see_copies_regspace_readers_do_not(backend, loc, run_cli):
+    needs(backend, "parts", "plain")
+    sample(run_cli, loc, "X_c", 20)
+    part = backend.open(loc).parts("models")[0]
+    (Path(loc) / "models" / ("part-zz-copy.parquet")).write_bytes(part.read_bytes())
+    assert len(backend.plain(loc, "models")) == 40  # plain readers see both copies
+    assert len(backend.open(loc).models()) == 20  # regspace readers de-duplicate
+
+
+def test_corrupt_part_is_named_and_other_rows_survive(backend, loc, run_cli):
+    needs(backend, "parts")
+    sample(run_cli, loc, "X_c", 20)
+    sample(run_cli, loc, "X_b", 20)
+    bad = Path(loc) / "models" / "part-00000000-corrupt.parquet"
     bad.write_bytes(b"PAR1 this is not parquet")
-    code, out, err = run_cli("status", "--store", s)
+    code, out, err = run_cli("status", "--store", loc)
     assert code == 0 and str(bad) in err and "skipping" in err
     assert "X_c\t-\t20" in out and "X_b\t-\t20" in out
-    code, out, err = run_cli("sample", "--space", "X_c", "-n", 5, "--store", s)
+    code, out, err = run_cli("sample", "--space", "X_c", "-n", 5, "--store", loc)
     assert code == 0 and bad.exists()  # never deleted
-    assert Store.open(s).compact("models", min_parts=1) == 0  # refuses to merge around a bad file
+    assert backend.open(loc).compact("models", min_parts=1) == 0  # refuses to merge around a bad file
 
 
-def test_newer_schema_is_refused(tmp_path, run_cli):
-    s = tmp_path / "s"
-    sample(run_cli, s, "X_c", 5)
-    meta = json.loads((s / "regspace.json").read_text())
-    meta["schema_version"] = SCHEMA_VERSION + 1
-    (s / "regspace.json").write_text(json.dumps(meta))
-    code, _, err = run_cli("status", "--store", s)
-    assert code == 1 and "newer" in err and len(err.strip().splitlines()) == 1
-
-
-def test_newer_part_file_is_refused(tmp_path, run_cli):
-    s = tmp_path / "s"
-    sample(run_cli, s, "X_c", 5)
-    t = pq.read_table(Store.open(s).parts("models")[0])
-    t = t.replace_schema_metadata({b"regspace_schema_version": str(SCHEMA_VERSION + 1).encode()})
-    pq.write_table(t, s / "models" / "part-99-newer.parquet")
-    code, _, err = run_cli("status", "--store", s)
-    assert code == 1 and "newer regspace" in err
-
-
-def test_store_path_errors(tmp_path, run_cli):
-    f = tmp_path / "file"
-    f.write_text("x")
-    code, _, err = run_cli("sample", "--space", "X_c", "--store", f)
-    assert code == 1 and "is a file" in err
-    d = tmp_path / "other"
-    d.mkdir()
-    (d / "data.csv").write_text("1")
-    code, _, err = run_cli("sample", "--space", "X_c", "--store", d)
-    assert code == 1 and "not a regspace store" in err
-    code, _, err = run_cli("status", "--store", tmp_path / "nothing")
-    assert code == 1 and "no regspace store" in err
-
-
-def test_compaction_keeps_every_row(tmp_path, run_cli):
-    s = tmp_path / "s"
-    for seed in range(5):
-        sample(run_cli, s, "X_c", 10, seed)
-    st = Store.open(s)
-    before = st.models().sort_values(["space", "model_id"]).reset_index(drop=True)
-    assert st.compact("models", min_parts=2) == 5
-    assert len(st.parts("models")) == 1
-    after = st.models().sort_values(["space", "model_id"]).reset_index(drop=True)
-    pd.testing.assert_frame_equal(before, after)
-
-
-def test_disk_full_is_one_clear_line(tmp_path, monkeypatch, run_cli):
-    import errno
-
-    s = tmp_path / "s"
-    sample(run_cli, s, "X_c", 5)
-
-    def full(*a, **k):
-        raise OSError(errno.ENOSPC, "No space left on device")
-
-    monkeypatch.setattr(pq, "write_table", full)
-    code, _, err = run_cli("sample", "--space", "X_c", "-n", 5, "--store", s)
-    assert code == 1 and "disk full" in err
-    monkeypatch.undo()
-    assert len(Store.open(s).models()) == 5
-    assert not [p for p in (s / "models").iterdir() if p.name.startswith(".")]
-
-
-def test_schema_is_fixed_so_plain_pandas_sees_every_column(tmp_path, run_cli):
-    s = tmp_path / "s"
-    sample(run_cli, s, "RegNetX", 5)
-    sample(run_cli, s, "X_a", 5)
-    df = pd.read_parquet(s / "models")
+def test_schema_is_fixed_so_plain_pandas_sees_every_column(backend, loc, run_cli):
+    needs(backend, "plain")
+    sample(run_cli, loc, "RegNetX", 5)
+    sample(run_cli, loc, "X_a", 5)
+    df = backend.plain(loc, "models")
     for col in [
         "model_id",
         "space",
@@ -176,9 +228,8 @@ def test_schema_is_fixed_so_plain_pandas_sees_every_column(tmp_path, run_cli):
     assert df[df.space == "X_a"].d4.notna().all()
 
 
-def test_results_table_roundtrip(tmp_path):
-    st = Store.create(tmp_path / "s")
-    st.append(
+def test_results_table_roundtrip(store):
+    store.append(
         "results",
         {
             "model_id": ["a", "a", "b"],
@@ -187,69 +238,146 @@ def test_results_table_roundtrip(tmp_path):
             "error": [10.0, 11.0, None],
         },
     )
-    r = st.results()
+    r = store.results()
     assert len(r) == 2 and r.set_index("model_id").error["a"] == 10.0
     with pytest.raises(ValueError):
-        st.append("results", {"model_id": ["x"], "bogus": [1]})
+        store.append("results", {"model_id": ["x"], "bogus": [1]})
 
 
-def test_open_requires_marker(tmp_path):
+def test_a_settled_result_supersedes_a_failed_one(store):
+    """`--retry-failed` trains a failed model again: the later ok result is the one readers keep."""
+    store.append_rows("results", [{"model_id": "a", "recipe_hash": "r", "status": "failed", "reason": "oom"}])
+    assert store.settled_ids("r") == set() and store.settled_ids("r", with_failed=True) == {"a"}
+    store.append_rows("results", [{"model_id": "a", "recipe_hash": "r", "status": "ok", "error": 5.0}])
+    assert store.results_for("r", ["model_id", "status", "error"]).to_pylist() == [
+        {"model_id": "a", "status": "ok", "error": 5.0}
+    ]
+    assert store.settled_ids("r") == {"a"} and store.results_for("other").num_rows == 0
+
+
+def test_an_empty_store_reads_empty_tables(store):
+    empty = store.read_arrow("models")
+    assert empty.num_rows == 0 and list(store.models().columns) == empty.column_names
+    assert store.read_arrow("models", ["space", "multiplicity"]).column_names == ["space", "multiplicity"]
+    assert store.draws("X_a") == 0 and store.next_draw("X_a", 0) == 0 and store.model_ids() == set()
+    assert store.pending("r", ["model_id"]) == []
+
+
+# -- versions and opening -------------------------------------------------------------------------------
+def test_newer_schema_is_refused(backend, loc, run_cli):
+    needs(backend, "parts")
+    sample(run_cli, loc, "X_c", 5)
+    marker = Path(loc) / "regspace.json"
+    meta = json.loads(marker.read_text())
+    meta["schema_version"] = SCHEMA_VERSION + 1
+    marker.write_text(json.dumps(meta))
+    code, _, err = run_cli("status", "--store", loc)
+    assert code == 1 and "newer" in err and len(err.strip().splitlines()) == 1
+
+
+def test_newer_part_file_is_refused(backend, loc, run_cli):
+    needs(backend, "parts")
+    sample(run_cli, loc, "X_c", 5)
+    t = pq.read_table(backend.open(loc).parts("models")[0])
+    t = t.replace_schema_metadata({b"regspace_schema_version": str(SCHEMA_VERSION + 1).encode()})
+    pq.write_table(t, Path(loc) / "models" / "part-99-newer.parquet")
+    code, _, err = run_cli("status", "--store", loc)
+    assert code == 1 and "newer regspace" in err
+
+
+def test_store_path_errors(backend, tmp_path, run_cli):
+    needs(backend, "parts")
+    f = tmp_path / "file"
+    f.write_text("x")
+    code, _, err = run_cli("sample", "--space", "X_c", "--store", f)
+    assert code == 1 and "is a file" in err
+    d = tmp_path / "other"
+    d.mkdir()
+    (d / "data.csv").write_text("1")
+    code, _, err = run_cli("sample", "--space", "X_c", "--store", d)
+    assert code == 1 and "not a regspace store" in err
+    code, _, err = run_cli("status", "--store", backend.location(tmp_path, "nothing"))
+    assert code == 1 and "no regspace store" in err
+
+
+def test_open_requires_marker(backend, tmp_path):
     with pytest.raises(StoreError):
-        Store.open(tmp_path / "missing")
-    assert isinstance(Store.create(tmp_path / "new"), Store)
+        backend.open(backend.location(tmp_path, "missing"))
+    assert isinstance(backend.create(backend.location(tmp_path, "new")), Store)
     assert pa.__version__
 
 
-def draws_of(store):
-    """Every (draw index, model id) the store holds, from plain pandas."""
-    df = pd.read_parquet(store / "models")
-    return sorted((i, m) for m, v in zip(df.model_id, df.draw_indices) for i in v)
+def test_a_store_another_process_is_creating_is_not_refused(backend, tmp_path):
+    """Store creation makes the table directories before the marker: a second creator in between must
+    join the store, not call it foreign. A directory holding anything else is still refused."""
+    needs(backend, "parts")
+    p = backend.location(tmp_path, "s")
+    (p / "models").mkdir(parents=True)
+    (p / "results").mkdir()
+    assert backend.create(p).meta["schema_version"] == SCHEMA_VERSION
+    q = backend.location(tmp_path, "t")
+    (q / "models").mkdir(parents=True)
+    (q / "models" / "x.txt").write_text("not ours")
+    with pytest.raises(StoreError, match="not a regspace store"):
+        backend.create(q)
 
 
-def test_resuming_continues_the_stream_and_never_recounts(tmp_path, run_cli):
-    """-n 300 in three calls gives exactly the draws of one -n 900 call: nothing redrawn, nothing skipped."""
-    args = ("--space", "RegNetX", "--preset", "mnist", "--flops", "2M:4M", "--seed", "5")
-    for _ in range(3):
-        assert run_cli("sample", "-n", 300, "--store", tmp_path / "a", *args)[0] == 0
-    assert run_cli("sample", "-n", 900, "--store", tmp_path / "b", *args)[0] == 0
-    a, b = draws_of(tmp_path / "a"), draws_of(tmp_path / "b")
-    assert a == b and len(a) == 900
-    merged = Store.open(tmp_path / "a").models()
-    assert merged.model_id.is_unique and merged.multiplicity.sum() == 900
-    assert merged.multiplicity.max() > 1  # at this budget networks repeat, across calls too
-    # --total counts draws: already there, so nothing is drawn
-    code, out, _ = run_cli("sample", "--total", 900, "--store", tmp_path / "a", *args)
-    assert code == 0 and "already holds 900 draws" in out and draws_of(tmp_path / "a") == a
+# -- writing and maintenance ----------------------------------------------------------------------------
+def test_compaction_keeps_every_row(backend, loc, run_cli):
+    for seed in range(5):
+        sample(run_cli, loc, "X_c", 10, seed)
+    st = backend.open(loc)
+    before = st.models().sort_values(["space", "model_id"]).reset_index(drop=True)
+    assert st.compact("models", min_parts=2) == 5
+    assert len(st.parts("models")) == 1
+    after = st.models().sort_values(["space", "model_id"]).reset_index(drop=True)
+    pd.testing.assert_frame_equal(before, after)
 
 
-def test_a_repeat_is_counted_not_trained_twice(tmp_path, run_cli):
-    s = tmp_path / "s"
-    for _ in range(2):
-        assert (
-            run_cli("sample", "-n", 200, "--store", s, "--space", "RegNetX", "--preset", "mnist", "--flops", "2M:4M")[0]
-            == 0
-        )
-    st = Store.open(s)
-    raw = st.read_arrow("models", dedupe=False).to_pandas()
-    merged = st.models()
-    assert merged.model_id.is_unique and len(merged) < len(raw) < 400  # repeats within and across calls
-    assert merged.multiplicity.sum() == raw.multiplicity.sum() == 400
-    from regspace.status import store_status
+def test_disk_full_is_one_clear_line(backend, loc, monkeypatch, run_cli):
+    import errno
 
-    row = store_status(st)[0]
-    assert row["draws"] == 400 and row["pending"] == row["sampled"] == len(merged)
+    needs(backend, "parts")
+    sample(run_cli, loc, "X_c", 5)
+
+    def full(*a, **k):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(pq, "write_table", full)
+    code, _, err = run_cli("sample", "--space", "X_c", "-n", 5, "--store", loc)
+    assert code == 1 and "disk full" in err
+    monkeypatch.undo()
+    assert len(backend.open(loc).models()) == 5
+    assert not [p for p in (Path(loc) / "models").iterdir() if p.name.startswith(".")]
 
 
-def test_schema_1_store_is_read_with_each_model_once(tmp_path, run_cli, capsys):
+def test_part_names_sort_in_write_order_across_a_second(backend):
+    needs(backend, "parts")
+    from regspace.store import _part_name
+
+    times = [1_700_000_000_999_999_999, 1_700_000_001_000_000_001, 1_700_000_001_500_000_000]
+    names = [_part_name(t) for t in times]
+    assert sorted(names) == names
+
+
+def test_collect_marks_are_kept_per_sweep(store):
+    assert store.collect_mark("q|a") == {}
+    store.set_collect_mark("q|a", {"last": 3})
+    store.set_collect_mark("q|b", {"last": 5})
+    assert store.collect_mark("q|a") == {"last": 3} and store.collect_mark("q|b") == {"last": 5}
+
+
+# -- stores written by older versions -------------------------------------------------------------------
+def test_schema_1_store_is_read_with_each_model_once(backend, tmp_path, run_cli, capsys):
     """The committed short sweep was written at schema 1 (distinct networks only)."""
     import shutil
-    from pathlib import Path
 
-    src = Path(__file__).resolve().parents[1] / "experiments" / "results" / "short_sweep" / "store"
-    s = tmp_path / "old"
+    needs(backend, "parts")
+    src = ROOT / "experiments" / "results" / "short_sweep" / "store"
+    s = backend.location(tmp_path, "old")
     shutil.copytree(src, s)
     assert json.loads((s / "regspace.json").read_text())["schema_version"] == 1
-    st = Store.open(s)
+    st = backend.open(s)
     models = st.models()
     assert len(models) == 32 and (models.multiplicity == 1).all()
     assert (models.draw_indices.map(list) == models.draw_index.map(lambda i: [i])).all()
@@ -265,26 +393,39 @@ def test_schema_1_store_is_read_with_each_model_once(tmp_path, run_cli, capsys):
         == 0
     )
     assert json.loads((s / "regspace.json").read_text())["schema_version"] == SCHEMA_VERSION
-    assert Store.open(s).draws("X_a") == 21
+    assert backend.open(s).draws("X_a") == 21
 
 
-def test_part_names_sort_in_write_order_across_a_second():
-    from regspace.store import _part_name
-
-    times = [1_700_000_000_999_999_999, 1_700_000_001_000_000_001, 1_700_000_001_500_000_000]
-    names = [_part_name(t) for t in times]
-    assert sorted(names) == names
+LADDER = ROOT / "experiments" / "results" / "ladder" / "store"
+LADDER_SPACES = ["X_a", "X_b", "X_c", "X_d", "X_e", "RegNetX"]
 
 
-def test_a_store_another_process_is_creating_is_not_refused(tmp_path):
-    """Store creation makes the table directories before the marker: a second creator in between must
-    join the store, not call it foreign. A directory holding anything else is still refused."""
-    p = tmp_path / "s"
-    (p / "models").mkdir(parents=True)
-    (p / "results").mkdir()
-    assert Store.create(p).meta["schema_version"] == SCHEMA_VERSION
-    q = tmp_path / "t"
-    (q / "models").mkdir(parents=True)
-    (q / "models" / "x.txt").write_text("not ours")
-    with pytest.raises(StoreError, match="not a regspace store"):
-        Store.create(q)
+def test_the_committed_ladder_store_reads_the_same():
+    """The ladder store (schema 4) read through the public API: any change in reading, de-duplicating or
+    merging its rows shows up here. RegNetX drew two networks twice, in different sampling calls."""
+    from regspace import population
+    from regspace.status import store_status
+
+    st = Store.open(LADDER)
+    raw = st.read_arrow("models", dedupe=False)
+    models = st.models()
+    assert raw.num_rows == 384 and len(models) == 382 and models.model_id.is_unique
+    assert list(dict.fromkeys(models.space)) == LADDER_SPACES
+    assert int(models.multiplicity.sum()) == 384 and (models.seed == 7).all()
+    assert {s: st.draws(s) for s in LADDER_SPACES} == dict.fromkeys(LADDER_SPACES, 64)
+    assert models.groupby("space").size().to_dict() == {**dict.fromkeys(LADDER_SPACES, 64), "RegNetX": 62}
+    repeats = models[models.multiplicity > 1].set_index("model_id").draw_indices.map(list).to_dict()
+    assert repeats == {"70988bd52e37d86c": [3999, 14574], "068030cd3055e841": [12589, 16921]}
+    assert st.next_draw("RegNetX", 7) == 18019 and st.next_draw("RegNetX", 0) == 0
+    order = population.draw_order(st.draw_rows(), LADDER_SPACES)
+    assert [len(v) for v in order.values()] == [64] * 6
+    assert order["X_a"][:2] == ["28cbbaa87e86573e", "d43880a52ff14e2c"]
+    assert order["RegNetX"][:2] == ["e76236106cf9eaf9", "67e07f60eb90e813"]
+    results = st.results()
+    assert len(results) == 398 and (results.status == "ok").all()
+    assert results.recipe_hash.value_counts().to_dict() == {"0a6bacc79eca": 382, "267f5601a656": 16}
+    status = {(r["space"], r["recipe"]): (r["draws"], r["sampled"], r["ok"], r["pending"]) for r in store_status(st)}
+    assert status[("RegNetX", "0a6bacc79eca")] == (64, 62, 62, 0)
+    assert status[("RegNetX", "267f5601a656")] == (64, 62, 8, 54)
+    assert status[("X_a", "267f5601a656")] == (64, 64, 8, 56)
+    assert len(status) == 12

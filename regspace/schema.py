@@ -1,0 +1,249 @@
+"""The row codec: the store's two tables, their keys, and the one conversion between values and rows.
+
+Every column of the store is named here once (docs/design.md, "The store"):
+
+- :data:`MODELS_SCHEMA`: one row per (space, network) and sampling call, with the draws of that call
+  that produced it; :data:`MODEL_ROW_KEY` keys a row, :data:`MODEL_KEY` a network of a space.
+- :data:`RESULTS_SCHEMA`: one training outcome per (model_id, recipe_hash) (:data:`RESULT_KEY`).
+  :class:`regspace.train.records.Result` is built from this schema, field by field.
+
+The column groups (:data:`DESIGN_COLUMNS`, :data:`CONTEXT_COLUMNS`, :data:`DRAW_COLUMNS`,
+:data:`MODEL_COLUMNS`) are what the rest of regspace reads, so a column added to a table is added to
+every reader that needs it in one place. :func:`design_row` / :func:`design_from_row` (and the context
+pair) are the only conversion between a :class:`~regspace.design.Design` and its columns.
+
+numpy and pyarrow only (no torch, no store I/O): sampling imports this module.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime
+
+import pyarrow as pa
+
+from regspace.design import STEMS, Context, Design
+
+# 2: models carry multiplicity and draw_indices (i.i.d. populations); results device_kind, precision.
+# 3: results data_layout (memory | mapped). Older parts read with the new columns null.
+# 4: results val_errors and train_losses, one value per epoch (learning curves).
+SCHEMA_VERSION = 4
+
+# The spaces' sampled parameters (Space.columns): AnyNet's per-stage d_i, w_i, b_i, g_i and RegNet's
+# d, w0, wa, wm, b, g. A space fills its own and leaves the others null.
+MODEL_PARAM_COLUMNS = (
+    [
+        ("d", pa.int64()),
+        ("w0", pa.int64()),
+        ("wa", pa.float64()),
+        ("wm", pa.float64()),
+        ("b", pa.float64()),
+        ("g", pa.int64()),
+    ]
+    + [(f"d{i}", pa.int64()) for i in range(1, 5)]
+    + [(f"w{i}", pa.int64()) for i in range(1, 5)]
+    + [(f"b{i}", pa.float64()) for i in range(1, 5)]
+    + [(f"g{i}", pa.int64()) for i in range(1, 5)]
+)
+
+MODELS_SCHEMA = pa.schema(
+    [
+        ("model_id", pa.string()),
+        ("space", pa.string()),
+        ("block", pa.string()),
+        ("flops", pa.int64()),
+        ("params", pa.int64()),
+        ("acts", pa.int64()),
+        ("depth", pa.int64()),
+        ("stage_widths", pa.list_(pa.int64())),
+        ("stage_depths", pa.list_(pa.int64())),
+        ("stage_group_widths", pa.list_(pa.int64())),
+        ("stage_bottleneck_ratios", pa.list_(pa.float64())),
+        ("se_ratio", pa.float64()),
+        ("stem", pa.string()),
+        ("resolution", pa.int64()),
+        ("in_channels", pa.int64()),
+        ("num_classes", pa.int64()),
+        ("preset", pa.string()),
+        *MODEL_PARAM_COLUMNS,
+        ("seed", pa.int64()),
+        ("draw_index", pa.int64()),  # the first draw (candidate index in the seeded stream) of this row
+        ("multiplicity", pa.int64()),  # how many accepted draws of this row's call gave this network
+        ("draw_indices", pa.list_(pa.int64())),  # all of them
+        ("sampled_at", pa.timestamp("us", tz="UTC")),
+        ("regspace_version", pa.string()),
+    ]
+)
+
+RESULTS_SCHEMA = pa.schema(
+    [
+        ("model_id", pa.string()),
+        ("recipe_hash", pa.string()),
+        ("status", pa.string()),  # ok | diverged | failed
+        ("error", pa.float64()),  # final validation top-1 error, percent
+        ("min_error", pa.float64()),  # minimum over epochs of the validation error, percent
+        ("test_error", pa.float64()),  # test-set top-1 error, percent (never used to compare spaces)
+        ("train_loss", pa.float64()),
+        ("epochs", pa.int64()),  # epochs completed
+        ("reason", pa.string()),  # why a model diverged or failed
+        ("train_seconds", pa.float64()),
+        ("images_per_second", pa.float64()),
+        ("peak_memory_mb", pa.float64()),
+        ("device", pa.string()),
+        ("device_kind", pa.string()),  # cpu | cuda
+        ("precision", pa.string()),  # the precision actually used: bf16-mixed | 16-mixed | 32-true
+        ("data_layout", pa.string()),  # memory | mapped: where the worker read its images from
+        ("seed", pa.int64()),
+        ("dataset", pa.string()),
+        ("split", pa.string()),  # JSON: train/val sizes, split seed, checksum
+        ("recipe", pa.string()),  # JSON: every hyper-parameter
+        ("torch_version", pa.string()),
+        ("lightning_version", pa.string()),
+        ("regspace_version", pa.string()),
+        ("host", pa.string()),
+        ("finished_at", pa.timestamp("us", tz="UTC")),
+        ("val_errors", pa.list_(pa.float64())),  # validation error after each epoch, percent
+        ("train_losses", pa.list_(pa.float64())),  # mean training loss of each epoch
+    ]
+)
+
+# Keys of a table's rows: copies of one key are the same row written twice (readers keep one).
+# A model's rows are one per (space, model_id, seed, first draw): the draws of one stream never overlap.
+MODEL_ROW_KEY = ("space", "model_id", "seed", "draw_index")
+MODEL_KEY = ("space", "model_id")  # one network of one space: its rows merge into one (multiplicity summed)
+RESULT_KEY = ("model_id", "recipe_hash")
+TABLES = {"models": (MODELS_SCHEMA, list(MODEL_ROW_KEY)), "results": (RESULTS_SCHEMA, list(RESULT_KEY))}
+
+STATUSES = ("ok", "diverged", "failed")
+# What "done" means, defined once: a result with one of these statuses settles a model for its recipe, and
+# the first one written wins. A `failed` result does not settle it: `--retry-failed` trains the model
+# again, and a later ok/diverged result supersedes the failed one.
+SETTLED = ("ok", "diverged")
+
+# -- column groups: what each reader needs ----------------------------------------------------------
+# A Design's columns, in the order design_row writes them (`regspace describe` prints them in this order).
+DESIGN_COLUMNS = (
+    "stage_widths",
+    "stage_depths",
+    "stage_bottleneck_ratios",
+    "stage_group_widths",
+    "se_ratio",
+    "block",
+    "stem",
+)
+CONTEXT_COLUMNS = ("resolution", "in_channels", "num_classes")
+COMPLEXITY_COLUMNS = ("flops", "params", "acts")
+# Which draws of the seeded stream gave a row's network (population.py reads these).
+DRAW_COLUMNS = ("space", "model_id", "seed", "draw_index", "multiplicity", "draw_indices")
+# What training reads of a model: the Task (design and context) and the cost that plans the workers.
+MODEL_COLUMNS = ["model_id", "space", *DESIGN_COLUMNS, *CONTEXT_COLUMNS, *COMPLEXITY_COLUMNS]
+
+# Design grows an explicit `block` field (issue 20); until it has one, the block follows from se_ratio.
+_DESIGN_HAS_BLOCK = "block" in {f.name for f in dataclasses.fields(Design)}
+
+
+def design_row(design: Design) -> dict:
+    """A design's columns (:data:`DESIGN_COLUMNS`, in that order): per-stage lists, SE ratio, block, stem name."""
+    return {
+        "stage_widths": list(design.widths),
+        "stage_depths": list(design.depths),
+        "stage_bottleneck_ratios": list(design.bottleneck_ratios),
+        "stage_group_widths": list(design.group_widths),
+        "se_ratio": design.se_ratio,
+        "block": design.block,
+        "stem": design.stem.name,
+    }
+
+
+def design_columns(batch) -> dict:
+    """The design columns (:data:`DESIGN_COLUMNS`) of a :class:`~regspace.design.DesignBatch`'s N designs,
+    each a list of N values: the vectorised :func:`design_row`, for the sampler."""
+    n = len(batch)
+    block = getattr(batch, "block", None) or ("Y" if batch.se_ratio > 0 else "X")
+    return {
+        "stage_widths": batch.widths.tolist(),
+        "stage_depths": batch.depths.tolist(),
+        "stage_bottleneck_ratios": batch.bottleneck_ratios.tolist(),
+        "stage_group_widths": batch.group_widths.tolist(),
+        "se_ratio": [float(batch.se_ratio)] * n,
+        "block": [block] * n,
+        "stem": [batch.stem.name] * n,
+    }
+
+
+def design_from_row(row) -> Design:
+    """The design of a models-table row (a dict, or anything indexable by column name).
+
+    Raises KeyError for a missing design column and regspace.errors.UsageProblem for values no design
+    has. A null ``block`` (rows of older stores) leaves the block to the design's default (Y iff se_ratio > 0).
+    """
+    kwargs = {}
+    if _DESIGN_HAS_BLOCK and _get(row, "block") is not None:
+        kwargs["block"] = row["block"]
+    return Design(
+        widths=tuple(int(w) for w in row["stage_widths"]),
+        depths=tuple(int(d) for d in row["stage_depths"]),
+        bottleneck_ratios=tuple(float(b) for b in row["stage_bottleneck_ratios"]),
+        group_widths=tuple(int(g) for g in row["stage_group_widths"]),
+        se_ratio=float(row["se_ratio"]),
+        stem=STEMS[row["stem"]],
+        **kwargs,
+    )
+
+
+def context_row(context: Context) -> dict:
+    """A context's columns (:data:`CONTEXT_COLUMNS`)."""
+    return {"resolution": context.resolution, "in_channels": context.in_channels, "num_classes": context.num_classes}
+
+
+def context_from_row(row) -> Context:
+    """The input context of a models-table row."""
+    return Context(int(row["resolution"]), int(row["in_channels"]), int(row["num_classes"]))
+
+
+def _get(row, key):
+    try:
+        return row[key]
+    except (KeyError, IndexError):
+        return None
+
+
+def python_type(arrow_type: pa.DataType) -> type:
+    """The Python value type of a column's values (a list column: a tuple, so values stay hashable)."""
+    if pa.types.is_list(arrow_type):
+        return tuple
+    if pa.types.is_timestamp(arrow_type):
+        return datetime.datetime
+    if pa.types.is_floating(arrow_type):
+        return float
+    if pa.types.is_integer(arrow_type):
+        return int
+    if pa.types.is_string(arrow_type):
+        return str
+    raise TypeError(f"no Python type for arrow type {arrow_type}")  # pragma: no cover - a new column type
+
+
+def conform(table: pa.Table | dict, schema: pa.Schema) -> pa.Table:
+    """Cast to ``schema``: missing columns become nulls, unknown columns are an error (ValueError)."""
+    if isinstance(table, dict):
+        n = len(next(iter(table.values()))) if table else 0
+        arrays = []
+        for f in schema:
+            if f.name in table:
+                arrays.append(pa.array(table[f.name], type=f.type, from_pandas=True))
+            else:
+                arrays.append(pa.nulls(n, type=f.type))
+        extra = set(table) - set(schema.names)
+        if extra:
+            raise ValueError(f"unknown column(s) for this table: {sorted(extra)}")
+        return pa.Table.from_arrays(arrays, schema=schema)
+    if table.schema.equals(schema):
+        return table  # already conformed (e.g. by the sampler, which keeps the table for --queue)
+    extra = set(table.column_names) - set(schema.names)
+    if extra:
+        raise ValueError(f"unknown column(s) for this table: {sorted(extra)}")
+    arrays = [
+        table.column(f.name).cast(f.type) if f.name in table.column_names else pa.nulls(table.num_rows, type=f.type)
+        for f in schema
+    ]
+    return pa.Table.from_arrays(arrays, schema=schema)
