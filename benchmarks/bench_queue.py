@@ -39,8 +39,8 @@ FAKE = {
 
 def rows(n):
     """n distinct sampled models (store rows), as `sample` would enqueue them."""
+    from regspace.populate import sample_to_store
     from regspace.presets import PRESETS, Budget
-    from regspace.sampler import sample_to_store
     from regspace.spaces import get_space
     from regspace.store import Store
 

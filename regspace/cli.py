@@ -223,7 +223,7 @@ def sample_cmd(
     sweep: SweepOpt = "default",
 ):
     """Sample new models from a design space under a complexity budget into the store (and --queue)."""
-    from regspace.sampler import sample_command
+    from regspace.populate import sample_command
 
     lines = sample_command(
         store,

@@ -187,17 +187,6 @@ class Design:
     def model_id(self, context: Context) -> str:
         return hash_id(self.canonical(context))
 
-    def to_dict(self) -> dict:
-        return {
-            "stage_widths": list(self.widths),
-            "stage_depths": list(self.depths),
-            "stage_bottleneck_ratios": list(self.bottleneck_ratios),
-            "stage_group_widths": list(self.group_widths),
-            "se_ratio": self.se_ratio,
-            "block": self.block,
-            "stem": self.stem.name,
-        }
-
 
 def canonical_text(widths, depths, bs, gs, se_ratio, stem: Stem, context: Context, block: str) -> str:
     """The text a model id hashes. X and Y add nothing for their block (ids written before the block field

@@ -17,7 +17,6 @@ numpy and pyarrow only (no torch, no store I/O): sampling imports this module.
 
 from __future__ import annotations
 
-import dataclasses
 import datetime
 
 import pyarrow as pa
@@ -138,10 +137,6 @@ DRAW_COLUMNS = ("space", "model_id", "seed", "draw_index", "multiplicity", "draw
 # What training reads of a model: the Task (design and context) and the cost that plans the workers.
 MODEL_COLUMNS = ["model_id", "space", *DESIGN_COLUMNS, *CONTEXT_COLUMNS, *COMPLEXITY_COLUMNS]
 
-# Design grows an explicit `block` field (issue 20); until it has one, the block follows from se_ratio.
-_DESIGN_HAS_BLOCK = "block" in {f.name for f in dataclasses.fields(Design)}
-
-
 def design_row(design: Design) -> dict:
     """A design's columns (:data:`DESIGN_COLUMNS`, in that order): per-stage lists, SE ratio, block, stem name."""
     return {
@@ -159,14 +154,13 @@ def design_columns(batch) -> dict:
     """The design columns (:data:`DESIGN_COLUMNS`) of a :class:`~regspace.design.DesignBatch`'s N designs,
     each a list of N values: the vectorised :func:`design_row`, for the sampler."""
     n = len(batch)
-    block = getattr(batch, "block", None) or ("Y" if batch.se_ratio > 0 else "X")
     return {
         "stage_widths": batch.widths.tolist(),
         "stage_depths": batch.depths.tolist(),
         "stage_bottleneck_ratios": batch.bottleneck_ratios.tolist(),
         "stage_group_widths": batch.group_widths.tolist(),
         "se_ratio": [float(batch.se_ratio)] * n,
-        "block": [block] * n,
+        "block": [batch.block] * n,
         "stem": [batch.stem.name] * n,
     }
 
@@ -178,7 +172,7 @@ def design_from_row(row) -> Design:
     has. A null ``block`` (rows of older stores) leaves the block to the design's default (Y iff se_ratio > 0).
     """
     kwargs = {}
-    if _DESIGN_HAS_BLOCK and _get(row, "block") is not None:
+    if _get(row, "block") is not None:
         kwargs["block"] = row["block"]
     return Design(
         widths=tuple(int(w) for w in row["stage_widths"]),

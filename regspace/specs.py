@@ -13,6 +13,7 @@ import re
 
 from regspace.design import Context, Design, Stem
 from regspace.errors import UsageProblem
+from regspace.schema import design_row
 from regspace.spaces.regnet import regnet_design
 from regspace.zoo import zoo_name, zoo_params
 
@@ -149,7 +150,7 @@ def describe(specs: list[str], *, stem: Stem, context: Context) -> list[dict]:
         row = {
             "name": zoo_name(spec) or spec.strip(),
             "model_id": design.model_id(context),
-            **design.to_dict(),
+            **design_row(design),
             "depth": design.depth,
             "resolution": context.resolution,
             "in_channels": context.in_channels,

@@ -279,8 +279,8 @@ def opened(path, *, output=None, queue: str | None = None) -> tuple[Study, objec
 
 def sample_study(store, study: Study) -> list[str]:
     """Sample each space up to ``models_per_space`` draws (idempotent: the seeded stream resumes)."""
+    from regspace.populate import sample_summary, sample_to_store
     from regspace.presets import resolve_context
-    from regspace.sampler import sample_summary, sample_to_store
     from regspace.spaces import get_space
 
     lines = []

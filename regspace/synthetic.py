@@ -10,8 +10,8 @@ import datetime
 
 import numpy as np
 
+from regspace.populate import sample_to_store
 from regspace.presets import PRESETS, Budget
-from regspace.sampler import sample_to_store
 from regspace.spaces import get_space
 from regspace.store import Store
 

@@ -18,8 +18,8 @@ import pytest
 from scipy import stats
 
 from regspace.design import DesignBatch
+from regspace.populate import sample_to_store
 from regspace.presets import PRESETS, Budget
-from regspace.sampler import sample_to_store
 from regspace.spaces import SPACES
 from regspace.spaces.regnet import regnet_stages
 from regspace.store import Store

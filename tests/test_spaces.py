@@ -8,8 +8,8 @@ import pandas as pd
 import pytest
 from scipy import stats
 
+from regspace.populate import sample_to_store
 from regspace.presets import PRESETS
-from regspace.sampler import sample_to_store
 from regspace.spaces import SPACES, get_space
 from regspace.spaces.anynet import draw_nondecreasing
 from regspace.spaces.custom import space_from_dict
