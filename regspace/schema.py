@@ -19,9 +19,10 @@ from __future__ import annotations
 
 import datetime
 
+import numpy as np
 import pyarrow as pa
 
-from regspace.design import STEMS, Context, Design
+from regspace.design import BLOCK_PARAMS, STEMS, Context, Design
 
 # 2: models carry multiplicity and draw_indices (i.i.d. populations); results device_kind, precision.
 # 3: results data_layout (memory | mapped). Older parts read with the new columns null.
@@ -45,6 +46,31 @@ MODEL_PARAM_COLUMNS = (
     + [(f"g{i}", pa.int64()) for i in range(1, 5)]
 )
 
+def _param_column(attribute: str, per_stage: bool) -> str:
+    """The column of a block parameter (design.BLOCK_PARAMS): ``stage_<attribute>`` (a list) when it has
+    one value per stage, else ``<attribute>``."""
+    return f"stage_{attribute}" if per_stage else attribute
+
+
+# (column, Design attribute, value type, one per stage?) of every block parameter, in BLOCK_PARAMS order.
+_PARAM_COLUMNS = [
+    (_param_column(attribute, per_stage), attribute, dtype, per_stage)
+    for attribute, dtype, per_stage in BLOCK_PARAMS.values()
+]
+
+
+def _block_param_fields() -> list[tuple[str, pa.DataType]]:
+    """The models-table columns of the block parameters, from design.BLOCK_PARAMS (declared once, there).
+    Listed in the order stores have always had them (g before b), new parameters after."""
+    arrow = {np.int64: pa.int64(), np.float64: pa.float64()}
+    fields = {
+        _param_column(attribute, per_stage): pa.list_(arrow[dtype]) if per_stage else arrow[dtype]
+        for attribute, dtype, per_stage in BLOCK_PARAMS.values()
+    }
+    first = [c for c in ("stage_group_widths", "stage_bottleneck_ratios", "se_ratio") if c in fields]
+    return [(c, fields[c]) for c in first + [c for c in fields if c not in first]]
+
+
 MODELS_SCHEMA = pa.schema(
     [
         ("model_id", pa.string()),
@@ -56,9 +82,7 @@ MODELS_SCHEMA = pa.schema(
         ("depth", pa.int64()),
         ("stage_widths", pa.list_(pa.int64())),
         ("stage_depths", pa.list_(pa.int64())),
-        ("stage_group_widths", pa.list_(pa.int64())),
-        ("stage_bottleneck_ratios", pa.list_(pa.float64())),
-        ("se_ratio", pa.float64()),
+        *_block_param_fields(),
         ("stem", pa.string()),
         ("resolution", pa.int64()),
         ("in_channels", pa.int64()),
@@ -124,9 +148,7 @@ SETTLED = ("ok", "diverged")
 DESIGN_COLUMNS = (
     "stage_widths",
     "stage_depths",
-    "stage_bottleneck_ratios",
-    "stage_group_widths",
-    "se_ratio",
+    *(_param_column(attribute, per_stage) for attribute, _, per_stage in BLOCK_PARAMS.values()),
     "block",
     "stem",
 )
@@ -138,31 +160,24 @@ DRAW_COLUMNS = ("space", "model_id", "seed", "draw_index", "multiplicity", "draw
 MODEL_COLUMNS = ["model_id", "space", *DESIGN_COLUMNS, *CONTEXT_COLUMNS, *COMPLEXITY_COLUMNS]
 
 def design_row(design: Design) -> dict:
-    """A design's columns (:data:`DESIGN_COLUMNS`, in that order): per-stage lists, SE ratio, block, stem name."""
-    return {
-        "stage_widths": list(design.widths),
-        "stage_depths": list(design.depths),
-        "stage_bottleneck_ratios": list(design.bottleneck_ratios),
-        "stage_group_widths": list(design.group_widths),
-        "se_ratio": design.se_ratio,
-        "block": design.block,
-        "stem": design.stem.name,
-    }
+    """A design's columns (:data:`DESIGN_COLUMNS`, in that order): per-stage lists, shared block parameters
+    (the SE ratio), block, stem name."""
+    row = {"stage_widths": list(design.widths), "stage_depths": list(design.depths)}
+    for column, attribute, _, per_stage in _PARAM_COLUMNS:
+        value = getattr(design, attribute)
+        row[column] = list(value) if per_stage else value
+    return {**row, "block": design.block, "stem": design.stem.name}
 
 
 def design_columns(batch) -> dict:
     """The design columns (:data:`DESIGN_COLUMNS`) of a :class:`~regspace.design.DesignBatch`'s N designs,
     each a list of N values: the vectorised :func:`design_row`, for the sampler."""
     n = len(batch)
-    return {
-        "stage_widths": batch.widths.tolist(),
-        "stage_depths": batch.depths.tolist(),
-        "stage_bottleneck_ratios": batch.bottleneck_ratios.tolist(),
-        "stage_group_widths": batch.group_widths.tolist(),
-        "se_ratio": [float(batch.se_ratio)] * n,
-        "block": [batch.block] * n,
-        "stem": [batch.stem.name] * n,
-    }
+    cols = {"stage_widths": batch.widths.tolist(), "stage_depths": batch.depths.tolist()}
+    for column, attribute, dtype, per_stage in _PARAM_COLUMNS:
+        value = getattr(batch, attribute)
+        cols[column] = value.tolist() if per_stage else [dtype(value).item()] * n
+    return {**cols, "block": [batch.block] * n, "stem": [batch.stem.name] * n}
 
 
 def design_from_row(row) -> Design:
@@ -172,14 +187,14 @@ def design_from_row(row) -> Design:
     has. A null ``block`` (rows of older stores) leaves the block to the design's default (Y iff se_ratio > 0).
     """
     kwargs = {}
+    for column, attribute, dtype, per_stage in _PARAM_COLUMNS:
+        value = row[column]
+        kwargs[attribute] = tuple(dtype(v).item() for v in value) if per_stage else dtype(value).item()
     if _get(row, "block") is not None:
         kwargs["block"] = row["block"]
     return Design(
         widths=tuple(int(w) for w in row["stage_widths"]),
         depths=tuple(int(d) for d in row["stage_depths"]),
-        bottleneck_ratios=tuple(float(b) for b in row["stage_bottleneck_ratios"]),
-        group_widths=tuple(int(g) for g in row["stage_group_widths"]),
-        se_ratio=float(row["se_ratio"]),
         stem=STEMS[row["stem"]],
         **kwargs,
     )
