@@ -395,13 +395,18 @@ def run_study(
         f = study.fidelity
         entry = record(store, short_hash=study.recipe.hash, long_recipe=f.recipe,
                        models=select({s: order[s] for s in f.spaces}, f.per_space, f.seed), seed=f.seed)  # fmt: skip
-    if queue:
-        rows = study_rows(store, study)
-        summary = _queue_stage(queue, study.sweep, store, rows, study.recipe, heartbeat=heartbeat, grace=grace,
-                               say=say, **options)  # fmt: skip
-    else:
-        summary = train(store, study.recipe, spaces=list(study.spaces), only=ids,
-                        order=lambda ms: round_order(ms, order, study.round_size), **options)  # fmt: skip
+
+    def stage(sweep: str, recipe: Recipe, models: set[str], **local):
+        """Train ``models`` with ``recipe``: through the --queue sweep when there is one (the study's one
+        decision between a sweep and the local store), else from the store (``local``: train's options)."""
+        if queue:
+            rows = study_rows(store, study, models)
+            return _queue_stage(queue, sweep, store, rows, recipe, heartbeat=heartbeat, grace=grace, say=say,
+                                **options)  # fmt: skip
+        return train(store, recipe, only=models, **local, **options)
+
+    summary = stage(study.sweep, study.recipe, ids, spaces=list(study.spaces),
+                    order=lambda ms: round_order(ms, order, study.round_size))  # fmt: skip
     out.summaries.append(("models", summary))
     if summary.interrupted:
         out.interrupted = True
@@ -409,12 +414,7 @@ def run_study(
     if entry is not None:
         f = study.fidelity
         chosen = {mid for v in entry["models"].values() for mid in v}
-        if queue:
-            rows = study_rows(store, study, chosen)
-            summary = _queue_stage(queue, f"{study.sweep}-fidelity", store, rows, f.recipe, heartbeat=heartbeat,
-                                   grace=grace, say=say, **options)  # fmt: skip
-        else:
-            summary = train(store, f.recipe, only=chosen, **options)
+        summary = stage(f"{study.sweep}-fidelity", f.recipe, chosen)
         out.summaries.append(("fidelity", summary))
         if summary.interrupted:
             out.interrupted = True
