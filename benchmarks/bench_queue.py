@@ -8,7 +8,7 @@ For 200, 2,000 and 20,000 models waiting, each in a fresh database:
   database, not 2 cores shared by 32 busy loops, is what is measured;
 - baseline: Optuna's own claim (`study.ask()` + `study.tell()`, what regspace used before), same
   database and queue, a few claims;
-- at the largest size, `status --queue`'s query (`Queue.summary`) and `collect` into a new store,
+- at the largest size, `status --queue`'s query (`Sweep.summary`) and `collect` into a new store,
   twice (the second is incremental).
 
     python benchmarks/bench_queue.py [--sizes 200,2000,20000] [--workers 32] [--seconds 70]
@@ -70,19 +70,19 @@ def claim_report(work):
 
 
 def one_worker(url, n):
-    from regspace.queue import open_study
-    from regspace.train.work import QueueWork
+    from regspace.sweep.adapter import open_study
+    from regspace.train.work import SweepWork
 
-    work = QueueWork(open_study(url, create=False, heartbeat=30, grace=120))
+    work = SweepWork(open_study(url, create=False, heartbeat=30, grace=120))
     return [t for t in (claim_report(work) for _ in range(n)) if t is not None]
 
 
 def slow_worker(url, seconds, sleep, seed, out):
-    from regspace.queue import open_study
-    from regspace.train.work import QueueWork
+    from regspace.sweep.adapter import open_study
+    from regspace.train.work import SweepWork
 
     rng = random.Random(seed)
-    work = QueueWork(open_study(url, create=False, heartbeat=30, grace=120))
+    work = SweepWork(open_study(url, create=False, heartbeat=30, grace=120))
     end = time.monotonic() + seconds
     times = []
     time.sleep(rng.uniform(0, sleep))  # workers start at spread moments, as a real pool's do
@@ -140,8 +140,9 @@ def main():
     sizes = [int(x) for x in args.sizes.split(",")]
     import optuna  # noqa: F401 - imported before forking the workers
 
-    from regspace.queue import open_study
     from regspace.store import Store
+    from regspace.sweep.adapter import open_study
+    from regspace.sweep.transfer import collect, enqueue
 
     from pg import PostgresServer
 
@@ -156,7 +157,7 @@ def main():
             url = server.create_database(f"bench_{n}")
             q = open_study(url)
             t = time.perf_counter()
-            q.enqueue(data[:n])
+            enqueue(q, data[:n])
             dt = time.perf_counter() - t
             print(f"{n:>6} waiting\tenqueue {n / dt:,.0f} models/s ({dt:.1f} s)")
             print(f"{n:>6} waiting\t1 worker\tclaim+report {fmt(one_worker(url, 100))}")
@@ -169,12 +170,12 @@ def main():
             if n == max(sizes):
                 t = time.perf_counter()
                 q.summary()
-                print(f"{n:>6} models\tstatus --queue (Queue.summary) {time.perf_counter() - t:.2f} s")
+                print(f"{n:>6} models\tstatus --queue (Sweep.summary) {time.perf_counter() - t:.2f} s")
                 with tempfile.TemporaryDirectory() as d:
                     store = Store.create(f"{d}/s")
                     for which in ("first", "second"):
                         t = time.perf_counter()
-                        got = q.collect(store)
+                        got = collect(q, store)
                         print(f"{n:>6} models\tcollect ({which}) {time.perf_counter() - t:.2f} s, added {got}")
                     for cmd in (["collect"], ["status"], ["collect"]):  # whole commands, as a user runs them
                         t = time.perf_counter()

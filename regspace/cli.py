@@ -395,7 +395,7 @@ def status_cmd(
     rows = store_status(Store.open(store), recipe_hash=recipe)
     if queue_rows is not None and not json_out:
         from regspace.console import print_table
-        from regspace.queue import redact
+        from regspace.sweep.backends import redact
 
         print_table(
             ["space", "waiting", "running", "done", "lost", "retries"],
@@ -451,11 +451,12 @@ def _collect(queue: str | None, sweep: str, store: str, *, summary: bool = False
     if not queue:
         return None
     from regspace.console import say
-    from regspace.queue import open_study
     from regspace.store import Store
+    from regspace.sweep.adapter import open_study
+    from regspace.sweep.transfer import collect
 
     q = open_study(queue, sweep, create=False)
-    models, results = q.collect(Store.create(store))
+    models, results = collect(q, Store.create(store))
     line = f"collected {models} new model(s) and {results} new result(s) from sweep {sweep!r} into {store}"
     if to_stdout:
         print(line)

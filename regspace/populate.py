@@ -131,8 +131,9 @@ def sample_command(
     )
     lines = [sample_summary(r, budget, store.path)]
     if queue:
-        from regspace.queue import open_study, redact
+        from regspace.sweep.adapter import open_study
+        from regspace.sweep.transfer import enqueue
 
-        added = open_study(queue, sweep).enqueue(r.table.to_pylist())
-        lines.append(f"enqueued {added} model(s) in sweep {sweep!r} at {redact(queue)}")
+        q = open_study(queue, sweep)
+        lines.append(f"enqueued {enqueue(q, r.table.to_pylist())} model(s) in {q.where}")
     return lines

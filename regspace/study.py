@@ -258,14 +258,15 @@ def open_store(study: Study, *, create: bool = True):
 
 def collect(study: Study, store, url: str) -> None:
     """Copy what the study's sweeps (its models, and its fidelity check) hold into the local store."""
-    from regspace.queue import open_study
+    from regspace.sweep.adapter import open_study
+    from regspace.sweep.transfer import collect as collect_sweep
 
     for sweep in [study.sweep] + ([f"{study.sweep}-fidelity"] if study.fidelity else []):
         try:
             q = open_study(url, sweep, create=False)
         except RegspaceError:
             continue  # that stage has not begun
-        q.collect(store)
+        collect_sweep(q, store)
 
 
 def opened(path, *, output=None, queue: str | None = None) -> tuple[Study, object]:
@@ -345,20 +346,21 @@ def _train_options(parallelism, data_dir, map_above) -> dict:
 def _queue_stage(url: str, sweep: str, store, rows: list[dict], recipe: Recipe, *, heartbeat, grace, say, **options):
     """Enqueue ``rows`` in ``sweep`` once (whichever machine comes first), train from it until it is
     empty, and collect everything it holds into ``store``."""
-    from regspace.queue import open_study, redact
+    from regspace.sweep import transfer
+    from regspace.sweep.adapter import open_study
+    from regspace.train.recipe import agree_recipe
     from regspace.train.runner import train_from_queue
 
     q = open_study(url, sweep, heartbeat=heartbeat, grace=grace)
 
     def enqueue():
-        q.agree_recipe(recipe, explicit=True)
-        added = q.enqueue(rows)
-        say(f"enqueued {added} model(s) in sweep {sweep!r} at {redact(url)}")
+        agree_recipe(q, recipe, explicit=True)
+        added = transfer.enqueue(q, rows)
+        say(f"enqueued {added} model(s) in {q.where}")
 
     q.run_once("enqueued", enqueue)
     summary = train_from_queue(url, sweep, recipe, explicit_recipe=True, heartbeat=heartbeat, grace=grace, **options)
-    summary.sweep = sweep
-    q.collect(store)
+    transfer.collect(q, store)
     return summary
 
 
@@ -393,13 +395,18 @@ def run_study(
         f = study.fidelity
         entry = record(store, short_hash=study.recipe.hash, long_recipe=f.recipe,
                        models=select({s: order[s] for s in f.spaces}, f.per_space, f.seed), seed=f.seed)  # fmt: skip
-    if queue:
-        rows = study_rows(store, study)
-        summary = _queue_stage(queue, study.sweep, store, rows, study.recipe, heartbeat=heartbeat, grace=grace,
-                               say=say, **options)  # fmt: skip
-    else:
-        summary = train(store, study.recipe, spaces=list(study.spaces), only=ids,
-                        order=lambda ms: round_order(ms, order, study.round_size), **options)  # fmt: skip
+
+    def stage(sweep: str, recipe: Recipe, models: set[str], **local):
+        """Train ``models`` with ``recipe``: through the --queue sweep when there is one (the study's one
+        decision between a sweep and the local store), else from the store (``local``: train's options)."""
+        if queue:
+            rows = study_rows(store, study, models)
+            return _queue_stage(queue, sweep, store, rows, recipe, heartbeat=heartbeat, grace=grace, say=say,
+                                **options)  # fmt: skip
+        return train(store, recipe, only=models, **local, **options)
+
+    summary = stage(study.sweep, study.recipe, ids, spaces=list(study.spaces),
+                    order=lambda ms: round_order(ms, order, study.round_size))  # fmt: skip
     out.summaries.append(("models", summary))
     if summary.interrupted:
         out.interrupted = True
@@ -407,12 +414,7 @@ def run_study(
     if entry is not None:
         f = study.fidelity
         chosen = {mid for v in entry["models"].values() for mid in v}
-        if queue:
-            rows = study_rows(store, study, chosen)
-            summary = _queue_stage(queue, f"{study.sweep}-fidelity", store, rows, f.recipe, heartbeat=heartbeat,
-                                   grace=grace, say=say, **options)  # fmt: skip
-        else:
-            summary = train(store, f.recipe, only=chosen, **options)
+        summary = stage(f"{study.sweep}-fidelity", f.recipe, chosen)
         out.summaries.append(("fidelity", summary))
         if summary.interrupted:
             out.interrupted = True

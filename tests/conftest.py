@@ -1,5 +1,6 @@
 import os
 import sys
+import uuid
 from pathlib import Path
 
 import pytest
@@ -49,3 +50,16 @@ def pg():
     server = PostgresServer().start()
     yield server
     server.close()
+
+
+QUEUE_BACKENDS = ["postgres", "journal"]  # every storage a sweep runs on across machines
+
+
+@pytest.fixture(params=QUEUE_BACKENDS)
+def sweep_url(request, tmp_path):
+    """A new, empty queue URL on each backend in turn: a test that takes it is one queue behaviour run
+    over every backend (Optuna's StorageTestCase style). PostgreSQL: a fresh database on the private
+    server; journal: a file in the test's directory."""
+    if request.param == "postgres":
+        return request.getfixturevalue("pg").create_database("sweep_" + uuid.uuid4().hex[:8])
+    return f"journal://{tmp_path / 'sweep.log'}"

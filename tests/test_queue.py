@@ -3,6 +3,10 @@
 Three `train --queue` workers share one sweep; one is SIGKILLed (its whole process group) while it
 trains a model. After its heartbeat goes stale, another worker re-queues and trains that model;
 the collected store then holds exactly one result per model.
+
+Tests that take the ``sweep_url`` fixture (tests/conftest.py) run over every backend. Three do not,
+because what they check exists on one backend only: a database server restarting (PostgreSQL; the
+journal file has no server), SQLite's refusal of several workers, and URLs that name no backend.
 """
 
 import json
@@ -26,14 +30,8 @@ def regspace(*args, **kw):
     )
 
 
-def queue_url(kind, pg, tmp_path):
-    if kind == "postgres":
-        return pg.create_database("sweep_" + uuid.uuid4().hex[:8])
-    return f"journal://{tmp_path / 'sweep.log'}"
-
-
 def study_trials(url):
-    from regspace.queue import open_study
+    from regspace.sweep.adapter import open_study
 
     return open_study(url, create=False).trials()
 
@@ -72,9 +70,8 @@ def wait_for(predicate, timeout=300.0):
     return False
 
 
-@pytest.mark.parametrize("kind", ["postgres", "journal"])
-def test_three_workers_one_killed(kind, pg, tmp_path):
-    url = queue_url(kind, pg, tmp_path)
+def test_three_workers_one_killed(sweep_url, tmp_path):
+    url = sweep_url
     p = regspace(
         "sample",
         "--store",
@@ -94,7 +91,7 @@ def test_three_workers_one_killed(kind, pg, tmp_path):
     workers = [start_worker(url) for _ in range(3)]
     pids = {w.pid: w for w in workers}
 
-    from regspace.queue import open_study
+    from regspace.sweep.adapter import open_study
 
     q = open_study(url, create=False)
 
@@ -223,9 +220,9 @@ def test_bad_queue_urls(tmp_path, args, needle, monkeypatch):
     assert p.returncode != 0 and needle in p.stderr and "Traceback" not in p.stderr, p.stderr
 
 
-def test_queue_carries_multiplicity(tmp_path):
+def test_queue_carries_multiplicity(sweep_url, tmp_path):
     """Repeat draws go through the queue: collect rebuilds the sampler's population, draws and all."""
-    url = f"journal://{tmp_path / 'sweep.log'}"
+    url = sweep_url
     local = tmp_path / "local"
     for _ in range(2):  # repeats within a call and across calls
         p = regspace(

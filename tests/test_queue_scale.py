@@ -1,8 +1,12 @@
 """The queue at scale: bulk enqueue, claims whose cost does not grow with the sweep, incremental
 collect, readable through Optuna's public API, and stopping cleanly at any moment.
 
-Run over both backends (PostgreSQL through SQL over Optuna's tables; the journal file through
-Optuna's API). What a sweep holds is read back with Optuna's public API, not regspace's.
+A conformance suite in the style of Optuna's StorageTestCase: each behaviour is one test that takes the
+``sweep_url`` fixture (tests/conftest.py), so it runs over every backend (PostgreSQL through SQL over
+Optuna's tables; the journal file through Optuna's API). What a sweep holds is read back with Optuna's
+public API, not regspace's. Two tests take PostgreSQL only, because what they check exists only there:
+the row counts of SqlIndex's queries, and SqlIndex's re-queue of trials that never sent a heartbeat
+(Optuna's heartbeat table and the database's clock; the journal file keeps heartbeats in an attribute).
 """
 
 import os
@@ -18,8 +22,6 @@ from conftest import default_sigint
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "benchmarks"))
 
-BACKENDS = ["postgres", "journal"]
-
 
 def optuna_study(url):
     """The sweep's study, opened with Optuna's public API only."""
@@ -34,12 +36,6 @@ def optuna_study(url):
     return optuna.load_study(study_name="regspace:default", storage=storage)
 
 
-def url_for(kind, pg, tmp_path):
-    if kind == "postgres":
-        return pg.create_database("scale_" + uuid.uuid4().hex[:8])
-    return f"journal://{tmp_path / 'sweep.log'}"
-
-
 @pytest.fixture(scope="module")
 def model_rows():
     from bench_queue import rows
@@ -51,16 +47,16 @@ def ok_row(model, error):
     return {"model_id": model["model_id"], "recipe_hash": "r0", "status": "ok", "error": error}
 
 
-@pytest.mark.parametrize("kind", BACKENDS)
-def test_bulk_enqueue_reads_back_through_optunas_public_api(kind, pg, tmp_path, model_rows):
+def test_bulk_enqueue_reads_back_through_optunas_public_api(sweep_url, model_rows):
     import optuna
 
-    from regspace.queue import open_study
+    from regspace.sweep.adapter import open_study
+    from regspace.sweep.transfer import enqueue
 
-    url = url_for(kind, pg, tmp_path)
+    url = sweep_url
     q = open_study(url)
-    assert q.enqueue(model_rows[:300]) == 300
-    assert q.enqueue(model_rows[200:400]) == 100  # the 100 already there are not enqueued twice
+    assert enqueue(q, model_rows[:300]) == 300
+    assert enqueue(q, model_rows[200:400]) == 100  # the 100 already there are not enqueued twice
     study = optuna_study(url)
     trials = study.get_trials(deepcopy=False)
     assert [t.number for t in trials] == list(range(400))  # Optuna's numbering: consecutive, in order
@@ -75,21 +71,21 @@ def test_bulk_enqueue_reads_back_through_optunas_public_api(kind, pg, tmp_path, 
     assert trial.number == 0 and trial.user_attrs["model_id"] == want[0]["model_id"]
 
 
-@pytest.mark.parametrize("kind", BACKENDS)
-def test_a_finished_sweep_shows_errors_as_trial_values(kind, pg, tmp_path, model_rows):
+def test_a_finished_sweep_shows_errors_as_trial_values(sweep_url, model_rows):
     """What optuna-dashboard shows: each model's error as the trial value, its facts as attributes."""
     import optuna
 
-    from regspace.queue import open_study
+    from regspace.sweep.adapter import open_study
+    from regspace.sweep.transfer import enqueue, report
 
-    url = url_for(kind, pg, tmp_path)
+    url = sweep_url
     q = open_study(url)
-    q.enqueue(model_rows[:5])
+    enqueue(q, model_rows[:5])
     errors = {}
     while (taken := q.take("w")) is not None:
         claim, model = taken
         errors[model["model_id"]] = 10.0 + len(errors)
-        q.report(claim, ok_row(model, errors[model["model_id"]]))
+        report(q, claim, ok_row(model, errors[model["model_id"]]))
     done = optuna_study(url).get_trials(deepcopy=False)
     assert len(done) == 5 and all(t.state == optuna.trial.TrialState.COMPLETE for t in done)
     assert {t.user_attrs["model_id"]: t.value for t in done} == errors
@@ -113,17 +109,19 @@ def _rows_read(engine):
 
 def test_claim_and_report_read_the_same_rows_at_any_queue_length(pg, model_rows):
     """Flat by construction: one claim + report reads as many rows with 100 models waiting as with 600
-    (Optuna's ask() reads every waiting trial: the counter sees it grow with the queue)."""
-    from regspace.queue import open_study
+    (Optuna's ask() reads every waiting trial: the counter sees it grow with the queue). PostgreSQL
+    only: it counts the rows of SqlIndex's SQL; the journal file (ApiIndex) reads the sweep by design."""
+    from regspace.sweep.adapter import open_study
+    from regspace.sweep.transfer import enqueue, report
 
     reads = {}
     for n in (100, 600):
         q = open_study(pg.create_database("flat_" + uuid.uuid4().hex[:8]))
-        q.enqueue(model_rows[:n])
+        enqueue(q, model_rows[:n])
         counter, stop = _rows_read(q.storage.engine)
         try:
             claim, model = q.take("w")
-            q.report(claim, ok_row(model, 12.0))
+            report(q, claim, ok_row(model, 12.0))
             reads[n] = dict(counter)
             counter["rows"] = counter["statements"] = 0
             q.study.tell(q.study.ask(), 1.0)  # Optuna's own claim, for contrast
@@ -134,40 +132,44 @@ def test_claim_and_report_read_the_same_rows_at_any_queue_length(pg, model_rows)
     assert reads["ask600"]["rows"] > reads["ask100"]["rows"] + 400, reads
 
 
-def test_collect_is_incremental(pg, tmp_path, model_rows):
-    """A second collect reads what is new (plus a fixed overlap of a few row ids), not the sweep."""
-    from regspace.queue import SqlIndex, open_study
+def test_collect_is_incremental(sweep_url, tmp_path, model_rows):
+    """A second collect adds only what is new. On PostgreSQL it also reads only what is new (plus a fixed
+    overlap of a few row ids), not the sweep; the journal file (ApiIndex) reads the sweep by design."""
     from regspace.store import Store
+    from regspace.sweep.adapter import open_study
+    from regspace.sweep.index import SqlIndex
+    from regspace.sweep.transfer import collect, enqueue, report
 
-    q = open_study(pg.create_database("collect_" + uuid.uuid4().hex[:8]))
-    q.enqueue(model_rows[:500])
+    q = open_study(sweep_url)
+    enqueue(q, model_rows[:500])
     for i in range(80):
         claim, model = q.take("w")
-        q.report(claim, ok_row(model, 11.0 + i / 100))
+        report(q, claim, ok_row(model, 11.0 + i / 100))
     store = Store.create(tmp_path / "s")
-    assert q.collect(store) == (500, 80)
-    models, results, _ = q.index.finished_rows(store.collect_mark(f"{q.url}|{q.study.study_name}"))
-    assert len(models) <= SqlIndex.OVERLAP and len(results) <= SqlIndex.OVERLAP // 2  # not 500 and 80
-    q.enqueue(model_rows[500:510])
+    assert collect(q, store) == (500, 80)
+    if isinstance(q.index, SqlIndex):
+        models, results, _ = q.index.finished_rows(store.collect_mark(f"{q.url}|{q.study.study_name}"))
+        assert len(models) <= SqlIndex.OVERLAP and len(results) <= SqlIndex.OVERLAP // 2  # not 500 and 80
+    enqueue(q, model_rows[500:510])
     claim, model = q.take("w")
-    q.report(claim, ok_row(model, 9.0))
-    assert q.collect(store) == (10, 1)
-    assert q.collect(store) == (0, 0)
+    report(q, claim, ok_row(model, 9.0))
+    assert collect(q, store) == (10, 1)
+    assert collect(q, store) == (0, 0)
     assert len(store.read("results")) == 81 and len(store.read("models")) == 510
 
 
-@pytest.mark.parametrize("kind", BACKENDS)
-def test_ctrl_c_during_a_claim_gives_the_model_back(kind, pg, tmp_path, model_rows, monkeypatch):
+def test_ctrl_c_during_a_claim_gives_the_model_back(sweep_url, model_rows, monkeypatch):
     """A signal that lands while a model is being claimed takes effect once the claim is recorded, so
     the model is given back (not left running until its heartbeat goes stale)."""
     import optuna
 
-    from regspace.queue import open_study
-    from regspace.train.work import QueueWork
+    from regspace.sweep.adapter import open_study
+    from regspace.sweep.transfer import enqueue
+    from regspace.train.work import SweepWork
 
-    url = url_for(kind, pg, tmp_path)
+    url = sweep_url
     q = open_study(url)
-    q.enqueue(model_rows[:20])
+    enqueue(q, model_rows[:20])
     real = q.storage.set_trial_state_values
 
     def interrupted_mid_claim(trial_id, state, values=None):
@@ -177,7 +179,7 @@ def test_ctrl_c_during_a_claim_gives_the_model_back(kind, pg, tmp_path, model_ro
         return ok
 
     monkeypatch.setattr(q.storage, "set_trial_state_values", interrupted_mid_claim)
-    work = QueueWork(q)
+    work = SweepWork(q)
     with pytest.raises(KeyboardInterrupt):
         work.next()
     assert len(work.inflight) == 1  # the claim was recorded before the interrupt took effect
@@ -219,8 +221,8 @@ def _states(url):
     return collections.Counter(t.state.name for t in trials)
 
 
-def test_signals_stop_a_queue_worker_at_start_up_and_while_training(pg, tmp_path):
-    url = pg.create_database("signals_" + uuid.uuid4().hex[:8])
+def test_signals_stop_a_queue_worker_at_start_up_and_while_training(sweep_url, tmp_path):
+    url = sweep_url
     _sample_to(url, tmp_path, 300)
     n = _states(url)["WAITING"]  # distinct networks among the 300 draws
     # 1. while it opens the sweep (before any model is taken): one line, exit 130, nothing taken
@@ -247,13 +249,17 @@ def test_signals_stop_a_queue_worker_at_start_up_and_while_training(pg, tmp_path
 
 def test_a_trial_whose_worker_died_before_its_first_heartbeat_is_requeued_a_day_later(pg, model_rows):
     """Optuna's stale check skips RUNNING trials with no heartbeat; regspace re-queues them once they are
-    older than the grace plus 26 hours (datetime_start is the worker's local time, in any time zone)."""
+    older than the grace plus 26 hours (datetime_start is the worker's local time, in any time zone).
+    PostgreSQL only: the rule is SqlIndex's, over Optuna's heartbeat table and the database's clock (the
+    journal file has neither: its heartbeat is a trial attribute, and a trial without one is stale a grace
+    period after its start, by the worker's own clock)."""
     import sqlalchemy as sa
 
-    from regspace.queue import open_study
+    from regspace.sweep.adapter import open_study
+    from regspace.sweep.transfer import enqueue
 
     q = open_study(pg.create_database("unstarted_" + uuid.uuid4().hex[:8]), grace=5)
-    q.enqueue(model_rows[:3])
+    enqueue(q, model_rows[:3])
     S = __import__("optuna").trial.TrialState
     ids = q.index.waiting(3)
     for tid, hours in zip(ids[:2], (30, 2)):  # claimed, no heartbeat ever sent
@@ -271,52 +277,53 @@ def test_a_trial_whose_worker_died_before_its_first_heartbeat_is_requeued_a_day_
     assert sum(s == S.WAITING for s in states.values()) == 2  # the untouched one and the retry of trial 0
 
 
-@pytest.mark.parametrize("kind", BACKENDS)
 def test_a_worker_that_died_between_storing_its_result_and_finishing_is_not_retried(
-    kind, pg, tmp_path, model_rows, monkeypatch
+    sweep_url, tmp_path, model_rows, monkeypatch
 ):
     """report() is two writes (the result, then COMPLETE). A worker killed between them leaves a RUNNING
     trial that holds its result: the stale check fails it without a retry, and collect keeps the result."""
     import optuna
 
-    from regspace.queue import open_study
     from regspace.store import Store
+    from regspace.sweep.adapter import open_study
+    from regspace.sweep.transfer import collect, enqueue, report
 
     S = optuna.trial.TrialState
-    url = url_for(kind, pg, tmp_path)
+    url = sweep_url
     q = open_study(url, heartbeat=1, grace=1)
-    q.enqueue(model_rows[:2])
+    enqueue(q, model_rows[:2])
     real = q.storage.set_trial_state_values
     dies_before_finishing = lambda tid, state, values=None: True if state == S.COMPLETE else real(tid, state, values)  # noqa: E731
     monkeypatch.setattr(q.storage, "set_trial_state_values", dies_before_finishing)
     claim, model = q.take("w")
-    assert q.report(claim, ok_row(model, 12.5))
+    assert report(q, claim, ok_row(model, 12.5))
     monkeypatch.setattr(q.storage, "set_trial_state_values", real)
     time.sleep(2.5)  # its heartbeat goes stale
     q.fail_stale()
     trials = optuna_study(url).get_trials(deepcopy=False)
     assert sorted(t.state.name for t in trials) == ["FAIL", "WAITING"]  # no retry: only the untouched model waits
     store = Store.create(tmp_path / "s")
-    assert q.collect(store) == (2, 1)
+    assert collect(q, store) == (2, 1)
     r = store.read("results")
     assert list(r.model_id) == [model["model_id"]] and list(r.error) == [12.5]
 
 
-def test_collect_skips_trial_results_that_are_not_regspace_results(pg, tmp_path, model_rows, capsys):
+def test_collect_skips_trial_results_that_are_not_regspace_results(sweep_url, tmp_path, model_rows, capsys):
     """A trial finished by hand through Optuna (a result attribute regspace did not write) is named in a
     warning and left out; status and the analyses then work on the rest."""
-    from regspace.queue import open_study
     from regspace.status import store_status
     from regspace.store import Store
+    from regspace.sweep.adapter import open_study
+    from regspace.sweep.transfer import collect, enqueue, report
 
-    q = open_study(pg.create_database("foreign_" + uuid.uuid4().hex[:8]))
-    q.enqueue(model_rows[:4])
+    q = open_study(sweep_url)
+    enqueue(q, model_rows[:4])
     claim, model = q.take("w")
-    q.report(claim, ok_row(model, 12.0))
+    report(q, claim, ok_row(model, 12.0))
     trial = q.study.ask()
     trial.set_user_attr("result", "{}")
     q.study.tell(trial, 1.0)
     store = Store.create(tmp_path / "s")
-    assert q.collect(store) == (4, 1)
+    assert collect(q, store) == (4, 1)
     assert "1 trial result(s) in the sweep are not regspace results" in capsys.readouterr().err
     assert sum(r["ok"] for r in store_status(store)) == 1

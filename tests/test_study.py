@@ -313,7 +313,7 @@ def test_only_one_machine_sets_up_a_sweep(tmp_path, backend, request):
     """run_once: of two callers at once, exactly one runs the action; the other waits until it is done."""
     import threading
 
-    from regspace.queue import open_study
+    from regspace.sweep.adapter import open_study
 
     url = _queue_url(backend, tmp_path, request)
     ran, returned = [], []

@@ -10,7 +10,7 @@ import hashlib
 import json
 from dataclasses import dataclass
 
-from regspace.errors import UsageProblem
+from regspace.errors import RegspaceError, UsageProblem
 
 AUGMENTS = ("none", "flip", "crop", "flip+crop")
 PRECISIONS = ("auto", "bf16-mixed", "32-true", "16-mixed")
@@ -146,3 +146,30 @@ def get_recipe(name: str) -> Recipe:
         return RECIPES[name.lower()]
     except KeyError:
         raise UsageProblem(f"unknown recipe {name!r}: choose one of {', '.join(RECIPES)}") from None
+
+
+# -- a sweep's recipe: every worker of a sweep trains with the same one ---------------------------
+
+SWEEP_RECIPE_ATTR = "recipe"  # the sweep attribute holding its recipe (JSON of Recipe.to_dict)
+
+
+def sweep_recipe(sweep) -> Recipe | None:
+    """The recipe a sweep trains with, None before its first worker. ``sweep``: a
+    regspace.sweep.adapter.Sweep (anything with ``get_attr``)."""
+    text = sweep.get_attr(SWEEP_RECIPE_ATTR)
+    return Recipe(**json.loads(text)) if text else None
+
+
+def agree_recipe(sweep, recipe: Recipe, *, explicit: bool) -> Recipe:
+    """The recipe this worker trains with: the sweep's (the first worker sets it). A worker given other
+    training options explicitly is refused (RegspaceError); one given none follows the sweep."""
+    stored = sweep_recipe(sweep)
+    if stored is None:
+        sweep.set_attr(SWEEP_RECIPE_ATTR, recipe.to_json(), "writing the sweep's recipe")
+        return recipe
+    if stored.hash != recipe.hash and explicit:
+        raise RegspaceError(
+            f"sweep {sweep.name!r} trains with recipe {stored.name} {stored.hash}, not {recipe.hash}",
+            hint="give the same training options, none (to use the sweep's), or another --sweep",
+        )
+    return stored

@@ -1,7 +1,7 @@
 """`regspace train`: which models, on how many workers of which devices, from a store or a queue.
 
 The parent never imports torch. It lists the work — :class:`~regspace.train.work.LocalWork` (models of
-a store without a result for the recipe) or :class:`~regspace.train.work.QueueWork` (a sweep) — plans
+a store without a result for the recipe) or :class:`~regspace.train.work.SweepWork` (a sweep) — plans
 the worker slots (devices, workers per device, threads) and runs a
 :class:`~regspace.train.pool.WorkerPool` over them. Interruption loses at most the models in flight:
 finished results are already saved, and the next `regspace train` picks up exactly the models that
@@ -16,27 +16,11 @@ from dataclasses import dataclass
 
 from regspace import defaults
 from regspace.errors import RegspaceError, UsageProblem
+from regspace.schema import MODEL_COLUMNS
 from regspace.store import Store
 from regspace.train.pool import TrainSummary, WorkerPool, raise_interrupt
 from regspace.train.recipe import Recipe
-from regspace.train.work import LocalWork, QueueWork, WorkSource
-
-MODEL_COLUMNS = [
-    "model_id",
-    "space",
-    "stage_widths",
-    "stage_depths",
-    "stage_bottleneck_ratios",
-    "stage_group_widths",
-    "se_ratio",
-    "stem",
-    "resolution",
-    "in_channels",
-    "num_classes",
-    "flops",
-    "params",
-    "acts",
-]
+from regspace.train.work import LocalWork, SweepWork, WorkSource
 
 
 @dataclass(frozen=True)
@@ -194,6 +178,119 @@ def prepare_data(
     return dataset
 
 
+@dataclass
+class Work:
+    """What one training run trains: the work source, the recipe it trains with (a sweep's may differ
+    from the one asked for), the rows the plan is made from (model rows, or a sweep's profiles: one row
+    per kind of model, with a count), and what differs in the summary."""
+
+    source: WorkSource | None  # None: nothing to train
+    recipe: Recipe
+    models: list[dict]
+    measured_mb: float | None = None  # the recipe's measured GPU peak (local stores only)
+    sweep: str | None = None  # the sweep's name, when the work comes from one
+
+
+def local_work(
+    store: Store,
+    recipe: Recipe,
+    *,
+    spaces: list[str] | None = None,
+    limit: int | None = None,
+    retry_failed: bool = False,
+    only: set[str] | None = None,
+    order=None,
+) -> Work:
+    """The models of ``store`` without a result for ``recipe``. ``only``: just these model ids. ``order``: a
+    function giving the training order of the pending model rows (default :func:`balanced`: one of each
+    space in turn)."""
+    columns = MODEL_COLUMNS if order is None else [*MODEL_COLUMNS, "seed", "draw_indices"]
+    pending = store.pending(recipe.hash, columns, spaces=spaces, retry_failed=retry_failed)
+    if only is not None:
+        pending = [m for m in pending if m["model_id"] in only]
+    pending = (order or balanced)(pending)[:limit] if limit else (order or balanced)(pending)
+    if not pending:
+        return Work(None, recipe, [])
+    return Work(LocalWork(store, recipe, pending), recipe, pending, measured_mb=gpu_peak_mb(store, recipe.hash))
+
+
+def sweep_work(
+    url: str,
+    sweep: str,
+    recipe: Recipe,
+    *,
+    explicit_recipe: bool,
+    workers: int | None = None,
+    heartbeat: int = defaults.HEARTBEAT_SECONDS,
+    grace: int = defaults.GRACE_SECONDS,
+) -> Work:
+    """The waiting models of a sweep, trained with the sweep's recipe (see agree_recipe)."""
+    from regspace.console import say
+    from regspace.sweep.adapter import open_study
+    from regspace.sweep.transfer import profiles
+    from regspace.train.recipe import agree_recipe
+
+    q = open_study(url, sweep, heartbeat=heartbeat, grace=grace, create=False)
+    q.check_workers(workers or 1)
+    state = q.summary()
+    waiting, running = sum(r["waiting"] for r in state), sum(r["running"] for r in state)
+    say(f"{q.where}: {waiting} model(s) waiting, {running} running")
+    recipe = agree_recipe(q, recipe, explicit=explicit_recipe)
+    models = profiles(q)
+    return Work(SweepWork(q) if models else None, recipe, models, sweep=sweep)
+
+
+def open_work(
+    recipe: Recipe,
+    *,
+    store: str,
+    queue: str | None,
+    sweep: str = "default",
+    explicit_recipe: bool,
+    spaces: str | None = None,
+    limit: int | None = None,
+    retry_failed: bool = False,
+    workers: int | None = None,
+    heartbeat: int = defaults.HEARTBEAT_SECONDS,
+    grace: int = defaults.GRACE_SECONDS,
+) -> Work:
+    """`regspace train`'s work: the --queue sweep's when a queue URL is given, else the local store's
+    pending models. The one place training decides between a local store and a sweep."""
+    if queue:
+        if spaces or limit or retry_failed:
+            raise UsageProblem("--space, --limit and --retry-failed apply to a local store, not a --queue")
+        return sweep_work(
+            queue, sweep, recipe, explicit_recipe=explicit_recipe, workers=workers, heartbeat=heartbeat, grace=grace
+        )
+    from regspace.spaces import resolve_names
+
+    return local_work(Store.open(store), recipe, spaces=resolve_names(spaces), limit=limit, retry_failed=retry_failed)
+
+
+def run_work(
+    work: Work,
+    *,
+    parallelism: Parallelism = Parallelism(),
+    data_dir: str | None = None,
+    map_above: float | None = None,
+    show_progress: bool | None = None,
+) -> TrainSummary:
+    """Prepare the data for the work's models and train them on a WorkerPool; returns counts and timing."""
+    from regspace.console import stderr_is_terminal
+
+    if work.source is None:
+        return TrainSummary(work.recipe, 0, sweep=work.sweep)
+    progress = stderr_is_terminal() if show_progress is None else show_progress
+    dataset = prepare_data(work.recipe, work.models, data_dir=data_dir, progress=progress, map_above=map_above)
+    summary = run_pool(
+        work.source, work.recipe, dataset, work.models, parallelism, progress=progress, measured_mb=work.measured_mb
+    )
+    if work.sweep is not None:
+        summary.planned = None  # a sweep's other workers train some of its models
+        summary.sweep = work.sweep
+    return summary
+
+
 def train(
     store: Store,
     recipe: Recipe,
@@ -209,30 +306,12 @@ def train(
     order=None,
 ) -> TrainSummary:
     """Train every pending model of ``store`` with ``recipe``; returns counts and timing.
-    ``only``: just these model ids. ``order``: a function giving the training order of the pending model
-    rows (default :func:`balanced`: one of each space in turn)."""
-    from regspace.console import stderr_is_terminal
+    ``only`` and ``order``: see :func:`local_work`."""
     from regspace.train.devices import parse_devices
 
     parse_devices(parallelism.devices)  # a malformed --devices fails before any data is prepared
-    columns = MODEL_COLUMNS if order is None else [*MODEL_COLUMNS, "seed", "draw_indices"]
-    pending = store.pending(recipe.hash, columns, spaces=spaces, retry_failed=retry_failed)
-    if only is not None:
-        pending = [m for m in pending if m["model_id"] in only]
-    pending = (order or balanced)(pending)[:limit] if limit else (order or balanced)(pending)
-    if not pending:
-        return TrainSummary(recipe, 0)
-    progress = stderr_is_terminal() if show_progress is None else show_progress
-    dataset = prepare_data(recipe, pending, data_dir=data_dir, progress=progress, map_above=map_above)
-    return run_pool(
-        LocalWork(store, recipe, pending),
-        recipe,
-        dataset,
-        pending,
-        parallelism,
-        progress=progress,
-        measured_mb=gpu_peak_mb(store, recipe.hash),
-    )
+    work = local_work(store, recipe, spaces=spaces, limit=limit, retry_failed=retry_failed, only=only, order=order)
+    return run_work(work, parallelism=parallelism, data_dir=data_dir, map_above=map_above, show_progress=show_progress)
 
 
 def gpu_peak_mb(store: Store, recipe_hash: str) -> float | None:
@@ -256,28 +335,12 @@ def train_from_queue(
     show_progress: bool | None = None,
 ) -> TrainSummary:
     """`regspace train --queue`: train models from the sweep until none is waiting or running."""
-    from regspace.console import stderr_is_terminal
-    from regspace.queue import open_study
     from regspace.train.devices import parse_devices
 
     parse_devices(parallelism.devices)
-    from regspace.console import say
-    from regspace.queue import redact
-
-    q = open_study(url, sweep, heartbeat=heartbeat, grace=grace, create=False)
-    q.check_workers(parallelism.workers or 1)
-    state = q.summary()
-    waiting, running = sum(r["waiting"] for r in state), sum(r["running"] for r in state)
-    say(f"sweep {sweep!r} at {redact(url)}: {waiting} model(s) waiting, {running} running")
-    recipe = q.agree_recipe(recipe, explicit=explicit_recipe)
-    models = q.models()
-    if not models:
-        return TrainSummary(recipe, 0)
-    progress = stderr_is_terminal() if show_progress is None else show_progress
-    dataset = prepare_data(recipe, models, data_dir=data_dir, progress=progress, map_above=map_above)
-    summary = run_pool(QueueWork(q), recipe, dataset, models, parallelism, progress=progress)
-    summary.planned = None
-    return summary
+    work = sweep_work(url, sweep, recipe, explicit_recipe=explicit_recipe, workers=parallelism.workers,
+                      heartbeat=heartbeat, grace=grace)  # fmt: skip
+    return run_work(work, parallelism=parallelism, data_dir=data_dir, map_above=map_above, show_progress=show_progress)
 
 
 def run_training(
@@ -302,61 +365,17 @@ def run_training(
     import signal
 
     from regspace.errors import Interrupted
+    from regspace.train.devices import parse_devices
 
     previous = signal.signal(signal.SIGTERM, raise_interrupt)
     try:
-        return _run_training(
-            store, recipe, explicit_recipe=explicit_recipe, queue=queue, sweep=sweep, spaces=spaces, limit=limit,
-            retry_failed=retry_failed, parallelism=parallelism, data_dir=data_dir, map_above=map_above,
-            heartbeat=heartbeat, grace=grace,
+        parse_devices(parallelism.devices)  # a malformed --devices fails before any data is prepared
+        work = open_work(
+            recipe, store=store, queue=queue, sweep=sweep, explicit_recipe=explicit_recipe, spaces=spaces,
+            limit=limit, retry_failed=retry_failed, workers=parallelism.workers, heartbeat=heartbeat, grace=grace,
         )  # fmt: skip
+        return run_work(work, parallelism=parallelism, data_dir=data_dir, map_above=map_above)
     except KeyboardInterrupt:
         raise Interrupted("interrupted before training began; no model was taken") from None
     finally:
         signal.signal(signal.SIGTERM, previous)
-
-
-def _run_training(
-    store: str,
-    recipe: Recipe,
-    *,
-    explicit_recipe: bool,
-    queue: str | None,
-    sweep: str,
-    spaces: str | None,
-    limit: int | None,
-    retry_failed: bool,
-    parallelism: Parallelism,
-    data_dir: str | None,
-    map_above: float | None,
-    heartbeat: int,
-    grace: int,
-) -> TrainSummary:
-    if queue:
-        if spaces or limit or retry_failed:
-            raise UsageProblem("--space, --limit and --retry-failed apply to a local store, not a --queue")
-        summary = train_from_queue(
-            queue,
-            sweep,
-            recipe,
-            explicit_recipe=explicit_recipe,
-            parallelism=parallelism,
-            data_dir=data_dir,
-            map_above=map_above,
-            heartbeat=heartbeat,
-            grace=grace,
-        )
-        summary.sweep = sweep
-        return summary
-    from regspace.spaces import resolve_names
-
-    return train(
-        Store.open(store),
-        recipe,
-        spaces=resolve_names(spaces),
-        limit=limit,
-        retry_failed=retry_failed,
-        parallelism=parallelism,
-        data_dir=data_dir,
-        map_above=map_above,
-    )

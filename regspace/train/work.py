@@ -2,7 +2,7 @@
 
 One interface, :class:`WorkSource`, two sources: :class:`LocalWork` (the models of a store without a
 result for the recipe, claimed one at a time so that several runs share the store) and
-:class:`QueueWork` (a sweep in a queue, through regspace.queue's Optuna adapter). The pool
+:class:`SweepWork` (a sweep across machines, through regspace.sweep). The pool
 (regspace.train.pool) knows only the interface.
 """
 
@@ -20,6 +20,7 @@ import time
 from collections import deque
 
 from regspace import defaults
+from regspace.sweep import transfer
 from regspace.train.claims import Claims
 from regspace.train.records import Result
 
@@ -127,14 +128,14 @@ class LocalWork(WorkSource):
             self.store.compact("results")
 
 
-class QueueWork(WorkSource):
-    """A sweep in a queue (regspace.queue.Queue): pops waiting models, reports results into their trials."""
+class SweepWork(WorkSource):
+    """A sweep (regspace.sweep.adapter.Sweep): takes waiting models, reports results into their trials."""
 
-    def __init__(self, queue):
-        self.q = queue
+    def __init__(self, sweep):
+        self.sweep = sweep
         self.inflight: dict[str, object] = {}  # model id -> our trial
         self.local: deque = deque()  # models whose worker died: retried here first
-        self.heartbeat_seconds = max(1, queue.heartbeat // 2) if queue.kind == "journal" else queue.heartbeat
+        self.heartbeat_seconds = sweep.heartbeat_seconds
         self.worker = f"{socket.gethostname()}:{os.getpid()}"
         self._last_wait = 0.0
         self._last_stale_check = -1e9
@@ -145,17 +146,17 @@ class QueueWork(WorkSource):
         now = time.monotonic()
         if now - self._last_wait < 1.0:
             return WAIT  # idle workers poll the database at most once a second
-        if now - self._last_stale_check > max(1.0, self.q.grace / 4):
-            self.q.fail_stale()  # not at every claim: a stale model waits a grace period anyway
+        if now - self._last_stale_check > max(1.0, self.sweep.grace / 4):
+            self.sweep.fail_stale()  # not at every claim: a stale model waits a grace period anyway
             self._last_stale_check = now
         with interrupts_deferred():
-            taken = self.q.take(self.worker)
+            taken = self.sweep.take(self.worker)
             if taken is not None:
                 claim, model = taken
                 self.inflight[model["model_id"]] = claim
         if taken is not None:
             return model
-        if self.q.others_running(self.inflight.values()):
+        if self.sweep.others_running(self.inflight.values()):
             self._last_wait = time.monotonic()
             return WAIT  # another worker's model may still come back to the queue if that worker dies
         return None
@@ -166,7 +167,7 @@ class QueueWork(WorkSource):
     def done(self, model: dict, result: Result) -> None:
         with interrupts_deferred():
             claim = self.inflight.pop(model["model_id"])
-            reported = self.q.report(claim, result.row())
+            reported = transfer.report(self.sweep, claim, result.row())
         if not reported:
             # our heartbeat went stale (a busy machine) and another worker failed and re-queued the trial
             # first: the model's retry trial carries it now, so this copy of the result is dropped
@@ -177,10 +178,10 @@ class QueueWork(WorkSource):
             )
 
     def heartbeat(self) -> None:
-        self.q.beat(list(self.inflight.values()))
+        self.sweep.beat(list(self.inflight.values()))
 
     def close(self, interrupted: bool) -> None:
         """Give models in flight straight back to the queue (no need to wait for the grace period)."""
         for claim in self.inflight.values():
-            self.q.give_back(claim)
+            self.sweep.give_back(claim)
         self.inflight.clear()
