@@ -87,8 +87,14 @@ def compare_tables(result: dict) -> list[Table]:
         Table(
             ["space", "n", "networks", "diverged", "failed", "min", "p25", "median", "mean", "p75"],
             [
-                [r["space"], r["n"], r.get("networks", 0), r["diverged"], r["failed"],
-                 *(f(r, k) for k in ("min", "p25", "median", "mean", "p75"))]
+                [
+                    r["space"],
+                    r["n"],
+                    r.get("networks", 0),
+                    r["diverged"],
+                    r["failed"],
+                    *(f(r, k) for k in ("min", "p25", "median", "mean", "p75")),
+                ]
                 for r in result["spaces"]
             ],  # fmt: skip
             title=(
@@ -103,8 +109,10 @@ def compare_tables(result: dict) -> list[Table]:
         out.append(
             Table(
                 ["A", "B", "KS", "p-value", "noise (95% crit.)"],
-                [[p["a"], p["b"], f"{p['ks']:.3f}", f"{p['p_value']:.3g}", f"{p['noise']:.3f}"]
-                 for p in result["pairs"]],  # fmt: skip
+                [
+                    [p["a"], p["b"], f"{p['ks']:.3f}", f"{p['p_value']:.3g}", f"{p['noise']:.3f}"]
+                    for p in result["pairs"]
+                ],  # fmt: skip
                 title="Kolmogorov–Smirnov distance between EDFs",
                 numeric=frozenset({"KS", "p-value", "noise (95% crit.)"}),
             )
@@ -163,8 +171,18 @@ def status_table(rows: list[dict]) -> Table:
     return Table(
         ["space", "recipe", "draws", "networks", "ok", "diverged", "failed", "pending", "min err %", "median err %"],
         [
-            [r["space"], r["recipe"] or "-", r["draws"], r["sampled"], r["ok"], r["diverged"], r["failed"],
-             r["pending"], fmt(r["min_error"]), fmt(r["median_error"])]
+            [
+                r["space"],
+                r["recipe"] or "-",
+                r["draws"],
+                r["sampled"],
+                r["ok"],
+                r["diverged"],
+                r["failed"],
+                r["pending"],
+                fmt(r["min_error"]),
+                fmt(r["median_error"]),
+            ]
             for r in rows
         ],  # fmt: skip
         numeric=frozenset({"draws", "networks", "ok", "diverged", "failed", "pending", "min err %", "median err %"}),

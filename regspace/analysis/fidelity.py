@@ -16,6 +16,7 @@ import pandas as pd
 
 from regspace.errors import RegspaceError
 
+
 def select(order: dict[str, list[str]], per_space: int, seed: int) -> dict[str, list[str]]:
     """``per_space`` distinct networks of each space, drawn at random (seeded) from its draws: every
     draw equally likely, so a network drawn twice is twice as likely to be chosen, as in the population."""
