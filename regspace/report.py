@@ -22,8 +22,8 @@ from regspace.analysis.compare import compare
 from regspace.analysis.table import trained
 from regspace.analysis_io import analysed_fidelity, load_table
 from regspace.errors import RegspaceError
+from regspace.files import write_file
 from regspace.status import store_status
-from regspace.text import write_file
 
 
 @dataclass

@@ -425,10 +425,11 @@ def write_analyses(study: Study, store) -> list[Path]:
 
     from regspace.analysis.compare import compare
     from regspace.analysis_io import load_table
+    from regspace.files import write_file
     from regspace.plots.figures import plot_curves, plot_edf
     from regspace.plots.style import save
     from regspace.report import build_report
-    from regspace.text import compare_text, write_file
+    from regspace.text import compare_text
 
     opts = analysis_options(study, store)
     if opts["first_draws"] == 0:
@@ -469,7 +470,8 @@ def write_analyses(study: Study, store) -> list[Path]:
 def _write_fidelity(study: Study, store, short_hash: str, error: str) -> list[Path]:
     """fidelity.json and fidelity.txt (its sentences), once the study's fidelity check has results."""
     from regspace.analysis_io import analysed_fidelity
-    from regspace.text import fidelity_text, write_file
+    from regspace.files import write_file
+    from regspace.text import fidelity_text
 
     if not study.fidelity:
         return []

@@ -2,20 +2,16 @@
 
 A table is rich on a terminal and a ``# title`` line, a header line and tab-separated rows otherwise
 (pipes, files). The plain form is what files hold: ``compare.txt`` is :func:`compare_text`, and
-``regspace compare`` piped prints the same bytes (its warnings go to stderr). Output files are
-replaced atomically (:func:`write_file`). Nothing here computes a statistic.
+``regspace compare`` piped prints the same bytes (its warnings go to stderr). Nothing here computes a
+statistic; files are written by :mod:`regspace.files`.
 """
 
 from __future__ import annotations
 
-import os
 import sys
-import uuid
 from dataclasses import dataclass, field
-from pathlib import Path
 
 from regspace.console import say, stdout_is_terminal
-from regspace.errors import RegspaceError
 
 
 @dataclass(frozen=True)
@@ -187,24 +183,3 @@ def status_table(rows: list[dict]) -> Table:
         ],  # fmt: skip
         numeric=frozenset({"draws", "networks", "ok", "diverged", "failed", "pending", "min err %", "median err %"}),
     )
-
-
-# -- files -----------------------------------------------------------------------------------------
-
-
-def write_file(path: str | Path, text: str) -> Path:
-    """Replace ``path`` with ``text`` (UTF-8) atomically: a reader sees the old file or the new one.
-    Creates the parent directory; raises RegspaceError when it cannot be written. Not fsync'ed: these
-    are outputs a rerun rewrites (the store's own files go through :meth:`Store.write_json`)."""
-    path = Path(path)
-    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex[:6]}.tmp")
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp.write_text(text, encoding="utf-8")
-        os.replace(tmp, path)
-    except OSError as e:
-        raise RegspaceError(f"cannot write {path}: {e.strerror or e}") from None
-    finally:
-        if tmp.exists():
-            tmp.unlink()
-    return path
