@@ -14,10 +14,11 @@ from pathlib import Path
 
 import numpy as np
 
-from regspace.analysis.compare import compare, space_errors
+from regspace.analysis.compare import compare
 from regspace.analysis.findings import DELTA
 from regspace.analysis.stats import good_range
-from regspace.analysis.table import counts, draws, load_table
+from regspace.analysis.table import counts, draws, space_errors
+from regspace.analysis_io import load_table
 from regspace.study import analysis_options, load_study, open_store, progress
 
 

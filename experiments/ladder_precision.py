@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 from scipy import stats
 
-from regspace.analysis.table import load_table
+from regspace.analysis_io import load_table
 from regspace.store import Store
 from regspace.study import load_study
 

@@ -6,8 +6,11 @@ train never import torch or lightning.
 
 from __future__ import annotations
 
+import functools
+import inspect
 import os
 import sys
+from dataclasses import dataclass
 from typing import Annotated, Optional
 
 import typer
@@ -47,6 +50,108 @@ GraceOpt = Annotated[
         "--grace", min=1, max=86400, help="Queue: seconds without heartbeat before a model is given to another worker."
     ),
 ]
+
+
+SpacesOpt = Annotated[
+    Optional[str], typer.Option("--spaces", help="Spaces to compare, comma-separated (default: all in the store).")
+]
+RecipeHashOpt = Annotated[
+    Optional[str], typer.Option("--recipe-hash", help="Results of this recipe (default: the one with most results).")
+]
+OutOpt = Annotated[str, typer.Option("-o", "--output", help="Output file: .png, .svg or .pdf.")]
+ErrorOpt = Annotated[
+    str, typer.Option("--error", help="Sweep error: error (final validation) or min_error (best epoch).")
+]
+EpochOpt = Annotated[
+    Optional[int],
+    typer.Option("--epoch", min=1, max=100_000, help="The errors as they stood after this epoch (stored curves)."),
+]
+DrawsOpt = Annotated[
+    Optional[int],
+    typer.Option("--draws", min=1, help="Each space's first N draws only (equal n, e.g. a study stopped part-way)."),
+]
+
+
+# -- the read commands' options: declared once ---------------------------------------------------
+# Each read command takes some of these, always last and in this order; `@reads(...)` adds them to
+# its signature and hands the command one `Source` instead.
+READ_OPTIONS: dict[str, tuple[object, object]] = {
+    "recipe_hash": (RecipeHashOpt, None),
+    "error": (ErrorOpt, "error"),
+    "epoch": (EpochOpt, None),
+    "first_draws": (DrawsOpt, None),
+    "store": (StoreOpt, DEFAULT_STORE),
+    "queue": (QueueOpt, None),
+    "sweep": (SweepOpt, "default"),
+}
+
+
+@dataclass(frozen=True)
+class Source:
+    """What a read command reads: the store (with --queue's sweep collected into it first), and which
+    results: the recipe, the sweep error, the epoch, each space's first draws."""
+
+    store: str = DEFAULT_STORE
+    queue: str | None = None
+    sweep: str = "default"
+    recipe_hash: str | None = None
+    error: str = "error"
+    epoch: int | None = None
+    first_draws: int | None = None
+
+    def collect(self, *, summary: bool = False, to_stdout: bool = False):
+        return _collect(self.queue, self.sweep, self.store, summary=summary, to_stdout=to_stdout)
+
+    def open(self):
+        """The store, after collecting the sweep (if any) into it."""
+        from regspace.store import Store
+
+        self.collect()
+        return Store.open(self.store)
+
+    def table(self, spaces: str | None, *, light: bool = False):
+        """The analysis table (``light``: only the columns EDFs need, for speed on big stores)."""
+        from regspace.analysis_io import ANALYSIS_MODEL_COLUMNS, load_table
+        from regspace.spaces import resolve_names
+
+        return load_table(
+            self.open(),
+            spaces=resolve_names(spaces),
+            recipe_hash=self.recipe_hash,
+            error=self.error,
+            model_columns=ANALYSIS_MODEL_COLUMNS if light else None,
+            epoch=self.epoch,
+            first_draws=self.first_draws,
+        )
+
+
+def reads(*names: str):
+    """Give a command the read options ``names`` (keys of READ_OPTIONS), after its own options and in
+    READ_OPTIONS's order; the command receives them as one ``src: Source`` keyword."""
+    unknown = set(names) - set(READ_OPTIONS)
+    if unknown:
+        raise ValueError(f"unknown read options {sorted(unknown)}")
+    chosen = [n for n in READ_OPTIONS if n in names]
+
+    def decorate(func):
+        sig = inspect.signature(func, eval_str=True)
+        own = [p for p in sig.parameters.values() if p.name != "src"]
+        shared = [
+            inspect.Parameter(n, inspect.Parameter.KEYWORD_ONLY, default=READ_OPTIONS[n][1],
+                              annotation=READ_OPTIONS[n][0])
+            for n in chosen
+        ]  # fmt: skip
+
+        @functools.wraps(func)
+        def command(*args, **kwargs):
+            src = Source(**{n: kwargs.pop(n) for n in chosen})
+            return func(*args, src=src, **kwargs)
+
+        command.__signature__ = sig.replace(parameters=[*own, *shared])
+        command.__annotations__ = {p.name: p.annotation for p in [*own, *shared]}
+        return command
+
+    return decorate
 
 
 def _version(value: bool):
@@ -111,7 +216,7 @@ def spaces_cmd(
 
         print(json.dumps([{k: v for k, v in r.items() if not k.startswith("_")} for r in rows], indent=2))
         return
-    from regspace.console import print_table
+    from regspace.text import print_table
 
     print_table(
         ["space", "block", "dof", "constraints", "parameters"],
@@ -146,7 +251,7 @@ def describe_cmd(
 
         print(json.dumps(rows, indent=2))
         return
-    from regspace.console import print_table
+    from regspace.text import print_table
     from regspace.units import format_quantity
 
     def lst(x):
@@ -378,31 +483,26 @@ def train_cmd(
 
 
 @app.command("status")
+@reads("store", "queue", "sweep")
 def status_cmd(
     recipe: Annotated[
         Optional[str], typer.Option("--recipe-hash", help="Only count results of this recipe hash.")
     ] = None,
     json_out: Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")] = False,
-    store: StoreOpt = DEFAULT_STORE,
-    queue: QueueOpt = None,
-    sweep: SweepOpt = "default",
+    *,
+    src: Source,
 ):
     """Per space: models sampled, trained, diverged, failed and pending (with --queue: the sweep's state too)."""
     from regspace.status import store_status
     from regspace.store import Store
 
-    queue_rows = _collect(queue, sweep, store, summary=True)
-    rows = store_status(Store.open(store), recipe_hash=recipe)
+    queue_rows = src.collect(summary=True)
+    rows = store_status(Store.open(src.store), recipe_hash=recipe)
     if queue_rows is not None and not json_out:
-        from regspace.console import print_table
         from regspace.sweep.backends import redact
+        from regspace.text import sweep_table
 
-        print_table(
-            ["space", "waiting", "running", "done", "lost", "retries"],
-            [[q["space"], q["waiting"], q["running"], q["done"], q["lost"], q["retries"]] for q in queue_rows],
-            title=f"sweep {sweep!r} at {redact(queue)}",
-            numeric={"waiting", "running", "done", "lost", "retries"},
-        )
+        sweep_table(queue_rows, sweep=src.sweep, where=redact(src.queue)).print()
     if json_out and queue_rows is not None:
         import json
 
@@ -414,32 +514,11 @@ def status_cmd(
         print(json.dumps(rows, indent=2))
         return
     if not rows:
-        print(f"store {store} holds no models yet; run `regspace sample --space X_c -n 100`")
+        print(f"store {src.store} holds no models yet; run `regspace sample --space X_c -n 100`")
         return
-    from regspace.console import print_table
+    from regspace.text import status_table
 
-    def fmt(e):
-        return "-" if e is None else f"{e:.2f}"
-
-    print_table(
-        ["space", "recipe", "draws", "networks", "ok", "diverged", "failed", "pending", "min err %", "median err %"],
-        [
-            [
-                r["space"],
-                r["recipe"] or "-",
-                r["draws"],
-                r["sampled"],
-                r["ok"],
-                r["diverged"],
-                r["failed"],
-                r["pending"],
-                fmt(r["min_error"]),
-                fmt(r["median_error"]),
-            ]
-            for r in rows
-        ],
-        numeric={"draws", "networks", "ok", "diverged", "failed", "pending", "min err %", "median err %"},
-    )
+    status_table(rows).print()
 
 
 def _collect(queue: str | None, sweep: str, store: str, *, summary: bool = False, to_stdout: bool = False):
@@ -477,55 +556,6 @@ def collect_cmd(
     _collect(queue, sweep, store, to_stdout=True)
 
 
-SpacesOpt = Annotated[
-    Optional[str], typer.Option("--spaces", help="Spaces to compare, comma-separated (default: all in the store).")
-]
-RecipeHashOpt = Annotated[
-    Optional[str], typer.Option("--recipe-hash", help="Results of this recipe (default: the one with most results).")
-]
-OutOpt = Annotated[str, typer.Option("-o", "--output", help="Output file: .png, .svg or .pdf.")]
-ErrorOpt = Annotated[
-    str, typer.Option("--error", help="Sweep error: error (final validation) or min_error (best epoch).")
-]
-EpochOpt = Annotated[
-    Optional[int],
-    typer.Option("--epoch", min=1, max=100_000, help="The errors as they stood after this epoch (stored curves)."),
-]
-DrawsOpt = Annotated[
-    Optional[int],
-    typer.Option("--draws", min=1, help="Each space's first N draws only (equal n, e.g. a study stopped part-way)."),
-]
-
-
-def _table(
-    store: str,
-    spaces: str | None,
-    recipe_hash: str | None,
-    error: str = "error",
-    queue: str | None = None,
-    sweep: str = "default",
-    *,
-    light: bool = False,
-    epoch: int | None = None,
-    first_draws: int | None = None,
-):
-    """The analysis table (``light``: only the columns EDFs need, for speed on big stores)."""
-    from regspace.analysis.table import ANALYSIS_MODEL_COLUMNS, load_table
-    from regspace.spaces import resolve_names
-    from regspace.store import Store
-
-    _collect(queue, sweep, store)
-    return load_table(
-        Store.open(store),
-        spaces=resolve_names(spaces),
-        recipe_hash=recipe_hash,
-        error=error,
-        model_columns=ANALYSIS_MODEL_COLUMNS if light else None,
-        epoch=epoch,
-        first_draws=first_draws,
-    )
-
-
 def _space_name(space: str) -> str:
     from regspace.spaces import resolve_names
 
@@ -545,6 +575,7 @@ def _saved(path) -> None:
 
 
 @app.command("plot-edf")
+@reads("recipe_hash", "error", "epoch", "first_draws", "store", "queue", "sweep")
 def plot_edf_cmd(
     spaces: SpacesOpt = None,
     normalize: Annotated[
@@ -556,24 +587,20 @@ def plot_edf_cmd(
     band: Annotated[bool, typer.Option("--band", help="Draw 95% bootstrap bands.")] = False,
     bins: Annotated[int, typer.Option("--bins", min=1, max=1000, help="Complexity bins for --normalize.")] = 10,
     output: OutOpt = "edf.png",
-    recipe_hash: RecipeHashOpt = None,
-    error: ErrorOpt = "error",
-    epoch: EpochOpt = None,
-    first_draws: DrawsOpt = None,
-    store: StoreOpt = DEFAULT_STORE,
-    queue: QueueOpt = None,
-    sweep: SweepOpt = "default",
+    *,
+    src: Source,
 ):
     """Error EDFs of design spaces, side by side (legend: space (n | min | mean))."""
     _check_normalize(normalize)
     from regspace.plots.figures import plot_edf
     from regspace.plots.style import save
 
-    df = _table(store, spaces, recipe_hash, error, queue, sweep, light=True, epoch=epoch, first_draws=first_draws)
+    df = src.table(spaces, light=True)
     _saved(save(plot_edf(df, normalize=normalize, band=band, n_bins=bins), output))
 
 
 @app.command("plot-scatter")
+@reads("recipe_hash", "error", "store", "queue", "sweep")
 def plot_scatter_cmd(
     space: Annotated[str, typer.Option("--space", help="The space whose models to plot.")],
     x: Annotated[
@@ -583,60 +610,54 @@ def plot_scatter_cmd(
         int, typer.Option("--boot", min=10, max=1_000_000, help="Bootstrap repetitions for the good range.")
     ] = 2500,
     output: OutOpt = "scatter.png",
-    recipe_hash: RecipeHashOpt = None,
-    error: ErrorOpt = "error",
-    store: StoreOpt = DEFAULT_STORE,
-    queue: QueueOpt = None,
-    sweep: SweepOpt = "default",
+    *,
+    src: Source,
 ):
     """Error against each parameter, with the empirical-bootstrap good range shaded."""
     from regspace.plots.figures import plot_scatter
     from regspace.plots.style import save
 
     name = _space_name(space)
-    df = _table(store, name, recipe_hash, error, queue, sweep)
+    df = src.table(name)
     params = [p.strip() for p in x.split(",") if p.strip()] if x else None
     _saved(save(plot_scatter(df, space=name, params=params, n_boot=n_boot), output))
 
 
 @app.command("plot-widths")
+@reads("recipe_hash", "error", "store", "queue", "sweep")
 def plot_widths_cmd(
     space: Annotated[str, typer.Option("--space", help="The space whose best models to draw.")],
     top: Annotated[int, typer.Option("--top", min=1, max=100, help="How many of the best models.")] = 8,
     output: OutOpt = "widths.png",
-    recipe_hash: RecipeHashOpt = None,
-    error: ErrorOpt = "error",
-    store: StoreOpt = DEFAULT_STORE,
-    queue: QueueOpt = None,
-    sweep: SweepOpt = "default",
+    *,
+    src: Source,
 ):
     """Per-block widths of the best models (log2), with the RegNet or fitted line."""
     from regspace.plots.figures import plot_widths
     from regspace.plots.style import save
 
     name = _space_name(space)
-    _saved(save(plot_widths(_table(store, name, recipe_hash, error, queue, sweep), space=name, top=top), output))
+    _saved(save(plot_widths(src.table(name), space=name, top=top), output))
 
 
 @app.command("plot-fit")
+@reads("recipe_hash", "error", "store", "queue", "sweep")
 def plot_fit_cmd(
     spaces: SpacesOpt = None,
     space: Annotated[Optional[str], typer.Option("--space", help="One space (same as --spaces with one name).")] = None,
     output: OutOpt = "fit.png",
-    recipe_hash: RecipeHashOpt = None,
-    error: ErrorOpt = "error",
-    store: StoreOpt = DEFAULT_STORE,
-    queue: QueueOpt = None,
-    sweep: SweepOpt = "default",
+    *,
+    src: Source,
 ):
     """Error against e_fit, the distance of each model's widths from a quantised linear fit."""
     from regspace.plots.figures import plot_fit
     from regspace.plots.style import save
 
-    _saved(save(plot_fit(_table(store, space or spaces, recipe_hash, error, queue, sweep)), output))
+    _saved(save(plot_fit(src.table(space or spaces)), output))
 
 
 @app.command("plot-search")
+@reads("recipe_hash", "error", "store", "queue", "sweep")
 def plot_search_cmd(
     spaces: SpacesOpt = None,
     output: OutOpt = "search.png",
@@ -652,40 +673,36 @@ def plot_search_cmd(
         Optional[str], typer.Option("--normalize", help="nds: draw with NDS's normalised weights: params | flops.")
     ] = None,
     bins: Annotated[int, typer.Option("--bins", min=1, max=1000, help="Complexity bins for --normalize.")] = 10,
-    recipe_hash: RecipeHashOpt = None,
-    error: ErrorOpt = "error",
-    store: StoreOpt = DEFAULT_STORE,
-    queue: QueueOpt = None,
-    sweep: SweepOpt = "default",
+    *,
+    src: Source,
 ):
     """Random-search efficiency: the best error of k random models per space."""
     _check_normalize(normalize)
     from regspace.plots.figures import plot_search
     from regspace.plots.style import save
 
-    df = _table(store, spaces, recipe_hash, error, queue, sweep, light=True)
+    df = src.table(spaces, light=True)
     _saved(save(plot_search(df, method=method, normalize=normalize, n_bins=bins), output))
 
 
 @app.command("plot-curves")
+@reads("recipe_hash", "first_draws", "store", "queue", "sweep")
 def plot_curves_cmd(
     spaces: SpacesOpt = None,
     output: OutOpt = "curves.png",
-    recipe_hash: RecipeHashOpt = None,
-    first_draws: DrawsOpt = None,
-    store: StoreOpt = DEFAULT_STORE,
-    queue: QueueOpt = None,
-    sweep: SweepOpt = "default",
+    *,
+    src: Source,
 ):
     """Learning curves per space: validation error by epoch of the best, median and worst model."""
     from regspace.plots.figures import plot_curves
     from regspace.plots.style import save
 
-    df = _table(store, spaces, recipe_hash, "error", queue, sweep, first_draws=first_draws)
+    df = src.table(spaces)
     _saved(save(plot_curves(df), output))
 
 
 @app.command("compare")
+@reads("recipe_hash", "error", "epoch", "first_draws", "store", "queue", "sweep")
 def compare_cmd(
     spaces: SpacesOpt = None,
     normalize: Annotated[
@@ -696,20 +713,15 @@ def compare_cmd(
         int, typer.Option("--bins", min=1, max=1000, help="Complexity bins for --normalize (NDS: 5-40).")
     ] = 10,
     json_out: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
-    recipe_hash: RecipeHashOpt = None,
-    error: ErrorOpt = "error",
-    epoch: EpochOpt = None,
-    first_draws: DrawsOpt = None,
-    store: StoreOpt = DEFAULT_STORE,
-    queue: QueueOpt = None,
-    sweep: SweepOpt = "default",
+    *,
+    src: Source,
 ):
     """Per-space error statistics and pairwise KS distances (the numbers behind plot-edf)."""
     _check_normalize(normalize)
-    from regspace.analysis.compare import compare, print_compare
+    from regspace.analysis.compare import compare
+    from regspace.text import print_compare
 
-    # every column: the findings read the designs
-    table = _table(store, spaces, recipe_hash, error, queue, sweep, epoch=epoch, first_draws=first_draws)
+    table = src.table(spaces)  # every column: the findings read the designs
     result = compare(table, normalize=normalize, n_bins=bins)
     if json_out:
         import json
@@ -720,46 +732,39 @@ def compare_cmd(
 
 
 @app.command("report")
+@reads("recipe_hash", "store", "queue", "sweep")
 def report_cmd(
     output: Annotated[
         str, typer.Option("-o", "--output", help="report.html (self-contained) or report.md (+ images).")
     ] = "report.html",
     spaces: SpacesOpt = None,
     fmt: Annotated[Optional[str], typer.Option("--format", help="html | md (default: from the file name).")] = None,
-    recipe_hash: RecipeHashOpt = None,
-    store: StoreOpt = DEFAULT_STORE,
-    queue: QueueOpt = None,
-    sweep: SweepOpt = "default",
+    *,
+    src: Source,
 ):
     """Everything in one page: store, recipe, EDFs, comparison, scatter grids, best models, widths, fit, search."""
     from regspace.report import build_report
     from regspace.spaces import resolve_names
-    from regspace.store import Store
 
-    _collect(queue, sweep, store)
-    _saved(
-        build_report(
-            Store.open(store), output, spaces=resolve_names(spaces), recipe_hash=recipe_hash, fmt=fmt, store_arg=store
-        )
-    )
+    store = src.open()
+    _saved(build_report(store, output, spaces=resolve_names(spaces), recipe_hash=src.recipe_hash, fmt=fmt,
+                        store_arg=src.store))  # fmt: skip
 
 
 @app.command("export")
+@reads("store", "queue", "sweep")
 def export_cmd(
     output: Annotated[str, typer.Option("-o", "--output", help="Output file.")],
     fmt: Annotated[
         Optional[str], typer.Option("--format", help="csv | parquet | json (default: from the file name).")
     ] = None,
-    store: StoreOpt = DEFAULT_STORE,
-    queue: QueueOpt = None,
-    sweep: SweepOpt = "default",
+    *,
+    src: Source,
 ):
     """One flat table of models joined with their results."""
     from regspace.export import export
-    from regspace.store import Store
 
-    _collect(queue, sweep, store)
-    path, n = export(Store.open(store), output, fmt=fmt)
+    path, n = export(src.open(), output, fmt=fmt)
     print(f"wrote {n} rows to {path}")
 
 
@@ -894,8 +899,8 @@ def study_status_cmd(
     queue: QueueOpt = None,
 ):
     """Progress per space: draws sampled, results by status, and the draws every space has finished."""
-    from regspace.console import print_table
     from regspace.study import opened, status_rows
+    from regspace.text import print_table
 
     study, store = opened(study_file, output=output, queue=queue)
     p, rows = status_rows(study, store)
@@ -930,6 +935,7 @@ def study_report_cmd(
 
 
 @app.command("fidelity")
+@reads("store")
 def fidelity_cmd(
     recipe: Annotated[
         Optional[str], typer.Option("--recipe", help="The long recipe's preset (default: the short recipe's).")
@@ -954,7 +960,8 @@ def fidelity_cmd(
     threads: ThreadsOpt = None,
     devices: DevicesOpt = None,
     data_dir: DataDirOpt = None,
-    store: StoreOpt = DEFAULT_STORE,
+    *,
+    src: Source,
 ):
     """Is brief training a faithful proxy? Train K models again for longer; rank correlations and space order."""
     from regspace.console import say
@@ -963,7 +970,7 @@ def fidelity_cmd(
     from regspace.train.recipe import get_recipe
     from regspace.train.runner import Parallelism
 
-    st = Store.open(store)
+    st = Store.open(src.store)
     long = get_recipe(recipe).replace(epochs=epochs, train_size=train_size) if recipe else None
     result, summary = _interruptible(
         lambda: fidelity_command(
@@ -995,8 +1002,9 @@ def fidelity_cmd(
 
         print(json.dumps(result, indent=2))
         return
-    for line in result["sentences"]:
-        print(f"- {line}")
+    from regspace.text import bullets
+
+    sys.stdout.write(bullets(result["sentences"]))
 
 
 def _spaces(spaces: str | None):

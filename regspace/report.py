@@ -1,7 +1,9 @@
 """`regspace report`: everything about a store in one self-contained page (HTML, or Markdown + images).
 
 The HTML inlines every figure as SVG and its styles: it opens offline, fetches nothing, and each
-figure says which command redraws it.
+figure says which command redraws it. The report's sections are listed once (:data:`SECTIONS`), each
+a function from the report's data to blocks (headings, lists, tables, figures); one renderer per
+format turns blocks into HTML or Markdown.
 """
 
 from __future__ import annotations
@@ -9,6 +11,7 @@ from __future__ import annotations
 import datetime
 import html
 import shlex
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -16,8 +19,10 @@ import pandas as pd
 
 from regspace import __version__
 from regspace.analysis.compare import compare
-from regspace.analysis.table import load_table, trained
+from regspace.analysis.table import trained
+from regspace.analysis_io import analysed_fidelity, load_table
 from regspace.errors import RegspaceError
+from regspace.files import write_file
 from regspace.status import store_status
 
 
@@ -169,13 +174,6 @@ def _model_rows(g: pd.DataFrame) -> list[list]:
     return rows
 
 
-STATS_HEADER = ["space", "n (draws)", "min", "p5", "p25", "median", "mean", "p75", "p95"]
-# n: Kish's effective number of draws, which the KS p-value uses (docs/design.md §5)
-PAIRS_HEADER = ["space A", "space B", "KS", "p-value", "noise (95% crit.)", "n A (effective)", "n B (effective)"]
-STORE_HEADER = ["space", "recipe", "draws", "networks", "ok", "diverged", "failed", "pending"]
-MODEL_HEADER = ["model", "val err %", "test err %", "widths", "depths", "group w", "b", "flops", "params"]
-
-
 def build_report(
     store,
     out: str | Path,
@@ -199,69 +197,223 @@ def build_report(
     if not len(ok):
         raise RegspaceError("no trained models to report on", hint="run `regspace train` first")
     store_arg = store_arg or str(store.path)
-    fid = _fidelity(store, df.attrs["recipe_hash"], error)
+    # the store's fidelity check whose short recipe is this report's; None if there is none (or too few
+    # models have both results yet)
+    fid = analysed_fidelity(store, short_hash=df.attrs["recipe_hash"], error=error)
     figs = build_figures(store, df, spaces, store_arg=store_arg, recipe_arg=df.attrs["recipe_hash"], fidelity=fid)
     cmp = compare(df, spaces=spaces)
     status = [r for r in store_status(store) if r["space"] in spaces]
-    sections = _sections(df, cmp, status, spaces, ok)
-    sections["fidelity"] = fid
-    title = f"regspace report: {', '.join(spaces)}"
-    if fmt == "html":
-        _write_html(out, title, sections, figs, df, store_arg)
-    else:
-        _write_md(out, title, sections, figs, df, store_arg)
+    report = Report(
+        title=f"regspace report: {', '.join(spaces)}",
+        store_arg=store_arg,
+        recipe_hash=df.attrs.get("recipe_hash"),
+        recipe=df.attrs.get("recipe") or {},
+        spaces=spaces,
+        ok=ok,
+        cmp=cmp,
+        status=status,
+        fidelity=fid,
+        figures=figs,
+    )
+    blocks = [b for section in SECTIONS for b in section(report)]
+    write_file(out, _html(report, blocks) if fmt == "html" else _markdown(report, blocks, out))
     return out
 
 
-def _fidelity(store, recipe_hash: str | None, error: str) -> dict | None:
-    """The store's fidelity check whose short recipe is this report's, analysed; None if there is none
-    (or too few models have both results yet)."""
-    from regspace.analysis.fidelity import analysed
-
-    return analysed(store, short_hash=recipe_hash, error=error)
+# -- what the report holds -------------------------------------------------------------------------
 
 
+@dataclass
+class Report:
+    """What the sections read: the table's trained rows, compare's result, the store's status per
+    space, the fidelity check (or None) and the figures."""
+
+    title: str
+    store_arg: str
+    recipe_hash: str | None
+    recipe: dict
+    spaces: list[str]
+    ok: pd.DataFrame
+    cmp: dict
+    status: list[dict]
+    fidelity: dict | None
+    figures: list[Figure]
+
+    def figure(self, key: str) -> list[Figure]:
+        return [f for f in self.figures if f.key == key]
+
+    def figures_of(self, prefix: str) -> list[Figure]:
+        return [f for f in self.figures if f.key.startswith(prefix)]
+
+
+@dataclass(frozen=True)
+class Heading:
+    text: str
+    level: int = 2
+
+
+@dataclass(frozen=True)
+class Bullets:
+    lines: list[str]
+
+
+@dataclass(frozen=True)
+class Grid:
+    header: list[str]
+    rows: list[list]
+
+
+@dataclass(frozen=True)
+class Alert:
+    text: str
+
+
+@dataclass(frozen=True)
+class Code:
+    text: str
+
+
+@dataclass(frozen=True)
+class Emph:
+    text: str
+
+
+@dataclass(frozen=True)
+class Prose:
+    """A paragraph of text, ``Code`` and ``Emph`` spans; ``html_only``: left out of the Markdown."""
+
+    spans: tuple
+    html_only: bool = False
+
+
+STATS_HEADER = ["space", "n (draws)", "min", "p5", "p25", "median", "mean", "p75", "p95"]
+# n: Kish's effective number of draws, which the KS p-value uses (docs/design.md §5)
+PAIRS_HEADER = ["space A", "space B", "KS", "p-value", "noise (95% crit.)", "n A (effective)", "n B (effective)"]
+STORE_HEADER = ["space", "recipe", "draws", "networks", "ok", "diverged", "failed", "pending"]
+MODEL_HEADER = ["model", "val err %", "test err %", "widths", "depths", "group w", "b", "flops", "params"]
 FIDELITY_HEADER = ["space", "models", "median short", "median long", "Spearman"]
+KS_NOTE = (
+    "Kolmogorov–Smirnov distance between EDFs; ",
+    Emph("noise"),
+    " is the 95% critical value: the distance two samples of these sizes from one space exceed with at most 5% "
+    "probability (exact for small n, a permutation over draws when networks repeat, asymptotic otherwise; about "
+    "1.6–1.7× the mean distance NDS plots against n).",
+)
 
 
-def _fidelity_rows(f: dict) -> list[list]:
-    return [
-        [r["space"], r["n"], f"{r['short_median']:.2f}", f"{r['long_median']:.2f}",
-         f"{r['spearman']:.2f}" if "spearman" in r else "-"]
-        for r in f["spaces"]
-    ]  # fmt: skip
+# -- the sections, in order ------------------------------------------------------------------------
 
 
-def _sections(df, cmp, status, spaces, ok) -> dict:
+def _findings(r: Report) -> list:
+    return [Heading("Findings"), Bullets(r.cmp["findings"]["sentences"])]
+
+
+def _store(r: Report) -> list:
     summary = [
-        [r["space"], r["recipe"] or "-", r["draws"], r["sampled"], r["ok"], r["diverged"], r["failed"], r["pending"]]
-        for r in status
+        [s["space"], s["recipe"] or "-", s["draws"], s["sampled"], s["ok"], s["diverged"], s["failed"], s["pending"]]
+        for s in r.status
     ]
+    recipe = _pairs_in_columns([(k, str(v)) for k, v in sorted(r.recipe.items())], 3)
+    return [
+        Heading("Store"),
+        *(Alert(w) for w in r.cmp.get("warnings", [])),
+        Grid(STORE_HEADER, summary),
+        Heading("Recipe", 3),
+        Grid(["field", "value"] * 3, recipe),
+    ]
+
+
+def _edfs(r: Report) -> list:
+    return [Heading("Error EDFs"), *r.figure("edf"), *r.figure("edf_params")]
+
+
+def _curves(r: Report) -> list:
+    return [Heading("Learning curves"), *curves] if (curves := r.figure("curves")) else []
+
+
+def _comparison(r: Report) -> list:
     stats = [
-        [
-            r["space"],
-            r["n"],
-            *(f"{r[k]:.2f}" if k in r else "-" for k in ("min", "p5", "p25", "median", "mean", "p75", "p95")),
-        ]
-        for r in cmp["spaces"]
-    ]
+        [s["space"], s["n"], *(f"{s[k]:.2f}" if k in s else "-" for k in ("min", "p5", "p25", "median", "mean", "p75",
+                                                                            "p95"))]
+        for s in r.cmp["spaces"]
+    ]  # fmt: skip
     pairs = [
         [p["a"], p["b"], f"{p['ks']:.3f}", f"{p['p_value']:.3g}", f"{p['noise']:.3f}", int(p["n_a"]), int(p["n_b"])]
-        for p in cmp["pairs"]
+        for p in r.cmp["pairs"]
     ]
-    best = {s: _model_rows(ok[ok.space == s].sort_values("sweep_error").head(10)) for s in spaces}
-    worst = {s: _model_rows(ok[ok.space == s].sort_values("sweep_error").tail(5).iloc[::-1]) for s in spaces}
-    recipe = df.attrs.get("recipe") or {}
-    return {
-        "summary": summary,
-        "warnings": cmp.get("warnings", []),
-        "findings": cmp["findings"]["sentences"],
-        "stats": stats,
-        "pairs": pairs,
-        "best": best,
-        "worst": worst,
-        "recipe": _pairs_in_columns([(k, str(v)) for k, v in sorted(recipe.items())], 3),
-    }
+    out = [Heading("Comparison"), Grid(STATS_HEADER, stats)]
+    if pairs:
+        out += [Prose(KS_NOTE, html_only=True), Grid(PAIRS_HEADER, pairs)]
+    return out
+
+
+def _fidelity(r: Report) -> list:
+    f = r.fidelity
+    if not f:
+        return []
+    rows = [
+        [s["space"], s["n"], f"{s['short_median']:.2f}", f"{s['long_median']:.2f}",
+         f"{s['spearman']:.2f}" if "spearman" in s else "-"]
+        for s in f["spaces"]
+    ]  # fmt: skip
+    return [
+        Heading("Fidelity of the brief training"),
+        Prose(
+            (
+                "The same models trained again with a longer recipe (",
+                f["long_description"],
+                ", recipe ",
+                Code(f["long_recipe"]),
+                ").",
+            )
+        ),  # fmt: skip
+        Bullets(f["sentences"]),
+        Grid(FIDELITY_HEADER, rows),
+        *r.figure("fidelity"),
+    ]
+
+
+def _parameters(r: Report) -> list:
+    return [Heading("Parameters"), *r.figures_of("scatter_")]
+
+
+def _models(r: Report) -> list:
+    out: list = [Heading("Best and worst models")]
+    for space in r.spaces:
+        ranked = r.ok[r.ok.space == space].sort_values("sweep_error")
+        out += [
+            Heading(f"{space}: best", 3),
+            Grid(MODEL_HEADER, _model_rows(ranked.head(10))),
+            Heading(f"{space}: worst", 3),
+            Grid(MODEL_HEADER, _model_rows(ranked.tail(5).iloc[::-1])),
+        ]
+    return out
+
+
+def _widths(r: Report) -> list:
+    return [Heading("Widths"), *r.figures_of("widths_")]
+
+
+def _titled(key: str, head: str) -> Callable[[Report], list]:
+    def section(r: Report) -> list:
+        return [Heading(head), *figs] if (figs := r.figure(key)) else []
+
+    return section
+
+
+SECTIONS: tuple[Callable[[Report], list], ...] = (
+    _findings,
+    _store,
+    _edfs,
+    _curves,
+    _comparison,
+    _fidelity,
+    _parameters,
+    _models,
+    _widths,
+    _titled("fit", "Quantised linear fit"),
+    _titled("search", "Random-search efficiency"),
+)
 
 
 def _pairs_in_columns(pairs: list[tuple[str, str]], columns: int) -> list[list[str]]:
@@ -276,6 +428,8 @@ def _pairs_in_columns(pairs: list[tuple[str, str]], columns: int) -> list[list[s
         out.append(row)
     return out
 
+
+# -- HTML ------------------------------------------------------------------------------------------
 
 CSS = """
 body{font-family:system-ui,-apple-system,'Segoe UI',Roboto,sans-serif;max-width:1100px;margin:2em auto;padding:0 1em;
@@ -305,68 +459,45 @@ def _figure_html(f: Figure) -> str:
     )
 
 
-def _write_html(out: Path, title: str, s: dict, figs: list[Figure], df, store_arg: str) -> None:
-    by_key = {f.key: f for f in figs}
+def _span_html(s) -> str:
+    if isinstance(s, Code):
+        return f"<code>{html.escape(s.text)}</code>"
+    if isinstance(s, Emph):
+        return f"<i>{html.escape(s.text)}</i>"
+    return html.escape(s)
+
+
+def _block_html(b) -> str:
+    if isinstance(b, Heading):
+        return f"<h{b.level}>{html.escape(b.text)}</h{b.level}>"
+    if isinstance(b, Bullets):
+        return "<ul>" + "".join(f"<li>{html.escape(line)}</li>" for line in b.lines) + "</ul>"
+    if isinstance(b, Grid):
+        return _table_html(b.header, b.rows)
+    if isinstance(b, Alert):
+        return f"<p><b>Warning:</b> {html.escape(b.text)}</p>"
+    if isinstance(b, Prose):
+        return "<p>" + "".join(_span_html(s) for s in b.spans) + "</p>"
+    if isinstance(b, Figure):
+        return _figure_html(b)
+    raise TypeError(f"no HTML for {b!r}")
+
+
+def _html(r: Report, blocks: list) -> str:
+    title = html.escape(r.title)
     parts = [
-        f"<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'><title>{html.escape(title)}</title>"
+        f"<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'><title>{title}</title>"
         f"<style>{CSS}</style></head><body>",
-        f"<h1>{html.escape(title)}</h1><p class='meta'>store <code>{html.escape(store_arg)}</code> · recipe "
-        f"<code>{html.escape(str(df.attrs.get('recipe_hash')))}</code> · generated "
+        f"<h1>{title}</h1><p class='meta'>store <code>{html.escape(r.store_arg)}</code> · recipe "
+        f"<code>{html.escape(str(r.recipe_hash))}</code> · generated "
         f"{datetime.datetime.now().strftime('%Y-%m-%d %H:%M')} by regspace {__version__}</p>",
-        "<h2>Findings</h2>",
-        "<ul>" + "".join(f"<li>{html.escape(line)}</li>" for line in s["findings"]) + "</ul>",
-        "<h2>Store</h2>",
-        *(f"<p><b>Warning:</b> {html.escape(w)}</p>" for w in s["warnings"]),
-        _table_html(STORE_HEADER, s["summary"]),
-        "<h3>Recipe</h3>",
-        _table_html(["field", "value"] * 3, s["recipe"]),
-        "<h2>Error EDFs</h2>",
+        *(_block_html(b) for b in blocks),
+        "</body></html>",
     ]
-    for key in ("edf", "edf_params"):
-        if key in by_key:
-            parts.append(_figure_html(by_key[key]))
-    if "curves" in by_key:
-        parts += ["<h2>Learning curves</h2>", _figure_html(by_key["curves"])]
-    parts += [
-        "<h2>Comparison</h2>",
-        _table_html(STATS_HEADER, s["stats"]),
-    ]
-    if s["pairs"]:
-        parts += [
-            "<p>Kolmogorov–Smirnov distance between EDFs; <i>noise</i> is the 95% critical value: the distance "
-            "two samples of these sizes from one space exceed with at most 5% probability (exact for small n, "
-            "a permutation over draws when networks repeat, asymptotic otherwise; about 1.6–1.7× the mean "
-            "distance NDS plots against n).</p>",
-            _table_html(PAIRS_HEADER, s["pairs"]),
-        ]
-    if s.get("fidelity"):
-        f = s["fidelity"]
-        parts += [
-            "<h2>Fidelity of the brief training</h2>",
-            f"<p>The same models trained again with a longer recipe ({html.escape(f['long_description'])}, "
-            f"recipe <code>{html.escape(f['long_recipe'])}</code>).</p>",
-            "<ul>" + "".join(f"<li>{html.escape(line)}</li>" for line in f["sentences"]) + "</ul>",
-            _table_html(FIDELITY_HEADER, _fidelity_rows(f)),
-        ]
-        if "fidelity" in by_key:
-            parts.append(_figure_html(by_key["fidelity"]))
-    parts.append("<h2>Parameters</h2>")
-    parts += [_figure_html(f) for f in figs if f.key.startswith("scatter_")]
-    parts.append("<h2>Best and worst models</h2>")
-    for space in s["best"]:
-        parts += [
-            f"<h3>{html.escape(space)}: best</h3>",
-            _table_html(MODEL_HEADER, s["best"][space]),
-            f"<h3>{html.escape(space)}: worst</h3>",
-            _table_html(MODEL_HEADER, s["worst"][space]),
-        ]
-    parts.append("<h2>Widths</h2>")
-    parts += [_figure_html(f) for f in figs if f.key.startswith("widths_")]
-    for key, head in (("fit", "Quantised linear fit"), ("search", "Random-search efficiency")):
-        if key in by_key:
-            parts += [f"<h2>{head}</h2>", _figure_html(by_key[key])]
-    parts.append("</body></html>")
-    _atomic_text(out, "\n".join(parts))
+    return "\n".join(parts)
+
+
+# -- Markdown --------------------------------------------------------------------------------------
 
 
 def _table_md(header, rows) -> str:
@@ -375,7 +506,32 @@ def _table_md(header, rows) -> str:
     return "\n".join(lines)
 
 
-def _write_md(out: Path, title: str, s: dict, figs: list[Figure], df, store_arg: str) -> None:
+def _span_md(s) -> str:
+    if isinstance(s, Code):
+        return f"`{s.text}`"
+    if isinstance(s, Emph):
+        return f"*{s.text}*"
+    return s
+
+
+def _block_md(b, images: dict[str, str]) -> str | None:
+    if isinstance(b, Heading):
+        return f"{'#' * b.level} {b.text}"
+    if isinstance(b, Bullets):
+        return "\n".join(f"- {line}" for line in b.lines)
+    if isinstance(b, Grid):
+        return _table_md(b.header, b.rows)
+    if isinstance(b, Alert):
+        return f"> **Warning:** {b.text}\n"
+    if isinstance(b, Prose):
+        return None if b.html_only else "".join(_span_md(s) for s in b.spans)
+    if isinstance(b, Figure):
+        return images[b.key]
+    raise TypeError(f"no Markdown for {b!r}")
+
+
+def _markdown(r: Report, blocks: list, out: Path) -> str:
+    """The Markdown text; its figures are written as PNG files into ``<out stem>_files/`` beside it."""
     from regspace.plots.style import save
 
     img_dir = out.with_name(out.stem + "_files")
@@ -384,70 +540,9 @@ def _write_md(out: Path, title: str, s: dict, figs: list[Figure], df, store_arg:
     except OSError as e:
         raise RegspaceError(f"cannot write {img_dir}: {e.strerror or e}") from None
     images = {}
-    for f in figs:
+    for f in r.figures:
         p = save(f.fig, img_dir / f"{f.key}.png")
         images[f.key] = f"![{f.title}]({img_dir.name}/{p.name})\n\n*{f.title}.* Redraw: `{f.command}`"
-    parts = [
-        f"# {title}",
-        f"store `{store_arg}` · recipe `{df.attrs.get('recipe_hash')}` · regspace {__version__}",
-        "## Findings",
-        "\n".join(f"- {line}" for line in s["findings"]),
-        "## Store",
-        *(f"> **Warning:** {w}\n" for w in s["warnings"]),
-        _table_md(STORE_HEADER, s["summary"]),
-        "### Recipe",
-        _table_md(["field", "value"] * 3, s["recipe"]),
-        "## Error EDFs",
-    ]
-    parts += [images[k] for k in ("edf", "edf_params") if k in images]
-    if "curves" in images:
-        parts += ["## Learning curves", images["curves"]]
-    parts += [
-        "## Comparison",
-        _table_md(STATS_HEADER, s["stats"]),
-    ]
-    if s["pairs"]:
-        parts.append(_table_md(PAIRS_HEADER, s["pairs"]))
-    if s.get("fidelity"):
-        f = s["fidelity"]
-        parts += [
-            "## Fidelity of the brief training",
-            f"The same models trained again with a longer recipe ({f['long_description']}, "
-            f"recipe `{f['long_recipe']}`).",
-            "\n".join(f"- {line}" for line in f["sentences"]),
-            _table_md(FIDELITY_HEADER, _fidelity_rows(f)),
-        ]
-        if "fidelity" in images:
-            parts.append(images["fidelity"])
-    parts.append("## Parameters")
-    parts += [v for k, v in images.items() if k.startswith("scatter_")]
-    parts.append("## Best and worst models")
-    for space in s["best"]:
-        parts += [
-            f"### {space}: best",
-            _table_md(MODEL_HEADER, s["best"][space]),
-            f"### {space}: worst",
-            _table_md(MODEL_HEADER, s["worst"][space]),
-        ]
-    parts.append("## Widths")
-    parts += [v for k, v in images.items() if k.startswith("widths_")]
-    for key, head in (("fit", "Quantised linear fit"), ("search", "Random-search efficiency")):
-        if key in images:
-            parts += [f"## {head}", images[key]]
-    _atomic_text(out, "\n\n".join(parts) + "\n")
-
-
-def _atomic_text(path: Path, text: str) -> None:
-    import os
-    import uuid
-
-    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex[:6]}.tmp")
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp.write_text(text, encoding="utf-8")
-        os.replace(tmp, path)
-    except OSError as e:
-        raise RegspaceError(f"cannot write {path}: {e.strerror or e}") from None
-    finally:
-        if tmp.exists():
-            tmp.unlink()
+    parts = [f"# {r.title}", f"store `{r.store_arg}` · recipe `{r.recipe_hash}` · regspace {__version__}"]
+    parts += [text for b in blocks if (text := _block_md(b, images)) is not None]
+    return "\n\n".join(parts) + "\n"

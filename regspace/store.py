@@ -332,6 +332,40 @@ class Store:
             except OSError as e:
                 raise StoreError(f"cannot write to store {self.path}: {e.strerror or e}") from None
 
+    # -- side files ----------------------------------------------------------------------
+    # The one door for others (a study's identity, a fidelity check's selection) into the store
+    # directory: a JSON file beside the tables, replaced whole, atomically and durably.
+    def _side_file(self, name: str) -> Path:
+        if not name.endswith(".json") or Path(name).name != name or name.startswith(".") or name in (
+            MARKER, self.COLLECTED
+        ):  # fmt: skip
+            raise ValueError(f"{name!r} is not a side-file name (a plain *.json name the store does not own)")
+        return self.path / name
+
+    def write_json(self, name: str, obj, *, indent: int = 1) -> Path:
+        """Replace the side file ``name`` (e.g. "fidelity.json") with ``obj`` as JSON (no trailing newline).
+
+        Readers see the old file or the new one, never a part; the file survives a crash once this returns.
+        Raises StoreError when the directory cannot be written, ValueError for a name that is not a plain
+        ``*.json`` name or that the store itself owns (its marker, its collect marks)."""
+        path = self._side_file(name)
+        try:
+            _atomic_write_bytes(path, json.dumps(obj, indent=indent).encode())
+        except OSError as e:
+            raise StoreError(f"cannot write to store {self.path}: {e.strerror or e}") from None
+        return path
+
+    def read_json(self, name: str):
+        """The side file ``name`` as written by :meth:`write_json`, or None when there is none.
+        Raises StoreError when it exists but cannot be read or parsed."""
+        path = self._side_file(name)
+        try:
+            return json.loads(path.read_text())
+        except FileNotFoundError:
+            return None
+        except (OSError, ValueError) as e:
+            raise StoreError(f"cannot read {path}: {e}") from None
+
     def compact(self, table_name: str, *, min_parts: int = 16) -> int:
         """Merge a table's parts into one (when there are at least ``min_parts``). Returns parts removed."""
         with self.lock(f"compact-{table_name}"):

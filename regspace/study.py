@@ -238,10 +238,9 @@ def open_store(study: Study, *, create: bool = True):
         raise RegspaceError(f"study {study.name!r} has not started: {study.store_path} does not exist",
                             hint=f"run `regspace study run {study.source}`")  # fmt: skip
     store = Store.create(study.store_path) if create else Store.open(study.store_path)
-    marker = store.path / STUDY_FILE
     ident = study.identity()
-    if marker.exists():
-        have = json.loads(marker.read_text())
+    have = store.read_json(STUDY_FILE)
+    if have is not None:
         if have.get("identity") != ident:
             diff = sorted(k for k in ident if have.get("identity", {}).get(k) != ident[k])
             raise RegspaceError(
@@ -250,9 +249,7 @@ def open_store(study: Study, *, create: bool = True):
                 hint="only models_per_space and round may change under a study's store; use another `output`",
             )
     elif create:
-        from regspace.store import _atomic_write_bytes
-
-        _atomic_write_bytes(marker, json.dumps({"identity": ident, "hash": study.hash}, indent=2).encode())
+        store.write_json(STUDY_FILE, {"identity": ident, "hash": study.hash}, indent=2)
     return store
 
 
@@ -390,10 +387,11 @@ def run_study(
     ids = {mid for v in order.values() for mid in v}
     entry = None
     if study.fidelity:  # chosen from the draws before any training: a check that cannot be made fails now
-        from regspace.analysis.fidelity import record, select
+        from regspace.analysis.fidelity import select
+        from regspace.analysis_io import record_fidelity
 
         f = study.fidelity
-        entry = record(store, short_hash=study.recipe.hash, long_recipe=f.recipe,
+        entry = record_fidelity(store, short_hash=study.recipe.hash, long_recipe=f.recipe,
                        models=select({s: order[s] for s in f.spaces}, f.per_space, f.seed), seed=f.seed)  # fmt: skip
 
     def stage(sweep: str, recipe: Recipe, models: set[str], **local):
@@ -426,13 +424,14 @@ def run_study(
 def write_analyses(study: Study, store) -> list[Path]:
     """The study's comparison (text and JSON), EDF, curves and report, at its equal-draws prefix."""
     import contextlib
-    import io
 
-    from regspace.analysis.compare import compare, print_compare
-    from regspace.analysis.table import load_table
+    from regspace.analysis.compare import compare
+    from regspace.analysis_io import load_table
+    from regspace.files import write_file
     from regspace.plots.figures import plot_curves, plot_edf
     from regspace.plots.style import save
     from regspace.report import build_report
+    from regspace.text import compare_text
 
     opts = analysis_options(study, store)
     if opts["first_draws"] == 0:
@@ -443,15 +442,12 @@ def write_analyses(study: Study, store) -> list[Path]:
     result = compare(df)  # the plain EDFs decide; the normalised comparison is written beside them
     written = []
     out = study.output
-    (out / "compare.json").write_text(json.dumps(result, indent=2))
+    write_file(out / "compare.json", json.dumps(result, indent=2))
     if normalize:
         extra = out / f"compare_{normalize}.json"
-        extra.write_text(json.dumps(compare(df, normalize=normalize, n_bins=bins), indent=2))
+        write_file(extra, json.dumps(compare(df, normalize=normalize, n_bins=bins), indent=2))
         written.append(extra)
-    text = io.StringIO()
-    with contextlib.redirect_stdout(text):
-        print_compare(result)
-    (out / "compare.txt").write_text(text.getvalue())
+    write_file(out / "compare.txt", compare_text(result))
     written += [out / "compare.txt", out / "compare.json"]
     written.append(save(plot_edf(df, band=True), out / "edf.png"))
     if normalize:
@@ -475,19 +471,18 @@ def write_analyses(study: Study, store) -> list[Path]:
 
 def _write_fidelity(study: Study, store, short_hash: str, error: str) -> list[Path]:
     """fidelity.json and fidelity.txt (its sentences), once the study's fidelity check has results."""
-    from regspace.analysis.fidelity import analysed
+    from regspace.analysis_io import analysed_fidelity
+    from regspace.files import write_file
+    from regspace.text import fidelity_text
 
     if not study.fidelity:
         return []
-    result = analysed(store, short_hash=short_hash, error=error, long_hash=study.fidelity.recipe.hash)
+    result = analysed_fidelity(store, short_hash=short_hash, error=error, long_hash=study.fidelity.recipe.hash)
     if result is None:
         return []
     out = study.output
-    (out / "fidelity.json").write_text(json.dumps(result, indent=2))
-    (out / "fidelity.txt").write_text(
-        f"# fidelity: {result['long_description']} (recipe {result['long_recipe']}) against the study's recipe\n"
-        + "\n".join(f"- {line}" for line in result["sentences"]) + "\n"
-    )  # fmt: skip
+    write_file(out / "fidelity.json", json.dumps(result, indent=2))
+    write_file(out / "fidelity.txt", fidelity_text(result))
     return [out / "fidelity.json", out / "fidelity.txt"]
 
 
@@ -519,12 +514,13 @@ def fidelity_command(
     longer recipe, then compare short and long errors. The long recipe is ``long``, or the short one with
     ``epochs``/``train_size`` changed. ``long_hash``: analyse a check already recorded, train nothing.
     Returns (the analysis, or None when interrupted; the training summary or None)."""
-    from regspace.analysis.fidelity import fidelity_result, record, recorded, select
+    from regspace.analysis.fidelity import select
     from regspace.analysis.table import choose_recipe
+    from regspace.analysis_io import fidelity_result, record_fidelity, recorded_fidelity
     from regspace.train.runner import train
 
     if long_hash is not None:
-        entry = recorded(store, long_hash)
+        entry = recorded_fidelity(store, long_hash)
         if entry is None:
             raise RegspaceError(f"the store has no fidelity check with long recipe {long_hash}")
         return fidelity_result(store, entry, error=error), None
@@ -550,7 +546,7 @@ def fidelity_command(
             f"{MIN_FIDELITY_PER_SPACE} per space",
             hint=f"use --k {MIN_FIDELITY_PER_SPACE * len(order)} or more, or fewer --spaces",
         )
-    entry = record(store, short_hash=short, long_recipe=long, models=select(order, per_space, seed), seed=seed)
+    entry = record_fidelity(store, short_hash=short, long_recipe=long, models=select(order, per_space, seed), seed=seed)
     chosen = {mid for v in entry["models"].values() for mid in v}
     say(f"fidelity: {len(chosen)} model(s) of {', '.join(entry['models'])}, short recipe {short}, long recipe "
         f"{long.name} {long.hash} ({long.epochs} epochs on {long.train_size or 'all'} images)")  # fmt: skip

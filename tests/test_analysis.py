@@ -459,3 +459,86 @@ def test_nds_search_efficiency_without_weights_counts_draws():
     r = search_efficiency_nds(e, ks=[1, 2], counts=m)
     assert r["mean"][0] == pytest.approx(0.25 * 10 + 0.75 * 20)
     assert r["mean"][1] == pytest.approx((1 - 0.75**2) * 10 + 0.75**2 * 20) and r["n"] == 4
+
+
+def _regspace_imports(path):
+    """Every regspace module ``path`` imports, at module top or inside functions."""
+    import ast
+
+    out = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            out |= {node.module} | {f"{node.module}.{a.name}" for a in node.names}
+        elif isinstance(node, ast.Import):
+            out |= {a.name for a in node.names}
+    return {m for m in out if m.startswith("regspace")}
+
+
+def test_analysis_is_pure_and_has_no_cycle():
+    """analysis/ reads and writes no store, prints nothing, draws nothing, trains nothing; its modules
+    import each other without a cycle (function-level imports counted)."""
+    import ast
+    from pathlib import Path
+
+    import regspace.analysis
+
+    root = Path(regspace.analysis.__file__).parent
+    graph = {}
+    for path in sorted(root.glob("*.py")):
+        imports = _regspace_imports(path)
+        bad = {m for m in imports if m.split(".")[1] in ("store", "console", "text", "plots", "train", "report",
+                                                          "study", "cli", "analysis_io", "queue")}  # fmt: skip
+        assert not bad, f"{path.name} imports {sorted(bad)}"
+        calls = [n for n in ast.walk(ast.parse(path.read_text())) if isinstance(n, ast.Call)]
+        assert not [c for c in calls if isinstance(c.func, ast.Name) and c.func.id == "print"], path.name
+        graph[path.stem] = {m.split(".")[2] for m in imports if m.startswith("regspace.analysis.")} - {path.stem}
+
+    def reaches(a, b, seen=()):
+        return any(n == b or (n not in seen and reaches(n, b, (*seen, n))) for n in graph.get(a, ()))
+
+    assert not [m for m in graph if reaches(m, m)], graph
+
+
+def test_only_the_store_writes_inside_a_store_directory():
+    """Side files go through Store.write_json; nothing outside store.py uses its private writer."""
+    from pathlib import Path
+
+    import regspace
+
+    root = Path(regspace.__file__).parent
+    users = [p.relative_to(root) for p in root.rglob("*.py") if p.name != "store.py" and "_atomic_write_bytes"
+             in p.read_text()]  # fmt: skip
+    assert not users
+
+
+def test_store_side_files(tmp_path):
+    from regspace.errors import StoreError
+    from regspace.store import Store
+
+    store = Store.create(tmp_path / "s")
+    assert store.read_json("fidelity.json") is None
+    path = store.write_json("fidelity.json", {"checks": {}, "latest": None})
+    assert path == store.path / "fidelity.json" and path.read_text() == '{\n "checks": {},\n "latest": null\n}'
+    assert store.read_json("fidelity.json") == {"checks": {}, "latest": None}
+    assert not [p for p in store.path.iterdir() if p.name.startswith(".")]  # no temporary left behind
+    for bad in ("regspace.json", "collected.json", "../x.json", "models/x.json", ".x.json", "x.txt"):
+        with pytest.raises(ValueError):
+            store.write_json(bad, {})
+    (store.path / "broken.json").write_text("{")
+    with pytest.raises(StoreError, match="cannot read"):
+        store.read_json("broken.json")
+
+
+def test_compare_text_is_the_piped_output_of_compare(tmp_path, capsys):
+    """compare.txt (text.compare_text) holds exactly what `regspace compare` prints to a pipe."""
+    from regspace.analysis.compare import compare
+    from regspace.analysis_io import load_table
+    from regspace.synthetic import make_synthetic_store
+    from regspace.text import compare_text, print_compare
+
+    store = make_synthetic_store(tmp_path / "s", ("X_a", "RegNetX"), n=12)
+    result = compare(load_table(store))
+    print_compare(result)
+    out = capsys.readouterr().out
+    assert out == compare_text(result) and out.startswith("# final validation error (%), recipe synthetic000\n")
+    assert "\nFindings\n- Errors are each model's final validation error" in out

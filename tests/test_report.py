@@ -218,7 +218,7 @@ def test_compare_normalized_by_params_numbers(store, run_cli):
 
 def test_figures_say_which_error_they_show(store):
     """Final validation error by default; the papers' best-epoch error with --error min_error."""
-    from regspace.analysis.table import load_table
+    from regspace.analysis_io import load_table
     from regspace.plots.figures import plot_edf, plot_search
     from regspace.store import Store
 

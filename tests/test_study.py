@@ -20,7 +20,7 @@ import pandas as pd
 import pytest
 
 from regspace.analysis.fidelity import analyse, ks_direction, select
-from regspace.analysis.table import load_table
+from regspace.analysis_io import load_table
 from regspace.errors import RegspaceError, UsageProblem
 from regspace.store import Store
 from regspace.study import Study, draw_order, load_study, progress, round_order
@@ -372,7 +372,7 @@ def test_two_machines_run_one_study_through_a_queue(tmp_path, request):
 
 
 def test_fidelity_command_analyses_a_recorded_check_and_refuses_bad_ones(tmp_path, run_cli):
-    from regspace.analysis.fidelity import record
+    from regspace.analysis_io import record_fidelity
     from regspace.study import fidelity_command
 
     store = Store.create(tmp_path / "s")
@@ -388,7 +388,7 @@ def test_fidelity_command_analyses_a_recorded_check_and_refuses_bad_ones(tmp_pat
     for r in rows:
         r["recipe"] = (short if r["recipe_hash"] == short.hash else long).to_json()
     store.append_rows("results", rows)
-    record(store, short_hash=short.hash, long_recipe=long, models=ids, seed=0)
+    record_fidelity(store, short_hash=short.hash, long_recipe=long, models=ids, seed=0)
     code, out, err = run_cli("fidelity", "--store", store.path, "--long-hash", long.hash[:6], "--json")
     r = json.loads(out)
     assert code == 0 and r["n"] == 16 and r["spearman"] > 0.8 and r["orders"][0]["median_agrees"]

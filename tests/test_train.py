@@ -279,7 +279,7 @@ def test_retry_failed_trains_failed_models_again(tmp_path):
     assert p.returncode == 0 and "trained 1 of 1 models (ok 1" in p.stdout, p.stdout + p.stderr
     raw = raw_results(store)
     assert list(raw[raw.model_id == failed_id].status) == ["failed", "ok"]  # append-only: both rows stay
-    from regspace.analysis.table import load_table
+    from regspace.analysis_io import load_table
 
     table = load_table(Store.open(store))
     assert (table.status == "ok").all() and len(table) == 2  # ...and the retry wins

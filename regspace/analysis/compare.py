@@ -1,4 +1,7 @@
-"""The numbers behind an EDF plot: per-space error statistics and pairwise KS distances."""
+"""The numbers behind an EDF plot: per-space error statistics and pairwise KS distances.
+
+Pure: :func:`compare` returns a dict; :mod:`regspace.text` writes it as text.
+"""
 
 from __future__ import annotations
 
@@ -8,16 +11,10 @@ import numpy as np
 import pandas as pd
 
 from regspace.analysis.edf import ks_noise_level, ks_test, normalization, normalized_weights
-from regspace.analysis.table import counts, draws, trained
+from regspace.analysis.findings import findings
+from regspace.analysis.table import counts, draws, space_errors
 
 PERCENTILES = (5, 25, 50, 75, 95)
-
-
-def space_errors(df: pd.DataFrame, spaces: list[str] | None = None) -> dict[str, pd.DataFrame]:
-    """Trained rows per space, in the table's space order."""
-    spaces = spaces or df.attrs.get("spaces") or list(dict.fromkeys(df.space))
-    ok = trained(df)
-    return {s: ok[ok.space == s] for s in spaces}
 
 
 def space_weights(
@@ -94,8 +91,6 @@ def compare(
             noise = ks_noise_level(r["n_a"], r["n_b"])
         r.update(a=a, b=b, noise=noise["noise"], noise_method=noise["method"])
         pairs.append(r)
-    from regspace.analysis.findings import findings
-
     return {
         "findings": findings(df, pairs, spaces=list(groups)),
         "recipe_hash": df.attrs.get("recipe_hash"),
@@ -108,57 +103,3 @@ def compare(
         "spaces": rows,
         "pairs": pairs,
     }
-
-
-def error_title(result: dict) -> str:
-    """What the errors are: final or best-epoch validation error, at which epoch, of which draws."""
-    what = "best-epoch validation error" if result["error"] == "min_error" else "final validation error"
-    if result.get("epoch"):
-        what = ("best validation error up to" if result["error"] == "min_error" else "validation error after") + (
-            f" epoch {result['epoch']}"
-        )
-    if result.get("first_draws"):
-        what += f", first {result['first_draws']} draws per space"
-    return what
-
-
-def print_compare(result: dict) -> None:
-    """`regspace compare`'s text: warnings, per-space statistics, KS table, Findings."""
-    from regspace.console import print_table, say
-
-    for w in result["warnings"]:
-        say(f"regspace: warning: {w}")
-
-    def f(r, k):
-        return f"{r[k]:.2f}" if k in r else "-"
-
-    print_table(
-        ["space", "n", "networks", "diverged", "failed", "min", "p25", "median", "mean", "p75"],
-        [
-            [
-                r["space"],
-                r["n"],
-                r.get("networks", 0),
-                r["diverged"],
-                r["failed"],
-                *(f(r, k) for k in ("min", "p25", "median", "mean", "p75")),
-            ]
-            for r in result["spaces"]
-        ],
-        title=(
-            f"{error_title(result)} (%), recipe {result['recipe_hash']}"
-            if result["recipe_hash"]
-            else "validation error (%): no results yet (run `regspace train`)"
-        ),
-        numeric={"n", "networks", "min", "p25", "median", "mean", "p75"},
-    )
-    if result["pairs"]:
-        print_table(
-            ["A", "B", "KS", "p-value", "noise (95% crit.)"],
-            [[p["a"], p["b"], f"{p['ks']:.3f}", f"{p['p_value']:.3g}", f"{p['noise']:.3f}"] for p in result["pairs"]],
-            title="Kolmogorov–Smirnov distance between EDFs",
-            numeric={"KS", "p-value", "noise (95% crit.)"},
-        )
-    print("\nFindings")
-    for line in result["findings"]["sentences"]:
-        print(f"- {line}")

@@ -3,7 +3,8 @@
 The papers rest their method on brief training ranking models as full training would (DDS §3, NDS §4);
 `regspace fidelity` measures it: rank correlations (Spearman, Kendall) with bootstrap CIs over the
 paired models, and, per pair of spaces, whether the short and long errors order the spaces the same
-way (by median, and by the direction of the KS distance).
+way (by median, and by the direction of the KS distance). Pure: the store's record of a check is
+kept by :mod:`regspace.analysis_io`.
 """
 
 from __future__ import annotations
@@ -14,8 +15,6 @@ import numpy as np
 import pandas as pd
 
 from regspace.errors import RegspaceError
-
-FILE = "fidelity.json"  # in the store: which models, which short and long recipes
 
 
 def select(order: dict[str, list[str]], per_space: int, seed: int) -> dict[str, list[str]]:
@@ -158,47 +157,10 @@ def sentences(r: dict) -> list[str]:
     return out
 
 
-# -- the check on a store ----------------------------------------------------------------------------
-
-
-def record(store, *, short_hash: str, long_recipe, models: dict[str, list[str]], seed: int) -> dict:
-    """Write (or read back) the store's fidelity selection for this long recipe: a rerun keeps its models."""
-    import json
-
-    from regspace.store import _atomic_write_bytes
-
-    path = store.path / FILE
-    have = json.loads(path.read_text()) if path.exists() else {}
-    key = long_recipe.hash
-    if key in have.get("checks", {}) and have["checks"][key]["short"] == short_hash:
-        return have["checks"][key]
-    entry = {"short": short_hash, "long": key, "long_recipe": long_recipe.to_dict(), "models": models, "seed": seed}
-    have.setdefault("checks", {})[key] = entry
-    have["latest"] = key
-    _atomic_write_bytes(path, json.dumps(have, indent=1).encode())
-    return entry
-
-
-def recorded(store, long_hash: str | None = None) -> dict | None:
-    """The store's fidelity selection (the latest one, or the one of ``long_hash``), or None."""
-    import json
-
-    path = store.path / FILE
-    if not path.exists():
-        return None
-    have = json.loads(path.read_text())
-    checks = have.get("checks", {})
-    if long_hash is None:
-        return checks.get(have.get("latest"))
-    matches = [k for k in checks if k.startswith(long_hash)]  # a unique prefix is enough
-    return checks[matches[0]] if len(matches) == 1 else None
-
-
-def fidelity_result(store, entry: dict, *, error: str = "error", n_boot: int = 2000) -> dict:
-    """The analysis of a recorded fidelity check, from the store's results."""
-    cols = ["model_id", "status", error]
-    short = store.results_for(entry["short"], cols).to_pandas().rename(columns={error: "error"})
-    long = store.results_for(entry["long"], cols).to_pandas().rename(columns={error: "error"})
+def check_result(short: pd.DataFrame, long: pd.DataFrame, entry: dict, *, n_boot: int = 2000) -> dict:
+    """The analysis of a recorded fidelity check: ``short`` and ``long`` hold each run's results
+    (model_id, status, error); ``entry`` is the record (short and long recipe hashes, the long recipe's
+    fields, the selected models per space). Raises RegspaceError when fewer than 3 models have both."""
     pairs = paired_errors(short, long, entry["models"])
     selected = sum(len(v) for v in entry["models"].values())
     out = analyse(pairs, selected=selected, n_boot=n_boot)
@@ -206,15 +168,3 @@ def fidelity_result(store, entry: dict, *, error: str = "error", n_boot: int = 2
     lr = entry.get("long_recipe", {})
     out["long_description"] = f"{lr.get('epochs')} epochs on {lr.get('train_size') or 'all'} images"
     return out
-
-
-def analysed(store, *, short_hash: str | None, error: str = "error", long_hash: str | None = None) -> dict | None:
-    """The store's fidelity check (the latest, or the one of ``long_hash``) of the short recipe
-    ``short_hash``, analysed; None if there is none, or too few models have both results yet."""
-    entry = recorded(store, long_hash)
-    if entry is None or entry["short"] != short_hash:
-        return None
-    try:
-        return fidelity_result(store, entry, error=error)
-    except RegspaceError:
-        return None

@@ -19,8 +19,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from regspace.analysis.compare import space_errors
-from regspace.analysis.table import counts, draws
+from regspace.analysis.table import counts, draws, space_errors
 
 DELTA = 0.3  # points of error: how close two medians must be (with confidence) to call spaces equivalent
 ALPHA = 0.05

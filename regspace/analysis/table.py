@@ -1,35 +1,22 @@
-"""The analysis table: sampled models joined with their results for one recipe (pandas)."""
+"""The analysis table's pure parts: choosing the recipe, errors at an epoch, and row helpers (pandas).
+
+The table itself is read from a store by :func:`regspace.analysis_io.load_table`; nothing here reads
+or writes a store.
+"""
 
 from __future__ import annotations
-
-import json
 
 import pandas as pd
 
 from regspace.errors import RegspaceError
 
-RESULT_COLUMNS = [
-    "model_id",
-    "recipe_hash",
-    "status",
-    "error",
-    "min_error",
-    "test_error",
-    "train_loss",
-    "epochs",
-    "reason",
-    "train_seconds",
-    "images_per_second",
-    "peak_memory_mb",
-    "device",
-    "device_kind",
-    "precision",
-    "dataset",
-    "recipe",
-    "seed",
-    "split",
-    "val_errors",
-]
+ERRORS = ("error", "min_error")  # the sweep errors a table can use: final, or best-epoch validation error
+
+
+def check_error(error: str) -> None:
+    """Raises RegspaceError unless ``error`` names a sweep error column."""
+    if error not in ERRORS:
+        raise RegspaceError(f"unknown error column {error!r}: use error or min_error")
 
 
 def choose_recipe(hashes: list[str], recipe_hash: str | None) -> str | None:
@@ -50,66 +37,40 @@ def choose_recipe(hashes: list[str], recipe_hash: str | None) -> str | None:
     return max(counts, key=lambda h: counts[h])
 
 
-ANALYSIS_MODEL_COLUMNS = ["model_id", "space", "flops", "params", "acts", "multiplicity"]
-
-
-def load_table(
-    store,
+def assemble(
+    models: pd.DataFrame,
+    results: pd.DataFrame,
     *,
+    recipe_hash: str | None,
+    recipe: dict | None,
     spaces: list[str] | None = None,
-    recipe_hash: str | None = None,
     error: str = "error",
-    model_columns: list[str] | None = None,
     epoch: int | None = None,
     first_draws: int | None = None,
 ) -> pd.DataFrame:
-    """One row per (space, model): design columns, complexity, multiplicity, and the recipe's result.
+    """The analysis table from its parts: ``models`` (one row per (space, model), in sampled order, with
+    their multiplicity) left-joined with ``results`` (one row per model, of recipe ``recipe_hash``).
 
-    A population is i.i.d. draws: ``multiplicity`` (how many draws gave the network) weights every
-    statistic, as if the network's row appeared that many times (see :func:`counts`).
-
-    ``error`` picks the sweep error: 'error' (final validation error, the default) or 'min_error'.
-    ``model_columns`` limits the model columns read (all by default; EDFs need ANALYSIS_MODEL_COLUMNS).
-    ``epoch`` k: the errors as they stood after epoch k (from the stored learning curves; no training).
-    ``first_draws`` m: each space's population is its first m draws in sampling order (equal n per space,
-    e.g. a study stopped part-way).
-    The frame's ``attrs`` record the recipe hash, the recipe (a dict) and the spaces in sampled order.
+    Models without a result get status 'pending'; ``sweep_error`` is the column ``error``, or its value
+    after ``epoch`` (:func:`errors_at_epoch`). Rows stay in the models' space order. The frame's ``attrs``
+    record the recipe hash, the recipe (a dict), the spaces in sampled order, the error, the epoch, the
+    first-draws cut and the warnings (settings mixed within the recipe's results, missing curves).
     """
-
-    if error not in ("error", "min_error"):
-        raise RegspaceError(f"unknown error column {error!r}: use error or min_error")
-    models = store.read("models", model_columns)
-    if models.empty:
-        raise RegspaceError(f"store {store.path} holds no models", hint="run `regspace sample` first")
-    if spaces:
-        missing = [s for s in spaces if s not in set(models.space)]
-        if missing:
-            raise RegspaceError(
-                f"no models of space(s) {', '.join(missing)} in the store",
-                hint=f"it holds {', '.join(sorted(models.space.unique()))}",
-            )
-        models = models[models.space.isin(spaces)]
-    if first_draws is not None:
-        models = _first_draws(store, models, first_draws)
-    hashes = store.read_arrow("results", ["recipe_hash"]).column("recipe_hash").to_pylist()
-    chosen = choose_recipe(hashes, recipe_hash)
-    results = store.results_for(chosen or "", RESULT_COLUMNS)  # one result per model: the store's rule
-    recipe_json = next((r for r in results.column("recipe").to_pylist() if r), None) if results.num_rows else None
-    results = results.drop_columns(["recipe", "split"]).to_pandas()
-    _fill_device_columns(results)
+    check_error(error)
+    fill_device_columns(results)
     df = models.merge(results, on="model_id", how="left")
     df["status"] = df["status"].fillna("pending")
-    warnings = mixed_settings(results[results.status == "ok"], chosen)
+    warnings = mixed_settings(results[results.status == "ok"], recipe_hash)
     if epoch is not None:
-        warnings += _errors_at_epoch(df, epoch, error)
+        warnings += errors_at_epoch(df, epoch, error)
     df["sweep_error"] = df[error]
     order = list(dict.fromkeys(models.space))
     df["space"] = pd.Categorical(df["space"], categories=order, ordered=True)
     df = df.sort_values(["space"], kind="stable").reset_index(drop=True)
     df["space"] = df["space"].astype(str)
-    df.attrs["recipe_hash"] = chosen
+    df.attrs["recipe_hash"] = recipe_hash
     df.attrs["error"] = error  # which error every statistic and figure uses (labels say so)
-    df.attrs["recipe"] = json.loads(recipe_json) if recipe_json else None
+    df.attrs["recipe"] = recipe
     df.attrs["spaces"] = order if not spaces else [s for s in order if s in spaces]
     df.attrs["warnings"] = warnings
     df.attrs["epoch"] = epoch
@@ -117,7 +78,7 @@ def load_table(
     return df
 
 
-def _errors_at_epoch(df: pd.DataFrame, epoch: int, error: str) -> list[str]:
+def errors_at_epoch(df: pd.DataFrame, epoch: int, error: str) -> list[str]:
     """Replace ``error`` by its value after ``epoch`` (min_error: the best of the first ``epoch``), read from
     the learning curves. Models without a curve that long are left without an error; returns warnings."""
     import numpy as np
@@ -145,28 +106,7 @@ def _errors_at_epoch(df: pd.DataFrame, epoch: int, error: str) -> list[str]:
     return out
 
 
-def _first_draws(store, models: pd.DataFrame, m: int) -> pd.DataFrame:
-    """``models`` with each space cut to its first ``m`` draws in sampling order (seed, then draw index):
-    multiplicities count only those draws, and networks with none are dropped."""
-    from collections import Counter
-
-    if m < 1:
-        raise RegspaceError(f"--draws must be at least 1 (got {m})")
-    raw = store.read_arrow("models", ["space", "model_id", "seed", "draw_index", "draw_indices"], dedupe=False)
-    by_space: dict[str, list] = {}
-    for r in raw.to_pylist():
-        idx = r["draw_indices"] or [r["draw_index"] or 0]  # schema-1 rows: one draw each
-        by_space.setdefault(r["space"], []).extend((r["seed"] or 0, i, r["model_id"]) for i in idx)
-    kept: Counter = Counter()
-    for space, items in by_space.items():
-        for _, _, mid in sorted(set(items))[:m]:
-            kept[(space, mid)] += 1
-    mult = [kept.get((s, mid), 0) for s, mid in zip(models.space, models.model_id)]
-    out = models.assign(multiplicity=mult)
-    return out[out.multiplicity > 0]
-
-
-def _fill_device_columns(results: pd.DataFrame) -> None:
+def fill_device_columns(results: pd.DataFrame) -> None:
     """Results of schema 1 keep the device kind and precision only inside the `device` text
     ("cuda:0 NVIDIA H200 (bf16-mixed)", "cpu AMD EPYC …, 1 thread(s) (32-true)"): read them from there."""
     text = results["device"].fillna("")
@@ -190,6 +130,13 @@ def mixed_settings(ok: pd.DataFrame, recipe_hash: str | None) -> list[str]:
 def trained(df: pd.DataFrame) -> pd.DataFrame:
     """Rows with a finished training (status ok) and a finite sweep error."""
     return df[(df.status == "ok") & df.sweep_error.notna()]
+
+
+def space_errors(df: pd.DataFrame, spaces: list[str] | None = None) -> dict[str, pd.DataFrame]:
+    """Trained rows per space, in the table's space order."""
+    spaces = spaces or df.attrs.get("spaces") or list(dict.fromkeys(df.space))
+    ok = trained(df)
+    return {s: ok[ok.space == s] for s in spaces}
 
 
 def per_block(df: pd.DataFrame, column: str = "stage_widths"):

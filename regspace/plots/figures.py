@@ -8,10 +8,10 @@ import matplotlib.pyplot as plt  # noqa: E402  (style has chosen the Agg backend
 import numpy as np
 import pandas as pd
 
-from regspace.analysis.compare import space_errors, space_weights
+from regspace.analysis.compare import space_weights
 from regspace.analysis.edf import bootstrap_band, edf, edf_steps, normalized_weights
 from regspace.analysis.stats import binned_trend, good_range, search_efficiency
-from regspace.analysis.table import counts
+from regspace.analysis.table import counts, space_errors
 from regspace.errors import RegspaceError
 from regspace.plots.style import LOG_PARAMS, colour, error_label, linestyle, param_label, rc
 

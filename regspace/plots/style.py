@@ -101,12 +101,10 @@ def save(fig, path: str | Path) -> Path:
     p = Path(path)
     if p.suffix.lower() not in FORMATS:
         raise RegspaceError(f"cannot write {p.name}: use a .png, .svg or .pdf file name")
-    with rc():
-        try:
-            p.parent.mkdir(parents=True, exist_ok=True)
-            fig.savefig(p)
-        except OSError as e:
-            raise RegspaceError(f"cannot write {p}: {e.strerror or e}") from None
+    from regspace.files import replacing
+
+    with rc(), replacing(p) as tmp:  # a reader (a browser, a report) never sees half a figure
+        fig.savefig(tmp, format=p.suffix[1:].lower())
     plt.close(fig)
     return p
 

@@ -1,0 +1,166 @@
+"""Analysis inputs read from a store, and the fidelity check's record in it.
+
+``regspace.analysis`` computes on DataFrames and dicts only; this module is its one door to a store:
+it reads the analysis table (models joined with one recipe's results) and keeps a fidelity check's
+selection in the store's side file ``fidelity.json`` (through :meth:`Store.write_json`). It sits
+beside the store, above the analysis, so the analysis never imports the store and the store never
+imports the analysis; the CLI, the report and the study all read through here.
+"""
+
+from __future__ import annotations
+
+import json
+
+import pandas as pd
+
+from regspace.analysis import fidelity as _fidelity
+from regspace.analysis.table import assemble, check_error, choose_recipe
+from regspace.errors import RegspaceError
+
+RESULT_COLUMNS = [
+    "model_id",
+    "recipe_hash",
+    "status",
+    "error",
+    "min_error",
+    "test_error",
+    "train_loss",
+    "epochs",
+    "reason",
+    "train_seconds",
+    "images_per_second",
+    "peak_memory_mb",
+    "device",
+    "device_kind",
+    "precision",
+    "dataset",
+    "recipe",
+    "seed",
+    "split",
+    "val_errors",
+]
+ANALYSIS_MODEL_COLUMNS = ["model_id", "space", "flops", "params", "acts", "multiplicity"]
+FIDELITY_FILE = "fidelity.json"  # in the store: which models, which short and long recipes
+
+
+def load_table(
+    store,
+    *,
+    spaces: list[str] | None = None,
+    recipe_hash: str | None = None,
+    error: str = "error",
+    model_columns: list[str] | None = None,
+    epoch: int | None = None,
+    first_draws: int | None = None,
+) -> pd.DataFrame:
+    """One row per (space, model): design columns, complexity, multiplicity, and the recipe's result.
+
+    A population is i.i.d. draws: ``multiplicity`` (how many draws gave the network) weights every
+    statistic, as if the network's row appeared that many times (see :func:`analysis.table.counts`).
+
+    ``error`` picks the sweep error: 'error' (final validation error, the default) or 'min_error'.
+    ``model_columns`` limits the model columns read (all by default; EDFs need ANALYSIS_MODEL_COLUMNS).
+    ``epoch`` k: the errors as they stood after epoch k (from the stored learning curves; no training).
+    ``first_draws`` m: each space's population is its first m draws in sampling order (equal n per space,
+    e.g. a study stopped part-way).
+    The frame's ``attrs`` record the recipe hash, the recipe (a dict) and the spaces in sampled order
+    (:func:`analysis.table.assemble`). Raises RegspaceError for an empty store, unknown spaces or an
+    ambiguous recipe prefix.
+    """
+    check_error(error)
+    models = store.read("models", model_columns)
+    if models.empty:
+        raise RegspaceError(f"store {store.path} holds no models", hint="run `regspace sample` first")
+    if spaces:
+        missing = [s for s in spaces if s not in set(models.space)]
+        if missing:
+            raise RegspaceError(
+                f"no models of space(s) {', '.join(missing)} in the store",
+                hint=f"it holds {', '.join(sorted(models.space.unique()))}",
+            )
+        models = models[models.space.isin(spaces)]
+    if first_draws is not None:
+        models = _first_draws(store, models, first_draws)
+    hashes = store.read_arrow("results", ["recipe_hash"]).column("recipe_hash").to_pylist()
+    chosen = choose_recipe(hashes, recipe_hash)
+    results = store.results_for(chosen or "", RESULT_COLUMNS)  # one result per model: the store's rule
+    recipe_json = next((r for r in results.column("recipe").to_pylist() if r), None) if results.num_rows else None
+    results = results.drop_columns(["recipe", "split"]).to_pandas()
+    recipe = json.loads(recipe_json) if recipe_json else None
+    return assemble(models, results, recipe_hash=chosen, recipe=recipe, spaces=spaces, error=error, epoch=epoch,
+                    first_draws=first_draws)  # fmt: skip
+
+
+def _first_draws(store, models: pd.DataFrame, m: int) -> pd.DataFrame:
+    """``models`` with each space cut to its first ``m`` draws in sampling order (seed, then draw index):
+    multiplicities count only those draws, and networks with none are dropped."""
+    from collections import Counter
+
+    if m < 1:
+        raise RegspaceError(f"--draws must be at least 1 (got {m})")
+    raw = store.read_arrow("models", ["space", "model_id", "seed", "draw_index", "draw_indices"], dedupe=False)
+    by_space: dict[str, list] = {}
+    for r in raw.to_pylist():
+        idx = r["draw_indices"] or [r["draw_index"] or 0]  # schema-1 rows: one draw each
+        by_space.setdefault(r["space"], []).extend((r["seed"] or 0, i, r["model_id"]) for i in idx)
+    kept: Counter = Counter()
+    for space, items in by_space.items():
+        for _, _, mid in sorted(set(items))[:m]:
+            kept[(space, mid)] += 1
+    mult = [kept.get((s, mid), 0) for s, mid in zip(models.space, models.model_id)]
+    out = models.assign(multiplicity=mult)
+    return out[out.multiplicity > 0]
+
+
+# -- the fidelity check's record -------------------------------------------------------------------
+
+
+def record_fidelity(store, *, short_hash: str, long_recipe, models: dict[str, list[str]], seed: int) -> dict:
+    """Write (or read back) the store's fidelity selection for this long recipe: a rerun keeps its models.
+
+    ``long_recipe``: a Recipe (its hash and fields are recorded); ``models``: space -> model ids.
+    Returns the entry: {"short", "long", "long_recipe", "models", "seed"}."""
+    have = store.read_json(FIDELITY_FILE) or {}
+    key = long_recipe.hash
+    if key in have.get("checks", {}) and have["checks"][key]["short"] == short_hash:
+        return have["checks"][key]
+    entry = {"short": short_hash, "long": key, "long_recipe": long_recipe.to_dict(), "models": models, "seed": seed}
+    have.setdefault("checks", {})[key] = entry
+    have["latest"] = key
+    store.write_json(FIDELITY_FILE, have, indent=1)
+    return entry
+
+
+def recorded_fidelity(store, long_hash: str | None = None) -> dict | None:
+    """The store's fidelity selection (the latest one, or the one of ``long_hash``), or None."""
+    have = store.read_json(FIDELITY_FILE)
+    if have is None:
+        return None
+    checks = have.get("checks", {})
+    if long_hash is None:
+        return checks.get(have.get("latest"))
+    matches = [k for k in checks if k.startswith(long_hash)]  # a unique prefix is enough
+    return checks[matches[0]] if len(matches) == 1 else None
+
+
+def fidelity_result(store, entry: dict, *, error: str = "error", n_boot: int = 2000) -> dict:
+    """The analysis of a recorded fidelity check, from the store's results (see
+    :func:`analysis.fidelity.check_result`). Raises RegspaceError when fewer than 3 models have both."""
+    cols = ["model_id", "status", error]
+    short = store.results_for(entry["short"], cols).to_pandas().rename(columns={error: "error"})
+    long = store.results_for(entry["long"], cols).to_pandas().rename(columns={error: "error"})
+    return _fidelity.check_result(short, long, entry, n_boot=n_boot)
+
+
+def analysed_fidelity(
+    store, *, short_hash: str | None, error: str = "error", long_hash: str | None = None
+) -> dict | None:
+    """The store's fidelity check (the latest, or the one of ``long_hash``) of the short recipe
+    ``short_hash``, analysed; None if there is none, or too few models have both results yet."""
+    entry = recorded_fidelity(store, long_hash)
+    if entry is None or entry["short"] != short_hash:
+        return None
+    try:
+        return fidelity_result(store, entry, error=error)
+    except RegspaceError:
+        return None

@@ -1,0 +1,185 @@
+"""Results as text: the one place that turns tables, comparisons and checks into lines.
+
+A table is rich on a terminal and a ``# title`` line, a header line and tab-separated rows otherwise
+(pipes, files). The plain form is what files hold: ``compare.txt`` is :func:`compare_text`, and
+``regspace compare`` piped prints the same bytes (its warnings go to stderr). Nothing here computes a
+statistic; files are written by :mod:`regspace.files`.
+"""
+
+from __future__ import annotations
+
+import sys
+from dataclasses import dataclass, field
+
+from regspace.console import say, stdout_is_terminal
+
+
+@dataclass(frozen=True)
+class Table:
+    """Rows under a header; ``numeric`` columns are right-aligned on a terminal."""
+
+    columns: list[str]
+    rows: list[list]
+    title: str | None = None
+    numeric: frozenset = field(default_factory=frozenset)
+
+    def plain(self) -> str:
+        """``# title``, the header and the rows, tab-separated, each line ending in a newline."""
+        lines = [f"# {self.title}"] if self.title else []
+        lines.append("\t".join(self.columns))
+        lines += ["\t".join(str(x) for x in r) for r in self.rows]
+        return "\n".join(lines) + "\n"
+
+    def print(self) -> None:
+        """On stdout: rich on a terminal, :meth:`plain` when piped."""
+        if not stdout_is_terminal():
+            sys.stdout.write(self.plain())
+            return
+        from rich.console import Console
+        from rich.table import Table as RichTable
+
+        table = RichTable(title=self.title, title_justify="left", header_style="bold")
+        for c in self.columns:
+            table.add_column(c, justify="right" if c in self.numeric else "left", overflow="fold")
+        for r in self.rows:
+            table.add_row(*(str(x) for x in r))
+        Console().print(table)
+
+
+def print_table(
+    columns: list[str], rows: list[list], *, title: str | None = None, numeric: set[str] = frozenset()
+) -> None:
+    """A table on stdout: rich on a terminal; a header line and tab-separated rows when piped."""
+    Table(columns, rows, title, frozenset(numeric)).print()
+
+
+def bullets(lines: list[str]) -> str:
+    """``- line`` per line, each ending in a newline."""
+    return "".join(f"- {line}\n" for line in lines)
+
+
+# -- regspace compare ------------------------------------------------------------------------------
+
+
+def error_title(result: dict) -> str:
+    """What the errors are: final or best-epoch validation error, at which epoch, of which draws."""
+    what = "best-epoch validation error" if result["error"] == "min_error" else "final validation error"
+    if result.get("epoch"):
+        what = ("best validation error up to" if result["error"] == "min_error" else "validation error after") + (
+            f" epoch {result['epoch']}"
+        )
+    if result.get("first_draws"):
+        what += f", first {result['first_draws']} draws per space"
+    return what
+
+
+def compare_tables(result: dict) -> list[Table]:
+    """:func:`analysis.compare.compare`'s per-space statistics and (with two spaces or more) its KS table."""
+
+    def f(r, k):
+        return f"{r[k]:.2f}" if k in r else "-"
+
+    out = [
+        Table(
+            ["space", "n", "networks", "diverged", "failed", "min", "p25", "median", "mean", "p75"],
+            [
+                [
+                    r["space"],
+                    r["n"],
+                    r.get("networks", 0),
+                    r["diverged"],
+                    r["failed"],
+                    *(f(r, k) for k in ("min", "p25", "median", "mean", "p75")),
+                ]
+                for r in result["spaces"]
+            ],  # fmt: skip
+            title=(
+                f"{error_title(result)} (%), recipe {result['recipe_hash']}"
+                if result["recipe_hash"]
+                else "validation error (%): no results yet (run `regspace train`)"
+            ),
+            numeric=frozenset({"n", "networks", "min", "p25", "median", "mean", "p75"}),
+        )
+    ]
+    if result["pairs"]:
+        out.append(
+            Table(
+                ["A", "B", "KS", "p-value", "noise (95% crit.)"],
+                [
+                    [p["a"], p["b"], f"{p['ks']:.3f}", f"{p['p_value']:.3g}", f"{p['noise']:.3f}"]
+                    for p in result["pairs"]
+                ],  # fmt: skip
+                title="Kolmogorov–Smirnov distance between EDFs",
+                numeric=frozenset({"KS", "p-value", "noise (95% crit.)"}),
+            )
+        )
+    return out
+
+
+def findings_text(result: dict) -> str:
+    return "\nFindings\n" + bullets(result["findings"]["sentences"])
+
+
+def compare_text(result: dict) -> str:
+    """The comparison as plain text (compare.txt): the tables, then the Findings; no warnings."""
+    return "".join(t.plain() for t in compare_tables(result)) + findings_text(result)
+
+
+def print_compare(result: dict) -> None:
+    """`regspace compare`'s text: warnings (stderr), per-space statistics, KS table, Findings."""
+    for w in result["warnings"]:
+        say(f"regspace: warning: {w}")
+    for t in compare_tables(result):
+        t.print()
+    sys.stdout.write(findings_text(result))
+
+
+# -- the fidelity check ----------------------------------------------------------------------------
+
+
+def fidelity_text(result: dict) -> str:
+    """fidelity.txt: what the long training was, then the check's sentences."""
+    return (
+        f"# fidelity: {result['long_description']} (recipe {result['long_recipe']}) against the study's recipe\n"
+        + bullets(result["sentences"])
+    )
+
+
+# -- status ----------------------------------------------------------------------------------------
+
+
+def sweep_table(queue_rows: list[dict], *, sweep: str, where: str) -> Table:
+    """A sweep's state per space (``where``: the queue URL, password redacted)."""
+    return Table(
+        ["space", "waiting", "running", "done", "lost", "retries"],
+        [[q["space"], q["waiting"], q["running"], q["done"], q["lost"], q["retries"]] for q in queue_rows],
+        title=f"sweep {sweep!r} at {where}",
+        numeric=frozenset({"waiting", "running", "done", "lost", "retries"}),
+    )
+
+
+def status_table(rows: list[dict]) -> Table:
+    """`regspace status`: per space and recipe, draws, networks and results by status."""
+
+    def fmt(e):
+        return "-" if e is None else f"{e:.2f}"
+
+    return Table(
+        ["space", "recipe", "draws", "networks", "ok", "diverged", "failed", "pending", "min err %", "median err %"],
+        [
+            [
+                r["space"],
+                r["recipe"] or "-",
+                r["draws"],
+                r["sampled"],
+                r["ok"],
+                r["diverged"],
+                r["failed"],
+                r["pending"],
+                fmt(r["min_error"]),
+                fmt(r["median_error"]),
+            ]
+            for r in rows
+        ],  # fmt: skip
+        numeric=frozenset({"draws", "networks", "ok", "diverged", "failed", "pending", "min err %", "median err %"}),
+    )
