@@ -13,6 +13,7 @@ import json
 
 import pandas as pd
 
+from regspace import population
 from regspace.analysis import fidelity as _fidelity
 from regspace.analysis.table import assemble, check_error, choose_recipe
 from regspace.errors import RegspaceError
@@ -80,7 +81,7 @@ def load_table(
             )
         models = models[models.space.isin(spaces)]
     if first_draws is not None:
-        models = _first_draws(store, models, first_draws)
+        models = population.cut_to_first_draws(models, store.draw_rows(), first_draws)
     hashes = store.read_arrow("results", ["recipe_hash"]).column("recipe_hash").to_pylist()
     chosen = choose_recipe(hashes, recipe_hash)
     results = store.results_for(chosen or "", RESULT_COLUMNS)  # one result per model: the store's rule
@@ -89,27 +90,6 @@ def load_table(
     recipe = json.loads(recipe_json) if recipe_json else None
     return assemble(models, results, recipe_hash=chosen, recipe=recipe, spaces=spaces, error=error, epoch=epoch,
                     first_draws=first_draws)  # fmt: skip
-
-
-def _first_draws(store, models: pd.DataFrame, m: int) -> pd.DataFrame:
-    """``models`` with each space cut to its first ``m`` draws in sampling order (seed, then draw index):
-    multiplicities count only those draws, and networks with none are dropped."""
-    from collections import Counter
-
-    if m < 1:
-        raise RegspaceError(f"--draws must be at least 1 (got {m})")
-    raw = store.read_arrow("models", ["space", "model_id", "seed", "draw_index", "draw_indices"], dedupe=False)
-    by_space: dict[str, list] = {}
-    for r in raw.to_pylist():
-        idx = r["draw_indices"] or [r["draw_index"] or 0]  # schema-1 rows: one draw each
-        by_space.setdefault(r["space"], []).extend((r["seed"] or 0, i, r["model_id"]) for i in idx)
-    kept: Counter = Counter()
-    for space, items in by_space.items():
-        for _, _, mid in sorted(set(items))[:m]:
-            kept[(space, mid)] += 1
-    mult = [kept.get((s, mid), 0) for s, mid in zip(models.space, models.model_id)]
-    out = models.assign(multiplicity=mult)
-    return out[out.multiplicity > 0]
 
 
 # -- the fidelity check's record -------------------------------------------------------------------

@@ -38,14 +38,8 @@ import pyarrow.parquet as pq
 
 from regspace import __version__, defaults, population
 from regspace.errors import StoreError
-
-# MODEL_ROW_KEY, MODELS_SCHEMA and RESULTS_SCHEMA moved to regspace.schema; they stay importable from here
-# until their importers switch (sampler: MODELS_SCHEMA, conform; queue: MODEL_ROW_KEY, MODELS_SCHEMA).
-from regspace.schema import (  # noqa: F401
+from regspace.schema import (
     DRAW_COLUMNS,
-    MODEL_ROW_KEY,
-    MODELS_SCHEMA,
-    RESULTS_SCHEMA,
     SCHEMA_VERSION,
     SETTLED,
     TABLES,

@@ -17,6 +17,7 @@ import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from regspace import population
 from regspace.errors import RegspaceError, UsageProblem
 from regspace.presets import Budget
 from regspace.train.recipe import Recipe, get_recipe
@@ -180,14 +181,9 @@ def check_same_validation(short: Recipe, long: Recipe) -> None:
 
 
 def draw_order(store, spaces) -> dict[str, list[str]]:
-    """Per space, the model id of each draw in sampling order (seed, then draw index)."""
-    raw = store.read_arrow("models", ["space", "model_id", "seed", "draw_index", "draw_indices"], dedupe=False)
-    items: dict[str, set] = {s: set() for s in spaces}
-    for r in raw.to_pylist():
-        if r["space"] in items:
-            for i in r["draw_indices"] or [r["draw_index"] or 0]:
-                items[r["space"]].add((r["seed"] or 0, i, r["model_id"]))
-    return {s: [mid for _, _, mid in sorted(v)] for s, v in items.items()}
+    """Per space, the model id of each draw in sampling order (seed, then draw index): population.draw_order
+    over the store's draws."""
+    return population.draw_order(store.draw_rows(), spaces)
 
 
 def round_order(models: list[dict], order: dict[str, list[str]], round_size: int) -> list[dict]:
@@ -209,18 +205,14 @@ def round_order(models: list[dict], order: dict[str, list[str]], round_size: int
 def progress(store, study: Study) -> dict:
     """Per space: draws sampled, results by status, and the complete prefix; ``equal``: the number of
     draws per space that every space has finished (what the analyses use)."""
-    from regspace.store import SETTLED
-
     order = draw_order(store, study.spaces)
     t = store.results_for(study.recipe.hash, ["model_id", "status"]).to_pylist()
     status = {r["model_id"]: r["status"] for r in t}
     rows = []
     for s in study.spaces:
         ids = order[s][: study.models_per_space]
-        counts = {"ok": 0, "diverged": 0, "failed": 0, "pending": 0}
-        for mid in ids:
-            counts[status.get(mid, "pending")] += 1
-        prefix = next((i for i, mid in enumerate(ids) if status.get(mid) not in (*SETTLED, "failed")), len(ids))
+        counts = population.status_counts(ids, status)
+        prefix = population.finished_prefix(ids, status)
         rows.append({"space": s, "target": study.models_per_space, "draws": len(ids), **counts, "prefix": prefix})
     equal = min((r["prefix"] for r in rows), default=0)
     return {"spaces": rows, "equal": equal, "rounds": equal // study.round_size, "complete": all(

@@ -18,7 +18,8 @@ import pyarrow.parquet as pq
 import pytest
 
 from regspace.errors import StoreError
-from regspace.store import SCHEMA_VERSION, Store
+from regspace.schema import SCHEMA_VERSION
+from regspace.store import Store
 
 ROOT = Path(__file__).resolve().parents[1]
 
