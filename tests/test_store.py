@@ -256,6 +256,33 @@ def test_a_settled_result_supersedes_a_failed_one(store):
     assert store.settled_ids("r") == {"a"} and store.results_for("other").num_rows == 0
 
 
+def test_the_done_rule_on_hand_written_results(store):
+    """What `regspace train` trains (issue 25 §5), read from hand-written rows: ok and diverged settle a
+    model for their recipe; failed settles it only without --retry-failed; a result of another recipe
+    settles nothing; a model sampled in two spaces is pending once; a later ok supersedes a failed one."""
+    ids = ["ok", "div", "fail", "fail_then_ok", "none", "other_recipe", "two_spaces"]
+    rows = [
+        {"model_id": m, "space": "X_a" if m != "two_spaces" else s, "seed": 0, "draw_index": i, "multiplicity": 1,
+         "draw_indices": [i]}
+        for i, m in enumerate(ids) for s in (("X_a", "X_b") if m == "two_spaces" else ("X_a",))
+    ]  # fmt: skip
+    store.append_rows("models", rows)
+    results = [
+        ("ok", "r", "ok"), ("div", "r", "diverged"), ("fail", "r", "failed"), ("fail_then_ok", "r", "failed"),
+        ("fail_then_ok", "r", "ok"), ("other_recipe", "q", "ok"),
+    ]  # fmt: skip
+    store.append_rows("results", [{"model_id": m, "recipe_hash": h, "status": st} for m, h, st in results])
+
+    def pending(**kw):
+        return [m["model_id"] for m in store.pending("r", ["model_id"], **kw)]
+
+    assert pending() == ["none", "other_recipe", "two_spaces"]
+    assert pending(retry_failed=True) == ["fail", "none", "other_recipe", "two_spaces"]
+    assert store.settled_ids("r") == {"ok", "div", "fail_then_ok"}
+    assert store.settled_ids("r", with_failed=True) == {"ok", "div", "fail", "fail_then_ok"}
+    assert [m["model_id"] for m in store.pending("q", ["model_id"], spaces=["X_b"])] == ["two_spaces"]
+
+
 def test_an_empty_store_reads_empty_tables(store):
     empty = store.read_arrow("models")
     assert empty.num_rows == 0 and list(store.models().columns) == empty.column_names
