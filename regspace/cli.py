@@ -921,10 +921,11 @@ def study_report_cmd(
     queue: QueueOpt = None,
 ):
     """Write the study's comparison, figures and report from what is trained so far (no training)."""
+    from regspace.console import say
     from regspace.study import opened, write_analyses
 
     study, store = opened(study_file, output=output, queue=queue)
-    written = write_analyses(study, store)
+    written = write_analyses(study, store, say=say)
     if not written:
         raise RegspaceError(
             f"study {study.name!r}: no draw is trained in every space yet", hint="let `regspace study run` go on"

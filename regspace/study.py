@@ -409,16 +409,19 @@ def run_study(
         if summary.interrupted:
             out.interrupted = True
             return out
-    out.written = write_analyses(study, store)
+    out.written = write_analyses(study, store, say=say)
     return out
 
 
-def write_analyses(study: Study, store) -> list[Path]:
-    """The study's comparison (text and JSON), EDF, curves and report, at its equal-draws prefix."""
+def write_analyses(study: Study, store, *, say=None) -> list[Path]:
+    """The study's comparison (text and JSON), EDF, curves and report, at its equal-draws prefix. An
+    analysis that cannot run on these models (the normalised EDFs of spaces whose complexity ranges do not
+    overlap, or too few models) is left out with one line through ``say`` and a sentence in the report."""
     import contextlib
 
     from regspace.analysis.compare import compare
     from regspace.analysis_io import load_table
+    from regspace.console import say as default_say
     from regspace.files import write_file
     from regspace.plots.figures import plot_curves, plot_edf
     from regspace.plots.style import save
@@ -435,15 +438,23 @@ def write_analyses(study: Study, store) -> list[Path]:
     written = []
     out = study.output
     write_file(out / "compare.json", json.dumps(result, indent=2))
+    say = say or default_say
     if normalize:
-        extra = out / f"compare_{normalize}.json"
-        write_file(extra, json.dumps(compare(df, normalize=normalize, n_bins=bins), indent=2))
-        written.append(extra)
+        try:
+            normalised = compare(df, normalize=normalize, n_bins=bins)
+            edf_normalised = plot_edf(df, normalize=normalize, band=True, n_bins=bins)
+        except RegspaceError as e:
+            say(f"study {study.name!r}: the comparison normalised by {normalize} is left out: {e}")
+            normalize = None
+        else:
+            extra = out / f"compare_{normalize}.json"
+            write_file(extra, json.dumps(normalised, indent=2))
+            written.append(extra)
     write_file(out / "compare.txt", compare_text(result))
     written += [out / "compare.txt", out / "compare.json"]
     written.append(save(plot_edf(df, band=True), out / "edf.png"))
     if normalize:
-        written.append(save(plot_edf(df, normalize=normalize, band=True, n_bins=bins), out / f"edf_{normalize}.png"))
+        written.append(save(edf_normalised, out / f"edf_{normalize}.png"))
     with contextlib.suppress(RegspaceError):  # a store trained before curves were kept has none
         written.append(save(plot_curves(df), out / "curves.png"))
     written += _write_fidelity(study, store, opts["recipe_hash"], opts["error"])
