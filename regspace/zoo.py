@@ -1,12 +1,19 @@
-"""The RegNetX / RegNetY reference models of DDS (its Table / pycls model zoo), by name.
+"""Reference models by name: the RegNetX / RegNetY models of DDS (pycls model zoo), and the spellings people use.
 
 Only the generating parameters are kept here; widths, depths, groups and complexity are derived,
 and the test suite checks them against the published figures in tests/data/regnet_zoo.tsv.
+
+Names are read by rules, not by a table of aliases (:func:`zoo_name`). Each rule turns a spelling into a
+model family and a size; a (family, size) that names a model is that model, and any other spelling gets a
+suggestion: the model of the same family nearest in size, else the nearest name (:func:`suggest`).
 """
 
 from __future__ import annotations
 
 import difflib
+import math
+import re
+from fractions import Fraction
 
 from regspace.design import STEMS, Design
 from regspace.errors import UsageProblem
@@ -40,21 +47,111 @@ ZOO = {
     "RegNetY-32GF": (20, 232, 115.89, 2.53, 232, 1.0, 0.25),
 }
 
+# ------------------------------------------------------------------ names
+#
+# A rule reads the whole (lower-cased) spelling and gives (family, size); size is a number that orders the
+# family's models (RegNet: nominal mega-flops). The same rules read the canonical names, so the index below
+# is built from them and a new model needs no alias list.
+#   DDS / pycls:   RegNetY-3.2GF, RegNetX-200MF, regnety 3.2gf     -> size 3.2 * 1000 MF
+#   torchvision:   regnet_y_3_2gf, regnet_x_400mf, regnet_x_8gf     ("_" as the decimal point)
+#   timm:          regnety_032, regnetx_002, regnety_120            (three or four digits: GF * 10)
+# timm's pretrained tags (``regnety_032.ra_in1k``) and hub prefix (``timm/``) name weights, not a different
+# network, so they are dropped first.
+
+_RULES: list[tuple[re.Pattern, object]] = [
+    (
+        re.compile(r"regnet[-_ ]?([xy])[-_ ]?(\d+(?:[._]\d+)?)\s*([mg])f?"),
+        lambda m: (f"RegNet{m[1].upper()}", _mflops(m[2].replace("_", "."), m[3])),
+    ),
+    (
+        re.compile(r"regnet([xy])_(\d{3,4})"),
+        lambda m: (f"RegNet{m[1].upper()}", int(m[2]) * 100),
+    ),
+]
+
+
+def _mflops(number: str, unit: str) -> int:
+    mf = Fraction(number) * (1000 if unit == "g" else 1)
+    return round(mf)
+
+
+def _clean(name: str) -> str:
+    text = name.strip().lower()
+    text = re.sub(r"^timm/", "", text)
+    return re.sub(r"\.[a-z][a-z0-9_]*$", "", text)  # a timm tag starts with a letter; "3.2gf" is kept
+
+
+def _parse(name: str, *, whole: bool = True) -> tuple[str, int] | None:
+    """(family, size) read from ``name`` by the first rule that matches it (whole: the entire spelling)."""
+    text = _clean(name)
+    for pattern, read in _RULES:
+        m = pattern.fullmatch(text) if whole else pattern.match(text)
+        if m:
+            return read(m)
+    return None
+
+
+def _index() -> dict[tuple[str, int], str]:
+    out = {}
+    for name in ZOO:
+        key = _parse(name)
+        assert key is not None and key not in out, name  # every canonical name reads as itself, once
+        out[key] = name
+    return out
+
+
+_INDEX = _index()
 _BY_KEY = {name.lower(): name for name in ZOO}
 
 
+def spellings(name: str) -> list[str]:
+    """The usual spellings of a known model: canonical, timm, torchvision (each reads back as ``name``)."""
+    family, mf = _parse(name)
+    x = family[-1].lower()
+    gf = Fraction(mf, 1000)
+    tv = f"{mf}mf" if mf < 1000 else (f"{gf.numerator // gf.denominator}gf" if gf.denominator == 1 else f"{float(gf):g}gf")
+    return [name, f"regnet{x}_{mf // 100:03d}", f"regnet_{x}_{tv.replace('.', '_')}"]
+
+
+# every spelling of every model, for the by-text suggestion
+_SPELLED = {s.lower(): name for name in ZOO for s in spellings(name)}
+
+
 def zoo_name(name: str) -> str | None:
-    """The canonical zoo name for ``name`` (case-insensitive), or None."""
-    return _BY_KEY.get(name.strip().lower())
+    """The canonical zoo name for any accepted spelling of ``name`` (see the rules above), or None."""
+    exact = _BY_KEY.get(name.strip().lower())
+    if exact:
+        return exact
+    key = _parse(name)
+    return _INDEX.get(key) if key else None
+
+
+def suggest(name: str) -> str | None:
+    """The closest known model to an unknown ``name``: by name, then by size.
+
+    If a rule reads a family and a size from the spelling (even with trailing text, as in ``regnetx-200mg``),
+    the answer is that family's model nearest in size on a log scale (``regnety_030`` -> RegNetY-3.2GF,
+    ``regnet_y_128gf`` -> RegNetY-32GF); otherwise the canonical name nearest as text, or None.
+    """
+    key = _parse(name, whole=False)
+    if key is not None:
+        family, size = key
+        same = [(k, v) for k, v in _INDEX.items() if k[0] == family]
+        if same and size > 0:
+            return min(same, key=lambda kv: (abs(math.log(kv[0][1] / size)), kv[0][1]))[1]
+    close = difflib.get_close_matches(_clean(name), list(_SPELLED), n=1, cutoff=0.6)
+    return _SPELLED[close[0]] if close else None
 
 
 def zoo_params(name: str) -> dict:
+    """The generating parameters of a RegNet reference model: d, w0, wa, wm, g, b, se_ratio.
+
+    Raises UsageProblem with a did-you-mean hint (:func:`suggest`) when ``name`` is not a known model.
+    """
     canonical = zoo_name(name)
     if canonical is None:
-        close = difflib.get_close_matches(name.strip().lower(), list(_BY_KEY), n=1, cutoff=0.6)
-        raise UsageProblem(
-            f"unknown reference model {name!r}", hint=f"did you mean {_BY_KEY[close[0]]}?" if close else None
-        )
+        close = suggest(name)
+        raise UsageProblem(f"unknown reference model {name!r}", hint=f"did you mean {close}?" if close else None)
     d, w0, wa, wm, g, b, se = ZOO[canonical]
     return {"d": d, "w0": w0, "wa": wa, "wm": wm, "g": g, "b": b, "se_ratio": se}
 

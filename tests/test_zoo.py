@@ -66,3 +66,62 @@ def test_describe_other_context_changes_complexity(run_cli):
     assert code == 0
     (row,) = json.loads(out)
     assert row["resolution"] == 32 and row["num_classes"] == 10 and row["flops"] < 199040872 / 10
+
+
+# ------------------------------------------------------------------ names (issue 21 §3)
+SPELLINGS = [
+    ("RegNetY-3.2GF", "RegNetY-3.2GF"),
+    ("regnety_032", "RegNetY-3.2GF"),  # timm
+    ("regnet_y_3_2gf", "RegNetY-3.2GF"),  # torchvision
+    ("RegNetX-200MF", "RegNetX-200MF"),
+    ("regnetx_002", "RegNetX-200MF"),
+    ("regnet_x_400mf", "RegNetX-400MF"),
+    ("regnet_x_8gf", "RegNetX-8.0GF"),
+    ("RegNetX-4GF", "RegNetX-4.0GF"),
+    ("regnety 1.6gf", "RegNetY-1.6GF"),
+    ("regnety_120", "RegNetY-12GF"),
+    ("regnety_032.ra_in1k", "RegNetY-3.2GF"),  # a timm weights tag names weights, not another network
+    ("timm/regnetx_320", "RegNetX-32GF"),
+]
+
+
+@pytest.mark.parametrize("spelling,name", SPELLINGS)
+def test_accepted_spellings(spelling, name):
+    from regspace.zoo import zoo_name
+
+    assert zoo_name(spelling) == name
+
+
+def test_every_model_reads_back_from_its_usual_spellings():
+    from regspace.zoo import ZOO, spellings, zoo_name
+
+    for name in ZOO:
+        assert [zoo_name(s) for s in spellings(name)] == [name] * 3, spellings(name)
+
+
+@pytest.mark.parametrize(
+    "unknown,closest",
+    [
+        ("regnety_030", "RegNetY-3.2GF"),  # not RegNetY-32GF, ten times larger
+        ("RegNetY-3GF", "RegNetY-3.2GF"),
+        ("regnet_y_128gf", "RegNetY-32GF"),  # torchvision's largest: the largest we know
+        ("regnety_1280", "RegNetY-32GF"),
+        ("regnetx-200mg", "RegNetX-200MF"),
+        ("RegNetX-5GF", "RegNetX-4.0GF"),
+        ("regnetz_040", None),  # no rule reads it: nearest spelling, whatever it is, but one
+    ],
+)
+def test_unknown_names_suggest_the_closest_by_name_and_size(unknown, closest):
+    from regspace.zoo import suggest, zoo_name
+
+    assert zoo_name(unknown) is None
+    assert suggest(unknown) == closest if closest else suggest(unknown) is not None
+
+
+def test_describe_accepts_aliases_and_suggests(run_cli):
+    code, out, err = run_cli("describe", "regnety_032", "regnet_y_3_2gf", "RegNetY-3.2GF", "--json")
+    assert code == 0, err
+    rows = json.loads(out)
+    assert {r["name"] for r in rows} == {"RegNetY-3.2GF"} and len({r["model_id"] for r in rows}) == 1
+    code, _, err = run_cli("describe", "regnety_030")
+    assert code != 0 and len(err.strip().splitlines()) == 1 and "RegNetY-3.2GF" in err
