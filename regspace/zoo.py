@@ -17,6 +17,7 @@ from fractions import Fraction
 
 from regspace.design import STEMS, Design
 from regspace.errors import UsageProblem
+from regspace.reference import REFERENCES, reference_design
 from regspace.spaces.regnet import regnet_design
 
 # name: (d, w0, wa, wm, g, b, se_ratio)
@@ -65,14 +66,23 @@ _RULES: list[tuple[re.Pattern, object]] = [
     ),
     (
         re.compile(r"regnet([xy])_(\d{3,4})"),
-        lambda m: (f"RegNet{m[1].upper()}", int(m[2]) * 100),
+        lambda m: (f"RegNet{m[1].upper()}", Fraction(int(m[2]) * 100)),
+    ),
+    # EfficientNet-B0, efficientnet_b0 (timm, torchvision), EN-B0 (pycls), effnet-b0
+    (re.compile(r"(?:efficientnet|effnet|en)[-_ ]?b(\d+)"), lambda m: ("EfficientNet", Fraction(int(m[1])))),
+    # ResNet-50, resnet50 (timm, torchvision), R-50 and R-50-1x64d (pycls)
+    (re.compile(r"(?:resnet|r)[-_ ]?(\d+)(?:[-_ ]?1x64d)?"), lambda m: ("ResNet", Fraction(int(m[1])))),
+    # ResNeXt-50-32x4d, resnext50_32x4d (timm, torchvision), X-50-32x4d (pycls); ResNeXt-50 means 32x4d,
+    # the ResNeXt paper's (and pycls's) choice; another cardinality x width is another family.
+    (
+        re.compile(r"(?:resnext|x)[-_ ]?(\d+)(?:[-_ ]?(\d+)x(\d+)d)?"),
+        lambda m: (f"ResNeXt-{m[2] or 32}x{m[3] or 4}d", Fraction(int(m[1]))),
     ),
 ]
 
 
-def _mflops(number: str, unit: str) -> int:
-    mf = Fraction(number) * (1000 if unit == "g" else 1)
-    return round(mf)
+def _mflops(number: str, unit: str) -> Fraction:
+    return Fraction(number) * (1000 if unit == "g" else 1)
 
 
 def _clean(name: str) -> str:
@@ -81,7 +91,7 @@ def _clean(name: str) -> str:
     return re.sub(r"\.[a-z][a-z0-9_]*$", "", text)  # a timm tag starts with a letter; "3.2gf" is kept
 
 
-def _parse(name: str, *, whole: bool = True) -> tuple[str, int] | None:
+def _parse(name: str, *, whole: bool = True) -> tuple[str, Fraction] | None:
     """(family, size) read from ``name`` by the first rule that matches it (whole: the entire spelling)."""
     text = _clean(name)
     for pattern, read in _RULES:
@@ -91,9 +101,9 @@ def _parse(name: str, *, whole: bool = True) -> tuple[str, int] | None:
     return None
 
 
-def _index() -> dict[tuple[str, int], str]:
+def _index() -> dict[tuple[str, Fraction], str]:
     out = {}
-    for name in ZOO:
+    for name in [*ZOO, *REFERENCES]:
         key = _parse(name)
         assert key is not None and key not in out, name  # every canonical name reads as itself, once
         out[key] = name
@@ -101,20 +111,28 @@ def _index() -> dict[tuple[str, int], str]:
 
 
 _INDEX = _index()
-_BY_KEY = {name.lower(): name for name in ZOO}
+_BY_KEY = {name.lower(): name for name in [*ZOO, *REFERENCES]}
 
 
 def spellings(name: str) -> list[str]:
-    """The usual spellings of a known model: canonical, timm, torchvision (each reads back as ``name``)."""
-    family, mf = _parse(name)
+    """The usual spellings of a known model: canonical, timm / torchvision, pycls (each reads back as ``name``)."""
+    family, size = _parse(name)
+    if family == "EfficientNet":
+        return [name, f"efficientnet_b{size}", f"EN-B{size}"]
+    if family == "ResNet":
+        return [name, f"resnet{size}", f"R-{size}"]
+    if family.startswith("ResNeXt"):
+        cw = family.split("-")[1]
+        return [name, f"resnext{size}_{cw}", f"X-{size}-{cw}"]
+    mf = size
     x = family[-1].lower()
     gf = Fraction(mf, 1000)
-    tv = f"{mf}mf" if mf < 1000 else (f"{gf.numerator // gf.denominator}gf" if gf.denominator == 1 else f"{float(gf):g}gf")
-    return [name, f"regnet{x}_{mf // 100:03d}", f"regnet_{x}_{tv.replace('.', '_')}"]
+    tv = f"{mf}mf" if mf < 1000 else f"{float(gf):g}gf"
+    return [name, f"regnet{x}_{int(mf) // 100:03d}", f"regnet_{x}_{tv.replace('.', '_')}"]
 
 
 # every spelling of every model, for the by-text suggestion
-_SPELLED = {s.lower(): name for name in ZOO for s in spellings(name)}
+_SPELLED = {s.lower(): name for name in _BY_KEY.values() for s in spellings(name)}
 
 
 def zoo_name(name: str) -> str | None:
@@ -137,8 +155,10 @@ def suggest(name: str) -> str | None:
     if key is not None:
         family, size = key
         same = [(k, v) for k, v in _INDEX.items() if k[0] == family]
-        if same and size > 0:
-            return min(same, key=lambda kv: (abs(math.log(kv[0][1] / size)), kv[0][1]))[1]
+        # another variant of a family (ResNeXt 32x8d) is closer than another family
+        same = same or [(k, v) for k, v in _INDEX.items() if k[0].split("-")[0] == family.split("-")[0]]
+        if same:  # sizes compare on a log scale; + 1 makes B0 and a size 0 comparable
+            return min(same, key=lambda kv: (abs(math.log((kv[0][1] + 1) / (size + 1))), kv[0][1]))[1]
     close = difflib.get_close_matches(_clean(name), list(_SPELLED), n=1, cutoff=0.6)
     return _SPELLED[close[0]] if close else None
 
@@ -152,11 +172,21 @@ def zoo_params(name: str) -> dict:
     if canonical is None:
         close = suggest(name)
         raise UsageProblem(f"unknown reference model {name!r}", hint=f"did you mean {close}?" if close else None)
+    if canonical not in ZOO:
+        raise UsageProblem(f"{canonical} is not a RegNet: it has no generating parameters d, w0, wa, wm")
     d, w0, wa, wm, g, b, se = ZOO[canonical]
     return {"d": d, "w0": w0, "wa": wa, "wm": wm, "g": g, "b": b, "se_ratio": se}
 
 
 def zoo_design(name: str, stem=None) -> Design:
+    """The Design of any reference model by any accepted spelling (UsageProblem with a suggestion if unknown).
+
+    ``stem``: for a RegNet, its stem (default imagenet, as the zoo counts them); for the other references,
+    None keeps the model's own stem (regspace.reference).
+    """
+    canonical = zoo_name(name)
+    if canonical in REFERENCES:
+        return reference_design(canonical, stem=stem)
     p = zoo_params(name)
     return regnet_design(
         p["d"], p["w0"], p["wa"], p["wm"], b=p["b"], g=p["g"], se_ratio=p["se_ratio"], stem=stem or STEMS["imagenet"]

@@ -239,7 +239,9 @@ def test_bad_toml_spaces(tmp_path, run_cli, text, msg):
 
 
 def w_space(w, increasing=()):
-    return space_from_dict({"name": "qw", "base": "X_c", "stages": 3, "increasing": list(increasing), "params": {"w": w}})
+    return space_from_dict(
+        {"name": "qw", "base": "X_c", "stages": 3, "increasing": list(increasing), "params": {"w": w}}
+    )
 
 
 @pytest.mark.parametrize("increasing", [[], ["w"]])
