@@ -191,3 +191,24 @@ def zoo_design(name: str, stem=None) -> Design:
     return regnet_design(
         p["d"], p["w0"], p["wa"], p["wm"], b=p["b"], g=p["g"], se_ratio=p["se_ratio"], stem=stem or STEMS["imagenet"]
     )
+
+
+def near_miss(name: str) -> bool:
+    """True when a naming rule reads a model family from the start of ``name`` (``resnet18``, ``regnety_030``):
+    such a text is meant as a reference name, and an unknown one deserves :func:`suggest`'s answer."""
+    return _parse(name, whole=False) is not None
+
+
+def zoo_parse(name: str, *, stem) -> tuple[Design, dict]:
+    """(design, generating parameters) of a reference model, as regspace.specs.parse_design returns them.
+
+    A RegNet is built on ``stem`` (the context's) and returns d, w0, wa, wm, b, g; the other references keep
+    their own stem (a resnet or EfficientNet stem, regspace.reference) and have no generating parameters.
+    Raises UsageProblem with a suggestion when ``name`` is not known.
+    """
+    canonical = zoo_name(name)
+    if canonical in REFERENCES:
+        return reference_design(canonical), {}
+    p = zoo_params(name)
+    design = regnet_design(p["d"], p["w0"], p["wa"], p["wm"], b=p["b"], g=p["g"], se_ratio=p["se_ratio"], stem=stem)
+    return design, {k: p[k] for k in ("d", "w0", "wa", "wm", "b", "g")}
