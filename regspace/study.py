@@ -222,14 +222,14 @@ def progress(store, study: Study) -> dict:
 # -- stages ----------------------------------------------------------------------------------------
 
 
-def open_store(study: Study, *, create: bool = True):
-    """The study's store; refuses one that belongs to a different study."""
+def open_store(study: Study, *, create: bool = True, strict: bool = False):
+    """The study's store; refuses one that belongs to a different study. ``strict``: see Store.strict."""
     from regspace.store import Store
 
     if not create and not study.store_path.exists():
         raise RegspaceError(f"study {study.name!r} has not started: {study.store_path} does not exist",
                             hint=f"run `regspace study run {study.source}`")  # fmt: skip
-    store = Store.create(study.store_path) if create else Store.open(study.store_path)
+    store = Store.create(study.store_path, strict=strict) if create else Store.open(study.store_path, strict=strict)
     ident = study.identity()
     have = store.read_json(STUDY_FILE)
     if have is not None:
@@ -363,8 +363,10 @@ def run_study(
     heartbeat: int | None = None,
     grace: int | None = None,
     say=print,
+    skip_unreadable: bool = False,
 ) -> Outcome:
-    """Sample, train in balanced rounds, check fidelity, and write the analyses; resumes where it stopped."""
+    """Sample, train in balanced rounds, check fidelity, and write the analyses; resumes where it stopped.
+    The store is read strictly (a damaged part file stops the study) unless ``skip_unreadable``."""
     from regspace import defaults
     from regspace.train.runner import train
 
@@ -372,7 +374,7 @@ def run_study(
     grace = grace or defaults.GRACE_SECONDS
     options = _train_options(parallelism, data_dir, map_above)
     out = Outcome()
-    store = open_store(study)
+    store = open_store(study, strict=not skip_unreadable)
     for line in sample_study(store, study):
         say(line)
     order = {s: ids[: study.models_per_space] for s, ids in draw_order(store, study.spaces).items()}
