@@ -1,10 +1,10 @@
 """A network: stem → stages of blocks → head, walked once for both its complexity and its nn.Module.
 
 :func:`stages` is the one walker: it turns a design into per-stage (w_in, w_out, d, stride, block
-parameters), and says which blocks a stage holds (the first one at the stage's stride s_i from w_in to
-w_out, then d − 1 from w_out to w_out at stride 1). :func:`count` sums the block kind's counter over it (first block +
-(d − 1) × the others, vectorised over a DesignBatch); :func:`build_model` calls the block kind's builder
-for each block. Importing this module does not import torch; build_model does.
+parameters), and says which blocks a stage holds (the first one at the stage's stride s_i from w_in
+to w_out, then d − 1 from w_out to w_out at stride 1). :func:`count` sums the block kind's counter over
+it (first block + (d − 1) × the others, vectorised over a DesignBatch); :func:`build_model` calls the
+block kind's builder for each block. Importing this module does not import torch; build_model does.
 """
 
 from __future__ import annotations
@@ -15,6 +15,7 @@ import numpy as np
 
 from regspace.blocks import get_block
 from regspace.blocks import layers as L
+
 
 class Stage(NamedTuple):
     """One stage: input and output widths, depth, the first block's stride, and the block parameters
@@ -88,7 +89,8 @@ def build_model(design, context, *, zero_init_final_gamma: bool = False, conv_in
         first, rest = (tuple(_scalar(x) for x in args) for args in (st.first(), st.rest()))
         built.append([kind.build(*first, p)] + [kind.build(*rest, p) for _ in range(int(st.d) - 1)])
         w_out = int(st.w_out)
-    model = T.AnyNet(stem, built, T.Head(w_out, context.num_classes, design.head_width, design.activation), design=design, context=context)
+    head = T.Head(w_out, context.num_classes, design.head_width, design.activation)
+    model = T.AnyNet(stem, built, head, design=design, context=context)
     T.init_weights(model, zero_init_final_gamma=zero_init_final_gamma, conv_init=conv_init)
     return model
 
