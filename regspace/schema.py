@@ -51,6 +51,7 @@ MODEL_PARAM_COLUMNS = (
     + [(f"e{i}", pa.float64()) for i in _STAGES]
 )
 
+
 def _param_column(attribute: str, per_stage: bool) -> str:
     """The column of a block parameter (design.BLOCK_PARAMS): ``stage_<attribute>`` (a list) when it has
     one value per stage, else ``<attribute>``."""
@@ -173,6 +174,7 @@ COMPLEXITY_COLUMNS = ("flops", "params", "acts")
 DRAW_COLUMNS = ("space", "model_id", "seed", "draw_index", "multiplicity", "draw_indices")
 # What training reads of a model: the Task (design and context) and the cost that plans the workers.
 MODEL_COLUMNS = ["model_id", "space", *DESIGN_COLUMNS, *CONTEXT_COLUMNS, *COMPLEXITY_COLUMNS]
+
 
 def design_row(design: Design) -> dict:
     """A design's columns (:data:`DESIGN_COLUMNS`, in that order): per-stage lists, shared block parameters

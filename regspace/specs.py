@@ -128,9 +128,7 @@ def _parse_anynet(body: str, spec: str, stem: Stem) -> tuple[Design, dict]:
     if len(widths) != n:
         raise UsageProblem(f"in {spec!r}: {n} depths but {len(widths)} widths")
     if n > MAX_STAGES or sum(depths) > 1000 or max(widths) > 1 << 16:
-        raise UsageProblem(
-            f"in {spec!r}: design too large (at most {MAX_STAGES} stages, 1000 blocks, width 65536)"
-        )
+        raise UsageProblem(f"in {spec!r}: design too large (at most {MAX_STAGES} stages, 1000 blocks, width 65536)")
     stage = {}
     for key, (kind, default) in _STAGE_KEYS.items():
         read = _int if kind is int else _number

@@ -33,7 +33,5 @@ def _no_se(se_ratio):
 
 
 KINDS = (
-    BlockKind(
-        "R", "residual basic: two 3×3 conv–BN layers and a (projection) shortcut", count, build, check=_no_se
-    ),
+    BlockKind("R", "residual basic: two 3×3 conv–BN layers and a (projection) shortcut", count, build, check=_no_se),
 )
