@@ -246,3 +246,26 @@ def test_each_block_kind_learns_fashion_mnist(block):
         losses.append(loss.item())
     assert np.isfinite(losses).all()
     assert np.mean(losses[-4:]) < 0.75 * np.mean(losses[:4]), losses  # ~1.3 against ~2.3
+
+
+TOML_SPACES = [
+    # the issue's case: b < 1 with a g that does not divide the bottleneck before the rule
+    {"name": "t_inv", "base": "X_c", "params": {"b": {"dist": "choice", "values": [0.5]}, "g": {"dist": "choice", "values": [3]}}},
+    {"name": "t_dw", "base": "Y_a", "params": {"b": {"dist": "choice", "values": [0.25, 0.5, 4]}, "g": {"dist": "choice", "values": [1, 3, 5]}}},
+    {"name": "t_rg", "family": "regnet", "params": {"b": {"dist": "choice", "values": [0.5]}, "g": {"dist": "choice", "values": [3, 6]}}},
+]  # fmt: skip
+
+
+@pytest.mark.parametrize("spec", TOML_SPACES, ids=lambda s: s["name"])
+def test_every_sampled_design_of_a_toml_space_is_buildable(spec):
+    """Every design a space stores is buildable, and its module has the counter's parameters."""
+    from regspace.spaces.custom import space_from_dict
+
+    space = space_from_dict(spec)
+    batch, valid = space.derive(space.draw(np.random.default_rng(1), 2048), get_stem("cifar"))
+    cx = batch.complexity(CTX)
+    idx = np.flatnonzero(valid & (cx.params < 2_000_000))[:4]
+    assert len(idx) == 4
+    for i in idx:
+        design = batch.design(int(i))  # the constructor refuses a bottleneck that is not a multiple of g
+        assert count_params(build_model(design, CTX)) == cx.params[i]
