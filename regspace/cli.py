@@ -264,8 +264,11 @@ def describe_cmd(
     def lst(x):
         return ",".join(format(v, "g") for v in x)
 
+    # strides, kernels, expansions, stem, head, activation: a column only when a design sets one
+    extra = any(r["details"] for r in rows)
     print_table(
-        ["design", "widths", "depths", "group w", "b", "block", "flops", "params", "acts", "model_id"],
+        ["design", "widths", "depths", "group w", "b", "block", *(["details"] if extra else []), "flops", "params"]
+        + ["acts", "model_id"],
         [
             [
                 r["name"],
@@ -274,6 +277,7 @@ def describe_cmd(
                 lst(r["stage_group_widths"]),
                 lst(r["stage_bottleneck_ratios"]),
                 r["block"],
+                *([r["details"] or "-"] if extra else []),
                 f"{r['flops']:,} ({format_quantity(r['flops'])})",
                 f"{r['params']:,}",
                 f"{r['acts']:,}",
