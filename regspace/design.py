@@ -140,6 +140,25 @@ BLOCK_PARAMS = {
 }
 
 
+# A block's per-stage parameters that it does not read (BlockKind.uses) hold these neutral values: a V
+# block given b = 2, or an X block given k = 5, is the same network as without, so it must be the same
+# design and have the same id. (attribute, value)
+UNUSED = {"b": ("bottleneck_ratios", 1.0), "g": ("group_widths", 1), "k": ("kernels", DEFAULT_KERNEL),
+          "e": ("expansions", DEFAULT_EXPANSION)}  # fmt: skip
+
+
+def _neutral(block: str, values: dict) -> dict:
+    """``values`` (b, g, k, e: per-stage arrays or scalars) with those ``block`` does not read set neutral."""
+    uses = get_block(block).uses
+
+    def neutral(k, v):
+        if k in uses or v is None:
+            return v
+        return UNUSED[k][1] if np.ndim(v) == 0 else np.full(np.shape(v), UNUSED[k][1])
+
+    return {k: neutral(k, v) for k, v in values.items()}
+
+
 def _fmt_ratio(b: float) -> str:
     return format(float(b), "g")
 
@@ -237,6 +256,13 @@ class Design:
             raise UsageProblem(f"se ratio must be in [0, 1), got {self.se_ratio}")
         set_(self, "block", block_of(self.block, self.se_ratio))
         set_(self, "activation", activation_of(self.activation, self.block))
+        uses = get_block(self.block).uses
+        for name, (attribute, neutral) in UNUSED.items():
+            if name not in uses and np.any(np.asarray(getattr(self, attribute)) != neutral):
+                raise UsageProblem(
+                    f"block {self.block} has no {name} (it is {neutral:g} for every stage of such a design); "
+                    f"leave {name} out"
+                )
 
     @classmethod
     def from_sampled(
@@ -256,13 +282,17 @@ class Design:
         activation=None,
     ):
         """A design from raw (sampled) per-stage values; b, g, strides, kernels and expansions may be
-        scalars shared by all stages."""
+        scalars shared by all stages. Values the block does not read (BlockKind.uses) become neutral
+        (UNUSED), and the compatibility rule applies to the blocks that read b and g."""
         n = len(widths)
         bs = np.broadcast_to(np.asarray(bottleneck_ratios, dtype=np.float64), (n,))
         gs = np.broadcast_to(np.asarray(group_widths, dtype=np.int64), (n,))
         if np.any(bs <= 0) or np.any(gs < 1) or np.any(np.asarray(widths) < 1):
             raise UsageProblem("stage values must be positive (w, b, g)")
-        ws, gs = make_compatible(widths, bs, gs)
+        name = block_of(block, float(se_ratio))
+        v = _neutral(name, {"b": bs, "g": gs, "k": kernels, "e": expansions})
+        bs, gs, kernels, expansions = v["b"], v["g"], v["k"], v["e"]
+        ws, gs = make_compatible(widths, bs, gs) if {"b", "g"} & get_block(name).uses else (widths, gs)
         return cls(
             widths=tuple(int(x) for x in ws),
             depths=tuple(int(x) for x in depths),
@@ -400,6 +430,13 @@ class DesignBatch:
             )
         set_(self, "block", block_of(self.block, self.se_ratio))
         set_(self, "activation", activation_of(self.activation, self.block))
+        uses = get_block(self.block).uses
+        for name, (attribute, neutral) in UNUSED.items():
+            if name not in uses and np.any(np.asarray(getattr(self, attribute)) != neutral):
+                raise UsageProblem(
+                    f"block {self.block} has no {name} (it is {neutral:g} for every stage of such a design); "
+                    f"leave {name} out"
+                )
 
     def __len__(self) -> int:
         return len(self.widths)
@@ -421,7 +458,14 @@ class DesignBatch:
         head_width=0,
         activation=None,
     ) -> DesignBatch:
-        ws, gs = make_compatible(widths, bottleneck_ratios, group_widths)
+        name = block_of(block, float(se_ratio))
+        v = _neutral(name, {"b": bottleneck_ratios, "g": group_widths, "k": kernels, "e": expansions})
+        bottleneck_ratios, group_widths, kernels, expansions = v["b"], v["g"], v["k"], v["e"]
+        if {"b", "g"} & get_block(name).uses:
+            ws, gs = make_compatible(widths, bottleneck_ratios, group_widths)
+        else:
+            ws = np.asarray(widths, dtype=np.int64)
+            gs = np.asarray(group_widths, dtype=np.int64) + np.zeros(ws.shape, dtype=np.int64)
         return cls(
             ws,
             np.asarray(depths, dtype=np.int64),

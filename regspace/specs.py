@@ -15,7 +15,8 @@ from __future__ import annotations
 
 import re
 
-from regspace.design import MAX_STAGES, Context, Design, Stem, get_stem
+from regspace.blocks import get_block
+from regspace.design import MAX_STAGES, UNUSED, Context, Design, Stem, block_of, get_stem
 from regspace.errors import UsageProblem
 from regspace.schema import design_row
 from regspace.spaces.regnet import regnet_design
@@ -150,6 +151,10 @@ def _parse_anynet(body: str, spec: str, stem: Stem) -> tuple[Design, dict]:
         raise UsageProblem(f"in {spec!r}: head must be 0 (no head conv) or positive, got {head}")
     block = kv["block"].strip() if "block" in kv else None
     act = kv["act"].strip().lower() if "act" in kv else None
+    kind = get_block(block_of(block, se))
+    unused = sorted(set(kv) & set(UNUSED) - kind.uses)
+    if unused:  # a value the network would silently ignore: say so rather than guess what was meant
+        raise UsageProblem(f"in {spec!r}: block {kind.name} has no {' or '.join(unused)}; leave it out")
     design = Design.from_sampled(
         widths,
         depths,

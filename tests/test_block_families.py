@@ -15,6 +15,7 @@ import pytest
 
 from regspace.design import Context, Design, DesignBatch, get_stem, make_compatible
 from regspace.errors import UsageProblem
+from regspace.specs import parse_design
 
 torch = pytest.importorskip("torch")
 
@@ -175,13 +176,36 @@ def test_defaults_keep_ids_and_new_fields_change_them():
         dict(strides=(1, 2)),
         dict(head_width=64),
         dict(activation="silu"),
-        dict(kernels=(3, 5)),
-        dict(expansions=(1.0, 2.0)),
         dict(stem=get_stem("cifar", 24)),
         dict(stem=get_stem("resnet")),
     ):
         ids.add(Design(**{**base.__dict__, **change}).model_id(CTX))
-    assert len(ids) == 8
+    assert len(ids) == 6
+    mb = Design.from_sampled([16, 32], [1, 2], 1.0, 1, block="MB", stem=get_stem("cifar"))
+    mb_ids = {Design(**{**mb.__dict__, **change}).model_id(CTX)
+              for change in ({}, dict(kernels=(3, 5)), dict(expansions=(1.0, 2.0)))}  # fmt: skip
+    assert len(mb_ids) == 3
+
+
+@pytest.mark.parametrize("block, unused", [("V", "b"), ("R", "g"), ("X", "k"), ("Y", "e"), ("MB", "g")])
+def test_one_network_one_id_whatever_its_block_does_not_read(block, unused):
+    """A parameter the block does not read cannot make a second design (nor a second id) of one network:
+    from_sampled sets it neutral; a Design built with another value is refused; so is the text form."""
+    se = 0.25 if block in ("Y", "MB") else 0.0
+    plain = Design.from_sampled([16, 32], [1, 2], 1.0, 1 if block in ("MB", "V", "R") else 8, se_ratio=se,
+                                block=block, stem=get_stem("cifar"))  # fmt: skip
+    other = {"b": dict(bottleneck_ratios=2.0), "g": dict(group_widths=4), "k": dict(kernels=5),
+             "e": dict(expansions=6.0)}[unused]  # fmt: skip
+    sampled = Design.from_sampled([16, 32], [1, 2], **{"bottleneck_ratios": 1.0, "group_widths": plain.group_widths,
+                                  **other}, se_ratio=se, block=block, stem=get_stem("cifar"))  # fmt: skip
+    assert sampled == plain and sampled.model_id(CTX) == plain.model_id(CTX)
+    attribute = next(iter(other))
+    value = other[attribute]
+    with pytest.raises(UsageProblem, match=f"block {block} has no {unused}"):
+        Design(**{**plain.__dict__, attribute: (value,) * 2})
+    spec = f"anynet:d=1,2;w=16,32;block={block};se={se};{unused}={value:g}"
+    with pytest.raises(UsageProblem, match=f"block {block} has no {unused}"):
+        parse_design(spec, stem=get_stem("cifar"))
 
 
 def test_zero_init_last_bn_of_each_residual_branch():

@@ -92,8 +92,9 @@ def test_design_and_context_round_trip_through_a_row(design):
     assert design_from_row(row) == design and context_from_row(row) == context
     task = Task.from_row(row)
     assert task.design == design and task.context == context and task.model_id == design.model_id(context)
-    # a row of an older store has no block: the block follows from the SE ratio
-    assert design_from_row({**row, "block": None}).block == ("Y" if design.se_ratio > 0 else "X")
+    # a row of an older store has no block (its designs are all X or Y): the block follows from the SE ratio
+    if design.block in ("X", "Y"):
+        assert design_from_row({**row, "block": None}).block == ("Y" if design.se_ratio > 0 else "X")
     # what the store writes is what it reads
     stored = conform({k: [v] for k, v in row.items()}, MODELS_SCHEMA).to_pylist()[0]
     assert design_from_row(stored) == design

@@ -31,7 +31,7 @@ class BlockKind:
     ``check(se_ratio)`` returns why a design with this block is invalid, or None. ``id_text`` is what the
     block adds to a design's canonical text (docs/design.md §1): empty for X and Y, whose ids predate
     the block field (their ``se=`` already tells them apart). ``activation`` is the default activation of
-    designs with this block (relu; silu for MB).
+    designs with this block (relu; silu for MB). ``uses``: which of b, g, k, e it reads.
     """
 
     name: str
@@ -41,6 +41,9 @@ class BlockKind:
     check: Callable = lambda se_ratio: None
     id_text: str | None = None
     activation: str = "relu"  # the activation of a design that names none
+    # The per-stage parameters among b, g, k, e that the block reads. The others are fixed at their
+    # neutral values (design.UNUSED), so that one network has one design and one id (issue 21).
+    uses: frozenset = frozenset()
 
     def canonical(self) -> str:
         return f";block={self.name}" if self.id_text is None else self.id_text

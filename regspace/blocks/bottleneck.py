@@ -66,6 +66,7 @@ KINDS = (
         build,
         check=lambda se_ratio: f"block X has no SE (se ratio {se_ratio}); use block Y" if se_ratio else None,
         id_text="",
+        uses=frozenset({"b", "g"}),
     ),
     BlockKind(
         "Y",
@@ -74,5 +75,6 @@ KINDS = (
         build,
         check=lambda se_ratio: None if se_ratio > 0 else "block Y needs an se ratio > 0",
         id_text="",
+        uses=frozenset({"b", "g"}),
     ),
 )

@@ -59,5 +59,6 @@ KINDS = (
         count,
         build,
         activation="silu",
+        uses=frozenset({"k", "e"}),
     ),
 )
