@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 
 import numpy as np
@@ -151,3 +152,49 @@ REGNET_SPACES.append(
         }
     )
 )
+
+
+@dataclass(frozen=True)
+class RegNetActivationSpace(RegNetSpace):
+    """A RegNet space whose networks use ``activation`` everywhere (stem, blocks, SE, head)."""
+
+    activation: str = "relu"
+
+    def derive(self, raw, stem: Stem):
+        batch, valid = super().derive(raw, stem)
+        return dataclasses.replace(batch, activation=self.activation), valid
+
+
+def _one_change(name: str, alias: str, description: str, cls=RegNetSpace, dof=None, **change) -> RegNetSpace:
+    """RegNetX with one design choice changed (DDS §5): every other law stays RegNetX's."""
+    x = REGNET_SPACES[1]
+    fields = {f: getattr(x, f) for f in ("d", "w0", "wa", "wm", "b", "g", "se_ratio", "num_stages")}
+    fields.update(change)
+    return cls(
+        name=name, title=name, dof=x.dof if dof is None else dof, aliases=(alias,), description=description, **fields
+    )
+
+
+# DDS §5's alternate design choices, each one change away from RegNetX (docs/design.md §2). SE is RegNetY.
+DDS_VARIANTS = [
+    _one_change(
+        "RegNetX_inv",
+        "RegNetX-inverted",
+        "RegNetX with an inverted bottleneck, b = 1/4 (bottleneck 4x wider than the block)",
+        b=Param("b", "choice", values=(0.25,)),
+    ),
+    _one_change(
+        "RegNetX_dw",
+        "RegNetX-depthwise",
+        "RegNetX with depthwise 3x3 convolutions, g = 1",
+        dof=REGNET_SPACES[1].dof - 1,
+        g=Param("g", "choice", values=(1,)),
+    ),
+    _one_change(
+        "RegNetX_swish",
+        "RegNetX-Swish",
+        "RegNetX with SiLU/Swish instead of ReLU",
+        cls=RegNetActivationSpace,
+        activation="silu",
+    ),
+]
