@@ -127,6 +127,7 @@ def simulate(name: str, n: int, budget: Budget, preset, seed: int, batch: int = 
     se = 0.25 if name.startswith(("Y_", "RegNetY", "MB_")) else 0.0
     out, got = [], 0
     extra = {}  # the design fields other than widths, depths, b, g
+    stem = preset.stem
     while got < n:
         if name in NDS_LAWS:
             law = NDS_LAWS[name]
@@ -184,9 +185,7 @@ def simulate(name: str, n: int, budget: Budget, preset, seed: int, batch: int = 
             k = 4
         idx = np.flatnonzero(ok)
         per_stage = {f: np.asarray(v)[idx] if np.ndim(v) == 2 else v for f, v in extra.items()}
-        designs = DesignBatch.from_sampled(
-            w[idx], d[idx], b[idx], g[idx], se_ratio=se, stem=stem if name.startswith("MB_") else preset.stem, **per_stage
-        )
+        designs = DesignBatch.from_sampled(w[idx], d[idx], b[idx], g[idx], se_ratio=se, stem=stem, **per_stage)
         cx = designs.complexity(preset.context)
         keep = np.flatnonzero(budget.contains(cx))[: n - got]
         got += len(keep)
