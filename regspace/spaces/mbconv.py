@@ -84,7 +84,8 @@ class MBConvSpace(AnyNetSpace):
     def constraints(self) -> list[str]:
         out = [f"shared {p}" for p in MB_STAGE_PARAMS if p in self.shared]
         out += [f"{p}_i+1 >= {p}_i" for p in MB_STAGE_PARAMS if p in self.increasing]
-        return out + ["strides " + ", ".join(map(str, self.strides)), f"stem {self.stem_width}, head {self.head_width}"]
+        out.append("strides " + ", ".join(map(str, self.strides)))
+        return out + [f"stem {self.stem_width}, head {self.head_width}, activation {self.activation}"]
 
 
 def _mb_ladder() -> list[MBConvSpace]:

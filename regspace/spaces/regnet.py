@@ -164,6 +164,9 @@ class RegNetActivationSpace(RegNetSpace):
         batch, valid = super().derive(raw, stem)
         return dataclasses.replace(batch, activation=self.activation), valid
 
+    def constraints(self) -> list[str]:
+        return [*super().constraints(), f"activation {self.activation}"]
+
 
 def _one_change(name: str, alias: str, description: str, cls=RegNetSpace, dof=None, **change) -> RegNetSpace:
     """RegNetX with one design choice changed (DDS §5): every other law stays RegNetX's."""
