@@ -1,5 +1,5 @@
 """The spaces of issue 21 (docs/design.md §2): NDS's Vanilla, ResNet, ResNeXt-A and ResNeXt-B, RegNetX one
-design choice away (DDS §5), and the MBConv ladder MB_a … MB_e.
+design choice away (DDS §4), and the MBConv ladder MB_a … MB_e.
 
 Every design they sample at the mnist and cifar presets builds, and the built module has exactly the
 counter's parameters; each space's rows have the structure its definition states; the CLI lists and

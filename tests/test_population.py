@@ -74,7 +74,7 @@ REGNET_LAWS = {
     "RegNetX": dict(d=(12, 28), w0=(8, 256), wa=(8, 256), wm=(2, 3), b=(1,), g=None),
 }
 REGNET_LAWS["RegNetY"] = REGNET_LAWS["RegNetX"]
-# DDS §5: RegNetX with one change (b = 1/4; g = 1; Swish, which changes no count, only the networks).
+# DDS §4: RegNetX with one change (b = 1/4; g = 1; Swish, which changes no count, only the networks).
 REGNET_LAWS["RegNetX_inv"] = {**REGNET_LAWS["RegNetX"], "b": (0.25,)}
 REGNET_LAWS["RegNetX_dw"] = {**REGNET_LAWS["RegNetX"], "g": (1,)}
 REGNET_LAWS["RegNetX_swish"] = REGNET_LAWS["RegNetX"]

@@ -1,5 +1,5 @@
 """The built-in design spaces by name: X_a … X_e, Y_a … Y_e, RegNet, RegNetX, RegNetY, RegNetX one design
-choice away (DDS §5), NDS's Vanilla, ResNet, ResNeXt-A and ResNeXt-B, and the MBConv ladder MB_a … MB_e
+choice away (DDS §4), NDS's Vanilla, ResNet, ResNeXt-A and ResNeXt-B, and the MBConv ladder MB_a … MB_e
 (docs/design.md §2)."""
 
 from __future__ import annotations

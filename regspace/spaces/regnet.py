@@ -169,7 +169,7 @@ class RegNetActivationSpace(RegNetSpace):
 
 
 def _one_change(name: str, alias: str, description: str, cls=RegNetSpace, dof=None, **change) -> RegNetSpace:
-    """RegNetX with one design choice changed (DDS §5): every other law stays RegNetX's."""
+    """RegNetX with one design choice changed (DDS §4, "alternate design choices"): every other law stays RegNetX's."""
     x = REGNET_SPACES[1]
     fields = {f: getattr(x, f) for f in ("d", "w0", "wa", "wm", "b", "g", "se_ratio", "num_stages")}
     fields.update(change)
@@ -178,7 +178,7 @@ def _one_change(name: str, alias: str, description: str, cls=RegNetSpace, dof=No
     )
 
 
-# DDS §5's alternate design choices, each one change away from RegNetX (docs/design.md §2). SE is RegNetY.
+# DDS's alternate design choices, each one change away from RegNetX (docs/design.md §2). SE is RegNetY.
 DDS_VARIANTS = [
     _one_change(
         "RegNetX_inv",
