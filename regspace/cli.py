@@ -41,6 +41,13 @@ QueueOpt = Annotated[
     ),
 ]
 SweepOpt = Annotated[str, typer.Option("--sweep", help="Name of the sweep in the queue (one Optuna study each).")]
+SkipUnreadableOpt = Annotated[
+    bool,
+    typer.Option(
+        "--skip-unreadable",
+        help="Train even when a part file of the store cannot be read (its models may be trained again).",
+    ),
+]
 HeartbeatOpt = Annotated[
     int, typer.Option("--heartbeat", min=1, max=3600, help="Queue: seconds between a training model's heartbeats.")
 ]
@@ -257,8 +264,11 @@ def describe_cmd(
     def lst(x):
         return ",".join(format(v, "g") for v in x)
 
+    # strides, kernels, expansions, stem, head, activation: a column only when a design sets one
+    extra = any(r["details"] for r in rows)
     print_table(
-        ["design", "widths", "depths", "group w", "b", "block", "flops", "params", "acts", "model_id"],
+        ["design", "widths", "depths", "group w", "b", "block", *(["details"] if extra else []), "flops", "params"]
+        + ["acts", "model_id"],
         [
             [
                 r["name"],
@@ -267,6 +277,7 @@ def describe_cmd(
                 lst(r["stage_group_widths"]),
                 lst(r["stage_bottleneck_ratios"]),
                 r["block"],
+                *([r["details"] or "-"] if extra else []),
                 f"{r['flops']:,} ({format_quantity(r['flops'])})",
                 f"{r['params']:,}",
                 f"{r['acts']:,}",
@@ -426,6 +437,7 @@ def train_cmd(
     retry_failed: Annotated[
         bool, typer.Option("--retry-failed", help="Train again models whose earlier attempt failed.")
     ] = False,
+    skip_unreadable: SkipUnreadableOpt = False,
     recycle: Annotated[
         int,
         typer.Option(
@@ -470,6 +482,7 @@ def train_cmd(
         spaces=space,
         limit=limit,
         retry_failed=retry_failed,
+        skip_unreadable=skip_unreadable,
         parallelism=Parallelism(workers, workers_per_device, threads, devices, recycle),
         data_dir=data_dir,
         map_above=parse_map_above(map_above),
@@ -489,12 +502,25 @@ def status_cmd(
         Optional[str], typer.Option("--recipe-hash", help="Only count results of this recipe hash.")
     ] = None,
     json_out: Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")] = False,
+    verify: Annotated[
+        bool,
+        typer.Option("--verify", help="Read every part file in full, checking checksums; exit 1 if one is damaged."),
+    ] = False,
     *,
     src: Source,
 ):
     """Per space: models sampled, trained, diverged, failed and pending (with --queue: the sweep's state too)."""
     from regspace.status import store_status
     from regspace.store import Store
+
+    if verify:
+        parts, bad = Store.open(src.store).verify()
+        for path, reason in bad:
+            print(f"damaged: {path} ({reason})")
+        print(f"verified {parts} part file(s) of {src.store}: " + (f"{len(bad)} damaged" if bad else "all readable"))
+        if bad:
+            raise typer.Exit(1)
+        return
 
     queue_rows = src.collect(summary=True)
     rows = store_status(Store.open(src.store), recipe_hash=recipe)
@@ -853,6 +879,7 @@ def study_run_cmd(
     map_above: MapAboveOpt = None,
     heartbeat: HeartbeatOpt = defaults.HEARTBEAT_SECONDS,
     grace: GraceOpt = defaults.GRACE_SECONDS,
+    skip_unreadable: SkipUnreadableOpt = False,
 ):
     """Sample, train in balanced rounds, check fidelity and write the report; a rerun does exactly the rest."""
     from regspace.console import say
@@ -872,6 +899,7 @@ def study_run_cmd(
             heartbeat=heartbeat,
             grace=grace,
             say=say,
+            skip_unreadable=skip_unreadable,
         )  # fmt: skip
     )
     for stage, summary in out.summaries:
@@ -921,10 +949,11 @@ def study_report_cmd(
     queue: QueueOpt = None,
 ):
     """Write the study's comparison, figures and report from what is trained so far (no training)."""
+    from regspace.console import say
     from regspace.study import opened, write_analyses
 
     study, store = opened(study_file, output=output, queue=queue)
-    written = write_analyses(study, store)
+    written = write_analyses(study, store, say=say)
     if not written:
         raise RegspaceError(
             f"study {study.name!r}: no draw is trained in every space yet", hint="let `regspace study run` go on"

@@ -12,7 +12,7 @@ import datetime
 import html
 import shlex
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import pandas as pd
@@ -46,7 +46,11 @@ def build_figures(
     store_arg: str,
     recipe_arg: str | None,
     fidelity: dict | None = None,
+    skipped: list[str] | None = None,
 ) -> list[Figure]:
+    """The report's figures. An analysis that cannot run on these models (too few, no common range) is
+    left out with a sentence in ``skipped``, so the report says so instead of failing (issue 25 §4)."""
+    skipped = [] if skipped is None else skipped
     from regspace.analysis.fit import fit_frame
     from regspace.plots import figures as F
 
@@ -66,7 +70,9 @@ def build_figures(
         )
     ]
     ok = trained(df)
-    if ok.groupby("space").size().reindex(spaces).fillna(0).min() >= 2:
+    if ok.groupby("space").size().reindex(spaces).fillna(0).min() < 2:
+        skipped.append("The EDFs normalised by parameters are left out: a space has fewer than 2 trained models.")
+    else:
         try:
             out.append(
                 Figure(
@@ -87,8 +93,8 @@ def build_figures(
                     F.plot_edf(df, spaces=spaces, normalize="params", band=True),  # params: as in most NDS figures,
                 )
             )
-        except RegspaceError:
-            pass  # complexity ranges do not overlap: no normalised EDF
+        except RegspaceError as e:
+            skipped.append(f"The EDFs normalised by parameters are left out: {e}.")
     try:
         curves = F.plot_curves(df, spaces=spaces)
         out.append(
@@ -200,7 +206,9 @@ def build_report(
     # the store's fidelity check whose short recipe is this report's; None if there is none (or too few
     # models have both results yet)
     fid = analysed_fidelity(store, short_hash=df.attrs["recipe_hash"], error=error)
-    figs = build_figures(store, df, spaces, store_arg=store_arg, recipe_arg=df.attrs["recipe_hash"], fidelity=fid)
+    skipped: list[str] = []
+    figs = build_figures(store, df, spaces, store_arg=store_arg, recipe_arg=df.attrs["recipe_hash"], fidelity=fid,
+                         skipped=skipped)  # fmt: skip
     cmp = compare(df, spaces=spaces)
     status = [r for r in store_status(store) if r["space"] in spaces]
     report = Report(
@@ -214,6 +222,7 @@ def build_report(
         status=status,
         fidelity=fid,
         figures=figs,
+        skipped=skipped,
     )
     blocks = [b for section in SECTIONS for b in section(report)]
     write_file(out, _html(report, blocks) if fmt == "html" else _markdown(report, blocks, out))
@@ -238,6 +247,7 @@ class Report:
     status: list[dict]
     fidelity: dict | None
     figures: list[Figure]
+    skipped: list[str] = field(default_factory=list)  # analyses left out, and why
 
     def figure(self, key: str) -> list[Figure]:
         return [f for f in self.figures if f.key == key]
@@ -324,7 +334,7 @@ def _store(r: Report) -> list:
 
 
 def _edfs(r: Report) -> list:
-    return [Heading("Error EDFs"), *r.figure("edf"), *r.figure("edf_params")]
+    return [Heading("Error EDFs"), *r.figure("edf"), *r.figure("edf_params"), *(Prose((n,)) for n in r.skipped)]
 
 
 def _curves(r: Report) -> list:

@@ -22,15 +22,18 @@ import datetime
 import numpy as np
 import pyarrow as pa
 
-from regspace.design import BLOCK_PARAMS, STEMS, Context, Design
+from regspace.design import BLOCK_PARAMS, MAX_STAGES, Context, Design, get_stem
 
 # 2: models carry multiplicity and draw_indices (i.i.d. populations); results device_kind, precision.
 # 3: results data_layout (memory | mapped). Older parts read with the new columns null.
 # 4: results val_errors and train_losses, one value per epoch (learning curves).
-SCHEMA_VERSION = 4
+# 5: models stage_strides, stage_kernels, stage_expansions, activation, head_width, stem_width (block
+#    families V, R, MB; null in older rows: the defaults) and per-stage sampled columns up to 7 stages, k_i, e_i.
+SCHEMA_VERSION = 5
 
-# The spaces' sampled parameters (Space.columns): AnyNet's per-stage d_i, w_i, b_i, g_i and RegNet's
-# d, w0, wa, wm, b, g. A space fills its own and leaves the others null.
+# The spaces' sampled parameters (Space.columns): AnyNet's per-stage d_i, w_i, b_i, g_i (and MBConv's k_i,
+# e_i), up to 7 stages, and RegNet's d, w0, wa, wm, b, g. A space fills its own and leaves the others null.
+_STAGES = range(1, MAX_STAGES + 1)
 MODEL_PARAM_COLUMNS = (
     [
         ("d", pa.int64()),
@@ -40,11 +43,14 @@ MODEL_PARAM_COLUMNS = (
         ("b", pa.float64()),
         ("g", pa.int64()),
     ]
-    + [(f"d{i}", pa.int64()) for i in range(1, 5)]
-    + [(f"w{i}", pa.int64()) for i in range(1, 5)]
-    + [(f"b{i}", pa.float64()) for i in range(1, 5)]
-    + [(f"g{i}", pa.int64()) for i in range(1, 5)]
+    + [(f"d{i}", pa.int64()) for i in _STAGES]
+    + [(f"w{i}", pa.int64()) for i in _STAGES]
+    + [(f"b{i}", pa.float64()) for i in _STAGES]
+    + [(f"g{i}", pa.int64()) for i in _STAGES]
+    + [(f"k{i}", pa.int64()) for i in _STAGES]
+    + [(f"e{i}", pa.float64()) for i in _STAGES]
 )
+
 
 def _param_column(attribute: str, per_stage: bool) -> str:
     """The column of a block parameter (design.BLOCK_PARAMS): ``stage_<attribute>`` (a list) when it has
@@ -62,7 +68,7 @@ _PARAM_COLUMNS = [
 def _block_param_fields() -> list[tuple[str, pa.DataType]]:
     """The models-table columns of the block parameters, from design.BLOCK_PARAMS (declared once, there).
     Listed in the order stores have always had them (g before b), new parameters after."""
-    arrow = {np.int64: pa.int64(), np.float64: pa.float64()}
+    arrow = {np.int64: pa.int64(), np.float64: pa.float64(), str: pa.string()}
     fields = {
         _param_column(attribute, per_stage): pa.list_(arrow[dtype]) if per_stage else arrow[dtype]
         for attribute, dtype, per_stage in BLOCK_PARAMS.values()
@@ -70,6 +76,14 @@ def _block_param_fields() -> list[tuple[str, pa.DataType]]:
     first = [c for c in ("stage_group_widths", "stage_bottleneck_ratios", "se_ratio") if c in fields]
     return [(c, fields[c]) for c in first + [c for c in fields if c not in first]]
 
+
+# Design fields that are not block parameters, written since schema 5: (column, Design attribute, arrow
+# type); a null (older rows) reads as the default (stride 2 per stage, no head conv, the stem's own width).
+_BODY_COLUMNS = (
+    ("stem_width", "stem", pa.int64()),
+    ("stage_strides", "strides", pa.list_(pa.int64())),
+    ("head_width", "head_width", pa.int64()),
+)
 
 MODELS_SCHEMA = pa.schema(
     [
@@ -84,6 +98,7 @@ MODELS_SCHEMA = pa.schema(
         ("stage_depths", pa.list_(pa.int64())),
         *_block_param_fields(),
         ("stem", pa.string()),
+        *[(c, t) for c, _, t in _BODY_COLUMNS],
         ("resolution", pa.int64()),
         ("in_channels", pa.int64()),
         ("num_classes", pa.int64()),
@@ -151,6 +166,7 @@ DESIGN_COLUMNS = (
     *(_param_column(attribute, per_stage) for attribute, _, per_stage in BLOCK_PARAMS.values()),
     "block",
     "stem",
+    *(c for c, _, _ in _BODY_COLUMNS),
 )
 CONTEXT_COLUMNS = ("resolution", "in_channels", "num_classes")
 COMPLEXITY_COLUMNS = ("flops", "params", "acts")
@@ -159,6 +175,7 @@ DRAW_COLUMNS = ("space", "model_id", "seed", "draw_index", "multiplicity", "draw
 # What training reads of a model: the Task (design and context) and the cost that plans the workers.
 MODEL_COLUMNS = ["model_id", "space", *DESIGN_COLUMNS, *CONTEXT_COLUMNS, *COMPLEXITY_COLUMNS]
 
+
 def design_row(design: Design) -> dict:
     """A design's columns (:data:`DESIGN_COLUMNS`, in that order): per-stage lists, shared block parameters
     (the SE ratio), block, stem name."""
@@ -166,7 +183,8 @@ def design_row(design: Design) -> dict:
     for column, attribute, _, per_stage in _PARAM_COLUMNS:
         value = getattr(design, attribute)
         row[column] = list(value) if per_stage else value
-    return {**row, "block": design.block, "stem": design.stem.name}
+    body = {"stem_width": design.stem.width, "stage_strides": list(design.strides), "head_width": design.head_width}
+    return {**row, "block": design.block, "stem": design.stem.name, **body}
 
 
 def design_columns(batch) -> dict:
@@ -176,28 +194,50 @@ def design_columns(batch) -> dict:
     cols = {"stage_widths": batch.widths.tolist(), "stage_depths": batch.depths.tolist()}
     for column, attribute, dtype, per_stage in _PARAM_COLUMNS:
         value = getattr(batch, attribute)
-        cols[column] = value.tolist() if per_stage else [dtype(value).item()] * n
-    return {**cols, "block": [batch.block] * n, "stem": [batch.stem.name] * n}
+        cols[column] = value.tolist() if per_stage else [_scalar(dtype, value)] * n
+    body = {
+        "stem_width": [batch.stem.width] * n,
+        "stage_strides": batch.strides.tolist(),
+        "head_width": [batch.head_width] * n,
+    }
+    return {**cols, "block": [batch.block] * n, "stem": [batch.stem.name] * n, **body}
+
+
+def _scalar(dtype, value):
+    return value if dtype is str else dtype(value).item()
 
 
 def design_from_row(row) -> Design:
     """The design of a models-table row (a dict, or anything indexable by column name).
 
     Raises KeyError for a missing design column and regspace.errors.UsageProblem for values no design
-    has. A null ``block`` (rows of older stores) leaves the block to the design's default (Y iff se_ratio > 0).
+    has. A null ``block`` (rows of older stores) leaves the block to the design's default (Y iff se_ratio > 0);
+    a null (or absent) column added since (kernels, expansions, activation, strides, head and stem widths)
+    reads as its default.
     """
     kwargs = {}
     for column, attribute, dtype, per_stage in _PARAM_COLUMNS:
-        value = row[column]
-        kwargs[attribute] = tuple(dtype(v).item() for v in value) if per_stage else dtype(value).item()
+        value = row[column] if column in _BEFORE_5 else _get(row, column)
+        if value is None:
+            continue
+        kwargs[attribute] = tuple(_scalar(dtype, v) for v in value) if per_stage else _scalar(dtype, value)
     if _get(row, "block") is not None:
         kwargs["block"] = row["block"]
+    if _get(row, "stage_strides") is not None:
+        kwargs["strides"] = tuple(int(s) for s in row["stage_strides"])
+    if _get(row, "head_width") is not None:
+        kwargs["head_width"] = int(row["head_width"])
+    stem_width = _get(row, "stem_width")
     return Design(
         widths=tuple(int(w) for w in row["stage_widths"]),
         depths=tuple(int(d) for d in row["stage_depths"]),
-        stem=STEMS[row["stem"]],
+        stem=get_stem(row["stem"], None if stem_width is None else int(stem_width)),
         **kwargs,
     )
+
+
+# Design columns every schema has had (a missing one is a KeyError, not a default).
+_BEFORE_5 = ("stage_group_widths", "stage_bottleneck_ratios", "se_ratio")
 
 
 def context_row(context: Context) -> dict:
@@ -211,10 +251,12 @@ def context_from_row(row) -> Context:
 
 
 def _get(row, key):
+    """row[key], None when absent or null (a pandas row holds NaN for a null number)."""
     try:
-        return row[key]
+        value = row[key]
     except (KeyError, IndexError):
         return None
+    return None if isinstance(value, float) and value != value else value
 
 
 def python_type(arrow_type: pa.DataType) -> type:

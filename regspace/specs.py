@@ -3,15 +3,19 @@
 Accepted forms:
 - a reference model name: ``RegNetX-200MF`` … ``RegNetY-32GF`` (case-insensitive);
 - ``regnet:d=13,w0=24,wa=36.44,wm=2.49,g=8,b=1,se=0`` (b, g, se optional: 1, 8, 0);
-- ``anynet:d=1,1,4,7;w=24,56,152,368;b=1;g=8;se=0.25`` (b, g: one shared value or one per stage);
-  ``block=X|Y|…`` (any registered block kind; by default Y when se > 0, else X).
+- ``anynet:d=1,1,4,7;w=24,56,152,368;b=1;g=8;se=0.25`` (up to 7 stages; s, b, g, k, e: one shared value
+  or one per stage): ``s`` stage strides (1 or 2; default 2), ``b`` bottleneck ratios (below 1: inverted),
+  ``g`` group widths (1: depthwise), ``k`` and ``e`` MBConv's kernel and expansion (default 3, 1),
+  ``block=V|R|X|Y|MB`` (by default Y when se > 0, else X), ``stem=cifar|imagenet|resnet`` and ``stem_w``
+  (the stem and its width; default: the preset's), ``head`` (a 1×1 head conv's width; 0: none),
+  ``act=relu|silu`` (default relu; silu for MB).
 """
 
 from __future__ import annotations
 
 import re
 
-from regspace.design import Context, Design, Stem
+from regspace.design import MAX_STAGES, Context, Design, Stem, get_stem
 from regspace.errors import UsageProblem
 from regspace.schema import design_row
 from regspace.spaces.regnet import regnet_design
@@ -99,40 +103,71 @@ def parse_design(spec: str, *, stem: Stem) -> tuple[Design, dict]:
             "b": b,
             "g": g,
         }
+    return _parse_anynet(body, spec, stem)
+
+
+# anynet: keys with one value per stage or one shared value: (value reader, default text).
+_STAGE_KEYS = {"s": (int, "2"), "b": (float, "1"), "g": (int, "1"), "k": (int, "3"), "e": (float, "1")}
+_ANYNET_KEYS = {"d", "w", *_STAGE_KEYS, "se", "block", "stem", "stem_w", "head", "act"}
+
+
+def _parse_anynet(body: str, spec: str, stem: Stem) -> tuple[Design, dict]:
     kv = _pairs(body, ";", spec)
-    allowed = {"d", "w", "b", "g", "se", "block"}
-    unknown = set(kv) - allowed
+    unknown = set(kv) - _ANYNET_KEYS
     missing = {"d", "w"} - set(kv)
     if unknown or missing:
         raise UsageProblem(
             f"in {spec!r}: "
             + (f"unknown key(s) {', '.join(sorted(unknown))}" if unknown else f"missing {', '.join(sorted(missing))}"),
-            hint="anynet: takes d, w (one value per stage), b, g (shared or per stage), se, block",
+            hint="anynet: takes d, w (one value per stage); s, b, g, k, e (shared or per stage); se, block, "
+            "stem, stem_w, head, act",
         )
     depths = [_int(x, "d", spec) for x in kv["d"].split(",")]
     widths = [_int(x, "w", spec) for x in kv["w"].split(",")]
-    bs = [_number(x, "b", spec) for x in kv.get("b", "1").split(",")]
-    gs = [_int(x, "g", spec) for x in kv.get("g", "1").split(",")]
-    se = _number(kv.get("se", "0"), "se", spec)
     n = len(depths)
     if len(widths) != n:
         raise UsageProblem(f"in {spec!r}: {n} depths but {len(widths)} widths")
-    for name, vals in (("b", bs), ("g", gs)):
+    if n > MAX_STAGES or sum(depths) > 1000 or max(widths) > 1 << 16:
+        raise UsageProblem(f"in {spec!r}: design too large (at most {MAX_STAGES} stages, 1000 blocks, width 65536)")
+    stage = {}
+    for key, (kind, default) in _STAGE_KEYS.items():
+        read = _int if kind is int else _number
+        vals = [read(x, key, spec) for x in kv.get(key, default).split(",")]
         if len(vals) not in (1, n):
-            raise UsageProblem(f"in {spec!r}: give one shared {name} or one per stage ({n})")
-    if n > 64 or sum(depths) > 1000 or max(widths) > 1 << 16:
-        raise UsageProblem(f"in {spec!r}: design too large (at most 64 stages, 1000 blocks, width 65536)")
+            raise UsageProblem(f"in {spec!r}: give one shared {key} or one per stage ({n})")
+        stage[key] = vals * n if len(vals) == 1 else vals
+    se = _number(kv.get("se", "0"), "se", spec)
     _check_positive(
         spec,
         **{f"d{i + 1}": v for i, v in enumerate(depths)},
         **{f"w{i + 1}": v for i, v in enumerate(widths)},
-        b=min(bs),
-        g=min(gs),
+        **{key: min(vals) for key, vals in stage.items()},
     )
-    bs = bs * n if len(bs) == 1 else bs
-    gs = gs * n if len(gs) == 1 else gs
+    if "stem" in kv or "stem_w" in kv:
+        width = _int(kv["stem_w"], "stem_w", spec) if "stem_w" in kv else None
+        if width is not None and width < 1:
+            raise UsageProblem(f"in {spec!r}: stem_w must be positive, got {width}")
+        stem = get_stem(kv["stem"].strip() if "stem" in kv else stem.name, width)
+    head = _int(kv.get("head", "0"), "head", spec)
+    if head < 0:
+        raise UsageProblem(f"in {spec!r}: head must be 0 (no head conv) or positive, got {head}")
     block = kv["block"].strip() if "block" in kv else None
-    return Design.from_sampled(widths, depths, bs, gs, se_ratio=se, stem=stem, block=block), {}
+    act = kv["act"].strip().lower() if "act" in kv else None
+    design = Design.from_sampled(
+        widths,
+        depths,
+        stage["b"],
+        stage["g"],
+        se_ratio=se,
+        stem=stem,
+        block=block,
+        strides=stage["s"],
+        kernels=stage["k"],
+        expansions=stage["e"],
+        head_width=head,
+        activation=act,
+    )
+    return design, {}
 
 
 def _check_positive(spec: str, **values) -> None:
@@ -141,8 +176,27 @@ def _check_positive(spec: str, **values) -> None:
             raise UsageProblem(f"in {spec!r}: {k} must be positive, got {v:g}")
 
 
+def details(design: Design, stem: Stem) -> str:
+    """What a design sets beyond widths, depths, b, g and block, in the text form's keys, with only the
+    values that differ from the defaults (and a stem other than ``stem``, the command's): '' for none."""
+    out = []
+    if design.stem != stem:
+        out.append(f"stem={design.stem.name};stem_w={design.stem.width}")
+    for key, values, default in (("s", design.strides, 2), ("k", design.kernels, 3), ("e", design.expansions, 1)):
+        if any(v != default for v in values):
+            out.append(f"{key}=" + ",".join(format(v, "g") for v in values))
+    if design.se_ratio and design.block == "MB":
+        out.append(f"se={design.se_ratio:g}")
+    if design.head_width:
+        out.append(f"head={design.head_width}")
+    if design.activation != "relu":
+        out.append(f"act={design.activation}")
+    return ";".join(out)
+
+
 def describe(specs: list[str], *, stem: Stem, context: Context) -> list[dict]:
-    """Everything regspace derives from each design: stages, complexity, model id."""
+    """Everything regspace derives from each design: stages, complexity, model id, and ``details`` (what
+    :func:`details` gives)."""
     out = []
     for spec in specs:
         design, params = parse_design(spec, stem=stem)
@@ -158,6 +212,7 @@ def describe(specs: list[str], *, stem: Stem, context: Context) -> list[dict]:
             "flops": cx.flops,
             "params": cx.params,
             "acts": cx.acts,
+            "details": details(design, stem),
         }
         if params:
             row["regnet"] = params

@@ -59,13 +59,26 @@ def _warn(message: str) -> None:
 class Store:
     """A regspace store directory. Use :meth:`open` (existing) or :meth:`create` (new or existing)."""
 
-    def __init__(self, path: Path, meta: dict):
+    def __init__(self, path: Path, meta: dict, *, strict: bool = False):
         self.path = Path(path)
         self.meta = meta
+        # strict: an unreadable part file is an error, not a warning. Commands that write from what they
+        # read (training) open stores strictly: reading a damaged results part as "no results" would
+        # train every model in it again (issue 25 §4).
+        self.strict = strict
+        self._warned: set[str] = set()  # unreadable part files named in a warning already: once each
 
     # -- opening -------------------------------------------------------------------------
     @classmethod
-    def open(cls, path: str | os.PathLike = DEFAULT_STORE, *, create: bool = False) -> Store:
+    def open(cls, path: str | os.PathLike = DEFAULT_STORE, *, create: bool = False, strict: bool = False) -> Store:
+        """The store at ``path`` (``create``: a new one if there is none). ``strict``: see ``Store.strict``.
+        Raises StoreError (one line) for a path that is not a store or a store newer than this regspace."""
+        store = cls._open(path, create=create)
+        store.strict = strict
+        return store
+
+    @classmethod
+    def _open(cls, path: str | os.PathLike, *, create: bool) -> Store:
         p = Path(path)
         if p.exists() and not p.is_dir():
             raise StoreError(f"store path {p} is a file, not a directory; choose another --store")
@@ -91,8 +104,8 @@ class Store:
         return cls(p, meta)
 
     @classmethod
-    def create(cls, path: str | os.PathLike = DEFAULT_STORE) -> Store:
-        return cls.open(path, create=True)
+    def create(cls, path: str | os.PathLike = DEFAULT_STORE, *, strict: bool = False) -> Store:
+        return cls.open(path, create=True, strict=strict)
 
     @classmethod
     def _initialise(cls, p: Path) -> Store:
@@ -140,7 +153,7 @@ class Store:
         final = self.path / table_name / name
         try:
             with _temporary(final) as tmp:
-                pq.write_table(table, tmp, compression="zstd")
+                pq.write_table(table, tmp, compression="zstd", write_page_checksum=True)
                 _fsync_path(tmp)
                 os.replace(tmp, final)
             _fsync_path(final.parent)
@@ -220,13 +233,32 @@ class Store:
         except StoreError:
             raise
         except (OSError, pa.ArrowException, ValueError) as e:
-            _warn(
-                f"skipping unreadable file {path} ({type(e).__name__}: {str(e).splitlines()[0][:120]}); "
-                "its rows are not counted; move it aside or restore it"
-            )
+            reason = f"{type(e).__name__}: {str(e).splitlines()[0][:120]}"
+            if self.strict:
+                raise StoreError(
+                    f"cannot read {path} ({reason}); training now would take its rows for missing",
+                    hint="restore the file or move it aside; --skip-unreadable goes on without its rows "
+                    "(models whose results it holds are then trained again)",
+                ) from None
+            if str(path) not in self._warned:
+                self._warned.add(str(path))
+                _warn(f"skipping unreadable file {path} ({reason}); its rows are not counted; move it aside or "
+                      "restore it")  # fmt: skip
             return None
         table = conform(table, schema)
         return table.select(columns) if columns is not None else table
+
+    def verify(self) -> tuple[int, list[tuple[Path, str]]]:
+        """Read every part file in full, checking parquet's page checksums (written since store schema 5;
+        older parts have none, and are checked for being readable). Returns (parts read, [(part, reason)])
+        of the damaged ones."""
+        bad, parts = [], [p for t in TABLES for p in self.parts(t)]
+        for p in parts:
+            try:
+                pq.read_table(p, page_checksum_verification=True)
+            except (OSError, pa.ArrowException, ValueError) as e:
+                bad.append((p, f"{type(e).__name__}: {str(e).splitlines()[0][:120]}"))
+        return len(parts), bad
 
     def read(self, table_name: str, columns: list[str] | None = None):
         """All rows of a table as a pandas DataFrame, de-duplicated."""

@@ -222,14 +222,14 @@ def progress(store, study: Study) -> dict:
 # -- stages ----------------------------------------------------------------------------------------
 
 
-def open_store(study: Study, *, create: bool = True):
-    """The study's store; refuses one that belongs to a different study."""
+def open_store(study: Study, *, create: bool = True, strict: bool = False):
+    """The study's store; refuses one that belongs to a different study. ``strict``: see Store.strict."""
     from regspace.store import Store
 
     if not create and not study.store_path.exists():
         raise RegspaceError(f"study {study.name!r} has not started: {study.store_path} does not exist",
                             hint=f"run `regspace study run {study.source}`")  # fmt: skip
-    store = Store.create(study.store_path) if create else Store.open(study.store_path)
+    store = Store.create(study.store_path, strict=strict) if create else Store.open(study.store_path, strict=strict)
     ident = study.identity()
     have = store.read_json(STUDY_FILE)
     if have is not None:
@@ -363,8 +363,10 @@ def run_study(
     heartbeat: int | None = None,
     grace: int | None = None,
     say=print,
+    skip_unreadable: bool = False,
 ) -> Outcome:
-    """Sample, train in balanced rounds, check fidelity, and write the analyses; resumes where it stopped."""
+    """Sample, train in balanced rounds, check fidelity, and write the analyses; resumes where it stopped.
+    The store is read strictly (a damaged part file stops the study) unless ``skip_unreadable``."""
     from regspace import defaults
     from regspace.train.runner import train
 
@@ -372,7 +374,7 @@ def run_study(
     grace = grace or defaults.GRACE_SECONDS
     options = _train_options(parallelism, data_dir, map_above)
     out = Outcome()
-    store = open_store(study)
+    store = open_store(study, strict=not skip_unreadable)
     for line in sample_study(store, study):
         say(line)
     order = {s: ids[: study.models_per_space] for s, ids in draw_order(store, study.spaces).items()}
@@ -409,16 +411,19 @@ def run_study(
         if summary.interrupted:
             out.interrupted = True
             return out
-    out.written = write_analyses(study, store)
+    out.written = write_analyses(study, store, say=say)
     return out
 
 
-def write_analyses(study: Study, store) -> list[Path]:
-    """The study's comparison (text and JSON), EDF, curves and report, at its equal-draws prefix."""
+def write_analyses(study: Study, store, *, say=None) -> list[Path]:
+    """The study's comparison (text and JSON), EDF, curves and report, at its equal-draws prefix. An
+    analysis that cannot run on these models (the normalised EDFs of spaces whose complexity ranges do not
+    overlap, or too few models) is left out with one line through ``say`` and a sentence in the report."""
     import contextlib
 
     from regspace.analysis.compare import compare
     from regspace.analysis_io import load_table
+    from regspace.console import say as default_say
     from regspace.files import write_file
     from regspace.plots.figures import plot_curves, plot_edf
     from regspace.plots.style import save
@@ -435,15 +440,23 @@ def write_analyses(study: Study, store) -> list[Path]:
     written = []
     out = study.output
     write_file(out / "compare.json", json.dumps(result, indent=2))
+    say = say or default_say
     if normalize:
-        extra = out / f"compare_{normalize}.json"
-        write_file(extra, json.dumps(compare(df, normalize=normalize, n_bins=bins), indent=2))
-        written.append(extra)
+        try:
+            normalised = compare(df, normalize=normalize, n_bins=bins)
+            edf_normalised = plot_edf(df, normalize=normalize, band=True, n_bins=bins)
+        except RegspaceError as e:
+            say(f"study {study.name!r}: the comparison normalised by {normalize} is left out: {e}")
+            normalize = None
+        else:
+            extra = out / f"compare_{normalize}.json"
+            write_file(extra, json.dumps(normalised, indent=2))
+            written.append(extra)
     write_file(out / "compare.txt", compare_text(result))
     written += [out / "compare.txt", out / "compare.json"]
     written.append(save(plot_edf(df, band=True), out / "edf.png"))
     if normalize:
-        written.append(save(plot_edf(df, normalize=normalize, band=True, n_bins=bins), out / f"edf_{normalize}.png"))
+        written.append(save(edf_normalised, out / f"edf_{normalize}.png"))
     with contextlib.suppress(RegspaceError):  # a store trained before curves were kept has none
         written.append(save(plot_curves(df), out / "curves.png"))
     written += _write_fidelity(study, store, opts["recipe_hash"], opts["error"])

@@ -121,6 +121,13 @@ VALUES = [
 DESIGNS = [
     "RegNetX-200MF",
     "regnetx-200mg",
+    "regnety_032",
+    "regnet_y_3_2gf",
+    "regnety_030",
+    "regnet_y_128gf",
+    "timm/regnetx_002.tag",
+    "regnetx_99999999999999999999",
+    "RegNetX-1e400GF",
     "regnet:",
     "regnet:d=",
     "regnet:d=13",

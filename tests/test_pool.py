@@ -8,6 +8,7 @@ import threading
 import time
 from collections import deque
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 
@@ -233,3 +234,28 @@ def test_heartbeats_while_models_are_in_flight(tmp_path):
     work = InMemoryWork(4, heartbeat_seconds=0.2)
     pool(work, tmp_path, ok_worker, workers=1, sleep=0.5).run()
     assert work.beats >= 3
+
+
+def test_off_a_terminal_progress_is_a_plain_line_at_most_every_30_s(capsys):
+    """A batch job's log (issue 25 §4): a line when a model finishes, at most every 30 s, plus the first
+    and the last; each says done / total, the outcomes, the rate and the time left."""
+    from regspace.train.pool import _ProgressLines
+
+    times = iter([0.0, 1.0, 10.0, 40.0, 45.0, 50.0])
+    lines = _ProgressLines(5, clock=lambda: next(times))
+    lines.start()
+    for status in ("ok", "ok", "failed", "ok", "diverged"):
+        lines.finished(SimpleNamespace(status=status))
+    out = capsys.readouterr().err.splitlines()
+    assert out == [
+        "training: 1/5 models done (ok 1, diverged 0, failed 0) in 0m01s, 3600 models/hour, ETA 0m04s",
+        "training: 3/5 models done (ok 2, diverged 0, failed 1) in 0m40s, 270 models/hour, ETA 0m27s",
+        "training: 5/5 models done (ok 3, diverged 1, failed 1) in 0m50s, 360 models/hour",
+    ]
+
+
+def test_a_pool_off_a_terminal_logs_progress_lines(tmp_path, capfd):
+    work = InMemoryWork(4)
+    pool(work, tmp_path, ok_worker, workers=2).run()
+    err = capfd.readouterr().err
+    assert "training: 1/4 models done" in err and "training: 4/4 models done (ok 4" in err

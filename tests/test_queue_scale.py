@@ -92,6 +92,22 @@ def test_a_finished_sweep_shows_errors_as_trial_values(sweep_url, model_rows):
     assert all(isinstance(t.user_attrs["flops"], int) and t.user_attrs["space"] == "X_c" for t in done)
 
 
+def test_claims_take_the_oldest_waiting_models_first(sweep_url, model_rows):
+    """With 100 models waiting (over three times the claim window of 32), claim k takes one of the 32
+    oldest still waiting: its trial number is below k + 32, so the queue stays first-in first-out."""
+    from regspace.sweep.adapter import open_study
+    from regspace.sweep.transfer import enqueue
+
+    q = open_study(sweep_url)
+    enqueue(q, model_rows[:100])
+    numbers = []
+    for k in range(40):
+        claim, _ = q.take("w")
+        numbers.append(claim.number)
+        assert claim.number < k + 32, (k, numbers)
+    assert len(set(numbers)) == 40
+
+
 def _rows_read(engine):
     """Count the rows every statement returns (SQLAlchemy's cursor events)."""
     import sqlalchemy as sa

@@ -150,6 +150,13 @@ def test_nothing_trained_yet(tmp_path, run_cli):
     assert code == 0 and "no results yet" in out and "None" not in out
 
 
+def test_a_space_whose_models_all_diverged_says_so(tmp_path, run_cli):
+    """plot-edf --spaces X_a when every X_a model diverged names the outcome, not "run regspace train"."""
+    make_synthetic_store(tmp_path / "s", ("X_a",), n=6, diverged=1.0)
+    code, _, err = run_cli("plot-edf", "--store", tmp_path / "s", "--spaces", "X_a", "-o", tmp_path / "e.png")
+    assert code == 1 and "diverged" in err and "6 diverged" in err and "regspace train" not in err
+
+
 def test_report_renders_in_a_real_browser(store, tmp_path, run_cli):
     """Headless Chromium (network blocked) lays out every figure with size and marks, and logs no error."""
     import shutil

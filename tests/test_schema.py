@@ -8,7 +8,7 @@ import pyarrow as pa
 import pytest
 
 from regspace import schema
-from regspace.design import STEMS, Context, Design, DesignBatch
+from regspace.design import STEMS, Context, Design, DesignBatch, get_stem
 from regspace.schema import (
     CONTEXT_COLUMNS,
     DESIGN_COLUMNS,
@@ -65,6 +65,22 @@ DESIGNS = [
     Design.from_sampled([24, 56, 152, 368], [1, 1, 4, 7], 1.0, 8, stem=STEMS["imagenet"]),
     Design.from_sampled([48, 104, 208, 440], [1, 3, 6, 6], 1.0, 8, se_ratio=0.25, stem=STEMS["cifar"]),
     Design.from_sampled([16], [2], 2.0, 4, stem=STEMS["cifar"]),
+    # schema 5: the block families' fields, 7 stages, a settable stem width, a head conv
+    Design.from_sampled(
+        [16, 24, 40, 80, 112, 192, 320],
+        [1, 2, 2, 3, 3, 4, 1],
+        1.0,
+        1,
+        se_ratio=0.25,
+        block="MB",
+        stem=get_stem("resnet", 24),
+        strides=[1, 2, 2, 2, 1, 2, 1],
+        kernels=[3, 3, 5, 3, 5, 5, 3],
+        expansions=[1, 6, 6, 6, 6, 6, 6],
+        head_width=1280,
+    ),
+    Design.from_sampled([10, 20], [1, 1], 0.5, 3, block="R", activation="silu", stem=get_stem("cifar", 8)),
+    Design.from_sampled([32], [1], 0.25, 1, block="V"),
 ]
 
 
@@ -81,6 +97,23 @@ def test_design_and_context_round_trip_through_a_row(design):
     # what the store writes is what it reads
     stored = conform({k: [v] for k, v in row.items()}, MODELS_SCHEMA).to_pylist()[0]
     assert design_from_row(stored) == design
+    # a row of a schema-4 store has none of the schema-5 columns: they read as their defaults
+    old = {k: v for k, v in row.items() if k not in NEW_IN_5}
+    if design.block in ("X", "Y") and design.stem in STEMS.values() and design_row(design)["head_width"] == 0:
+        assert design_from_row(old) == design
+        assert design_from_row(conform({k: [v] for k, v in old.items()}, MODELS_SCHEMA).to_pylist()[0]) == design
+
+
+NEW_IN_5 = ("stage_kernels", "stage_expansions", "activation", "stem_width", "stage_strides", "head_width")
+
+
+def test_schema_5_columns():
+    assert schema.SCHEMA_VERSION == 5
+    for p in ("d", "w", "b", "g", "k", "e"):
+        assert [f"{p}{i}" for i in range(1, 8)] == [
+            c for c in MODELS_SCHEMA.names if c[:1] == p and c[1:].isdigit() and c != "w0"
+        ]
+    assert set(NEW_IN_5) <= set(DESIGN_COLUMNS)
 
 
 @pytest.mark.parametrize("se_ratio", [0.0, 0.25])
@@ -88,11 +121,15 @@ def test_a_batch_has_the_columns_of_its_designs(se_ratio):
     widths, depths = [[24, 56, 152], [16, 32, 64]], [[1, 2, 3], [2, 2, 2]]
     batch = DesignBatch.from_sampled(widths, depths, [[1.0] * 3, [2.0] * 3], [[8] * 3, [4] * 3], se_ratio=se_ratio,
                                      stem=STEMS["cifar"])  # fmt: skip
-    cols = design_columns(batch)
-    assert list(cols) == list(DESIGN_COLUMNS)
-    assert [{k: v[i] for k, v in cols.items()} for i in range(len(batch))] == [
-        design_row(batch.design(i)) for i in range(len(batch))
-    ]
+    mb = DesignBatch.from_sampled(widths, depths, 1.0, 1, se_ratio=se_ratio, stem=get_stem("imagenet", 24),
+                                  block="MB", strides=[[1, 2, 2], [2, 1, 2]], kernels=[[3, 5, 3], [5, 5, 7]],
+                                  expansions=[[1, 6, 4], [1, 2, 6]], head_width=64)  # fmt: skip
+    for one in (batch, mb):
+        cols = design_columns(one)
+        assert list(cols) == list(DESIGN_COLUMNS)
+        assert [{k: v[i] for k, v in cols.items()} for i in range(len(one))] == [
+            design_row(one.design(i)) for i in range(len(one))
+        ]
 
 
 def test_the_column_groups_are_columns_of_the_tables():

@@ -1,5 +1,6 @@
 """Sampled populations are what docs/design.md §2 defines: structure on every row, marginals by chi-square."""
 
+import itertools
 import math
 from collections import Counter
 
@@ -233,3 +234,88 @@ def test_bad_toml_spaces(tmp_path, run_cli, text, msg):
     f.write_text(text)
     code, _, err = run_cli("sample", "--space", f, "--store", tmp_path / "s")
     assert code != 0 and msg in err and len(err.strip().splitlines()) == 1
+
+
+# ------------------------------------------------- TOML ranges the quantum does not divide (issue 21 §3)
+
+
+def w_space(w, increasing=()):
+    return space_from_dict(
+        {"name": "qw", "base": "X_c", "stages": 3, "increasing": list(increasing), "params": {"w": w}}
+    )
+
+
+@pytest.mark.parametrize("increasing", [[], ["w"]])
+@pytest.mark.parametrize("dist", ["uniform", "log_uniform"])
+def test_quantum_that_does_not_divide_the_range_is_refused_in_one_line(tmp_path, run_cli, dist, increasing):
+    f = tmp_path / "q.toml"
+    f.write_text(
+        f'name = "q"\nbase = "X_c"\nincreasing = {increasing!r}\n'
+        f'[params.w]\ndist = "{dist}"\nlow = 12\nhigh = 100\nq = 8\n'.replace("'", '"')
+    )
+    code, _, err = run_cli("sample", "--space", f, "-n", 5, "--store", tmp_path / "s")
+    assert code != 0 and len(err.strip().splitlines()) == 1
+    assert "multiples of q = 8" in err and "low = 16, high = 96" in err
+
+
+@pytest.mark.parametrize(
+    "kind,low,high,q,ok",
+    [
+        ("uniform", 16, 96, 8, True),
+        ("uniform", 0.25, 1, 0.25, True),
+        ("uniform", 0.3, 1, 0.25, False),
+        ("uniform", 1, 16, 1, True),
+        ("log_uniform", 8, 256, 0.1, True),
+        ("log_uniform", 8, 250, 8, False),
+        ("power2_uniform", 8, 128, 8, True),
+        ("power2_uniform", 1, 128, 8, False),  # floor(1 / 8) * 8 = 0
+        ("power2_or_log_uniform", 1, 128, 8, True),  # powers below q are kept: the reference's rule
+        ("power2_or_log_uniform", 1, 4, 8, True),  # q > high: never quantised
+    ],
+)
+def test_quantum_rule_and_every_draw_inside_the_bounds(kind, low, high, q, ok):
+    from regspace.errors import UsageProblem
+
+    if not ok:
+        with pytest.raises(UsageProblem, match="multiple"):
+            Param("w", kind, low, high, q)
+        return
+    x = Param("w", kind, low, high, q).draw(np.random.default_rng(3), 20_000)
+    assert x.min() >= low and x.max() <= high
+    small = kind == "power2_or_log_uniform" and q > 1
+    on_grid = np.isclose(np.round(x / q) * q, x) | (small & (x < q))
+    assert on_grid.all()
+
+
+def enumerate_uniform(low, high, q):
+    """The stated law, independently: every multiple of q in [low, high], by plain counting."""
+    out, k = [], math.ceil(low / q)
+    while k * q <= high:
+        out.append(k * q)
+        k += 1
+    return out
+
+
+@pytest.mark.parametrize("increasing", [[], ["w"]])
+def test_declared_uniform_range_is_the_sampled_set_with_or_without_ordering(increasing):
+    space = w_space({"dist": "uniform", "low": 16, "high": 96, "q": 8}, increasing)
+    raw = space.draw(np.random.default_rng(11), 60_000)
+    w = raw["w"][raw["_valid"]]
+    support = enumerate_uniform(16, 96, 8)
+    assert set(w.ravel().tolist()) == set(support)
+    if not increasing:
+        assert chi2_uniform(w[:, 0].tolist(), support) > ALPHA
+    else:  # uniform over the ordered triples of the same 11 values (stars and bars: C(13, 3) = 286)
+        rows = [tuple(r) for r in w.tolist()]
+        ordered = [t for t in itertools.product(support, repeat=3) if t[0] <= t[1] <= t[2]]
+        assert len(ordered) == math.comb(len(support) + 2, 3)
+        assert chi2_uniform(rows, ordered) > ALPHA
+
+
+def test_declared_log_uniform_range_against_its_pmf():
+    space = w_space({"dist": "log_uniform", "low": 16, "high": 96, "q": 8})
+    w = space.draw(np.random.default_rng(12), 60_000)["w"][:, 1]
+    values, p = log_uniform_pmf(16, 96, 8)
+    counts = Counter(w.tolist())
+    assert set(counts) <= set(values.tolist())
+    assert stats.chisquare([counts.get(v, 0) for v in values.tolist()], p * len(w)).pvalue > ALPHA

@@ -197,6 +197,56 @@ def test_corrupt_part_is_named_and_other_rows_survive(backend, loc, run_cli):
     assert backend.open(loc).compact("models", min_parts=1) == 0  # refuses to merge around a bad file
 
 
+def _store_with_results_in_one_part(backend, loc, run_cli, recipe_hash):
+    """A store whose results sit in one compacted part file (as the committed ladder's do)."""
+    sample(run_cli, loc, "X_c", 12)
+    store = backend.open(loc)
+    ids = store.models().model_id.tolist()
+    for mid in ids:  # one part per result, then compacted into one
+        store.append_rows("results", [{"model_id": mid, "recipe_hash": recipe_hash, "status": "ok", "error": 9.0}])
+    assert store.compact("results", min_parts=2) == len(ids) and len(store.parts("results")) == 1
+    return store, ids
+
+
+def test_a_damaged_results_part_stops_training_and_read_commands_warn_once(backend, loc, run_cli, capsys):
+    """Issue 25 §4: a truncated results part (a disk error). Training would take every model in it for
+    untrained and train it again: `train` refuses in one line naming the file; --skip-unreadable goes
+    on; read commands warn once each."""
+    needs(backend, "parts")
+    from regspace.train.recipe import RECIPES
+    from regspace.train.runner import open_work
+
+    recipe = RECIPES["quick"]
+    store, ids = _store_with_results_in_one_part(backend, loc, run_cli, recipe.hash)
+    assert open_work(recipe, store=str(loc), queue=None, explicit_recipe=False).source is None  # all trained
+    part = store.parts("results")[0]
+    part.write_bytes(part.read_bytes()[: part.stat().st_size // 2])
+    code, out, err = run_cli("train", "--store", loc, "--workers", "1")
+    assert code != 0 and str(part) in err and "--skip-unreadable" in err and "Traceback" not in err
+    assert len([line for line in err.splitlines() if line.strip()]) <= 2  # the error line and its hint
+    work = open_work(recipe, store=str(loc), queue=None, explicit_recipe=False, skip_unreadable=True)
+    assert sorted(m["model_id"] for m in work.models) == sorted(ids)  # what going on would train again
+    capsys.readouterr()
+    for command in (["status"], ["compare"]):
+        code, _, err = run_cli(*command, "--store", loc)
+        assert code == 0 and err.count(str(part)) == 1, (command, err)
+
+
+def test_status_verify_finds_a_damaged_part_by_its_checksums(backend, loc, run_cli):
+    """A byte changed inside a part's data (not its footer): plain reads may not notice; `status --verify`
+    reads every part in full with parquet's page checksums and names it."""
+    needs(backend, "parts")
+    store, _ = _store_with_results_in_one_part(backend, loc, run_cli, "r")
+    code, out, _ = run_cli("status", "--store", loc, "--verify")
+    assert code == 0 and "all readable" in out
+    part = store.parts("results")[0]
+    data = bytearray(part.read_bytes())
+    data[len(data) // 3] ^= 0xFF  # inside a data page: the footer and the magic bytes are intact
+    part.write_bytes(bytes(data))
+    code, out, _ = run_cli("status", "--store", loc, "--verify")
+    assert code == 1 and f"damaged: {part}" in out and "1 damaged" in out
+
+
 def test_schema_is_fixed_so_plain_pandas_sees_every_column(backend, loc, run_cli):
     needs(backend, "plain")
     sample(run_cli, loc, "RegNetX", 5)
@@ -254,6 +304,33 @@ def test_a_settled_result_supersedes_a_failed_one(store):
         {"model_id": "a", "status": "ok", "error": 5.0}
     ]
     assert store.settled_ids("r") == {"a"} and store.results_for("other").num_rows == 0
+
+
+def test_the_done_rule_on_hand_written_results(store):
+    """What `regspace train` trains (issue 25 §5), read from hand-written rows: ok and diverged settle a
+    model for their recipe; failed settles it only without --retry-failed; a result of another recipe
+    settles nothing; a model sampled in two spaces is pending once; a later ok supersedes a failed one."""
+    ids = ["ok", "div", "fail", "fail_then_ok", "none", "other_recipe", "two_spaces"]
+    rows = [
+        {"model_id": m, "space": "X_a" if m != "two_spaces" else s, "seed": 0, "draw_index": i, "multiplicity": 1,
+         "draw_indices": [i]}
+        for i, m in enumerate(ids) for s in (("X_a", "X_b") if m == "two_spaces" else ("X_a",))
+    ]  # fmt: skip
+    store.append_rows("models", rows)
+    results = [
+        ("ok", "r", "ok"), ("div", "r", "diverged"), ("fail", "r", "failed"), ("fail_then_ok", "r", "failed"),
+        ("fail_then_ok", "r", "ok"), ("other_recipe", "q", "ok"),
+    ]  # fmt: skip
+    store.append_rows("results", [{"model_id": m, "recipe_hash": h, "status": st} for m, h, st in results])
+
+    def pending(**kw):
+        return [m["model_id"] for m in store.pending("r", ["model_id"], **kw)]
+
+    assert pending() == ["none", "other_recipe", "two_spaces"]
+    assert pending(retry_failed=True) == ["fail", "none", "other_recipe", "two_spaces"]
+    assert store.settled_ids("r") == {"ok", "div", "fail_then_ok"}
+    assert store.settled_ids("r", with_failed=True) == {"ok", "div", "fail", "fail_then_ok"}
+    assert [m["model_id"] for m in store.pending("q", ["model_id"], spaces=["X_b"])] == ["two_spaces"]
 
 
 def test_an_empty_store_reads_empty_tables(store):

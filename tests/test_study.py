@@ -427,3 +427,27 @@ def test_study_status_does_not_import_torch(tmp_path):
     p = subprocess.run([sys.executable, "-c", code, str(f)], capture_output=True, text=True, timeout=120)
     assert p.returncode == 0, p.stderr
     assert "0 complete round(s) of 3; the analyses compare the first 0 draws" in p.stdout
+
+
+def test_a_tiny_study_whose_normalised_comparison_cannot_run_still_writes_everything(tmp_path, run_cli):
+    """2 draws per space, normalize = "params", spaces whose parameter ranges do not overlap (issue 25 §4):
+    the normalised comparison is left out with one line and a sentence in the report; compare.txt, the
+    EDF and the report are written, and the command succeeds."""
+    from regspace.study import open_store, sample_study
+
+    text = TINY_STUDY.replace("models_per_space = 8", "models_per_space = 2") + '[analysis]\nnormalize = "params"\n'
+    (tmp_path / "tiny.toml").write_text(text)
+    study = load_study(tmp_path / "tiny.toml")
+    store = open_store(study)
+    sample_study(store, study)
+    models = store.models()
+    ranges = models.groupby("space").params.agg(["min", "max"])
+    assert ranges["min"].max() > ranges["max"].min()  # the premise: no common range of parameters
+    store.append_rows("results", [_result(m, study.recipe.hash, 10.0 + i) for i, m in enumerate(models.model_id)])
+    code, out, err = run_cli("study", "report", tmp_path / "tiny.toml")
+    assert code == 0, err
+    assert "the comparison normalised by params is left out" in err + out
+    for name in ("compare.txt", "compare.json", "edf.png", "report.html"):
+        assert (tmp_path / "out" / name).is_file(), name
+    assert not (tmp_path / "out" / "compare_params.json").exists()
+    assert "normalised by parameters are left out" in (tmp_path / "out" / "report.html").read_text()

@@ -25,11 +25,13 @@ class BlockKind:
     """One block kind.
 
     ``count(cx, w_in, w_out, stride, p) -> Cx`` and ``build(w_in, w_out, stride, p) -> nn.Module`` describe
-    one block; ``p`` maps the design's per-stage and per-network parameters (``b``, ``g``, ``se_ratio``) to
+    one block; ``p`` maps the design's per-stage and per-network parameters (design.BLOCK_PARAMS: ``b``, ``g``,
+    ``se_ratio``, ``k``, ``e``, ``activation``) to
     this stage's values: scalars, or (N,) arrays when counting a batch (the counter must be vectorised).
     ``check(se_ratio)`` returns why a design with this block is invalid, or None. ``id_text`` is what the
     block adds to a design's canonical text (docs/design.md §1): empty for X and Y, whose ids predate
-    the block field (their ``se=`` already tells them apart).
+    the block field (their ``se=`` already tells them apart). ``activation`` is the default activation of
+    designs with this block (relu; silu for MB).
     """
 
     name: str
@@ -38,6 +40,7 @@ class BlockKind:
     build: Callable
     check: Callable = lambda se_ratio: None
     id_text: str | None = None
+    activation: str = "relu"  # the activation of a design that names none
 
     def canonical(self) -> str:
         return f";block={self.name}" if self.id_text is None else self.id_text
@@ -58,9 +61,14 @@ def _discover() -> dict[str, BlockKind]:
     return _REGISTRY
 
 
+# How listings order the kinds (the papers' order, simplest first); a kind not named here comes after.
+_ORDER = ("V", "R", "X", "Y", "MB")
+
+
 def block_names() -> list[str]:
-    """The registered block kinds' names (e.g. ['X', 'Y'])."""
-    return list(_discover())
+    """The registered block kinds' names: ['V', 'R', 'X', 'Y', 'MB'] (then any others by module name)."""
+    names = list(_discover())
+    return sorted(names, key=lambda n: _ORDER.index(n) if n in _ORDER else len(_ORDER))
 
 
 def get_block(name: str) -> BlockKind:

@@ -1,8 +1,10 @@
 """The residual bottleneck block (DDS §3.1, Fig. 4): X, and Y = X with squeeze-and-excitation.
 
 1×1 conv to the bottleneck width w_b = round(w_out / b), 3×3 group conv (groups w_b / g, stride s),
-[SE on the block's input width], 1×1 conv to w_out; BN after each conv, ReLU after the first two and
-after the residual sum; a projection shortcut (1×1 conv + BN) where the shape changes. :func:`count`
+[SE on the block's input width], 1×1 conv to w_out; BN after each conv, the activation after the first
+two and after the residual sum; a projection shortcut (1×1 conv + BN) where the shape changes (pycls's
+ResBottleneckBlock). b < 1 gives the inverted bottleneck (w_b wider than the block, DDS §5) and g = 1 the
+depthwise conv; the compatibility rule (design.make_compatible) keeps w_b a multiple of g. :func:`count`
 and :func:`build` describe the same block, layer for layer.
 """
 
@@ -41,18 +43,19 @@ def build(w_in: int, w_out: int, stride: int, p: dict):
 
     w_b = int(bottleneck_width(w_out, p["b"]))
     proj = T.projection(w_in, w_out, stride)  # built first, as before: the same seed gives the same weights
+    act = p["activation"]
     layers = [
         T.conv(w_in, w_b, 1),
         T.norm(w_b),
-        T.relu(),
+        T.activation(act),
         T.conv(w_b, w_b, 3, stride=stride, groups=w_b // p["g"]),
         T.norm(w_b),
-        T.relu(),
+        T.activation(act),
     ]
     if p["se_ratio"]:
-        layers.append(T.SqueezeExcitation(w_b, int(se_width(w_in, p["se_ratio"]))))
+        layers.append(T.SqueezeExcitation(w_b, int(se_width(w_in, p["se_ratio"])), act))
     layers += [T.conv(w_b, w_out, 1), T.norm(w_out)]
-    return T.Residual(layers, proj)
+    return T.Residual(layers, proj, act)
 
 
 KINDS = (

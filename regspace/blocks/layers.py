@@ -62,9 +62,17 @@ def linear(cx: Cx, w_in, w_out, *, bias: bool = True) -> Cx:
     return cx._replace(flops=cx.flops + flops, params=cx.params + flops, acts=cx.acts + w_out)
 
 
-def stem(cx: Cx, in_channels, width, stride) -> Cx:
-    """3×3 conv (stride from the stem preset), BN, ReLU."""
-    return norm2d(conv2d(cx, in_channels, width, 3, stride=stride), width)
+def pool2d(cx: Cx, channels, k: int, *, stride=1) -> Cx:
+    """k×k max-pool, padding k//2: no flops or params; its output counts as acts (as pycls)."""
+    h = (cx.h - 1) // stride + 1
+    w = (cx.w - 1) // stride + 1
+    return Cx(h, w, cx.flops, cx.params, cx.acts + channels * h * w)
+
+
+def stem(cx: Cx, in_channels, stem) -> Cx:
+    """The stem (a design.Stem): k×k conv (stem.kernel, stem.stride), BN, activation [, 3×3 max-pool s2]."""
+    cx = norm2d(conv2d(cx, in_channels, stem.width, stem.kernel, stride=stem.stride), stem.width)
+    return pool2d(cx, stem.width, 3, stride=2) if stem.pool else cx
 
 
 def squeeze_excitation(cx: Cx, w_b, w_se) -> Cx:
@@ -80,6 +88,10 @@ def projection(cx: Cx, w_in, w_out, stride) -> Cx:
     return where(proj, norm2d(conv2d(cx, w_in, w_out, 1, stride=stride), w_out)._replace(h=cx.h, w=cx.w), cx)
 
 
-def head(cx: Cx, w_in, num_classes) -> Cx:
-    """Global average pool, then a fully connected layer with bias."""
+def head(cx: Cx, w_in, num_classes, head_width: int = 0) -> Cx:
+    """[1×1 conv to head_width, BN, activation, when head_width > 0], global average pool, then a fully
+    connected layer with bias."""
+    if head_width:
+        cx = norm2d(conv2d(cx, w_in, head_width, 1), head_width)
+        w_in = head_width
     return linear(gap2d(cx), w_in, num_classes, bias=True)

@@ -1,10 +1,10 @@
 """A network: stem → stages of blocks → head, walked once for both its complexity and its nn.Module.
 
 :func:`stages` is the one walker: it turns a design into per-stage (w_in, w_out, d, stride, block
-parameters), and says which blocks a stage holds (the first one strided from w_in to w_out, then d − 1
-from w_out to w_out at stride 1). :func:`count` sums the block kind's counter over it (first block +
-(d − 1) × the others, vectorised over a DesignBatch); :func:`build_model` calls the block kind's builder
-for each block. Importing this module does not import torch; build_model does.
+parameters), and says which blocks a stage holds (the first one at the stage's stride s_i from w_in
+to w_out, then d − 1 from w_out to w_out at stride 1). :func:`count` sums the block kind's counter over
+it (first block + (d − 1) × the others, vectorised over a DesignBatch); :func:`build_model` calls the
+block kind's builder for each block. Importing this module does not import torch; build_model does.
 """
 
 from __future__ import annotations
@@ -16,8 +16,6 @@ import numpy as np
 from regspace.blocks import get_block
 from regspace.blocks import layers as L
 
-STAGE_STRIDE = 2  # every stage halves the resolution in its first block (DDS §3.1)
-
 
 class Stage(NamedTuple):
     """One stage: input and output widths, depth, the first block's stride, and the block parameters
@@ -26,7 +24,7 @@ class Stage(NamedTuple):
     w_in: object
     w_out: object
     d: object
-    stride: int
+    stride: object
     params: dict
 
     def first(self) -> tuple:
@@ -43,6 +41,7 @@ def stages(design) -> list[Stage]:
     parameters are those ``design.block_params`` names (regspace.design.BLOCK_PARAMS)."""
     widths = np.asarray(design.widths, dtype=np.int64)
     depths = np.asarray(design.depths, dtype=np.int64)
+    strides = np.asarray(design.strides, dtype=np.int64)
     per_stage, shared = {}, {}
     for name, (attribute, dtype, is_per_stage) in design.block_params.items():
         if is_per_stage:
@@ -53,7 +52,7 @@ def stages(design) -> list[Stage]:
     out = []
     for i in range(widths.shape[-1]):
         params = {k: v[..., i] for k, v in per_stage.items()} | shared
-        out.append(Stage(w_in, widths[..., i], depths[..., i], STAGE_STRIDE, params))
+        out.append(Stage(w_in, widths[..., i], depths[..., i], strides[..., i], params))
         w_in = widths[..., i]
     return out
 
@@ -64,13 +63,13 @@ def count(design, context) -> L.Cx:
     kind = get_block(design.block)
     zeros = np.zeros(np.shape(design.widths)[:-1], dtype=np.int64)
     cx = L.Cx(zeros + context.resolution, zeros + context.resolution, zeros, zeros, zeros)
-    cx = L.stem(cx, context.in_channels, design.stem.width, design.stem.stride)
+    cx = L.stem(cx, context.in_channels, design.stem)
     w_out = zeros + design.stem.width
     for st in stages(design):
         first = kind.count(cx, *st.first(), st.params)
         rest = kind.count(L.Cx(first.h, first.w), *st.rest(), st.params)
         cx, w_out = L.repeat(first, rest, st.d - 1), st.w_out
-    return L.head(cx, w_out, context.num_classes)
+    return L.head(cx, w_out, context.num_classes, design.head_width)
 
 
 def _scalar(x):
@@ -83,14 +82,15 @@ def build_model(design, context, *, zero_init_final_gamma: bool = False, conv_in
     from regspace.blocks import torch_layers as T
 
     kind = get_block(design.block)
-    stem = T.Stem(context.in_channels, design.stem.width, design.stem.stride)
+    stem = T.Stem(context.in_channels, design.stem, design.activation)
     built, w_out = [], design.stem.width
     for st in stages(design):
         p = {k: _scalar(v) for k, v in st.params.items()}
         first, rest = (tuple(_scalar(x) for x in args) for args in (st.first(), st.rest()))
         built.append([kind.build(*first, p)] + [kind.build(*rest, p) for _ in range(int(st.d) - 1)])
         w_out = int(st.w_out)
-    model = T.AnyNet(stem, built, T.Head(w_out, context.num_classes), design=design, context=context)
+    head = T.Head(w_out, context.num_classes, design.head_width, design.activation)
+    model = T.AnyNet(stem, built, head, design=design, context=context)
     T.init_weights(model, zero_init_final_gamma=zero_init_final_gamma, conv_init=conv_init)
     return model
 

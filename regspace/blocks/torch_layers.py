@@ -22,8 +22,13 @@ def norm(channels: int) -> nn.BatchNorm2d:
     return nn.BatchNorm2d(channels)
 
 
-def relu() -> nn.ReLU:
-    return nn.ReLU(inplace=True)
+def activation(name: str = "relu") -> nn.Module:
+    """The design's activation: relu (in place) or silu (Swish, x·sigmoid(x))."""
+    if name == "silu":
+        return nn.SiLU(inplace=True)
+    if name == "relu":
+        return nn.ReLU(inplace=True)
+    raise ValueError(f"unknown activation {name!r}")
 
 
 def projection(w_in: int, w_out: int, stride: int) -> nn.Module | None:
@@ -34,41 +39,44 @@ def projection(w_in: int, w_out: int, stride: int) -> nn.Module | None:
 
 
 class Stem(nn.Module):
-    """layers.stem: 3×3 conv, BN, ReLU."""
+    """layers.stem: k×k conv, BN, activation [, 3×3 max-pool s2]; ``stem`` a design.Stem."""
 
-    def __init__(self, in_channels: int, width: int, stride: int):
+    def __init__(self, in_channels: int, stem, act: str = "relu"):
         super().__init__()
-        self.conv = conv(in_channels, width, 3, stride=stride)
-        self.bn = norm(width)
-        self.relu = relu()
+        self.conv = conv(in_channels, stem.width, stem.kernel, stride=stem.stride)
+        self.bn = norm(stem.width)
+        self.af = activation(act)
+        self.pool = nn.MaxPool2d(3, stride=2, padding=1) if stem.pool else None
 
     def forward(self, x):
-        return self.relu(self.bn(self.conv(x)))
+        x = self.af(self.bn(self.conv(x)))
+        return x if self.pool is None else self.pool(x)
 
 
 class SqueezeExcitation(nn.Module):
-    """layers.squeeze_excitation: pool → 1×1 conv (bias) → ReLU → 1×1 conv (bias) → sigmoid → scale."""
+    """layers.squeeze_excitation: pool → 1×1 conv (bias) → activation → 1×1 conv (bias) → sigmoid → scale."""
 
-    def __init__(self, w_b: int, w_se: int):
+    def __init__(self, w_b: int, w_se: int, act: str = "relu"):
         super().__init__()
         self.reduce = conv(w_b, w_se, 1, bias=True)
+        self.af = activation(act)
         self.expand = conv(w_se, w_b, 1, bias=True)
 
     def forward(self, x):
         s = x.mean((2, 3), keepdim=True)
-        s = torch.sigmoid(self.expand(torch.relu(self.reduce(s))))
+        s = torch.sigmoid(self.expand(self.af(self.reduce(s))))
         return x * s
 
 
 class Residual(nn.Module):
-    """relu(f(x) + shortcut(x)): ``f`` the block's layers (the last one a BN), ``proj`` the projection
-    shortcut or None for the identity."""
+    """act(f(x) + shortcut(x)): ``f`` the block's layers (the last one a BN), ``proj`` the projection
+    shortcut or None for the identity. Blocks R, X and Y."""
 
-    def __init__(self, layers: list[nn.Module], proj: nn.Module | None):
+    def __init__(self, layers: list[nn.Module], proj: nn.Module | None, act: str = "relu"):
         super().__init__()
         self.proj = proj
         self.f = nn.Sequential(*layers)
-        self.relu = relu()
+        self.af = activation(act)
 
     @property
     def final_bn(self) -> nn.BatchNorm2d:
@@ -77,17 +85,46 @@ class Residual(nn.Module):
 
     def forward(self, x):
         shortcut = x if self.proj is None else self.proj(x)
-        return self.relu(self.f(x) + shortcut)
+        return self.af(self.f(x) + shortcut)
+
+
+class Plain(nn.Sequential):
+    """Layers in sequence with no residual (block V): no BN is zero-initialised."""
+
+    final_bn = None
+
+
+class Inverted(nn.Module):
+    """f(x) [+ x when the shape allows]: MBConv's linear bottleneck, no activation after the sum. Its
+    ``final_bn`` (the projection BN) is zero-initialised on request only where there is a residual."""
+
+    def __init__(self, layers: list[nn.Module], skip: bool):
+        super().__init__()
+        self.skip = skip
+        self.f = nn.Sequential(*layers)
+
+    @property
+    def final_bn(self) -> nn.BatchNorm2d | None:
+        return self.f[-1] if self.skip else None
+
+    def forward(self, x):
+        return x + self.f(x) if self.skip else self.f(x)
 
 
 class Head(nn.Module):
-    """layers.head: global average pool, then FC with bias."""
+    """layers.head: [1×1 conv, BN, activation when head_width > 0], global average pool, then FC with bias."""
 
-    def __init__(self, w_in: int, num_classes: int):
+    def __init__(self, w_in: int, num_classes: int, head_width: int = 0, act: str = "relu"):
         super().__init__()
+        self.conv = None
+        if head_width:
+            self.conv = nn.Sequential(conv(w_in, head_width, 1), norm(head_width), activation(act))
+            w_in = head_width
         self.fc = nn.Linear(w_in, num_classes)
 
     def forward(self, x):
+        if self.conv is not None:
+            x = self.conv(x)
         return self.fc(x.mean((2, 3)))
 
 
@@ -109,8 +146,9 @@ class AnyNet(nn.Module):
 def init_weights(model: nn.Module, *, zero_init_final_gamma: bool = False, conv_init: str = "reference") -> None:
     """As pycls (and torchvision): He-normal convs with fan_out = k·k·out_channels, NOT divided by the
     groups; BN at 1/0; small-normal FC. conv_init="grouped" divides by the groups (the fan-out one filter
-    really sees): an experiment option only, see experiments/README.md. zero_init_final_gamma zeroes each
-    residual block's last BN scale, so every block starts as the identity."""
+    really sees): an experiment option only, see experiments/README.md. zero_init_final_gamma zeroes the
+    last BN scale of each residual branch (R: the second BN, X/Y: the last, MB with a residual: the
+    projection BN; V has none), so every residual block starts as its shortcut."""
     for m in model.modules():
         if isinstance(m, nn.Conv2d):
             fan_out = m.kernel_size[0] * m.kernel_size[1] * m.out_channels
@@ -127,5 +165,6 @@ def init_weights(model: nn.Module, *, zero_init_final_gamma: bool = False, conv_
             nn.init.zeros_(m.bias)
     if zero_init_final_gamma:
         for m in model.modules():
-            if isinstance(m, Residual):
-                nn.init.zeros_(m.final_bn.weight)
+            bn = getattr(m, "final_bn", None) if isinstance(m, Residual | Inverted | Plain) else None
+            if bn is not None:
+                nn.init.zeros_(bn.weight)

@@ -42,9 +42,19 @@ def _subtitle(df: pd.DataFrame) -> str:
     return "; ".join(parts)
 
 
-def _empty_check(groups: dict) -> None:
-    if not any(len(g) for g in groups.values()):
+def _empty_check(df: pd.DataFrame, groups: dict) -> None:
+    """Nothing to plot: say why — nothing trained yet, or every model diverged or failed (issue 25 §4)."""
+    if any(len(g) for g in groups.values()):
+        return
+    chosen = df[df.space.isin(list(groups))] if groups else df
+    counts = chosen.status.value_counts()
+    if chosen.empty or counts.get("pending", 0) == len(chosen):
         raise RegspaceError("no trained models to plot", hint="run `regspace train` first")
+    outcomes = ", ".join(f"{counts[s]} {s}" for s in ("diverged", "failed", "pending") if counts.get(s))
+    raise RegspaceError(
+        f"no trained models to plot: no model of {', '.join(groups) or 'the store'} has a finite error ({outcomes})",
+        hint="`regspace status` counts them per space; a diverged model is recorded, not retried",
+    )
 
 
 def plot_edf(
@@ -60,7 +70,7 @@ def plot_edf(
 ):
     """Error EDFs of several spaces on one axis; legend 'space (n | min | mean)'."""
     groups = space_errors(df, spaces)
-    _empty_check(groups)
+    _empty_check(df, groups)
     norm: dict = {}
     weights = space_weights(groups, normalize, n_bins=n_bins, info=norm)
     all_e = np.concatenate([g.sweep_error.to_numpy(float) for g in groups.values() if len(g)])
@@ -317,7 +327,7 @@ def plot_fit(df: pd.DataFrame, *, spaces: list[str] | None = None, fits: pd.Data
     from regspace.analysis.fit import fit_frame
 
     groups = space_errors(df, spaces)
-    _empty_check(groups)
+    _empty_check(df, groups)
     all_e = np.concatenate([g.sweep_error.to_numpy(float) for g in groups.values() if len(g)])
     top = robust_upper(all_e)
     with rc():
@@ -366,7 +376,7 @@ def plot_search(
     if method not in ("nds", "order"):
         raise RegspaceError(f"unknown search-efficiency method {method!r}: use nds or order")
     groups = space_errors(df, spaces)
-    _empty_check(groups)
+    _empty_check(df, groups)
     weights = space_weights(groups, normalize, n_bins=n_bins) if method == "nds" and normalize else {}
     with rc():
         fig, ax = plt.subplots(figsize=(6.4, 4.4))

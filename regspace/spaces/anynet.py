@@ -76,13 +76,24 @@ class AnyNetSpace(Space):
 
     def derive(self, raw, stem: Stem):
         batch = DesignBatch.from_sampled(
-            raw["w"], raw["d"], raw["b"], raw["g"], se_ratio=self.se_ratio, stem=stem, block=self.block
+            raw["w"],
+            raw["d"],
+            raw["b"],
+            raw["g"],
+            se_ratio=self.se_ratio,
+            stem=stem,
+            block=self.block,
+            strides=raw.get("s"),  # a space that draws them (MBConv's k, e; strides): else the defaults
+            kernels=raw.get("k"),
+            expansions=raw.get("e"),
+            head_width=self.head_width,
+            activation=self.activation,
         )
         return batch, raw["_valid"]
 
     def columns(self, raw):
         cols = {}
-        for p in STAGE_PARAMS:
+        for p in STAGE_PARAMS + tuple(p for p in ("k", "e") if p in raw):
             for i in range(self.stages):
                 cols[f"{p}{i + 1}"] = raw[p][:, i]
             if p in self.shared:

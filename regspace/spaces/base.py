@@ -27,6 +27,8 @@ class Space:
     description: str = ""
     budget: object = None  # a regspace.presets.Budget: this space's default complexity constraints, if any
     block: str | None = None  # the block kind (regspace.blocks); None: Y when se_ratio > 0, else X
+    activation: str | None = None  # relu | silu; None: the block's default (silu for MB, else relu)
+    head_width: int = 0  # a 1×1 head conv of this width before pooling (0: none)
 
     family = "?"
 

@@ -8,6 +8,15 @@ They follow the reference sampler (pycls ``sweep/random.py``) value for value in
   ``log_uniform(max(low, q), high, min(high, q))``;
 - ``choice``: one of a finite list of values, uniformly.
 Quantised values are exact decimals (24.5, not 24.500000000000004), as the reference's Decimal arithmetic.
+
+The quantum must divide the bounds (:func:`check_quantum`): a declaration such as uniform 12..100 with
+q = 8 is refused in one line that names the nearest ranges that are allowed. Why refuse rather than sample
+the multiples of q inside the bounds: the laws above are the reference's only when q divides the bounds
+(otherwise floor/ceil to q leave the interval: 8 and 104 for 12..100, about 8 % of draws), so any
+in-bounds reading would be a law of our own that the declaration does not state, and the text that
+`regspace spaces` prints would no longer be the set sampled. Refusing keeps "what you declare is what is
+sampled" for every kind, and makes the per-stage law and its non-decreasing variant (which enumerates
+the same multiples of q) the same set by construction.
 """
 
 from __future__ import annotations
@@ -69,6 +78,7 @@ class Param:
             raise UsageProblem(f"parameter {self.name}: {self.kind} needs low > 0")
         if self.kind.startswith("power2") and not all(_is_power2(v) for v in (self.low, self.high)):
             raise UsageProblem(f"parameter {self.name}: {self.kind} needs powers of two for low and high")
+        check_quantum(self)
 
     @property
     def integer(self) -> bool:
@@ -108,6 +118,38 @@ class Param:
             "power2_or_log_uniform": "power-of-2-or-log-uniform",
         }[self.kind]
         return f"{name} [{lo}, {hi}], q={q}"
+
+
+def _multiple(x: float, q: float) -> bool:
+    return (Fraction(str(x)) / Fraction(str(q))).denominator == 1
+
+
+def _near(x: float, q: float, op) -> str:
+    k = op(Fraction(str(x)) / Fraction(str(q)))
+    return format(float(k * Fraction(str(q))), "g")
+
+
+def check_quantum(p: Param) -> None:
+    """Raise UsageProblem (one line) unless p's quantum q divides the bounds its law floors or ceils to q.
+
+    uniform and log_uniform: low and high multiples of q. power2_uniform: q divides low (then every power of
+    two in [low, high] is a multiple of q). power2_or_log_uniform: powers of two below q are kept as they
+    are (the reference's rule); when q <= high, high and max(low, q) must be multiples of q.
+    """
+    lo, hi, q = p.low, p.high, p.q
+    if p.kind == "power2_uniform":
+        bad = [] if _multiple(lo, q) else ["low"]
+    elif p.kind == "power2_or_log_uniform":
+        bad = [] if q > hi else [n for n, v in (("low", max(lo, q)), ("high", hi)) if not _multiple(v, q)]
+    else:
+        bad = [n for n, v in (("low", lo), ("high", hi)) if not _multiple(v, q)]
+    if not bad:
+        return
+    up, down = _near(lo, q, math.ceil), _near(hi, q, math.floor)
+    raise UsageProblem(
+        f"parameter {p.name}: {' and '.join(bad)} must be {'multiples' if len(bad) > 1 else 'a multiple'} of q = {q:g} "
+        f"(the law would draw outside [{lo:g}, {hi:g}]); use for example low = {up}, high = {down}"
+    )
 
 
 def log_uniform(rng, low, high, q, size) -> np.ndarray:

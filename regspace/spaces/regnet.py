@@ -55,8 +55,10 @@ def regnet_stages(d, w0, wa, wm, num_stages: int, q: int = WIDTH_QUANTUM):
     return widths, depths, valid
 
 
-def regnet_design(d, w0, wa, wm, *, b=1.0, g=8, se_ratio=0.0, stem: Stem | None = None, block=None) -> Design:
-    """One RegNet design from its parameters (any number of stages)."""
+def regnet_design(
+    d, w0, wa, wm, *, b=1.0, g=8, se_ratio=0.0, stem: Stem | None = None, block=None, activation=None
+) -> Design:
+    """One RegNet design from its parameters (any number of stages); activation None: the block's default."""
     if not (d >= 1 and w0 > 0 and wa >= 0 and wm > 1):
         raise UsageProblem(
             f"RegNet parameters need d >= 1, w0 > 0, wa >= 0, wm > 1 (got d={d}, w0={w0}, wa={wa}, wm={wm})"
@@ -65,7 +67,7 @@ def regnet_design(d, w0, wa, wm, *, b=1.0, g=8, se_ratio=0.0, stem: Stem | None 
         raise UsageProblem(f"RegNet w0 must be a multiple of {WIDTH_QUANTUM}, got {w0}")
     w, _, _, _ = regnet_block_widths(d, w0, wa, wm)
     widths, depths = np.unique(w[0], return_counts=True)
-    return Design.from_sampled(widths, depths, b, g, se_ratio=se_ratio, stem=stem, block=block)
+    return Design.from_sampled(widths, depths, b, g, se_ratio=se_ratio, stem=stem, block=block, activation=activation)
 
 
 @dataclass(frozen=True)
@@ -106,7 +108,17 @@ class RegNetSpace(Space):
         # Rejected rows get a harmless width so the arithmetic stays clean.
         widths = np.where(valid[:, None], widths, WIDTH_QUANTUM)
         depths = np.where(valid[:, None], depths, 1)
-        batch = DesignBatch.from_sampled(widths, depths, b, g, se_ratio=self.se_ratio, stem=stem, block=self.block)
+        batch = DesignBatch.from_sampled(
+            widths,
+            depths,
+            b,
+            g,
+            se_ratio=self.se_ratio,
+            stem=stem,
+            block=self.block,
+            head_width=self.head_width,
+            activation=self.activation,
+        )
         return batch, valid
 
     def columns(self, raw):

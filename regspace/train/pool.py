@@ -14,6 +14,7 @@ from __future__ import annotations
 import multiprocessing as mp
 import signal
 import statistics
+import sys
 import time
 from dataclasses import dataclass, field
 from multiprocessing.connection import wait
@@ -135,7 +136,8 @@ class WorkerPool:
         self.early_deaths = 0
         self.exhausted = False
         self.summary = TrainSummary(recipe, work.total, workers=len(devices), threads=config.get("threads", 1))
-        self.display = _Display(work.total, self.slots, recipe) if progress else None
+        # A live view on a terminal; elsewhere (a log file, a batch job) plain lines as models finish.
+        self.display = _Display(work.total, self.slots, recipe) if progress else _ProgressLines(work.total)
 
     # -- the loop ----------------------------------------------------------------------------
     def run(self) -> TrainSummary:
@@ -145,8 +147,7 @@ class WorkerPool:
         interrupted = False
         last_beat = time.monotonic()
         try:
-            if self.display:
-                self.display.start()
+            self.display.start()
             while not (self.exhausted and not any(s.current for s in self.slots if s.process is not None)):
                 if not self.exhausted:
                     for s in self.slots:
@@ -159,16 +160,14 @@ class WorkerPool:
                 if time.monotonic() - last_beat > self.work.heartbeat_seconds:
                     self.work.heartbeat()
                     last_beat = time.monotonic()
-                if self.display:
-                    self.display.refresh()
+                self.display.refresh()
         except KeyboardInterrupt:
             interrupted = True
         finally:
             signal.signal(signal.SIGTERM, previous_term)
             self._shutdown()
             self.work.close(interrupted)
-            if self.display:
-                self.display.stop()
+            self.display.stop()
         self.summary.interrupted = interrupted
         self.summary.skipped = self.work.skipped
         self.summary.seconds = time.perf_counter() - t0
@@ -215,8 +214,7 @@ class WorkerPool:
     def _finish(self, model: dict, result: Result) -> None:
         self.work.done(model, result)
         self.summary.count(result)
-        if self.display:
-            self.display.finished(result)
+        self.display.finished(result)
 
     def _handle(self, slot: _Slot) -> None:
         while slot.conn is not None:
@@ -379,3 +377,43 @@ class _Display:
     def stop(self):
         self.refresh()
         self.live.stop()
+
+
+class _ProgressLines:
+    """Progress for a log, not a terminal: one plain line on stderr when a model finishes, at most every
+    ``every`` seconds (and for the first and the last model): done / total, outcomes, rate and ETA, as
+    training logs on clusters read. The same role as :class:`_Display` (start, refresh, finished, stop)."""
+
+    def __init__(self, total: int | None, *, every: float = defaults.PROGRESS_LINE_SECONDS, clock=time.monotonic):
+        self.total, self.every, self.clock = total, every, clock
+        self.counts = {"ok": 0, "diverged": 0, "failed": 0}
+        self.t0 = self.last = None
+
+    def start(self):
+        self.t0 = self.clock()
+
+    def refresh(self):
+        pass
+
+    def finished(self, result: Result):
+        self.counts[result.status] += 1
+        done, now = sum(self.counts.values()), self.clock()
+        if self.last is not None and now - self.last < self.every and done != self.total:
+            return
+        self.last = now
+        print(self.line(done, now - self.t0), file=sys.stderr, flush=True)
+
+    def line(self, done: int, seconds: float) -> str:
+        of = f"/{self.total}" if self.total is not None else ""
+        rate = done / seconds * 3600 if seconds > 0 else 0.0
+        eta = ""
+        if self.total is not None and done < self.total and done:
+            eta = f", ETA {_fmt_time((self.total - done) * seconds / done)}"
+        c = self.counts
+        return (
+            f"training: {done}{of} models done (ok {c['ok']}, diverged {c['diverged']}, failed {c['failed']}) "
+            f"in {_fmt_time(seconds)}, {rate:.0f} models/hour{eta}"
+        )
+
+    def stop(self):
+        pass

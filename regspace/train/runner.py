@@ -253,9 +253,11 @@ def open_work(
     workers: int | None = None,
     heartbeat: int = defaults.HEARTBEAT_SECONDS,
     grace: int = defaults.GRACE_SECONDS,
+    skip_unreadable: bool = False,
 ) -> Work:
     """`regspace train`'s work: the --queue sweep's when a queue URL is given, else the local store's
-    pending models. The one place training decides between a local store and a sweep."""
+    pending models. The one place training decides between a local store and a sweep. The store is read
+    strictly: a damaged part file is one error line, unless ``skip_unreadable``."""
     if queue:
         if spaces or limit or retry_failed:
             raise UsageProblem("--space, --limit and --retry-failed apply to a local store, not a --queue")
@@ -264,7 +266,8 @@ def open_work(
         )
     from regspace.spaces import resolve_names
 
-    return local_work(Store.open(store), recipe, spaces=resolve_names(spaces), limit=limit, retry_failed=retry_failed)
+    return local_work(Store.open(store, strict=not skip_unreadable), recipe, spaces=resolve_names(spaces), limit=limit,
+                      retry_failed=retry_failed)  # fmt: skip
 
 
 def run_work(
@@ -358,6 +361,7 @@ def run_training(
     map_above: float | None = None,
     heartbeat: int = defaults.HEARTBEAT_SECONDS,
     grace: int = defaults.GRACE_SECONDS,
+    skip_unreadable: bool = False,
 ) -> TrainSummary:
     """`regspace train`: the local store's pending models, or the --queue sweep's. Ctrl-C or SIGTERM
     before the workers start (while the sweep or the data loads) stops it with one line and exit 130;
@@ -373,6 +377,7 @@ def run_training(
         work = open_work(
             recipe, store=store, queue=queue, sweep=sweep, explicit_recipe=explicit_recipe, spaces=spaces,
             limit=limit, retry_failed=retry_failed, workers=parallelism.workers, heartbeat=heartbeat, grace=grace,
+            skip_unreadable=skip_unreadable,
         )  # fmt: skip
         return run_work(work, parallelism=parallelism, data_dir=data_dir, map_above=map_above)
     except KeyboardInterrupt:
