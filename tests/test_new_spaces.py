@@ -74,9 +74,8 @@ def _stage(r):
 @pytest.mark.parametrize("name", DDS)
 def test_dds_variants_are_regnetx_one_change_away(name):
     x, v = SPACES["RegNetX"], SPACES[name]
-    fields = ("d", "w0", "wa", "wm", "b", "g", "se_ratio", "num_stages", "block")
+    fields = ("d", "w0", "wa", "wm", "b", "g", "se_ratio", "num_stages", "block", "activation", "head_width")
     changed = {f for f in fields if getattr(x, f) != getattr(v, f)}
-    changed |= {"activation"} if getattr(v, "activation", "relu") != "relu" else set()
     assert changed == {"RegNetX_inv": {"b"}, "RegNetX_dw": {"g"}, "RegNetX_swish": {"activation"}}[name]
     df = population(name, "mnist", n=100)
     designs = [design_from_row(r) for _, r in df.iterrows()]

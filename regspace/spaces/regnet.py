@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 from dataclasses import dataclass
 
 import numpy as np
@@ -166,26 +165,12 @@ REGNET_SPACES.append(
 )
 
 
-@dataclass(frozen=True)
-class RegNetActivationSpace(RegNetSpace):
-    """A RegNet space whose networks use ``activation`` everywhere (stem, blocks, SE, head)."""
-
-    activation: str = "relu"
-
-    def derive(self, raw, stem: Stem):
-        batch, valid = super().derive(raw, stem)
-        return dataclasses.replace(batch, activation=self.activation), valid
-
-    def constraints(self) -> list[str]:
-        return [*super().constraints(), f"activation {self.activation}"]
-
-
-def _one_change(name: str, alias: str, description: str, cls=RegNetSpace, dof=None, **change) -> RegNetSpace:
+def _one_change(name: str, alias: str, description: str, dof=None, **change) -> RegNetSpace:
     """RegNetX with one design choice changed (DDS §4, "alternate design choices"): every other law stays RegNetX's."""
     x = REGNET_SPACES[1]
-    fields = {f: getattr(x, f) for f in ("d", "w0", "wa", "wm", "b", "g", "se_ratio", "num_stages")}
+    fields = {f: getattr(x, f) for f in ("d", "w0", "wa", "wm", "b", "g", "se_ratio", "num_stages", "activation")}
     fields.update(change)
-    return cls(
+    return RegNetSpace(
         name=name, title=name, dof=x.dof if dof is None else dof, aliases=(alias,), description=description, **fields
     )
 
@@ -209,7 +194,6 @@ DDS_VARIANTS = [
         "RegNetX_swish",
         "RegNetX-Swish",
         "RegNetX with SiLU/Swish instead of ReLU",
-        cls=RegNetActivationSpace,
         activation="silu",
     ),
 ]
