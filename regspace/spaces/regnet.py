@@ -124,7 +124,9 @@ class RegNetSpace(Space):
         return {p.name: raw[p.name] for p in self.params()}
 
     def constraints(self) -> list[str]:
-        return [f"exactly {self.num_stages} stages, none empty"]
+        return [f"exactly {self.num_stages} stages, none empty"] + (
+            [f"activation {self.activation}"] if self.activation else []
+        )
 
     def parameter_rows(self) -> list[tuple[str, str]]:
         return [(p.name, p.describe()) for p in self.params()]
