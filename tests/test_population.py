@@ -121,8 +121,11 @@ def law_nondecreasing(rng, support, n, k):
     return support[idx]
 
 
-def simulate(name: str, n: int, budget: Budget, preset, seed: int, batch: int = 200_000) -> pd.DataFrame:
-    """n accepted draws of the stated law, one row per draw (repeats kept)."""
+def simulate(
+    name: str, n: int, budget: Budget, preset, seed: int, batch: int = 200_000, groups_as_widths: bool = False
+) -> pd.DataFrame:
+    """n accepted draws of the stated law, one row per draw (repeats kept). ``groups_as_widths`` misreads
+    NDS's number of groups as a group width (a wrong law, for the test that shows it is seen)."""
     rng = np.random.default_rng([seed, 12345])
     se = 0.25 if name.startswith(("Y_", "RegNetY", "MB_")) else 0.0
     out, got = [], 0
@@ -138,6 +141,8 @@ def simulate(name: str, n: int, budget: Budget, preset, seed: int, batch: int = 
             b = raw["b"].astype(float) if "b" in raw else np.ones((batch, k))
             # the group width of NDS's number of groups: (w / b) / groups channels per group
             g = (np.rint(w / b).astype(int) // raw["groups"]) if "groups" in raw else np.ones((batch, k), int)
+            if groups_as_widths:
+                g = raw["groups"]
             extra = dict(block=law["block"], strides=(1, 2, 2))
         elif name.startswith("MB_"):
             shared, increasing = MB_LADDER[name[-1]]
@@ -303,3 +308,12 @@ def test_the_simulation_sees_a_deduplicated_population(tmp_path):
     ours = sampled(tmp_path, "RegNetX", 3000, budget, MNIST, seed=0, calls=3).drop_duplicates("model_id")
     theirs = simulate("RegNetX", 3000, budget, MNIST, seed=0)
     assert worst_feature(ours, theirs, "RegNetX")[1] < ALPHA
+
+
+def test_the_simulation_sees_groups_read_as_group_widths(tmp_path):
+    """NDS draws the number of groups; a sampler that took those values as group widths (channels per
+    group, regspace's g elsewhere) draws another law, and the comparison rejects it."""
+    name = "ResNeXt-A"
+    ours = sampled(tmp_path, name, 1200, CASES[name], MNIST, seed=3)
+    wrong = simulate(name, 1200, CASES[name], MNIST, seed=3, groups_as_widths=True)
+    assert worst_feature(ours, wrong, name)[1] < ALPHA
