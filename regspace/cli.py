@@ -248,6 +248,7 @@ def describe_cmd(
     json_out: Annotated[bool, typer.Option("--json", help="Print a JSON list instead of a table.")] = False,
 ):
     """Stage widths, depths, groups and exact complexity of designs (default context: ImageNet, as the zoo)."""
+    from regspace.console import say
     from regspace.presets import resolve_context
     from regspace.specs import describe
 
@@ -289,6 +290,13 @@ def describe_cmd(
         f"{context.num_classes} classes",
         numeric={"flops", "params", "acts"},
     )
+    from regspace.reference import REFERENCES
+
+    for r in rows:  # a reference model published at another resolution than this table's
+        ref = REFERENCES.get(r["name"])
+        if ref is not None and ref.resolution != context.resolution and resolution is None:
+            say(f"note: {r['name']} is trained and published at {ref.resolution}×{ref.resolution}; "
+                f"add --resolution {ref.resolution} for its published figures")  # fmt: skip
 
 
 @app.command("sample")

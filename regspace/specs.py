@@ -19,7 +19,7 @@ from regspace.design import MAX_STAGES, Context, Design, Stem, get_stem
 from regspace.errors import UsageProblem
 from regspace.schema import design_row
 from regspace.spaces.regnet import regnet_design
-from regspace.zoo import zoo_name, zoo_params
+from regspace.zoo import near_miss, zoo_name, zoo_params, zoo_parse
 
 _NUMBER = re.compile(r"^[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?$")
 
@@ -57,15 +57,12 @@ def parse_design(spec: str, *, stem: Stem) -> tuple[Design, dict]:
     """A design from its text form; also returns the generating parameters (for RegNet forms)."""
     text = spec.strip()
     if zoo_name(text):
-        p = zoo_params(text)
-        return regnet_design(
-            p["d"], p["w0"], p["wa"], p["wm"], b=p["b"], g=p["g"], se_ratio=p["se_ratio"], stem=stem
-        ), {k: p[k] for k in ("d", "w0", "wa", "wm", "b", "g")}
+        return zoo_parse(text, stem=stem)
     kind, colon, body = text.partition(":")
     kind = kind.strip().lower()
     if not colon or kind not in ("regnet", "anynet"):
-        if kind.startswith("regnet") and not colon:
-            zoo_params(text)  # raises with a did-you-mean for near-miss zoo names
+        if not colon and (kind.startswith("regnet") or near_miss(text)):
+            zoo_params(text)  # raises with a did-you-mean (closest by name and size) for near-miss names
         raise UsageProblem(
             f"cannot read design {spec!r}",
             hint="use a reference name such as RegNetX-200MF, regnet:d=..,w0=..,wa=..,wm=..,g=.. "

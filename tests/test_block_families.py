@@ -248,12 +248,16 @@ def test_each_block_kind_learns_fashion_mnist(block):
     assert np.mean(losses[-4:]) < 0.75 * np.mean(losses[:4]), losses  # ~1.3 against ~2.3
 
 
+def _choice(*values):
+    return {"dist": "choice", "values": list(values)}
+
+
 TOML_SPACES = [
     # the case: b < 1 with a g that does not divide the bottleneck before the rule
-    {"name": "t_inv", "base": "X_c", "params": {"b": {"dist": "choice", "values": [0.5]}, "g": {"dist": "choice", "values": [3]}}},
-    {"name": "t_dw", "base": "Y_a", "params": {"b": {"dist": "choice", "values": [0.25, 0.5, 4]}, "g": {"dist": "choice", "values": [1, 3, 5]}}},
-    {"name": "t_rg", "family": "regnet", "params": {"b": {"dist": "choice", "values": [0.5]}, "g": {"dist": "choice", "values": [3, 6]}}},
-]  # fmt: skip
+    {"name": "t_inv", "base": "X_c", "params": {"b": _choice(0.5), "g": _choice(3)}},
+    {"name": "t_dw", "base": "Y_a", "params": {"b": _choice(0.25, 0.5, 4), "g": _choice(1, 3, 5)}},
+    {"name": "t_rg", "family": "regnet", "params": {"b": _choice(0.5), "g": _choice(3, 6)}},
+]
 
 
 @pytest.mark.parametrize("spec", TOML_SPACES, ids=lambda s: s["name"])
