@@ -1,4 +1,6 @@
-"""The built-in design spaces by name: X_a … X_e, Y_a … Y_e, RegNet, RegNetX, RegNetY."""
+"""The built-in design spaces by name: X_a … X_e, Y_a … Y_e, RegNet, RegNetX, RegNetY, RegNetX one design
+choice away (DDS §4), NDS's Vanilla, ResNet, ResNeXt-A and ResNeXt-B, and the MBConv ladder MB_a … MB_e
+(docs/design.md §2)."""
 
 from __future__ import annotations
 
@@ -8,9 +10,11 @@ import re
 from regspace.errors import UsageProblem
 from regspace.spaces.anynet import ANYNET_SPACES
 from regspace.spaces.base import Space
-from regspace.spaces.regnet import REGNET_SPACES
+from regspace.spaces.mbconv import MB_SPACES
+from regspace.spaces.nds import NDS_SPACES
+from regspace.spaces.regnet import DDS_VARIANTS, REGNET_SPACES
 
-SPACES: dict[str, Space] = {s.name: s for s in ANYNET_SPACES + REGNET_SPACES}
+SPACES: dict[str, Space] = {s.name: s for s in ANYNET_SPACES + REGNET_SPACES + DDS_VARIANTS + NDS_SPACES + MB_SPACES}
 
 
 def _key(name: str) -> str:

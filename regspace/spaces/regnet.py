@@ -124,7 +124,9 @@ class RegNetSpace(Space):
         return {p.name: raw[p.name] for p in self.params()}
 
     def constraints(self) -> list[str]:
-        return [f"exactly {self.num_stages} stages, none empty"]
+        return [f"exactly {self.num_stages} stages, none empty"] + (
+            [f"activation {self.activation}"] if self.activation else []
+        )
 
     def parameter_rows(self) -> list[tuple[str, str]]:
         return [(p.name, p.describe()) for p in self.params()]
@@ -163,3 +165,37 @@ REGNET_SPACES.append(
         }
     )
 )
+
+
+def _one_change(name: str, alias: str, description: str, dof=None, **change) -> RegNetSpace:
+    """RegNetX with one design choice changed (DDS §4, "alternate design choices"): every other law stays RegNetX's."""
+    x = REGNET_SPACES[1]
+    fields = {f: getattr(x, f) for f in ("d", "w0", "wa", "wm", "b", "g", "se_ratio", "num_stages", "activation")}
+    fields.update(change)
+    return RegNetSpace(
+        name=name, title=name, dof=x.dof if dof is None else dof, aliases=(alias,), description=description, **fields
+    )
+
+
+# DDS's alternate design choices, each one change away from RegNetX (docs/design.md §2). SE is RegNetY.
+DDS_VARIANTS = [
+    _one_change(
+        "RegNetX_inv",
+        "RegNetX-inverted",
+        "RegNetX with an inverted bottleneck, b = 1/4 (bottleneck 4x wider than the block)",
+        b=Param("b", "choice", values=(0.25,)),
+    ),
+    _one_change(
+        "RegNetX_dw",
+        "RegNetX-depthwise",
+        "RegNetX with depthwise 3x3 convolutions, g = 1",
+        dof=REGNET_SPACES[1].dof - 1,
+        g=Param("g", "choice", values=(1,)),
+    ),
+    _one_change(
+        "RegNetX_swish",
+        "RegNetX-Swish",
+        "RegNetX with SiLU/Swish instead of ReLU",
+        activation="silu",
+    ),
+]
