@@ -34,6 +34,9 @@ SCHEMA_VERSION = 5
 # The spaces' sampled parameters (Space.columns): AnyNet's per-stage d_i, w_i, b_i, g_i (and MBConv's k_i,
 # e_i), up to 7 stages, and RegNet's d, w0, wa, wm, b, g. A space fills its own and leaves the others null.
 _STAGES = range(1, MAX_STAGES + 1)
+STAGE_PARAMS = "dwbgke"  # per-stage sampled parameters: depth, width, bottleneck ratio, group width, k, e
+# Their columns, stage by stage within each parameter (d1..d7, w1..w7, …): what analyses and plots scan.
+STAGE_PARAM_COLUMNS = tuple(f"{p}{i}" for p in STAGE_PARAMS for i in _STAGES)
 MODEL_PARAM_COLUMNS = (
     [
         ("d", pa.int64()),

@@ -20,11 +20,12 @@ import numpy as np
 import pandas as pd
 
 from regspace.analysis.table import counts, draws, space_errors
+from regspace.schema import STAGE_PARAM_COLUMNS
 
 DELTA = 0.3  # points of error: how close two medians must be (with confidence) to call spaces equivalent
 ALPHA = 0.05
 POWER = 0.8
-PARAMS = ["d", "w0", "wa", "wm", "b", "g"] + [f"{p}{i}" for p in "dwbg" for i in range(1, 5)]
+PARAMS = ["d", "w0", "wa", "wm", "b", "g", *STAGE_PARAM_COLUMNS]
 
 
 def median_shift_ci(a, b, *, n_boot: int = 1000, seed: int = 0, level: float = 0.95) -> tuple[float, float, float]:

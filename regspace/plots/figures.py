@@ -14,6 +14,7 @@ from regspace.analysis.stats import binned_trend, good_range, search_efficiency
 from regspace.analysis.table import counts, space_errors
 from regspace.errors import RegspaceError
 from regspace.plots.style import LOG_PARAMS, colour, error_label, linestyle, param_label, rc
+from regspace.schema import STAGE_PARAM_COLUMNS
 
 
 def robust_upper(values) -> float:
@@ -147,7 +148,7 @@ def resolve_params(df: pd.DataFrame, names: list[str]) -> list[str]:
             avail = [
                 c
                 for c in ["d", "depth", "w0", "wa", "wm", "b", "g", "flops", "params", "acts"]
-                + [f"{p}{i}" for p in "dwbg" for i in range(1, 5)]
+                + list(STAGE_PARAM_COLUMNS)
                 if c in df and df[c].notna().any()
             ]
             raise RegspaceError(f"no parameter {n!r} for these models", hint=f"available: {', '.join(avail)}")
@@ -160,8 +161,9 @@ def default_params(df: pd.DataFrame) -> list[str]:
         names = ["d", "w0", "wa", "wm", "g", "b", "flops"]
         names = [n for n in names if not (n in ("b", "g") and df[n].nunique() <= 1)]
     else:
-        names = [f"d{i}" for i in range(1, 5)] + [f"w{i}" for i in range(1, 5)]
-        names += ["b" if df["b"].notna().all() else "b1", "g" if df["g"].notna().all() else "g1", "flops"]
+        names = [c for c in STAGE_PARAM_COLUMNS if c[0] in "dw"]
+        names += ["b" if df["b"].notna().all() else "b1", "g" if df["g"].notna().all() else "g1"]
+        names += [c for c in STAGE_PARAM_COLUMNS if c[0] in "ke"] + ["flops"]
     return resolve_params(df, [n for n in names if n in df and df[n].notna().any()])
 
 

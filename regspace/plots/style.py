@@ -68,16 +68,17 @@ PARAM_LABELS = {
 }
 LOG_PARAMS = (
     {"flops", "params", "acts", "w0", "wa", "wm", "g", "fit_w0", "fit_wa", "fit_wm"}
-    | {f"w{i}" for i in range(1, 5)}
-    | {f"g{i}" for i in range(1, 5)}
+    | {f"w{i}" for i in range(1, 8)}
+    | {f"g{i}" for i in range(1, 8)}
 )
 
 
 def param_label(name: str) -> str:
     if name in PARAM_LABELS:
         return PARAM_LABELS[name]
-    if len(name) == 2 and name[0] in "dwbg" and name[1].isdigit():
-        kind = {"d": "depth", "w": "width", "b": "bottleneck ratio", "g": "group width"}[name[0]]
+    if len(name) == 2 and name[0] in "dwbgke" and name[1].isdigit():
+        kind = {"d": "depth", "w": "width", "b": "bottleneck ratio", "g": "group width", "k": "kernel",
+                "e": "expansion"}[name[0]]  # fmt: skip
         return f"stage {name[1]} {kind} {name}"
     return name
 
