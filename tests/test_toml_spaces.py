@@ -160,7 +160,7 @@ def test_designs_differing_only_in_activation_have_different_ids():
     "text,keys",
     [
         ('family = "resnet"', ["family", "resnet"]),
-        ('[params.e]\nvalues = [1, 6]', ["params.e", "mbconv"]),
+        ("[params.e]\nvalues = [1, 6]", ["params.e", "mbconv"]),
         ('family = "regnet"\n[params.w]\nlow = 8\nhigh = 64\nq = 8', ["params.w", "anynet"]),
         ("stages = 8", ["stages", "7"]),
         ("stages = 3\nstrides = [1, 2]", ["strides", "3"]),

@@ -35,7 +35,7 @@ import tomllib
 from pathlib import Path
 
 from regspace.blocks import block_names, get_block
-from regspace.design import ACTIVATIONS, MAX_STAGES
+from regspace.design import ACTIVATIONS, MAX_STAGES, UNUSED
 from regspace.errors import UsageProblem
 from regspace.presets import Budget
 from regspace.spaces.base import Space
@@ -136,6 +136,9 @@ def _space_from_dict(spec: dict, source: str) -> Space:
     se_ratio = float(se_ratio)
     # X and Y follow the se ratio (an explicit se_ratio wins over block, as before the block field).
     block = ("Y" if se_ratio > 0 else "X") if block in ("X", "Y") else block
+    problem = get_block(block).check(se_ratio)
+    if problem:
+        raise UsageProblem(f"se_ratio: {problem}")
     template = template.for_block(block)
     _check_block_fits(block, template, family, fams)
     drawn = [p.name for p in template.params()]
@@ -154,10 +157,13 @@ def _space_from_dict(spec: dict, source: str) -> Space:
         raise UsageProblem("[params] must be a table")
     for pname, pspec in params.items():
         if pname not in drawn and pname != "act":
-            owners = [f for f, s in fams.items() if f != family and pname in {p.name for p in s.params()}]
-            where = f" ({pname} is a parameter of family {' and '.join(owners)})" if owners else ""
+            owners = [f for f, s in fams.items() if pname in {p.name for p in s.params()}]
+            where = f"; {pname} is drawn by family {' or '.join(owners)}" if owners else ""
+            if pname in UNUSED and pname not in get_block(block).uses:
+                readers = [k for k in block_names() if pname in get_block(k).uses]
+                where = f"; block {block} does not read {pname} ({', '.join(readers)} do)" + where
             raise UsageProblem(
-                f"params.{pname}: unknown parameter for a {family} space with block {block}; "
+                f"params.{pname}: unknown parameter for family {family} with block {block}; "
                 f"use {', '.join(drawn + ['act'])}{where}"
             )
         if not isinstance(pspec, dict):
@@ -165,7 +171,7 @@ def _space_from_dict(spec: dict, source: str) -> Space:
         try:
             param = param_from_dict(pname, pspec)
         except UsageProblem as e:
-            raise UsageProblem(f"params.{pname}: {e.line()}") from None
+            raise UsageProblem(f"params.{pname}: {e.line().removeprefix(f'parameter {pname}: ')}") from None
         _check_values(pname, param)
         fields[pname] = param
 
@@ -181,14 +187,14 @@ def _space_from_dict(spec: dict, source: str) -> Space:
         if "stem_width" not in _field_names(template):
             having = [f for f, s in fams.items() if "stem_width" in _field_names(s)]
             raise UsageProblem(
-                f"stem_width: a {family} space takes the preset's stem; family {' or '.join(having)} sets its own"
+                f"stem_width: family {family} takes the preset's stem; family {' or '.join(having)} sets its own"
             )
         fields["stem_width"] = _integer(spec, "stem_width", 1)
 
     per_stage = "stages" in _field_names(template)
     stages_key, other = ("stages", "num_stages") if per_stage else ("num_stages", "stages")
     if other in spec:
-        raise UsageProblem(f"{other}: a {family} space sets {stages_key}, not {other}")
+        raise UsageProblem(f"{other}: family {family} sets {stages_key}, not {other}")
     stages = _integer(spec, stages_key, 1) if stages_key in spec else getattr(template, stages_key)
     if stages > MAX_STAGES:
         raise UsageProblem(f"{stages_key} must be between 1 and {MAX_STAGES}, got {stages}")
@@ -208,7 +214,7 @@ def _space_from_dict(spec: dict, source: str) -> Space:
     else:
         for label in ("shared", "increasing"):
             if label in spec:
-                raise UsageProblem(f"{label}: a {family} space has no per-stage parameters")
+                raise UsageProblem(f"{label}: family {family} has no per-stage parameters")
         laws = [fields.get(p.name, p) for p in template.params()]
         fields["dof"] = choice + sum(1 for p in laws if p.kind != "choice" or len(p.values) > 1)
     budget = spec.get("budget")
@@ -226,8 +232,8 @@ def _check_block_fits(block: str, template: Space, family: str, fams: dict[str, 
     if missing:
         fits = [f for f, s in fams.items() if not get_block(block).uses - {p.name for p in s.for_block(block).params()}]
         raise UsageProblem(
-            f"block: {block} reads {', '.join(sorted(missing))}, which a {family} space does not draw; "
-            f"use family = {' or '.join(repr(f) for f in fits)}"
+            f"block: {block} reads {', '.join(sorted(missing))}, which family {family} does not draw; "
+            "use family = " + " or ".join(f'"{f}"' for f in fits)
         )
 
 
