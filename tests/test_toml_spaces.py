@@ -181,3 +181,20 @@ def test_refusals_are_one_line_naming_the_file_and_key(tmp_path, run_cli, text, 
     code, _, err = run_cli("sample", "--space", f, "-n", 2, "--store", tmp_path / "s")
     assert code != 0 and len(err.strip().splitlines()) == 1, err
     assert str(f) in err and all(k in err for k in keys), err
+
+
+def test_listing_of_a_toml_space_shows_the_drawn_activation_and_up_to_seven_stages():
+    nds = space_from_dict({"name": "t_n", "family": "nds", "block": "Y", "shared": ["b"], "params": ACT})
+    assert nds.block == "Y" and nds.se_ratio == 0.25 and [n for n, _ in nds.parameter_rows()] == [
+        "d", "w", "b", "groups", "act",
+    ]  # fmt: skip
+    assert dict(nds.parameter_rows())["act"] == "{relu, silu} per model"
+    assert nds.constraints() == ["shared b", "strides 1, 2, 2"] and nds.dof == 3 * 3 + 1 + 1
+    mb = space_from_dict({"name": "t_m", "base": "MB_c", "params": ACT})
+    assert "activation {relu, silu}" in mb.constraints()[-1] and mb.strides == (1, 2, 2, 2, 1, 2, 1)
+    seven = space_from_dict({"name": "t7", "stages": 7})
+    assert (
+        seven.stages == 7
+        and seven.dof == 28
+        and space_from_dict({"name": "t7r", "family": "regnet", "num_stages": 7}).num_stages == 7
+    )
