@@ -396,8 +396,10 @@ def _stage_array(values, default, shape, dtype):
 class DesignBatch:
     """N designs with the same number of stages and the same block, as (N, n_stages) arrays (already
     compatible): widths, depths, bottleneck_ratios, group_widths, strides, kernels, expansions; the SE
-    ratio, stem, block, head width and activation are shared. ``block`` and ``activation`` as in
-    :class:`Design`; strides, kernels and expansions left None take their defaults."""
+    ratio, stem, block and head width are shared. ``block`` and ``activation`` as in :class:`Design`;
+    strides, kernels and expansions left None take their defaults. ``activation`` is one name shared by
+    every row, or an (N,) array of names (a space that draws it per model, TOML ``[params.act]``); the
+    complexity does not depend on it."""
 
     widths: np.ndarray
     depths: np.ndarray
@@ -429,7 +431,14 @@ class DesignBatch:
                 self.head_width,
             )
         set_(self, "block", block_of(self.block, self.se_ratio))
-        set_(self, "activation", activation_of(self.activation, self.block))
+        if np.ndim(self.activation) == 0:
+            set_(self, "activation", activation_of(self.activation, self.block))
+        else:
+            rows = list(self.activation)
+            if len(rows) != shape[0]:
+                raise UsageProblem(f"{shape[0]} designs need {shape[0]} activations (or one shared), got {len(rows)}")
+            named = {a: activation_of(a, self.block) for a in set(rows)}  # few distinct names: check each once
+            set_(self, "activation", np.array([named[a] for a in rows], dtype=object))
         uses = get_block(self.block).uses
         for name, (attribute, neutral) in UNUSED.items():
             if name not in uses and np.any(np.asarray(getattr(self, attribute)) != neutral):
@@ -437,6 +446,12 @@ class DesignBatch:
                     f"block {self.block} has no {name} (it is {neutral:g} for every stage of such a design); "
                     f"leave {name} out"
                 )
+
+    def activations(self) -> list[str]:
+        """The activation of each row (N names), shared or drawn per row."""
+        if isinstance(self.activation, np.ndarray):
+            return self.activation.tolist()
+        return [self.activation] * len(self)
 
     def __len__(self) -> int:
         return len(self.widths)
@@ -494,7 +509,7 @@ class DesignBatch:
             self.kernels[index],
             self.expansions[index],
             self.head_width,
-            self.activation,
+            self.activation[index] if isinstance(self.activation, np.ndarray) else self.activation,
         )
 
     def complexity(self, context: Context) -> L.Cx:
@@ -514,18 +529,16 @@ class DesignBatch:
             tuple(int(x) for x in self.kernels[i]),
             tuple(float(x) for x in self.expansions[i]),
             self.head_width,
-            self.activation,
+            self.activation[i] if isinstance(self.activation, np.ndarray) else self.activation,
         )
 
     def model_ids(self, context: Context) -> list[str]:
         """One id per row. Hashing is per row, so call this on accepted candidates only."""
         return [
             hash_id(
-                canonical_text(
-                    w, d, b, g, self.se_ratio, self.stem, context, self.block, s, k, e, self.head_width, self.activation
-                )
+                canonical_text(w, d, b, g, self.se_ratio, self.stem, context, self.block, s, k, e, self.head_width, a)
             )
-            for w, d, b, g, s, k, e in zip(
+            for w, d, b, g, s, k, e, a in zip(
                 self.widths.tolist(),
                 self.depths.tolist(),
                 self.bottleneck_ratios.tolist(),
@@ -533,5 +546,6 @@ class DesignBatch:
                 self.strides.tolist(),
                 self.kernels.tolist(),
                 self.expansions.tolist(),
+                self.activations(),
             )
         ]

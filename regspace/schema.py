@@ -197,7 +197,12 @@ def design_columns(batch) -> dict:
     cols = {"stage_widths": batch.widths.tolist(), "stage_depths": batch.depths.tolist()}
     for column, attribute, dtype, per_stage in _PARAM_COLUMNS:
         value = getattr(batch, attribute)
-        cols[column] = value.tolist() if per_stage else [_scalar(dtype, value)] * n
+        if per_stage:
+            cols[column] = value.tolist()
+        elif np.ndim(value) == 1:  # drawn per row (the activation of a space with [params.act])
+            cols[column] = [_scalar(dtype, v) for v in value]
+        else:
+            cols[column] = [_scalar(dtype, value)] * n
     body = {
         "stem_width": [batch.stem.width] * n,
         "stage_strides": batch.strides.tolist(),

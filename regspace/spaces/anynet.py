@@ -72,7 +72,7 @@ class AnyNetSpace(Space):
                 x = p.draw(rng, (n, k))
             raw[p.name] = x
         raw["_valid"] = mask
-        return raw
+        return self.draw_act(rng, raw, n)
 
     def derive(self, raw, stem: Stem):
         batch = DesignBatch.from_sampled(
@@ -83,11 +83,12 @@ class AnyNetSpace(Space):
             se_ratio=self.se_ratio,
             stem=stem,
             block=self.block,
-            strides=raw.get("s"),  # a space that draws them (MBConv's k, e; strides): else the defaults
+            # a space that draws them (MBConv's k, e; strides): else its own or the defaults
+            strides=raw["s"] if "s" in raw else self.stage_strides(len(raw["d"]), self.stages),
             kernels=raw.get("k"),
             expansions=raw.get("e"),
             head_width=self.head_width,
-            activation=self.activation,
+            activation=self.activations(raw),
         )
         return batch, raw["_valid"]
 
@@ -101,9 +102,10 @@ class AnyNetSpace(Space):
         return cols
 
     def constraints(self) -> list[str]:
-        out = [f"shared {p}" for p in STAGE_PARAMS if p in self.shared]
-        out += [f"{p}_i+1 >= {p}_i" for p in STAGE_PARAMS if p in self.increasing]
-        return out
+        names = [p.name for p in self.params()]
+        out = [f"shared {p}" for p in names if p in self.shared]
+        out += [f"{p}_i+1 >= {p}_i" for p in names if p in self.increasing]
+        return out + (["strides " + ", ".join(map(str, self.strides))] if self.strides else [])
 
     def parameter_rows(self) -> list[tuple[str, str]]:
         rows = []
@@ -111,7 +113,7 @@ class AnyNetSpace(Space):
             scope = "shared" if p.name in self.shared else f"per stage ({self.stages})"
             order = ", non-decreasing" if p.name in self.increasing else ""
             rows.append((p.name, f"{p.describe()} {scope}{order}"))
-        return rows
+        return rows + self.act_rows()
 
 
 def _ladder(block: str, se_ratio: float) -> list[AnyNetSpace]:

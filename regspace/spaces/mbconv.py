@@ -70,7 +70,7 @@ class MBConvSpace(AnyNetSpace):
             kernels=raw["k"],
             expansions=raw["e"],
             head_width=self.head_width,
-            activation=self.activation,
+            activation=self.activations(raw),
         )
         return batch, raw["_valid"]
 
@@ -85,7 +85,8 @@ class MBConvSpace(AnyNetSpace):
         out = [f"shared {p}" for p in MB_STAGE_PARAMS if p in self.shared]
         out += [f"{p}_i+1 >= {p}_i" for p in MB_STAGE_PARAMS if p in self.increasing]
         out.append("strides " + ", ".join(map(str, self.strides)))
-        return out + [f"stem {self.stem_width}, head {self.head_width}, activation {self.activation}"]
+        act = "{" + ", ".join(map(str, self.act.values)) + "}" if self.act is not None else self.activation
+        return out + [f"stem {self.stem_width}, head {self.head_width}, activation {act}"]
 
 
 def _mb_ladder() -> list[MBConvSpace]:

@@ -9,10 +9,12 @@ values (docs/design.md §2 says which were checked against which source).
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 
 import numpy as np
 
+from regspace.blocks import get_block
 from regspace.design import DesignBatch, Stem
 from regspace.spaces.anynet import AnyNetSpace
 from regspace.spaces.distributions import Param
@@ -53,6 +55,13 @@ class NDSSpace(AnyNetSpace):
     def params(self) -> list[Param]:
         return [p for p in (self.d, self.w, self.b, self.g) if p is not None]
 
+    def for_block(self, block: str) -> NDSSpace:
+        """For a user-defined NDS space: blocks that read b and g draw them (ResNeXt-A's laws unless this
+        space has its own); V and R blocks have none."""
+        if {"b", "g"} & get_block(block).uses:
+            return self if self.b is not None else dataclasses.replace(self, b=RESNEXT_B, g=RESNEXT_A_GROUPS)
+        return dataclasses.replace(self, b=None, g=None)
+
     def group_widths(self, raw) -> tuple[np.ndarray, np.ndarray]:
         """(b, group width), each (N, stages): ones for blocks without a bottleneck."""
         w = np.asarray(raw["w"], dtype=np.int64)
@@ -60,7 +69,8 @@ class NDSSpace(AnyNetSpace):
             return np.ones(w.shape), np.ones(w.shape, dtype=np.int64)
         b = np.asarray(raw["b"], dtype=np.float64)
         bottleneck = np.rint(w / b).astype(np.int64)
-        return b, bottleneck // np.asarray(raw["g"], dtype=np.int64)
+        # at least 1: a user-defined space may draw more groups than bottleneck channels
+        return b, np.maximum(1, bottleneck // np.asarray(raw["g"], dtype=np.int64))
 
     def derive(self, raw, stem: Stem):
         b, g = self.group_widths(raw)
@@ -74,6 +84,8 @@ class NDSSpace(AnyNetSpace):
             stem=stem,
             block=self.block,
             strides=np.broadcast_to(np.asarray(self.strides), (n, self.stages)),
+            head_width=self.head_width,
+            activation=self.activations(raw),
         )
         return batch, raw["_valid"]
 
@@ -88,12 +100,9 @@ class NDSSpace(AnyNetSpace):
                 cols[f"g{i + 1}"] = g[:, i]
         return cols
 
-    def constraints(self) -> list[str]:
-        return ["strides " + ", ".join(map(str, self.strides))]
-
     def parameter_rows(self) -> list[tuple[str, str]]:
         names = {"g": "groups"}  # NDS's number of groups, not a group width
-        return [(names.get(p.name, p.name), f"{p.describe()} per stage ({self.stages})") for p in self.params()]
+        return [(names.get(name, name), text) for name, text in super().parameter_rows()]
 
 
 NDS_SPACES = [

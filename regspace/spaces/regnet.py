@@ -86,7 +86,7 @@ class RegNetSpace(Space):
 
     def draw(self, rng, n):
         # The reference sampler's order: d, w0, wa, wm, group width, bottleneck.
-        return {p.name: p.draw(rng, n) for p in self.params()}
+        return self.draw_act(rng, {p.name: p.draw(rng, n) for p in self.params()}, n)
 
     def derive(self, raw, stem: Stem):
         k = self.num_stages
@@ -115,8 +115,9 @@ class RegNetSpace(Space):
             se_ratio=self.se_ratio,
             stem=stem,
             block=self.block,
+            strides=self.stage_strides(n, k),
             head_width=self.head_width,
-            activation=self.activation,
+            activation=self.activations(raw),
         )
         return batch, valid
 
@@ -124,12 +125,14 @@ class RegNetSpace(Space):
         return {p.name: raw[p.name] for p in self.params()}
 
     def constraints(self) -> list[str]:
-        return [f"exactly {self.num_stages} stages, none empty"] + (
-            [f"activation {self.activation}"] if self.activation else []
+        return (
+            [f"exactly {self.num_stages} stages, none empty"]
+            + (["strides " + ", ".join(map(str, self.strides))] if self.strides else [])
+            + ([f"activation {self.activation}"] if self.activation and self.act is None else [])
         )
 
     def parameter_rows(self) -> list[tuple[str, str]]:
-        return [(p.name, p.describe()) for p in self.params()]
+        return [(p.name, p.describe()) for p in self.params()] + self.act_rows()
 
 
 REGNET_SPACES = [
