@@ -253,12 +253,21 @@ def describe_cmd(
     from regspace.specs import describe
 
     _, stem_, context = resolve_context(preset, stem, resolution, in_channels, classes)
-    rows = describe(designs, stem=stem_, context=context)
+    problems: list = []
+    rows = describe(designs, stem=stem_, context=context, problems=problems)
+    if len(designs) == 1 and problems:  # one design: its error is the answer, as for every command
+        raise problems[0][1]
+    for spec, problem in problems:  # several: the readable ones are still described (issue 25 §4)
+        say(f"regspace: error: {spec}: {problem}")
     if json_out:
         import json
 
         print(json.dumps(rows, indent=2))
+        if problems:
+            raise typer.Exit(2)
         return
+    if not rows:
+        raise typer.Exit(2)
     from regspace.text import print_table
     from regspace.units import format_quantity
 
@@ -297,6 +306,8 @@ def describe_cmd(
         if ref is not None and ref.resolution != context.resolution and resolution is None:
             say(f"note: {r['name']} is trained and published at {ref.resolution}×{ref.resolution}; "
                 f"add --resolution {ref.resolution} for its published figures")  # fmt: skip
+    if problems:
+        raise typer.Exit(2)
 
 
 @app.command("sample")

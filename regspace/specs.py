@@ -196,12 +196,19 @@ def details(design: Design, stem: Stem) -> str:
     return ";".join(out)
 
 
-def describe(specs: list[str], *, stem: Stem, context: Context) -> list[dict]:
+def describe(specs: list[str], *, stem: Stem, context: Context, problems: list | None = None) -> list[dict]:
     """Everything regspace derives from each design: stages, complexity, model id, and ``details`` (what
-    :func:`details` gives)."""
+    :func:`details` gives). A design that cannot be read raises UsageProblem, or, when ``problems`` is a
+    list, is left out and appended to it as (spec, the UsageProblem), so the valid ones are still described."""
     out = []
     for spec in specs:
-        design, params = parse_design(spec, stem=stem)
+        try:
+            design, params = parse_design(spec, stem=stem)
+        except UsageProblem as e:
+            if problems is None:
+                raise
+            problems.append((spec, e))
+            continue
         cx = design.complexity(context)
         row = {
             "name": zoo_name(spec) or spec.strip(),

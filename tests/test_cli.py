@@ -86,3 +86,16 @@ def test_status_json(tmp_path, run_cli):
 def test_version(run_cli):
     code, out, _ = run_cli("--version")
     assert code == 0 and out.startswith("regspace ")
+
+
+def test_describe_prints_the_valid_designs_and_a_line_per_invalid_one(run_cli):
+    """Issue 25 §4: several designs, one of them invalid — the valid ones are described, the invalid one is
+    one error line naming it, and the command exits 2; one invalid design alone is one error line."""
+    code, out, err = run_cli("describe", "RegNetX-200MF", "anynet:d=1;w=8;k=5", "ResNet-50")
+    assert code == 2
+    assert "RegNetX-200MF" in out and "ResNet-50" in out and "anynet:d=1;w=8;k=5" not in out
+    assert err.count("regspace: error:") == 1 and "anynet:d=1;w=8;k=5: " in err and "block X has no k" in err
+    code, out, err = run_cli("describe", "--json", "RegNetX-200MF", "nonsense")
+    assert code == 2 and [r["name"] for r in json.loads(out)] == ["RegNetX-200MF"] and "nonsense" in err
+    code, out, err = run_cli("describe", "nonsense")
+    assert code == 2 and out == "" and err.count("regspace: error:") == 1
