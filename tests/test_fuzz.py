@@ -249,4 +249,6 @@ def test_one_clear_line_or_success(args, tmp_path, monkeypatch, run_cli, trained
     assert "Traceback" not in err and code != 70, err
     if code != 0:
         lines = err.strip().splitlines()
-        assert len(lines) == 1 and lines[0].startswith("regspace: error:"), err
+        # `describe` with several designs says one line per design it cannot read (and describes the rest)
+        allowed = len(args) - 1 if args[0] == "describe" else 1
+        assert 1 <= len(lines) <= allowed and all(line.startswith("regspace: error:") for line in lines), err
