@@ -151,7 +151,23 @@ DESIGNS = [
     "anynet:d=1;w=99999999",
     "anynet:d=;w=",
     "anynet:x=1",
-    "any:d=1",
+    # block families (issue 21): every new key, good and bad values
+    "anynet:d=1,2;w=16,24;s=1,2;block=MB;k=3,5;e=1,6;se=0.25;stem=cifar;stem_w=16;head=64;act=silu",
+    "anynet:d=1;w=10;b=0.5;g=3",
+    "anynet:d=1;w=8;block=V;b=2",
+    "anynet:d=1;w=8;block=R;act=gelu",
+    "anynet:d=1;w=8;block=MB;k=4",
+    "anynet:d=1;w=8;block=MB;e=0",
+    "anynet:d=1;w=8;s=3",
+    "anynet:d=1;w=8;stem=resnet;stem_w=-1",
+    "anynet:d=1;w=8;head=1e9",
+    "anynet:d=1,1,1,1,1,1,1,1;w=8,8,8,8,8,8,8,8",
+    "anynet:d=1;w=8;block=",
+    "EfficientNet-B3",
+    "efficientnet_b9",
+    "resnext50_32x8d",
+    "R-50",
+    "resnet18",
     ":",
     "",
     "\x00",
@@ -165,7 +181,8 @@ REQUIRED = {
     "export": ["-o"],
     "collect": ["--queue"],
 }
-SPACE_VALUES = ["X_a", "x_b", "AnyNetX_C", "X_d", "x_e", "RegNet", "regnetx", "RegNetY", "Y_c", "X_q", "", "RegNetZ"]
+SPACE_VALUES = ["X_a", "x_b", "AnyNetX_C", "X_d", "x_e", "RegNet", "regnetx", "RegNetY", "Y_c", "X_q", "", "RegNetZ",
+                "Vanilla", "ResNeXt-B", "MB_e", "RegNetX_swish", "mb_q"]  # fmt: skip
 GOOD = {
     "--space": SPACE_VALUES,
     "--spaces": ["X_a", "X_a,RegNetX", "regnetx", "X_e", "X_a,,", ","],
@@ -252,3 +269,48 @@ def test_one_clear_line_or_success(args, tmp_path, monkeypatch, run_cli, trained
         # `describe` with several designs says one line per design it cannot read (and describes the rest)
         allowed = len(args) - 1 if args[0] == "describe" else 1
         assert 1 <= len(lines) <= allowed and all(line.startswith("regspace: error:") for line in lines), err
+
+
+def toml_spaces(n=60, seed=1):
+    """TOML spaces with the block families' fields (issue 21), each with one or two bad or extreme values."""
+    rng = random.Random(seed)
+    keys = {
+        "family": ['"anynet"', '"regnet"', '"nds"', '"mbconv"', '"vit"', "3"],
+        "base": ['"X_c"', '"MB_a"', '"ResNeXt-A"', '"RegNetX"', '"nope"'],
+        "block": ['"V"', '"R"', '"X"', '"Y"', '"MB"', '"Z"', "1"],
+        "stages": ["1", "3", "7", "8", "0", '"four"'],
+        "strides": ["[1, 2, 2]", "[2]", "[3, 1, 1]", "[]", '"2"'],
+        "activation": ['"relu"', '"silu"', '"gelu"', "0"],
+        "head_width": ["0", "64", "-1", "1.5"],
+        "stem_width": ["16", "0"],
+        "se_ratio": ["0.25", "0", "2"],
+        "shared": ['["e"]', '["b", "g"]', '["q"]'],
+        "increasing": ['["w"]', '["k"]', "[1]"],
+    }
+    params = [
+        "[params.b]\nvalues = [0.25, 0.5]", "[params.g]\nvalues = [1, 3]", "[params.k]\nvalues = [3, 5]",
+        "[params.e]\nvalues = [1, 6]", '[params.act]\nvalues = ["relu", "silu"]', '[params.act]\nvalues = ["gelu"]',
+        "[params.w]\ndist = \"uniform\"\nlow = 12\nhigh = 100\nq = 8", "[params.d]\nvalues = []",
+        "[params.zz]\nvalues = [1]",
+    ]  # fmt: skip
+    out = []
+    for i in range(n):
+        lines = [f'name = "fz{i}"']
+        lines += [f"{k} = {rng.choice(v)}" for k, v in rng.sample(sorted(keys.items()), rng.randint(1, 4))]
+        lines += rng.sample(params, rng.randint(0, 2))
+        out.append("\n".join(lines) + "\n")
+    return out
+
+
+@pytest.mark.parametrize("text", toml_spaces(), ids=lambda t: t.splitlines()[1][:40] if "\n" in t else t)
+def test_toml_spaces_with_new_fields_are_one_clear_line_or_success(text, tmp_path, run_cli):
+    """A TOML space with the new fields, well-formed or not: it samples, or it stops with one line."""
+    path = tmp_path / "space.toml"
+    path.write_text(text)
+    code, out, err = run_cli("sample", "--space", path, "-n", "2", "--preset", "mnist", "--max-candidates", "20000",
+                             "--store", tmp_path / "s")  # fmt: skip
+    assert "Traceback" not in err and code != 70, err
+    if code != 0:
+        lines = err.strip().splitlines()
+        assert len(lines) == 1 and lines[0].startswith("regspace: error:"), (text, err)
+
