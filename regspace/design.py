@@ -159,6 +159,17 @@ def _neutral(block: str, values: dict) -> dict:
     return {k: neutral(k, v) for k, v in values.items()}
 
 
+def _check_unused(design) -> None:
+    """Refuse a Design or DesignBatch whose block does not read a parameter that is not neutral (UNUSED)."""
+    uses = get_block(design.block).uses
+    for name, (attribute, neutral) in UNUSED.items():
+        if name not in uses and np.any(np.asarray(getattr(design, attribute)) != neutral):
+            raise UsageProblem(
+                f"block {design.block} has no {name} (it is {neutral:g} for every stage of such a design); "
+                f"leave {name} out"
+            )
+
+
 def _fmt_ratio(b: float) -> str:
     return format(float(b), "g")
 
@@ -256,13 +267,7 @@ class Design:
             raise UsageProblem(f"se ratio must be in [0, 1), got {self.se_ratio}")
         set_(self, "block", block_of(self.block, self.se_ratio))
         set_(self, "activation", activation_of(self.activation, self.block))
-        uses = get_block(self.block).uses
-        for name, (attribute, neutral) in UNUSED.items():
-            if name not in uses and np.any(np.asarray(getattr(self, attribute)) != neutral):
-                raise UsageProblem(
-                    f"block {self.block} has no {name} (it is {neutral:g} for every stage of such a design); "
-                    f"leave {name} out"
-                )
+        _check_unused(self)
 
     @classmethod
     def from_sampled(
@@ -439,13 +444,7 @@ class DesignBatch:
                 raise UsageProblem(f"{shape[0]} designs need {shape[0]} activations (or one shared), got {len(rows)}")
             named = {a: activation_of(a, self.block) for a in set(rows)}  # few distinct names: check each once
             set_(self, "activation", np.array([named[a] for a in rows], dtype=object))
-        uses = get_block(self.block).uses
-        for name, (attribute, neutral) in UNUSED.items():
-            if name not in uses and np.any(np.asarray(getattr(self, attribute)) != neutral):
-                raise UsageProblem(
-                    f"block {self.block} has no {name} (it is {neutral:g} for every stage of such a design); "
-                    f"leave {name} out"
-                )
+        _check_unused(self)
 
     def activations(self) -> list[str]:
         """The activation of each row (N names), shared or drawn per row."""
