@@ -274,6 +274,23 @@ class Grid:
 
 
 @dataclass(frozen=True)
+class Matrix:
+    """A space × space verdict table: ``cells[i][j]`` is (text, kind) of row space i against column j, kind
+    one of better, worse, equivalent, differ, unresolved, self — coloured in HTML, plain in Markdown."""
+
+    spaces: list[str]
+    cells: list[list[tuple[str, str]]]
+
+
+@dataclass(frozen=True)
+class Details:
+    """A folded part: its summary line and its blocks (HTML <details>; a sub-heading in Markdown)."""
+
+    summary: str
+    blocks: list
+
+
+@dataclass(frozen=True)
 class Alert:
     text: str
 
@@ -314,15 +331,68 @@ KS_NOTE = (
 # -- the sections, in order ------------------------------------------------------------------------
 
 
+def _orderings(pairs: list[dict]) -> list[str]:
+    """One line per claimed ordering (a pair whose verdict names a winner), best-supported first."""
+    lines = []
+    for p in sorted((p for p in pairs if p.get("winner")), key=lambda p: p.get("p_value", 1.0)):
+        lose = p["b"] if p["winner"] == p["a"] else p["a"]
+        shift = abs(p["median_shift"])
+        lines.append(f"{p['winner']} better than {lose} (median {shift:.2f} points lower; p = {p['p_value']:.2g})")
+    return lines
+
+
+def verdict_matrix(spaces: list[str], pairs: list[dict]) -> Matrix:
+    """The pairs' verdicts as a space × space matrix, read along the rows ("row vs column")."""
+    by_pair = {(p["a"], p["b"]): p for p in pairs} | {(p["b"], p["a"]): p for p in pairs}
+    cells = []
+    for a in spaces:
+        row = []
+        for b in spaces:
+            p = by_pair.get((a, b))
+            if a == b:
+                row.append(("", "self"))
+            elif p is None:
+                row.append(("-", "unresolved"))
+            elif p.get("winner"):
+                kind = "better" if p["winner"] == a else "worse"
+                row.append((f"{kind} {abs(p['median_shift']):.2f}", kind))
+            elif p["verdict"] == "equivalent":
+                row.append(("≈", "equivalent"))
+            elif p["verdict"] == "not resolved":
+                row.append(("?", "unresolved"))
+            else:
+                row.append(("differ", "differ"))
+        cells.append(row)
+    return Matrix(list(spaces), cells)
+
+
 def _findings(r: Report) -> list:
-    return [Heading("Findings"), Bullets(r.cmp["findings"]["sentences"])]
+    f = r.cmp["findings"]
+    sentences = f["sentences"]
+    pairs = f.get("pairs", [])
+    lead, rest = sentences[:1], sentences[1:]
+    pair_lines = [p["sentence"] for p in pairs]
+    other = [s for s in rest if s not in pair_lines]
+    orderings = _orderings(pairs)
+    out = [Heading("Findings"), Bullets(lead + (orderings or ["No ordering of these spaces is resolved."]))]
+    if len(r.spaces) > 1 and pairs:
+        out += [Prose(("Verdicts, row against column (better/worse: by the median shift in points; ≈ equivalent; "
+                       "? not resolved):",)), verdict_matrix(r.spaces, pairs)]  # fmt: skip
+    if pair_lines:
+        out.append(Details(f"Every pair in words ({len(pair_lines)})", [Bullets(pair_lines)]))
+    if other:
+        out.append(Details(f"Good ranges and e_fit ({len(other)})", [Bullets(other)]))
+    return out
 
 
 def _store(r: Report) -> list:
+    # "pending" means something only for the recipe the report compares: a network never meant to be trained
+    # with another recipe (the fidelity check's long one trains a few) is not pending under it.
     summary = [
-        [s["space"], s["recipe"] or "-", s["draws"], s["sampled"], s["ok"], s["diverged"], s["failed"], s["pending"]]
+        [s["space"], s["recipe"] or "-", s["draws"], s["sampled"], s["ok"], s["diverged"], s["failed"],
+         s["pending"] if s["recipe"] in (None, r.recipe_hash) else "-"]
         for s in r.status
-    ]
+    ]  # fmt: skip
     recipe = _pairs_in_columns([(k, str(v)) for k, v in sorted(r.recipe.items())], 3)
     return [
         Heading("Store"),
@@ -450,6 +520,9 @@ h3{font-size:1.05em}.meta{color:#666;font-size:.9em}
 table{border-collapse:collapse;margin:.6em 0;font-size:.88em}th,td{padding:.25em .6em;border-bottom:1px solid #e5e5e5;
 text-align:right}th{background:#f6f6f6}td:first-child,th:first-child{text-align:left}
 figure{margin:1.2em 0;overflow-x:auto}figure svg{max-width:100%;height:auto}figcaption{font-size:.85em;color:#444}
+table.verdicts td{text-align:center}.v-better{background:#d8f0d8}.v-worse{background:#f6d8d8}
+.v-equivalent{background:#e4ecf7}.v-differ{background:#fbeccd}.v-unresolved{color:#888}
+details{margin:.6em 0}summary{cursor:pointer;color:#333}
 code{background:#f3f3f3;padding:.1em .3em;border-radius:3px;font-size:.9em;word-break:break-all}
 """
 
@@ -490,6 +563,18 @@ def _block_html(b) -> str:
         return "<p>" + "".join(_span_html(s) for s in b.spans) + "</p>"
     if isinstance(b, Figure):
         return _figure_html(b)
+    if isinstance(b, Matrix):
+        head = "<th></th>" + "".join(f"<th>{html.escape(c)}</th>" for c in b.spaces)
+        rows = "".join(
+            f"<tr><th>{html.escape(a)}</th>"
+            + "".join(f"<td class='v-{kind}'>{html.escape(text)}</td>" for text, kind in row)
+            + "</tr>"
+            for a, row in zip(b.spaces, b.cells)
+        )
+        return f"<table class='verdicts'><thead><tr>{head}</tr></thead><tbody>{rows}</tbody></table>"
+    if isinstance(b, Details):
+        inner = "".join(_block_html(x) for x in b.blocks)
+        return f"<details><summary>{html.escape(b.summary)}</summary>{inner}</details>"
     raise TypeError(f"no HTML for {b!r}")
 
 
@@ -537,6 +622,11 @@ def _block_md(b, images: dict[str, str]) -> str | None:
         return None if b.html_only else "".join(_span_md(s) for s in b.spans)
     if isinstance(b, Figure):
         return images[b.key]
+    if isinstance(b, Matrix):
+        return _table_md(["", *b.spaces], [[a, *(text for text, _ in row)] for a, row in zip(b.spaces, b.cells)])
+    if isinstance(b, Details):
+        inner = [text for x in b.blocks if (text := _block_md(x, images)) is not None]
+        return "\n\n".join([f"**{b.summary}**", *inner])
     raise TypeError(f"no Markdown for {b!r}")
 
 

@@ -271,3 +271,56 @@ def test_findings_state_a_winner_an_equivalence_and_an_unresolved_pair(tmp_path,
     # a 0.4-point shift at σ = 1 needs on the order of 10^2 models per space for 80 % power
     assert p["models_needed"] is not None and 40 <= p["models_needed"] <= 2560
     assert f"about {p['models_needed']} models per space would resolve" in p["sentence"]
+
+
+def test_verdict_matrix_reads_along_the_rows():
+    """Hand-made pairs (independent of the statistics): the matrix says better/worse by the winner, ≈ for
+    equivalent, ? for not resolved, and is antisymmetric."""
+    from regspace.report import verdict_matrix
+
+    pairs = [
+        {"a": "A", "b": "B", "verdict": "better", "winner": "B", "median_shift": 0.5},
+        {"a": "A", "b": "C", "verdict": "equivalent", "median_shift": 0.01},
+        {"a": "B", "b": "C", "verdict": "not resolved", "median_shift": -0.2},
+    ]
+    m = verdict_matrix(["A", "B", "C"], pairs)
+    kinds = [[kind for _, kind in row] for row in m.cells]
+    assert kinds == [["self", "worse", "equivalent"], ["better", "self", "unresolved"], ["equivalent", "unresolved",
+                                                                                        "self"]]  # fmt: skip
+    assert m.cells[1][0][0] == "better 0.50" and m.cells[0][1][0] == "worse 0.50" and m.cells[1][2][0] == "?"
+
+
+def test_the_report_opens_with_orderings_a_matrix_and_folds_the_details(tmp_path, run_cli):
+    """A constructed store where X_b is 2 points better than X_a: the Findings open with that one ordering
+    and the matrix; every pair's sentence and the good ranges sit inside <details>; the Markdown report
+    has the same parts."""
+    path = tmp_path / "s"
+    _store_with(path, ("X_a", "X_b"), 200, {"X_a": 15.0, "X_b": 13.0})
+    code, _, err = run_cli("report", "--store", path, "-o", tmp_path / "r.html")
+    assert code == 0, err
+    html_text = (tmp_path / "r.html").read_text()
+    findings = html_text[html_text.index("<h2>Findings</h2>"): html_text.index("<h2>Store</h2>")]
+    assert "<li>X_b better than X_a (median" in findings
+    assert "<table class='verdicts'>" in findings and "v-better" in findings and "v-worse" in findings
+    details = findings[findings.index("<details>"):]
+    assert "X_b is better than X_a: median error" in details  # the full sentence, folded
+    assert findings.index("<li>X_b better than X_a") < findings.index("<details>")
+    code, _, err = run_cli("report", "--store", path, "-o", tmp_path / "r.md")
+    md = (tmp_path / "r.md").read_text()
+    assert code == 0 and "X_b better than X_a (median" in md and "| X_b | better" in md and "Every pair in words" in md
+
+
+def test_the_store_table_counts_pending_only_under_the_compared_recipe(tmp_path, run_cli):
+    """A second recipe trained on 2 of 30 models (a fidelity check) is not '28 pending' in the report."""
+    from regspace.store import Store
+
+    path = tmp_path / "s"
+    _store_with(path, ("X_a",), 30, {"X_a": 13.0})
+    store = Store.open(path)
+    ids = store.models().model_id.tolist()[:2]
+    store.append_rows("results", [{"model_id": m, "recipe_hash": "long000", "status": "ok", "error": 9.0}
+                                  for m in ids])  # fmt: skip
+    code, _, err = run_cli("report", "--store", path, "--recipe-hash", "synthetic000", "-o", tmp_path / "r.md")
+    assert code == 0, err
+    rows = [line for line in (tmp_path / "r.md").read_text().splitlines() if line.startswith("| X_a | long000")]
+    assert rows and rows[0].rstrip(" |").endswith("-"), rows
