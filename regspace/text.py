@@ -108,8 +108,12 @@ def compare_tables(result: dict) -> list[Table]:
             Table(
                 ["space", "n", "networks", "min", "p25", "median", "mean", "p75"],
                 [
-                    [r["space"], r["normalized"]["n"], r["normalized"]["networks"],
-                     *(f(r["normalized"], k) for k in ("min", "p25", "median", "mean", "p75"))]
+                    [
+                        r["space"],
+                        r["normalized"]["n"],
+                        r["normalized"]["networks"],
+                        *(f(r["normalized"], k) for k in ("min", "p25", "median", "mean", "p75")),
+                    ]
                     for r in result["spaces"]
                     if "normalized" in r
                 ],  # fmt: skip
