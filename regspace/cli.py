@@ -629,7 +629,14 @@ def plot_edf_cmd(
             "--normalize", help="Weight models to flatten complexity (NDS): params (as most NDS figures) | flops."
         ),
     ] = None,
-    band: Annotated[bool, typer.Option("--band", help="Draw 95% bootstrap bands.")] = False,
+    band: Annotated[
+        Optional[str],
+        typer.Option(
+            "--band",
+            help="Draw 95% bands: pointwise (bootstrap at each error; --band alone) | simultaneous (the whole "
+            "curve at once: DKW, or a bootstrap sup-norm band with --normalize).",
+        ),
+    ] = None,
     bins: Annotated[int, typer.Option("--bins", min=1, max=1000, help="Complexity bins for --normalize.")] = 10,
     output: OutOpt = "edf.png",
     *,
@@ -637,11 +644,13 @@ def plot_edf_cmd(
 ):
     """Error EDFs of design spaces, side by side (legend: space (n | min | mean))."""
     _check_normalize(normalize)
+    if band not in (None, "pointwise", "simultaneous"):
+        raise typer.BadParameter(f"use {' or '.join(BAND_KINDS)}", param_hint="--band")
     from regspace.plots.figures import plot_edf
     from regspace.plots.style import save
 
     df = src.table(spaces, light=True)
-    _saved(save(plot_edf(df, normalize=normalize, band=band, n_bins=bins), output))
+    _saved(save(plot_edf(df, normalize=normalize, band=band or False, n_bins=bins), output))
 
 
 @app.command("plot-scatter")
@@ -1061,9 +1070,26 @@ def _spaces(spaces: str | None):
     return resolve_names(spaces)
 
 
+BAND_KINDS = ("pointwise", "simultaneous")
+
+
+def _band_alone(argv: list[str]) -> list[str]:
+    """`plot-edf --band` alone still means pointwise bands (as before the option took a value); typer
+    has no option with an optional value, so the value is supplied here."""
+    if "plot-edf" not in argv:
+        return argv
+    out = []
+    for i, a in enumerate(argv):
+        out.append(a)
+        if a == "--band" and (i + 1 == len(argv) or argv[i + 1].startswith("-")):  # plot-edf takes no arguments
+            out.append("pointwise")
+    return out
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point: one clear line on error, never a traceback (REGSPACE_DEBUG=1 shows it)."""
     command = typer.main.get_command(app)
+    argv = _band_alone(sys.argv[1:] if argv is None else list(argv))
     try:
         rv = command.main(args=argv, prog_name="regspace", standalone_mode=False)
         return rv if isinstance(rv, int) else 0

@@ -101,6 +101,29 @@ def compare_tables(result: dict) -> list[Table]:
             numeric=frozenset({"n", "networks", "min", "p25", "median", "mean", "p75"}),
         )
     ]
+    norm = result.get("normalization") or {}
+    if result.get("normalize") and any("normalized" in r for r in result["spaces"]):
+        # the KS table below compares these normalised EDFs: show their samples, not the plain draws
+        out.append(
+            Table(
+                ["space", "n", "networks", "min", "p25", "median", "mean", "p75"],
+                [
+                    [
+                        r["space"],
+                        r["normalized"]["n"],
+                        r["normalized"]["networks"],
+                        *(f(r["normalized"], k) for k in ("min", "p25", "median", "mean", "p75")),
+                    ]
+                    for r in result["spaces"]
+                    if "normalized" in r
+                ],  # fmt: skip
+                title=(
+                    f"normalised by {result['normalize']} ({norm.get('n_bins')} bins): draws strictly inside "
+                    "the common range (n), weighted statistics (%)"
+                ),
+                numeric=frozenset({"n", "networks", "min", "p25", "median", "mean", "p75"}),
+            )
+        )
     if result["pairs"]:
         out.append(
             Table(
@@ -109,7 +132,8 @@ def compare_tables(result: dict) -> list[Table]:
                     [p["a"], p["b"], f"{p['ks']:.3f}", f"{p['p_value']:.3g}", f"{p['noise']:.3f}"]
                     for p in result["pairs"]
                 ],  # fmt: skip
-                title="Kolmogorov–Smirnov distance between EDFs",
+                title="Kolmogorov–Smirnov distance between EDFs"
+                + (f" normalised by {result['normalize']}" if result.get("normalize") else ""),
                 numeric=frozenset({"KS", "p-value", "noise (95% crit.)"}),
             )
         )

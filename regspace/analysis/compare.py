@@ -10,7 +10,7 @@ import itertools
 import numpy as np
 import pandas as pd
 
-from regspace.analysis.edf import ks_noise_level, ks_test, normalization, normalized_weights
+from regspace.analysis.edf import ks_noise_level, ks_permutation_test, ks_test, normalization, normalized_weights
 from regspace.analysis.findings import findings
 from regspace.analysis.table import counts, draws, space_errors
 
@@ -39,6 +39,27 @@ def space_weights(
         else None
         for s, g in groups.items()
     }
+
+
+def normalized_stats(errors, weights, m) -> dict:
+    """The complexity-normalised sample's statistics, as its EDF shows them: n = draws with non-zero
+    weight (a network drawn m times counts m times), networks with non-zero weight, min over them,
+    the weighted mean and the weighted percentiles (the EDF's inverse: the smallest error at which
+    F reaches p)."""
+    e, w, m = np.asarray(errors, float), np.asarray(weights, float), np.asarray(m)
+    kept = w > 0
+    if not kept.any():
+        return {"n": 0, "networks": 0}
+    e, w, m = e[kept], w[kept], m[kept]
+    order = np.argsort(e, kind="stable")
+    cum = np.cumsum(w[order]) / w.sum()
+
+    def q(p):
+        return float(e[order][min(len(e) - 1, int(np.searchsorted(cum, p / 100 - 1e-12)))])
+
+    out = {"n": int(m.sum()), "networks": int(len(e)), "min": float(e.min()), "mean": float(np.average(e, weights=w))}
+    out.update({("median" if p == 50 else f"p{p}"): q(p) for p in PERCENTILES})
+    return out
 
 
 def compare(
@@ -73,6 +94,8 @@ def compare(
                     **{f"p{p}": float(np.percentile(e, p)) for p in PERCENTILES if p != 50},
                 }
             )
+            if normalize and weights[s] is not None:
+                row["normalized"] = normalized_stats(g.sweep_error.to_numpy(float), weights[s], counts(g))
             if "test_error" in g and g.test_error.notna().any():
                 t = draws(g.test_error.to_numpy(float), counts(g))
                 row["test_median"] = float(np.nanmedian(t))
@@ -80,14 +103,14 @@ def compare(
     pairs = []
     for a, b in itertools.combinations([s for s, g in groups.items() if len(g)], 2):
         ea, eb = groups[a].sweep_error.to_numpy(float), groups[b].sweep_error.to_numpy(float)
-        r = ks_test(ea, eb, weights[a], weights[b])
-        if normalize:  # weighted EDFs: Kolmogorov's value at the effective sizes
-            noise = ks_noise_level(r["n_a"], r["n_b"])
-        elif weights[a] is not None or weights[b] is not None:  # repeated networks: permute the draws
-            noise = ks_noise_level(
-                0, draws_a=draws(ea, counts(groups[a])), draws_b=draws(eb, counts(groups[b])), seed=0
-            )
+        if not normalize and (weights[a] is not None or weights[b] is not None):
+            # repeated networks: distance, p-value and noise level from one permutation test over the draws
+            r = ks_permutation_test(draws(ea, counts(groups[a])), draws(eb, counts(groups[b])), seed=0)
+            noise = {"noise": r.pop("noise"), "method": "permutation"}
+            r.pop("n_perm")
         else:
+            r = ks_test(ea, eb, weights[a], weights[b])
+            # weighted (normalised) EDFs: Kolmogorov's value at the effective sizes
             noise = ks_noise_level(r["n_a"], r["n_b"])
         r.update(a=a, b=b, noise=noise["noise"], noise_method=noise["method"])
         pairs.append(r)

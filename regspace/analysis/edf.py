@@ -218,18 +218,29 @@ def ks_noise_level(
     n_perm: int = 2000,
     seed: int = 0,
 ) -> dict:
-    """The KS distance that two samples of these sizes drawn from one distribution exceed with probability
-    at most ``alpha``: the 95 % critical value (about 1.6-1.7× the mean distance NDS plots against n).
-    Differences below it are within noise. Never above 1.
+    """The noise level: the smallest KS distance d with P(D ≥ d) ≤ ``alpha`` for two samples of these sizes
+    drawn from one distribution (the critical value of the level-``alpha`` test). Differences below it
+    are within noise. One definition on every path; never above 1.
 
-    - ``draws_a``/``draws_b`` given (errors with repeated networks, one entry per draw): the permutation
-      distribution over draws (labels shuffled ``n_perm`` times, seeded), which knows about the ties.
-    - otherwise, integer sizes with n_a·n_b ≤ EXACT_NOISE_MAX: the exact distribution (ks_tail_exact).
-    - otherwise (large, or effective sizes of weighted EDFs): Kolmogorov's asymptotic value.
+    - integer sizes with n_a·n_b ≤ EXACT_NOISE_MAX and no repeated draws: the exact distribution
+      (:func:`ks_tail_exact`), a value of the lattice |i·n_b − j·n_a| / (n_a·n_b).
+    - ``draws_a``/``draws_b`` with repeated values (networks drawn more than once, one entry per draw):
+      the same definition on the permutation distribution over draws (:func:`ks_permutation_test`),
+      which knows about the ties; also a lattice value, so a new Monte Carlo seed moves it by at most
+      a lattice step near the boundary.
+    - otherwise (large, or Kish effective sizes of weighted EDFs): Kolmogorov's asymptotic value, the
+      limit of the same definition.
+
+    NDS plots the mean distance between a sample and the pool it came from; this is a different, larger
+    quantity (about 2.4× that at n = 64).
 
     Returns {"noise": value, "method": "permutation" | "exact" | "asymptotic"}."""
     if draws_a is not None and draws_b is not None:
-        return {"noise": _permutation_quantile(draws_a, draws_b, alpha, n_perm, seed), "method": "permutation"}
+        a, b = np.asarray(draws_a, float), np.asarray(draws_b, float)
+        if len(np.unique(np.concatenate([a, b]))) < len(a) + len(b) or len(a) * len(b) > EXACT_NOISE_MAX:
+            r = ks_permutation_test(a, b, alpha=alpha, n_perm=n_perm, seed=seed)
+            return {"noise": r["noise"], "method": "permutation"}
+        n_a, n_b = len(a), len(b)  # no repeats: the exact distribution applies as it is
     n_b = n_a if n_b is None else n_b
     if float(n_a).is_integer() and float(n_b).is_integer() and n_a * n_b <= EXACT_NOISE_MAX and n_a and n_b:
         return {"noise": _exact_critical(int(n_a), int(n_b), alpha), "method": "exact"}
@@ -255,19 +266,120 @@ def _exact_critical(n: int, m: int, alpha: float) -> float:
     return float(values[lo])
 
 
-def _permutation_quantile(a, b, alpha: float, n_perm: int, seed: int) -> float:
-    a, b = np.asarray(a, float), np.asarray(b, float)
+def _attainable(v: int, n: int, m: int) -> bool:
+    """Whether v = |i·m − j·n| for some 0 ≤ i ≤ n, 0 ≤ j ≤ m (n·m·D takes only these values)."""
+    g = math.gcd(n, m)
+    if v % g:
+        return False
+    ng, mg = n // g, m // g
+    for p, q, P, Q in ((n, m, ng, mg), (m, n, mg, ng)):  # i·m − j·n = v, or j·n − i·m = v
+        # i ≡ (v/g)·(m/g)⁻¹ (mod n/g); the smallest such i with i·m ≥ v (j ≥ 0) must not pass n
+        i0 = (v // g) * pow(Q % P, -1, P) % P if P > 1 else 0
+        need = -(-v // q)
+        i = i0 + max(0, -(-(need - i0) // P)) * P
+        if i <= p:
+            return True
+    return False
+
+
+def _permutation_stats(values_sorted_labels: np.ndarray, last_of_tie: np.ndarray, n_a: int, n_b: int):
+    """n_a·n_b·D for each row of 0/1 labels (1: in A) over the pooled draws in sorted order; integers."""
+    in_a = np.cumsum(values_sorted_labels, axis=-1, dtype=np.int64)[..., last_of_tie]
+    pos = np.flatnonzero(last_of_tie) + 1
+    return np.abs(in_a * n_b - (pos - in_a) * n_a).max(axis=-1)
+
+
+def ks_permutation_test(draws_a, draws_b, *, alpha: float = 0.05, n_perm: int = 2000, seed: int = 0) -> dict:
+    """Two-sample KS test over draws by permutation: for repeated i.i.d. draws (a network drawn m times is
+    m entries, each with the error of that network), where ties make the continuous-distribution tests
+    conservative and Kish's effective n (meant for weights, not repeats) does not apply.
+
+    Under the null the draws of both spaces are exchangeable, so the labels are shuffled over the pooled
+    draws ``n_perm`` times (seeded). Returns {"ks", "p_value", "noise", "n_a", "n_b", "n_perm"}:
+    p = (1 + #{D* ≥ D}) / (1 + n_perm) (a valid Monte Carlo p-value; Phipson & Smyth 2010), and the noise
+    level as :func:`ks_noise_level` defines it: the smallest attainable D with P̂(D* ≥ D) ≤ alpha."""
+    a, b = np.asarray(draws_a, float), np.asarray(draws_b, float)
+    n_a, n_b = len(a), len(b)
     pooled = np.concatenate([a, b])
     order = np.argsort(pooled, kind="stable")
     values = pooled[order]
     last_of_tie = np.r_[values[1:] != values[:-1], True]  # compare the EDFs after each group of ties
+    labels = (order < n_a).astype(np.int8)
+    observed = int(_permutation_stats(labels, last_of_tie, n_a, n_b))
     rng = np.random.default_rng(seed)
-    n_a, n = len(a), len(pooled)
-    stats = np.empty(n_perm)
-    for k in range(n_perm):
-        is_a = np.zeros(n, dtype=bool)
-        is_a[rng.permutation(n)[:n_a]] = True
-        in_a = np.cumsum(is_a[order])
-        diff = in_a / n_a - (np.arange(1, n + 1) - in_a) / (n - n_a)
-        stats[k] = np.abs(diff[last_of_tie]).max()
-    return float(min(1.0, np.quantile(stats, 1 - alpha, method="higher")))
+    chunk = max(1, 4_000_000 // len(pooled))  # bounded memory for 100,000s of draws
+    stats = np.concatenate(
+        [
+            _permutation_stats(
+                rng.permuted(np.tile(labels, (min(chunk, n_perm - k), 1)), axis=1), last_of_tie, n_a, n_b
+            )
+            for k in range(0, n_perm, chunk)
+        ]
+    )
+    scale = n_a * n_b
+    p = (1 + int((stats >= observed).sum())) / (1 + n_perm)
+    # the smallest lattice d with #{D* ≥ d} ≤ alpha·n_perm lies just above the (floor(alpha·n_perm)+1)-th largest D*
+    allowed = int(math.floor(alpha * n_perm + 1e-9))
+    if allowed >= n_perm:
+        noise = 0.0
+    else:
+        s_star = int(np.sort(stats)[::-1][allowed])
+        v = s_star + 1
+        while v < scale and not _attainable(v, n_a, n_b):
+            v += 1
+        noise = min(1.0, v / scale)
+    return {"ks": observed / scale, "p_value": p, "noise": noise, "n_a": n_a, "n_b": n_b, "n_perm": n_perm}
+
+
+def dkw_epsilon(n: float, level: float = 0.95) -> float:
+    """Half-width of the Dvoretzky–Kiefer–Wolfowitz band with Massart's constant (Massart 1990, Ann.
+    Probab. 18:1269): P(sup_e |F_n(e) − F(e)| > ε) ≤ 2·exp(−2nε²), so ε = sqrt(ln(2/α) / (2n)), α = 1 − level,
+    for n i.i.d. draws (repeated networks count once per draw). Holds for any F, continuous or not."""
+    return math.sqrt(math.log(2 / (1 - level)) / (2 * n)) if n > 0 else 1.0
+
+
+def dkw_band(errors, grid, *, counts=None, level: float = 0.95) -> tuple[np.ndarray, np.ndarray]:
+    """Simultaneous DKW band of the (plain) EDF at ``grid``: F_n ± ε clipped to [0, 1]; it holds the true
+    CDF at every e at once with probability at least ``level``. n = the number of draws."""
+    e = np.asarray(errors, dtype=float)
+    m = np.ones(len(e)) if counts is None else np.asarray(counts, dtype=float)
+    f = edf(e, grid, m / m.sum())
+    eps = dkw_epsilon(float(m.sum()), level)
+    return np.clip(f - eps, 0.0, 1.0), np.clip(f + eps, 0.0, 1.0)
+
+
+def bootstrap_sup_band(
+    errors,
+    grid,
+    *,
+    weights=None,
+    weights_fn=None,
+    complexity=None,
+    counts=None,
+    n_boot: int = 1000,
+    level: float = 0.95,
+    seed: int = 0,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Simultaneous bootstrap band (sup-norm): F̂ ± c clipped to [0, 1], c the ``level`` quantile over
+    resamples of sup_grid |F* − F̂| (Bickel & Freedman 1981). Unlike DKW it applies to weighted
+    (complexity-normalised) EDFs too: ``weights`` are F̂'s weights, ``weights_fn`` recomputes them on a
+    resample as in :func:`bootstrap_band`."""
+    e = np.asarray(errors, dtype=float)
+    owner = np.arange(len(e)) if counts is None else np.repeat(np.arange(len(e)), np.asarray(counts, dtype=np.int64))
+    if weights is None and counts is not None:
+        m = np.asarray(counts, dtype=float)
+        weights = m / m.sum()
+    f = edf(e, grid, weights)
+    n = len(owner)
+    rng = np.random.default_rng(seed)
+    sup = np.empty(n_boot)
+    for b in range(n_boot):
+        idx = owner[rng.integers(0, n, n)]
+        w = None
+        if weights_fn is not None:
+            w = weights_fn(np.asarray(complexity)[idx])
+            if w.sum() == 0:
+                w = None
+        sup[b] = np.abs(edf(e[idx], grid, w) - f).max()
+    c = float(np.quantile(sup, level))
+    return np.clip(f - c, 0.0, 1.0), np.clip(f + c, 0.0, 1.0)

@@ -100,13 +100,16 @@ def search_efficiency_nds(errors, ks=None, *, weights=None, counts=None) -> dict
 
     NDS estimates this by simulation over n//k trials; here it is exact. With the errors sorted and
     S_i the probability of drawing a model at least as bad as the i-th, the best of k draws is e_(i)
-    with probability S_i^k - S_(i+1)^k. k runs over powers of two up to n (beyond n NDS has no trials)."""
+    with probability S_i^k - S_(i+1)^k. k runs over powers of two up to n (beyond n NDS has no trials),
+    n the draws the weighted sample holds: those of networks with non-zero weight, a network drawn m
+    times (``counts``) counting m times."""
     e = np.asarray(errors, dtype=float)
-    n = int(np.sum(counts)) if counts is not None and weights is None else len(e)  # draws, else networks
+    m = np.ones(len(e)) if counts is None else np.asarray(counts, dtype=float)
     if weights is None:
-        weights = np.ones(len(e)) if counts is None else np.asarray(counts, dtype=float)
+        weights = m
     w = np.asarray(weights, dtype=float)
     keep = (w > 0) & np.isfinite(e)
+    n = int(m[keep].sum())  # draws with weight: a zero-weight network is not in the sample
     e, w = e[keep], w[keep] / w[keep].sum()
     order = np.argsort(e, kind="stable")
     e, w = e[order], w[order]

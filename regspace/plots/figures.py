@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import math
 
 import matplotlib.pyplot as plt  # noqa: E402  (style has chosen the Agg backend)
@@ -9,7 +10,7 @@ import numpy as np
 import pandas as pd
 
 from regspace.analysis.compare import space_weights
-from regspace.analysis.edf import bootstrap_band, edf, edf_steps, normalized_weights
+from regspace.analysis.edf import bootstrap_band, bootstrap_sup_band, dkw_band, edf, edf_steps, normalized_weights
 from regspace.analysis.stats import binned_trend, good_range, search_efficiency
 from regspace.analysis.table import counts, space_errors
 from regspace.errors import RegspaceError
@@ -63,13 +64,21 @@ def plot_edf(
     *,
     spaces: list[str] | None = None,
     normalize: str | None = None,
-    band: bool = False,
+    band: bool | str = False,
     n_bins: int = 10,
     n_boot: int = 500,
     seed: int = 0,
     max_points: int = 4000,
 ):
-    """Error EDFs of several spaces on one axis; legend 'space (n | min | mean)'."""
+    """Error EDFs of several spaces on one axis; legend 'space (n | min | mean)' of the sample each curve
+    shows (normalised: the draws with non-zero weight, and the weighted mean).
+
+    ``band``: False (none), True or "pointwise" (95 % percentile bootstrap at each error), or
+    "simultaneous" (95 % for the whole curve at once: the DKW band for a plain EDF, a bootstrap
+    sup-norm band for a normalised one, whose weights DKW does not cover). The title names the band."""
+    band = "pointwise" if band is True else (band or None)
+    if band not in (None, "pointwise", "simultaneous"):
+        raise RegspaceError(f"unknown band {band!r}: use pointwise or simultaneous")
     groups = space_errors(df, spaces)
     _empty_check(df, groups)
     norm: dict = {}
@@ -90,7 +99,9 @@ def plot_edf(
                 x = np.linspace(x.min(), x.max(), max_points)
                 y = edf(e, np.nextafter(x, np.inf), w)
             m = counts(g)
-            label = f"{s} ({m.sum()} | {e.min():.2f} | {np.average(e, weights=m):.2f})"
+            kept = m.astype(float) if w is None else np.where(w > 0, m, 0)  # the draws the curve holds
+            mean = np.average(e, weights=m if w is None else w)
+            label = f"{s} ({int(kept.sum())} | {e[kept > 0].min():.2f} | {mean:.2f})"
             ax.step(
                 np.concatenate([[x[0]], x]),
                 np.concatenate([[0.0], y]),
@@ -100,12 +111,16 @@ def plot_edf(
                 linewidth=1.8,
                 label=label,
             )
-            if band and len(e) > 1:
+            if band == "simultaneous" and len(e) > 1 and not normalize:
+                low, high = dkw_band(e, grid, counts=m)
+                ax.fill_between(grid, low, high, step=None, color=colour(i), alpha=0.18, linewidth=0)
+            elif band and len(e) > 1:
                 fn = None
                 if normalize:  # the same range and bins as the curves (resamples may leave a bin empty)
                     rng, bins = (norm["low"], norm["high"]), norm["n_bins"]
                     fn = lambda c, rng=rng, bins=bins: normalized_weights(c, n_bins=bins, value_range=rng, strict=True)  # noqa: E731
-                low, high = bootstrap_band(
+                make = bootstrap_band if band == "pointwise" else functools.partial(bootstrap_sup_band, weights=w)
+                low, high = make(
                     e,
                     grid,
                     weights_fn=fn,
@@ -121,15 +136,18 @@ def plot_edf(
         ax.set_xlabel(error_label(df))
         ax.set_ylabel("cumulative prob. (fraction of models with lower error)")
         title = "Error EDF" + (f", normalised by {normalize} ({norm['n_bins']} bins)" if normalize else "")
-        if band:
+        if band == "pointwise":
             title += " (95% bootstrap band)"
+        elif band == "simultaneous":
+            title += " (95% simultaneous band: " + ("bootstrap sup-norm)" if normalize else "DKW)")
         ax.set_title(title, loc="left")
         sub = _subtitle(df) + _clip_note(int((all_e > grid[-1]).sum()), grid[-1])
         if norm.get("note"):
             sub += "; " + norm["note"]
         if sub:
             fig.suptitle(sub.lstrip("; "), fontsize=8, color="0.35", x=0.01, ha="left")
-        ax.legend(title="space (n | min | mean)", loc="lower right", frameon=False)
+        legend_title = "space (draws kept | min | weighted mean)" if normalize else "space (n | min | mean)"
+        ax.legend(title=legend_title, loc="lower right", frameon=False)
     return fig
 
 
