@@ -150,8 +150,8 @@ def good_range_sentences(
                 "n_perm": n_perm,
                 "sentence": (
                     f"{space}: {text} in the good range (the best models' 2.5–97.5 % range, pycls's bootstrap; "
-                    f"sampled {fmt(v.min())} to {fmt(v.max())}); it excludes {100 * r['excluded']:.0f} % of the draws, more "
-                    f"than with the errors permuted: p = {adjusted[p]:.2g}, Holm-corrected over "
+                    f"sampled {fmt(v.min())} to {fmt(v.max())}); it excludes {100 * r['excluded']:.0f} % of the "
+                    f"draws, more than with the errors permuted: p = {adjusted[p]:.2g}, Holm-corrected over "
                     f"{len(tested)} parameters, {n_perm} permutations."
                 ),
             }

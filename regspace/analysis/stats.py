@@ -209,6 +209,13 @@ def good_range_test(
         above = ((trial > q[:, [2]]) * share).sum(axis=1)
         t = below + above
         p = (1 + np.sum(t[1:] >= t[0] - 1e-12)) / (n_perm + 1)
-        out[name] = {"low": float(q[0, 0]), "median": float(q[0, 1]), "high": float(q[0, 2]),
-                     "excluded": float(t[0]), "below": float(below[0]), "above": float(above[0]), "p": float(p)}  # fmt: skip
+        out[name] = {
+            "low": float(q[0, 0]),
+            "median": float(q[0, 1]),
+            "high": float(q[0, 2]),
+            "excluded": float(t[0]),
+            "below": float(below[0]),
+            "above": float(above[0]),
+            "p": float(p),
+        }
     return out
