@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from regspace.analysis.compare import compare
-from regspace.analysis.findings import DELTA
+from regspace.analysis.findings import DELTA, best_model_bootstrap, best_model_sentence
 from regspace.analysis.stats import good_range
 from regspace.analysis.table import counts, draws, space_errors
 from regspace.analysis_io import load_table
@@ -67,9 +67,10 @@ def regnet_keeps_the_best(cmp, groups, n: int) -> list[str]:
     e = {s: draws(groups[s].sweep_error.to_numpy(float), counts(groups[s])) for s in ("X_e", "RegNetX")}
     mean_better = e["RegNetX"].mean() < e["X_e"].mean()
     keeps = e["RegNetX"].min() <= e["X_e"].min() + DELTA
+    best = best_model_sentence("RegNetX", "X_e", best_model_bootstrap(e["RegNetX"], e["X_e"], seed=0))
     direction = (
         f"mean {e['RegNetX'].mean():.2f} vs {e['X_e'].mean():.2f}; best {e['RegNetX'].min():.2f} vs "
-        f"{e['X_e'].min():.2f} (RegNetX vs X_e)"
+        f"{e['X_e'].min():.2f} (RegNetX vs X_e); {best}"
     )
     if v["verdict"] == "better" and v["winner"] == "RegNetX" and keeps:
         verdict = "reproduced"

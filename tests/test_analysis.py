@@ -225,14 +225,19 @@ def test_width_fit_recovers_regnet_parameters(case):
     assert abs(r["wm"] - wm) / wm < 0.15 and abs(r["wa"] - wa) / wa < 0.5
 
 
-def test_width_fit_is_zero_for_every_reference_model():
+def test_width_fit_is_zero_for_every_reference_model_in_the_regnet_space():
+    """Every pycls RegNet is a perfect RegNet of the general space, except RegNetX-32GF: its w0 = 320 lies
+    outside the space's lattice (w0 ≤ 256), and no lattice point gives its widths (issue 22, fault 9)."""
     from regspace.zoo import ZOO, zoo_design
 
     for name in ZOO:
         des = zoo_design(name)
         reps = des.depths
         r = fit_widths(des.block_widths(), np.repeat(des.bottleneck_ratios, reps), np.repeat(des.group_widths, reps))
-        assert r["e_fit"] == 0.0, name
+        if name == "RegNetX-32GF":
+            assert 0 < r["e_fit"] < 0.05 and r["w0"] <= 256, r
+        else:
+            assert r["e_fit"] == 0.0, name
 
 
 def _brute_force_fit(w, b, g, lattice):

@@ -10,7 +10,8 @@ For each pair of spaces one verdict, by rules stated once here:
   like the measured one (80 % power of the KS test at the 5 % level, simulated by resampling the
   measured distributions).
 
-Then good ranges that exclude part of a parameter's sampled domain ("b ≤ 2 with 95 % confidence"), and
+Then good ranges that exclude part of a parameter's sampled domain ("b ≤ 2"), each only when it beats a
+permutation null (Holm-corrected over the parameters), the diverged and failed models of each space, and
 the e_fit of each AnyNet space's best models. No plotting, no torch.
 """
 
@@ -95,27 +96,39 @@ def pair_verdict(a_name, a, b_name, b, *, ks: float, p_value: float, noise: floa
     return out
 
 
-def good_range_sentences(df: pd.DataFrame, space: str, *, min_share: float = 0.1, seed: int = 0) -> list[dict]:
-    """Parameters whose 95 % good range excludes a part of the sampled domain holding ≥ ``min_share``
-    of the draws, in the paper's words."""
-    from regspace.analysis.stats import good_range
+def good_range_sentences(
+    df: pd.DataFrame, space: str, *, min_share: float = 0.1, seed: int = 0, n_perm: int = 999, alpha: float = ALPHA
+) -> list[dict]:
+    """Parameters whose good range (pycls's bootstrap: the 2.5–97.5 % range of the best of floor(25 %)
+    of the draws, over 2,500 rounds) excludes a part of the sampled domain holding ≥ ``min_share`` of the
+    draws, *and* excludes more than chance would: a permutation test of the excluded share
+    (:func:`regspace.analysis.stats.good_range_test`, ``n_perm`` permutations), Holm-corrected over the
+    parameters tested in this space at ``alpha``. Only those get a sentence, which states its p-value."""
+    from regspace.analysis.stats import good_range_test, holm
 
     g = df[(df.space == space) & (df.status == "ok") & df.sweep_error.notna()]
     if len(g) < 8:
         return []
     m = counts(g)
-    out = []
+    tested = {}
     for p in PARAMS:
         if p not in g or g[p].isna().any() or g[p].nunique() < 3:
             continue
         shared = p[:-1]  # a per-stage value of a shared parameter (g1 of X_c) repeats that parameter
         if p[-1].isdigit() and shared in g and g[shared].notna().all() and (g[p] == g[shared]).all():
             continue
-        v = g[p].to_numpy(float)
-        r = good_range(v, g.sweep_error.to_numpy(float), counts=m, seed=seed)
-        dv = np.repeat(v, m)
-        below, above = (dv < r["low"]).mean(), (dv > r["high"]).mean()
-        fmt = "{:.3g}".format
+        tested[p] = g[p].to_numpy(float)
+    if not tested:
+        return []
+    res = good_range_test(tested, g.sweep_error.to_numpy(float), counts=m, n_perm=n_perm, seed=seed)
+    adjusted = dict(zip(tested, holm([res[p]["p"] for p in tested])))
+    out = []
+    fmt = "{:.3g}".format
+    for p, v in tested.items():
+        r = res[p]
+        below, above = r["below"], r["above"]
+        if adjusted[p] > alpha:
+            continue
         if below >= min_share and above >= min_share:
             text = f"{fmt(r['low'])} ≤ {p} ≤ {fmt(r['high'])}"
         elif above >= min_share:
@@ -130,7 +143,17 @@ def good_range_sentences(df: pd.DataFrame, space: str, *, min_share: float = 0.1
                 "param": p,
                 "low": r["low"],
                 "high": r["high"],
-                "sentence": f"{space}: {text} with 95 % confidence (sampled {fmt(v.min())} to {fmt(v.max())}).",
+                "excluded": r["excluded"],
+                "p_value": r["p"],
+                "p_holm": float(adjusted[p]),
+                "n_tested": len(tested),
+                "n_perm": n_perm,
+                "sentence": (
+                    f"{space}: {text} in the good range (the best models' 2.5–97.5 % range, pycls's bootstrap; "
+                    f"sampled {fmt(v.min())} to {fmt(v.max())}); it excludes {100 * r['excluded']:.0f} % of the "
+                    f"draws, more than with the errors permuted: p = {adjusted[p]:.2g}, Holm-corrected over "
+                    f"{len(tested)} parameters, {n_perm} permutations."
+                ),
             }
         )
     return out
@@ -155,6 +178,63 @@ def efit_sentences(df: pd.DataFrame, space: str, *, top: int = 5) -> list[dict]:
             f"(0 = exactly a quantised linear RegNet; range {fits.e_fit.min():.3f} to {fits.e_fit.max():.3f}).",
         }
     ]
+
+
+def best_model_bootstrap(a, b, *, n_boot: int = 2000, seed: int = 0, level: float = 0.95) -> dict:
+    """How surely A's best model beats B's: each space's draws resampled on its own (``n_boot`` times),
+    the minima compared. Returns p_a_best (P(min A* < min B*), ties counted half), the difference of
+    the best errors min(a) − min(b) (points) and its percentile bootstrap CI at ``level``. The minimum's
+    bootstrap is coarse (a resample's minimum is never below the sample's), so read the CI as a guide."""
+    rng = np.random.default_rng([seed, 2])
+    a, b = np.asarray(a, float), np.asarray(b, float)
+    ma = a[rng.integers(0, len(a), (n_boot, len(a)))].min(axis=1)
+    mb = b[rng.integers(0, len(b), (n_boot, len(b)))].min(axis=1)
+    diff = ma - mb
+    tail = (1 - level) / 2
+    return {
+        "p_a_best": float(np.mean(diff < 0) + 0.5 * np.mean(diff == 0)),
+        "best_diff": float(a.min() - b.min()),
+        "best_diff_ci": [float(np.quantile(diff, tail)), float(np.quantile(diff, 1 - tail))],
+        "n_boot": n_boot,
+    }
+
+
+def best_model_sentence(a_name: str, b_name: str, r: dict) -> str:
+    """The best-model comparison of :func:`best_model_bootstrap` in words."""
+    lo, hi = r["best_diff_ci"]
+    return (
+        f"P({a_name}'s best model beats {b_name}'s) = {r['p_a_best']:.2f} over {r['n_boot']} bootstrap "
+        f"resamples; best error {r['best_diff']:+.2f} points (95 % CI {lo:+.2f} to {hi:+.2f})"
+    )
+
+
+def lost_models(df: pd.DataFrame, spaces) -> list[dict]:
+    """Per space with diverged or failed models: their counts and shares of the space's finished draws
+    (ok + diverged + failed, repeats counted), so that models dropped from every statistic are named."""
+    out = []
+    for s in spaces:
+        rows = df[df.space == s]
+        m = counts(rows)
+        status = rows.status.to_numpy() if "status" in rows else np.array(["ok"] * len(rows))
+        n = {k: int(m[status == k].sum()) for k in ("ok", "diverged", "failed")}
+        finished = sum(n.values())
+        if not (n["diverged"] or n["failed"]) or not finished:
+            continue
+        parts = [
+            f"{n[k]} of {finished} draws {k} ({100 * n[k] / finished:.1f} %)" for k in ("diverged", "failed") if n[k]
+        ]
+        out.append(
+            {
+                "space": s,
+                "draws": finished,
+                "diverged": n["diverged"],
+                "failed": n["failed"],
+                "diverged_share": n["diverged"] / finished,
+                "failed_share": n["failed"] / finished,
+                "sentence": f"{s}: {' and '.join(parts)}; they are left out of every statistic here.",
+            }
+        )
+    return out
 
 
 def findings(df: pd.DataFrame, pairs: list[dict], *, spaces=None, delta: float = DELTA, seed: int = 0) -> dict:
@@ -187,5 +267,10 @@ def findings(df: pd.DataFrame, pairs: list[dict], *, spaces=None, delta: float =
         f"Errors are each model's {which} validation error{when}{drawn}; verdicts at the 5 % level, "
         f"equivalence within ±{delta:g}."
     )
-    sentences = [lead] + [v["sentence"] for v in verdicts] + [r["sentence"] for r in ranges + efits]
-    return {"delta": delta, "pairs": verdicts, "good_ranges": ranges, "e_fit": efits, "sentences": sentences}
+    for v in verdicts:  # uncertainty on "keeps its best models" (experiments/ladder_claims.py states it)
+        v["best_model"] = best_model_bootstrap(err[v["a"]], err[v["b"]], seed=seed)
+    lost = lost_models(df, list(groups))  # never drop diverged or failed models silently
+    sentences = [lead] + [r["sentence"] for r in lost] + [v["sentence"] for v in verdicts]
+    sentences += [r["sentence"] for r in ranges + efits]
+    return {"delta": delta, "pairs": verdicts, "good_ranges": ranges, "e_fit": efits, "lost": lost,
+            "sentences": sentences}  # fmt: skip

@@ -8,15 +8,16 @@ wa ∈ 0.1·{1..2560}, wm ∈ 0.001·{1500..3000}: every RegNet that space holds
 a finite set, and it is computed exactly:
 
 - a shortcut: when the widths are non-decreasing, solve for (w0, wm, wa/w0) that reproduce them exactly
-  (interval arithmetic per stage and per block); e_fit = 0 needs no search;
+  (interval arithmetic per stage and per block) and take a point of the same lattice inside the solution;
+  e_fit = 0 needs no search, and is never claimed for a network the lattice does not hold;
 - otherwise :func:`lattice_fit`: for each w0 and wm the fit is a step function of wa (block j's exponent
   steps up where wa crosses w0·(wm^(s−½) − 1)/j), so sorting those thresholds and summing the cost changes
   gives e_fit at every wa of the lattice at once. Lower bounds prune w0 and wm without losing the minimum.
   tests/test_analysis.py checks it against evaluating every lattice point.
 
 The parameters themselves are not identifiable from quantised widths (an interval of wa and wm gives
-the same network); the exact solver returns one such set, preferring values on the sampler's
-quanta (wa to 0.1, wm to 0.001) and the middle of the feasible interval.
+the same network); the exact solver returns one such lattice point, near the middle of the widest
+interval of wa that reproduces the widths.
 """
 
 from __future__ import annotations
@@ -84,9 +85,14 @@ def _intersect(a: list[tuple[float, float]], b: list[tuple[float, float]]) -> li
 
 
 def _exact_fit(w, b, g, q) -> dict | None:
+    """A RegNet of the lattice (:func:`regnet_lattice`) that reproduces non-decreasing widths exactly,
+    or None (then :func:`lattice_fit` decides). Only lattice points are returned: w0 of the lattice, wm
+    a multiple of its quantum in its bounds, wa = k·step with 1 ≤ k ≤ k_max, each verified by regenerating."""
     d = len(w)
     if np.any(np.diff(w) < 0):
         return None
+    w0s, step, k_max, lattice_wms = regnet_lattice()
+    wm_q = float(lattice_wms[1] - lattice_wms[0])
     stage = np.concatenate([[0], np.cumsum(np.diff(w) > 0)])
     n_stages = int(stage[-1]) + 1
     firsts = [int(np.flatnonzero(stage == i)[0]) for i in range(n_stages)]
@@ -96,46 +102,48 @@ def _exact_fit(w, b, g, q) -> dict | None:
     j = np.arange(1, d)
     sj = stage[1:]
     best = None
-    for w0 in sorted(raw_sets[0].tolist(), key=lambda x: abs(x - w[0])):
+    for w0 in sorted(set(raw_sets[0].tolist()) & set(w0s.tolist()), key=lambda x: abs(x - w[0])):
         # wm such that round(w0 * wm^i / q) * q lands in stage i's raw set, for every stage i >= 1
-        feasible = [(1.0 + 1e-9, 64.0)]
+        feasible = [(float(lattice_wms[0]) - wm_q / 2, float(lattice_wms[-1]) + wm_q / 2)]
         for i in range(1, n_stages):
             ivals = [(((x - q / 2) / w0) ** (1 / i), ((x + q / 2) / w0) ** (1 / i)) for x in raw_sets[i].tolist()]
             feasible = _intersect(feasible, ivals)
             if not feasible:
                 break
         for lo, hi in feasible:
-            wms = np.linspace(lo, hi, 66)[1:-1]
+            wms = lattice_wms[(lattice_wms >= lo) & (lattice_wms <= hi)]
+            if not len(wms):
+                continue
             # block j in stage s_j needs wm^(s_j - 1/2) <= 1 + r j < wm^(s_j + 1/2), r = wa / w0 >= 0
             r_lo = (
                 np.max(np.maximum(0.0, (wms[:, None] ** (sj - 0.5) - 1) / j), axis=1) if d > 1 else np.zeros(len(wms))
             )
-            r_hi = np.min((wms[:, None] ** (sj + 0.5) - 1) / j, axis=1) if d > 1 else np.full(len(wms), 10.0)
-            width = np.where(r_hi > r_lo, np.log1p(r_hi) - np.log1p(r_lo), -np.inf)
-            k = int(np.argmax(width))
-            if not np.isfinite(width[k]):
-                continue
-            cand = _quantised_choice(w, b, g, q, w0, wms[k], (r_lo[k] + r_hi[k]) / 2, d)
-            if cand is not None and (best is None or cand[1] > best[1]):
-                best = (cand[0], width[k])
+            r_hi = np.min((wms[:, None] ** (sj + 0.5) - 1) / j, axis=1) if d > 1 else np.full(len(wms), np.inf)
+            k_lo = np.maximum(np.ceil(w0 * r_lo / step - 1e-9), 1)
+            k_hi = np.minimum(np.floor(w0 * np.minimum(r_hi, 1e12) / step + 1e-9), k_max)
+            width = np.where(k_hi >= k_lo, np.log1p(np.minimum(r_hi, 1e12)) - np.log1p(r_lo), -np.inf)
+            for i in np.argsort(-width, kind="stable")[:8]:  # the widest intervals first; verify each
+                if not np.isfinite(width[i]):
+                    break
+                cand = _quantised_choice(w, b, g, q, w0, float(wms[i]), (k_lo[i] + k_hi[i]) // 2, step, d)
+                if cand is not None:
+                    if best is None or width[i] > best[1]:
+                        best = (cand, width[i])
+                    break
         if best is not None:
             return best[0]
     return None
 
 
-def _quantised_choice(w, b, g, q, w0, wm, r, d) -> tuple[dict, bool] | None:
-    """Prefer (wa, wm) on the sampler's quanta near the interval's middle; verify by regenerating."""
-    wa = w0 * r
-    tries = [(round(wa, 1), round(wm, 3)), (round(wa, 2), round(wm, 4)), (wa, wm)]
-    for wa_q, wm_q in tries:
-        if wm_q <= 1 or wa_q < 0:
-            continue
-        pred = predicted_widths(d, w0, wa_q, wm_q, b, g, q)
-        if np.array_equal(pred, w):
-            return {"w0": int(w0), "wa": float(wa_q), "wm": float(wm_q), "d": d, "e_fit": 0.0, "exact": True}, True
+def _quantised_choice(w, b, g, q, w0, wm, k, step, d) -> dict | None:
+    """(w0, wa = k·step, wm) if it regenerates the widths exactly."""
+    wa = round(float(k) * step, 10)
+    if np.array_equal(predicted_widths(d, w0, wa, wm, b, g, q), w):
+        return {"w0": int(w0), "wa": wa, "wm": float(wm), "d": d, "e_fit": 0.0, "exact": True}
     return None
 
 
+@functools.lru_cache(maxsize=1)
 def regnet_lattice():
     """The lattice of the general RegNet space (regspace.spaces.regnet.RegNetSpace): w0 values, the wa
     quantum and its largest multiple, and the wm values."""

@@ -129,3 +129,96 @@ def search_efficiency_nds(errors, ks=None, *, weights=None, counts=None) -> dict
         out["low"].append(mean - 2 * std)
         out["high"].append(mean + 2 * std)
     return out
+
+
+def holm(p_values) -> np.ndarray:
+    """Holm's step-down adjusted p-values (family-wise error control), for (m,) p-values -> (m,).
+
+    Written here because statsmodels (multipletests(method="holm")) is not a dependency and scipy has
+    only false-discovery-rate control: the i-th smallest p becomes max over j ≤ i of (m − j + 1)·p_(j),
+    capped at 1 (Holm 1979). tests/test_ranges_fit.py checks it against a hand computation."""
+    p = np.asarray(p_values, dtype=float)
+    m = len(p)
+    order = np.argsort(p, kind="stable")
+    adjusted = np.minimum(1.0, np.maximum.accumulate((m - np.arange(m)) * p[order]))
+    out = np.empty(m)
+    out[order] = adjusted
+    return out
+
+
+def _kept_counts(errors, counts, *, n_boot: int, frac: float, seed: int) -> np.ndarray:
+    """How often each network is the kept (best) model over :func:`good_range`'s rounds: (networks,),
+    summing to ``n_boot``. The same draws as good_range with this seed, so the percentiles agree exactly."""
+    m = np.ones(len(errors), dtype=np.int64) if counts is None else np.asarray(counts, dtype=np.int64)
+    e = _draws(errors, m)
+    n = len(e)
+    k = max(1, int(np.floor(frac * n)))
+    idx = np.random.default_rng(seed).integers(0, n, (n_boot, k))
+    best = idx[np.arange(n_boot), np.argmin(e[idx], axis=1)]
+    network = np.repeat(np.arange(len(m)), m)  # draw -> its network
+    return np.bincount(network[best], minlength=len(m))
+
+
+def _weighted_percentiles(values, weights, percentiles) -> np.ndarray:
+    """np.percentile (linear) of each row of ``values`` repeated by ``weights``: (B, n), (n,) -> (B, P)."""
+    values = np.atleast_2d(values)
+    order = np.argsort(values, axis=1, kind="stable")
+    v = np.take_along_axis(values, order, axis=1)
+    cum = np.cumsum(np.asarray(weights)[order], axis=1)  # (B, n): repeated sample positions end here
+    total = int(cum[0, -1])
+    out = []
+    for q in percentiles:
+        h = (total - 1) * q / 100.0
+        lo, hi = int(np.floor(h)), int(np.ceil(h))
+        at_lo = v[np.arange(len(v)), (cum <= lo).sum(axis=1)]
+        at_hi = v[np.arange(len(v)), (cum <= hi).sum(axis=1)]
+        out.append(at_lo + (h - lo) * (at_hi - at_lo))
+    return np.stack(out, axis=1)
+
+
+def good_range_test(
+    params: dict, errors, *, counts=None, n_boot: int = 2500, frac: float = 0.25, n_perm: int = 999, seed: int = 0
+) -> dict:
+    """Each parameter's :func:`good_range` and whether it is narrower than chance: a permutation test.
+
+    ``params``: name -> (networks,) values; ``errors``: (networks,) errors (%); ``counts``: draws per network.
+    The statistic is the share of the draws that the good range [2.5 %, 97.5 %] excludes. Under the null
+    (no parameter matters) the parameters are exchangeable across networks, so the null distribution is
+    that of the statistic with the parameter values permuted among the networks (within networks drawn
+    equally often, which keeps the population of draws), ``n_perm`` times, while the bootstrap's kept
+    networks stay fixed: a conditional, exact permutation test (Monte Carlo p = (1 + #{T* ≥ T}) /
+    (n_perm + 1)). The range itself is pycls's: floor(frac·n) draws per round, the best kept.
+    Returns name -> {low, median, high, excluded, below, above, p}; p is not corrected for multiplicity
+    (:func:`holm`). Raises nothing; a parameter with NaN values gets p = 1 and NaN range.
+    """
+    m = np.ones(len(errors), dtype=np.int64) if counts is None else np.asarray(counts, dtype=np.int64)
+    kept = _kept_counts(errors, m, n_boot=n_boot, frac=frac, seed=seed)
+    rng = np.random.default_rng([seed, 1])
+    perms = np.tile(np.arange(len(m)), (n_perm, 1))
+    for level in np.unique(m):  # permute within networks of equal multiplicity
+        members = np.flatnonzero(m == level)
+        perms[:, members] = members[rng.permuted(np.tile(np.arange(len(members)), (n_perm, 1)), axis=1)]
+    share = m / m.sum()
+    out = {}
+    for name, values in params.items():
+        v = np.asarray(values, dtype=float)
+        if not np.isfinite(v).all():
+            out[name] = {"low": np.nan, "median": np.nan, "high": np.nan, "excluded": 0.0, "below": 0.0,
+                         "above": 0.0, "p": 1.0}  # fmt: skip
+            continue
+        trial = np.vstack([v[None, :], v[perms]])  # row 0: the data; then the permutations
+        q = _weighted_percentiles(trial, kept, (2.5, 50.0, 97.5))
+        below = ((trial < q[:, [0]]) * share).sum(axis=1)
+        above = ((trial > q[:, [2]]) * share).sum(axis=1)
+        t = below + above
+        p = (1 + np.sum(t[1:] >= t[0] - 1e-12)) / (n_perm + 1)
+        out[name] = {
+            "low": float(q[0, 0]),
+            "median": float(q[0, 1]),
+            "high": float(q[0, 2]),
+            "excluded": float(t[0]),
+            "below": float(below[0]),
+            "above": float(above[0]),
+            "p": float(p),
+        }
+    return out
