@@ -214,8 +214,8 @@ def test_normalised_findings_come_from_the_normalised_sample():
     (v,) = r["findings"]["pairs"]
     ea, eb = (df[df.space == s].sweep_error.to_numpy() for s in ("A", "B"))
     wmed = [_brute_weighted_median(e, w[s]) for e, s in ((ea, "A"), (eb, "B"))]
-    assert v["median_a"] == pytest.approx(wmed[0]) and v["median_b"] == pytest.approx(wmed[1])
     assert v["median_shift"] == pytest.approx(wmed[0] - wmed[1])
+    assert v["median_a"] == pytest.approx(wmed[0]) and v["median_b"] == pytest.approx(wmed[1])
     assert abs(v["median_shift"] - (np.median(ea) - np.median(eb))) > 0.3  # ...which the plain one is not
     assert v["n_a"] == pytest.approx(r["pairs"][0]["n_a"])  # the KS test's effective n
     assert f"effective n = {v['n_a']:.0f} and {v['n_b']:.0f} (normalised sample:" in v["sentence"]
