@@ -356,8 +356,8 @@ def pair_verdicts(
         "alpha": ALPHA,
         "sentence": (
             f"Many comparisons: Holm's correction over the {m} pairs, for each kind of claim (a direction by "
-            f"Mann–Whitney, a difference by KS, an equivalence by the bootstrap of the median shift), so each "
-            f"kind is wrong for any pair with probability at most 5 %; effect sizes are per pair (95 % CIs)."
+            f"Mann–Whitney, a difference by KS, an equivalence by the bootstrap of the median and mean shifts), "
+            f"so each kind is wrong for any pair with probability at most 5 %; effect sizes are per pair (95 % CIs)."
             if m > 1
             else "One pair: no correction for many comparisons."
         ),
