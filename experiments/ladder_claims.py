@@ -4,7 +4,8 @@
 
 Reads the study's store at its equal-draws prefix (as `regspace study run` analyses it) and writes, per
 claim, the KS distance, p-value, noise level, direction and a verdict by the Findings' rules
-(regspace/analysis/findings.py): "reproduced", "not resolved at n = …" or "contradicted".
+(regspace/analysis/findings.py, Holm-corrected over the 15 pairs): "reproduced", "not resolved at n = …" or
+"contradicted".
 """
 
 from __future__ import annotations
@@ -44,6 +45,8 @@ def no_worse(cmp, groups, a: str, b: str, n: int) -> list[str]:
         verdict = "reproduced"
     elif v["verdict"] == "better":
         verdict = f"contradicted ({v['winner']} better)"
+    elif v["verdict"] == "differ":  # not identical, though no direction is resolved
+        verdict = "contradicted (the distributions differ; no direction is resolved)"
     else:
         verdict = f"not resolved at n = {n}"
     return [f"{b} ≈ {a}", *_stats(pair), _median_direction(groups, a, b), verdict]
@@ -56,6 +59,8 @@ def better(cmp, groups, worse: str, good: str, n: int) -> list[str]:
         verdict = "reproduced" if v["winner"] == good else "contradicted"
     elif v["verdict"] == "equivalent":  # the data bound any gain to under DELTA points
         verdict = f"not reproduced: equivalent within ±{DELTA} points"
+    elif v["verdict"] == "differ":
+        verdict = f"not resolved at n = {n} (the distributions differ; no direction is resolved)"
     else:
         verdict = f"not resolved at n = {n}"
     return [f"{good} better than {worse}", *_stats(pair), _median_direction(groups, worse, good), verdict]

@@ -7,8 +7,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from regspace.analysis.effects import holm
 from regspace.analysis.fit import fit_widths, lattice_fit, regnet_lattice
-from regspace.analysis.stats import good_range, good_range_test, holm
+from regspace.analysis.stats import good_range, good_range_test
 
 # -- Holm ------------------------------------------------------------------------------------------
 

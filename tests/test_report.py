@@ -303,7 +303,7 @@ def test_the_report_opens_with_orderings_a_matrix_and_folds_the_details(tmp_path
     assert "<li>X_b better than X_a (median" in findings
     assert "<table class='verdicts'>" in findings and "v-better" in findings and "v-worse" in findings
     details = findings[findings.index("<details>"):]
-    assert "X_b is better than X_a: median error" in details  # the full sentence, folded
+    assert "X_b is better than X_a: a model of X_b has the lower error" in details  # the full sentence, folded
     assert findings.index("<li>X_b better than X_a") < findings.index("<details>")
     code, _, err = run_cli("report", "--store", path, "-o", tmp_path / "r.md")
     md = (tmp_path / "r.md").read_text()

@@ -115,7 +115,7 @@ def compare(
         r.update(a=a, b=b, noise=noise["noise"], noise_method=noise["method"])
         pairs.append(r)
     return {
-        "findings": findings(df, pairs, spaces=list(groups)),
+        "findings": findings(df, pairs, spaces=list(groups), weights=weights if normalize else None),
         "recipe_hash": df.attrs.get("recipe_hash"),
         "normalize": normalize,
         "normalization": norm or None,

@@ -1,18 +1,24 @@
 """Findings: the statistics turned into the sentences a researcher wants to read.
 
-For each pair of spaces one verdict, by rules stated once here:
+For each pair of spaces one verdict, by rules stated once here (tests in :mod:`.effects`, all on one
+sample: the draws, or with ``--normalize`` the complexity-normalised weighted sample at its effective n):
 
-- **better**: the KS test rejects one distribution at the 5 % level (p < 0.05); the space with the lower
-  median error is better, by the median shift with its 95 % bootstrap CI.
-- **equivalent**: the KS distance is below the noise level *and* the 95 % CI of the median shift lies
-  within ±delta points. A difference that is merely not significant is not evidence of equivalence.
-- **not resolved at n**: neither; with the number of models per space that would resolve a difference
-  like the measured one (80 % power of the KS test at the 5 % level, simulated by resampling the
-  measured distributions).
+- **better**: the Mann–Whitney test (two-sided) rejects "neither space's errors tend to be lower"; the
+  space whose models beat the other's with probability > ½ is better. Beside it the effect sizes: that
+  probability, Cliff's δ and the Hodges–Lehmann shift with its 95 % CI.
+- **differ**: not better, but the KS test rejects: the distributions differ; no direction is resolved.
+- **equivalent**: the 95 % bootstrap CIs of the median shift and of the mean shift both lie within
+  ±delta points (the mean carries the tails: a tail-only difference moves it, not the median nor the
+  rank tests), the KS distance is below the noise level and the KS test does not reject. What is shown
+  equivalent is the median and the mean; the KS test only fails to see a difference in shape.
+- **not resolved at n**: none of these; with the number of models per space that would resolve a
+  difference like the measured one (80 % power of Mann–Whitney or KS, simulated from the measured
+  distributions).
 
-Then good ranges that exclude part of a parameter's sampled domain ("b ≤ 2"), each only when it beats a
-permutation null (Holm-corrected over the parameters), the diverged and failed models of each space, and
-the e_fit of each AnyNet space's best models. No plotting, no torch.
+With several pairs each kind of claim is Holm-corrected over the pairs (family-wise error ≤ 5 % per kind),
+and the Findings say so. Then good ranges that exclude part of a parameter's sampled domain ("b ≤ 2"), each
+only when it beats a permutation null (Holm-corrected over the parameters), the diverged and failed models
+of each space, and the e_fit of each AnyNet space's best models. No plotting, no torch.
 """
 
 from __future__ import annotations
@@ -20,6 +26,14 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from regspace.analysis.effects import (
+    hodges_lehmann,
+    holm,
+    location_test,
+    p_beats,
+    sample_size,
+    weighted_quantile,
+)
 from regspace.analysis.table import counts, draws, space_errors
 from regspace.schema import STAGE_PARAM_COLUMNS
 
@@ -29,70 +43,207 @@ POWER = 0.8
 PARAMS = ["d", "w0", "wa", "wm", "b", "g", *STAGE_PARAM_COLUMNS]
 
 
-def median_shift_ci(a, b, *, n_boot: int = 1000, seed: int = 0, level: float = 0.95) -> tuple[float, float, float]:
-    """median(a) - median(b) over draws, with a percentile bootstrap CI (each space resampled on its own)."""
+def _shift_boot(a, b, wa=None, wb=None, *, n_boot: int = 1000, seed: int = 0, means: bool = False):
+    """median(a) - median(b) and its ``n_boot`` bootstrap replicates (each space resampled on its own);
+    ``means``: also mean(a) - mean(b) and its replicates, from the same resamples. Weighted (normalised)
+    samples: weighted medians and means, resampled with probability ∝ weight at their effective size, so
+    every number comes from the normalised sample."""
     rng = np.random.default_rng(seed)
     a, b = np.asarray(a, float), np.asarray(b, float)
-    ia = rng.integers(0, len(a), (n_boot, len(a)))
-    ib = rng.integers(0, len(b), (n_boot, len(b)))
-    shifts = np.median(a[ia], axis=1) - np.median(b[ib], axis=1)
+    if wa is None and wb is None:
+        xa = a[rng.integers(0, len(a), (n_boot, len(a)))]
+        xb = b[rng.integers(0, len(b), (n_boot, len(b)))]
+        point = float(np.median(a) - np.median(b))
+        mean = float(a.mean() - b.mean())
+    else:
+
+        def resampled(x, w):
+            w = np.ones(len(x)) if w is None else np.asarray(w, float)
+            return rng.choice(x, (n_boot, max(1, round(sample_size(x, w)))), p=w / w.sum())
+
+        xa, xb = resampled(a, wa), resampled(b, wb)
+        point = weighted_quantile(a, wa, 0.5) - weighted_quantile(b, wb, 0.5)
+        mean = float(np.average(a, weights=wa) - np.average(b, weights=wb))
+    shifts = np.median(xa, axis=1) - np.median(xb, axis=1)
+    if not means:
+        return float(point), shifts
+    return float(point), shifts, mean, xa.mean(axis=1) - xb.mean(axis=1)
+
+
+def median_shift_ci(
+    a, b, *, n_boot: int = 1000, seed: int = 0, level: float = 0.95, wa=None, wb=None
+) -> tuple[float, float, float]:
+    """median(a) - median(b) over draws (or weighted samples), with a percentile bootstrap CI."""
+    shift, shifts = _shift_boot(a, b, wa, wb, n_boot=n_boot, seed=seed)
     tail = (1 - level) / 2
-    return float(np.median(a) - np.median(b)), float(np.quantile(shifts, tail)), float(np.quantile(shifts, 1 - tail))
+    return shift, float(np.quantile(shifts, tail)), float(np.quantile(shifts, 1 - tail))
 
 
-def models_to_resolve(a, b, *, seed: int = 0, n_sim: int = 200, max_n: int = 20_000) -> int | None:
-    """The smallest n per space (doubling from the current size) at which the KS test at ALPHA rejects
-    in at least POWER of simulations drawn from the measured distributions; None beyond ``max_n``."""
+def models_to_resolve(
+    a, b, wa=None, wb=None, *, alpha: float = ALPHA, seed: int = 0, n_sim: int = 200, max_n: int = 20_000
+) -> int | None:
+    """The smallest n per space (doubling from the current, effective, size) at which the Mann–Whitney or
+    the KS test rejects at ``alpha`` in at least POWER of simulations drawn from the measured (weighted)
+    distributions; None beyond ``max_n``."""
     from scipy import stats
 
     rng = np.random.default_rng(seed)
     a, b = np.asarray(a, float), np.asarray(b, float)
-    n = max(len(a), len(b), 4)
+    pa = None if wa is None else np.asarray(wa, float) / np.sum(wa)
+    pb = None if wb is None else np.asarray(wb, float) / np.sum(wb)
+    n = max(round(sample_size(a, wa)), round(sample_size(b, wb)), 4)
     while n <= max_n:
-        hits = 0
-        for _ in range(n_sim):
-            x, y = rng.choice(a, n), rng.choice(b, n)
-            hits += stats.ks_2samp(x, y, method="asymp").pvalue < ALPHA
-        if hits >= POWER * n_sim:
+        x, y = rng.choice(a, (n_sim, n), p=pa), rng.choice(b, (n_sim, n), p=pb)
+        mw = stats.mannwhitneyu(x, y, axis=1, method="asymptotic").pvalue
+        ks = stats.ks_2samp(x, y, axis=1, method="asymp").pvalue
+        if ((mw < alpha) | (ks < alpha)).mean() >= POWER:
             return n
         n *= 2
     return None
 
 
-def pair_verdict(a_name, a, b_name, b, *, ks: float, p_value: float, noise: float, delta: float = DELTA, seed=0):
-    """One pair's verdict and its sentence (errors as draws; KS numbers from compare)."""
-    shift, lo, hi = median_shift_ci(a, b, seed=seed)
-    n = f"n = {len(a)}" if len(a) == len(b) else f"n = {len(a)} and {len(b)}"
-    ma, mb = float(np.median(a)), float(np.median(b))
-    stats_text = f"KS {ks:.3f} vs noise {noise:.3f}, p = {p_value:.2g}, {n}"
+def pair_statistics(a, b, wa=None, wb=None, *, delta: float = DELTA, seed: int = 0) -> dict:
+    """One pair's numbers that do not depend on the other pairs: medians, the median shift a − b with its
+    bootstrap CI and equivalence p (the larger bootstrap share beyond ±delta: the CI at level 1 − 2p lies
+    within ±delta), Hodges–Lehmann shift and CI, P(a model of A beats one of B), Cliff's δ, the
+    Mann–Whitney p-value; the same for the mean shift (which carries the tails). Errors in %, shifts in
+    points; ``p_equivalence`` is the larger of the median's and the mean's."""
+    shift, shifts, mean, means = _shift_boot(a, b, wa, wb, seed=seed, means=True)
+
+    def beyond(x):  # the bootstrap share beyond ±delta on the likelier side: CI at 1 − 2p within ±delta
+        return float(max((x >= delta).mean(), (x <= -delta).mean()))
+
+    hl, hl_lo, hl_hi = hodges_lehmann(a, b, wa, wb)
+    beats = p_beats(a, b, wa, wb)
+    return {
+        "median_a": weighted_quantile(a, wa, 0.5),
+        "median_b": weighted_quantile(b, wb, 0.5),
+        "median_shift": shift,
+        "shift_ci": [float(np.quantile(shifts, 0.025)), float(np.quantile(shifts, 0.975))],
+        "mean_shift": mean,
+        "mean_shift_ci": [float(np.quantile(means, 0.025)), float(np.quantile(means, 0.975))],
+        "p_equivalence": max(beyond(shifts), beyond(means)),
+        "hl_shift": hl,
+        "hl_ci": [hl_lo, hl_hi],
+        "p_a_beats_b": beats,
+        "cliffs_delta": 2 * beats - 1,  # > 0: A's errors tend to be lower
+        "p_location": location_test(a, b, wa, wb),
+        "n_a": sample_size(a, wa),
+        "n_b": sample_size(b, wb),
+    }
+
+
+def _n_text(r: dict, kept: tuple[int, int] | None) -> str:
+    na, nb = r["n_a"], r["n_b"]
+    if kept is None:
+        return f"n = {na:.0f}" if na == nb else f"n = {na:.0f} and {nb:.0f}"
+    size = f"{na:.0f}" if round(na) == round(nb) else f"{na:.0f} and {nb:.0f}"
+    return f"effective n = {size} (normalised sample: {kept[0]} and {kept[1]} draws kept)"
+
+
+def _p(p: float) -> str:
+    return f"{p:.2g}"
+
+
+def pair_verdict(
+    a_name,
+    a,
+    b_name,
+    b,
+    *,
+    ks: float,
+    p_value: float,
+    noise: float,
+    delta: float = DELTA,
+    seed=0,
+    wa=None,
+    wb=None,
+    stats: dict | None = None,
+    adjusted: dict | None = None,
+    family: int = 1,
+    kept: tuple[int, int] | None = None,
+):
+    """One pair's verdict and its sentence (errors as draws, or a weighted sample with ``wa``/``wb``; KS
+    numbers from compare, on the same sample). ``adjusted``: Holm-adjusted p-values over a family of
+    ``family`` pairs ({"location", "ks", "equivalence"}); None: this pair alone (no correction).
+
+    - better: the (adjusted) Mann–Whitney p < ALPHA; the winner is the space whose models tend to have
+      the lower error (P(beats) > ½).
+    - differ: else the (adjusted) KS p < ALPHA: the distributions differ, no direction is resolved.
+    - equivalent: else the median and the mean shift's bootstrap CIs lie within ±delta (adjusted
+      equivalence p < ALPHA/2, i.e. the 95 % CIs for one pair), KS below noise and not rejecting.
+    - not resolved: none of these.
+    """
+    r = stats if stats is not None else pair_statistics(a, b, wa, wb, delta=delta, seed=seed)
+    adj = adjusted or {"location": r["p_location"], "ks": p_value, "equivalence": r["p_equivalence"]}
+    n = _n_text(r, kept)
+    ma, mb = r["median_a"], r["median_b"]
+    shift, (lo, hi) = r["median_shift"], r["shift_ci"]
+    hl, (hl_lo, hl_hi) = r["hl_shift"], r["hl_ci"]
+
+    def adjusted_text(key):
+        return f" (adjusted {_p(adj[key])})" if family > 1 else ""
+
+    stats_text = f"KS {ks:.3f} vs noise {noise:.3f}, p = {p_value:.2g}{adjusted_text('ks')}, {n}"
+    mw_text = f"Mann–Whitney p = {_p(r['p_location'])}{adjusted_text('location')}"
     out = {"a": a_name, "b": b_name, "median_shift": shift, "shift_ci": [lo, hi], "ks": ks, "noise": noise}
     out["p_value"] = p_value
-    if p_value < ALPHA:
-        win, lose = (a_name, b_name) if ma < mb else (b_name, a_name)
-        d, dl, dh = (-shift, -hi, -lo) if ma < mb else (shift, lo, hi)  # how much lower the winner's median is
+    out.update({k: v for k, v in r.items() if k not in out})
+    out.update(p_location_adjusted=adj["location"], p_ks_adjusted=adj["ks"], p_equivalence_adjusted=adj["equivalence"])
+    if adj["location"] < ALPHA:
+        a_wins = r["p_a_beats_b"] > 0.5
+        win, lose = (a_name, b_name) if a_wins else (b_name, a_name)
+        beats = r["p_a_beats_b"] if a_wins else 1 - r["p_a_beats_b"]
+        d, dl, dh = (-hl, -hl_hi, -hl_lo) if a_wins else (hl, hl_lo, hl_hi)  # how much lower the winner's errors
+        mw, ml = (ma, mb) if a_wins else (mb, ma)
         out.update(verdict="better", winner=win)
         out["sentence"] = (
-            f"{win} is better than {lose}: median error {min(ma, mb):.2f} % vs {max(ma, mb):.2f} %, "
-            f"{d:.2f} points lower (95 % CI {dl:.2f} to {dh:.2f}); {stats_text}."
+            f"{win} is better than {lose}: a model of {win} has the lower error with probability {beats:.2f} "
+            f"(Cliff's δ {2 * beats - 1:+.2f}); its errors are {d:.2f} points lower (Hodges–Lehmann, 95 % CI "
+            f"{dl:.2f} to {dh:.2f}); median error {mw:.2f} % vs {ml:.2f} %; {mw_text}; {stats_text}."
         )
-    elif ks < noise and -delta <= lo and hi <= delta:
+        return out
+    effects = (
+        f"P({a_name} beats {b_name}) = {r['p_a_beats_b']:.2f} (Cliff's δ {r['cliffs_delta']:+.2f}), "
+        f"Hodges–Lehmann shift {hl:+.2f} points (95 % CI {hl_lo:+.2f} to {hl_hi:+.2f})"
+    )
+    if adj["ks"] < ALPHA:
+        out.update(verdict="differ")
+        out["sentence"] = (
+            f"{a_name} vs {b_name}: the distributions differ; no direction is resolved (median error "
+            f"{ma:.2f} % vs {mb:.2f} %; {effects}; {mw_text}; {stats_text})."
+        )
+        return out
+    medians_agree = adj["equivalence"] < ALPHA / 2  # the median's and the mean's CIs within ±delta
+    mean, (mlo, mhi) = r["mean_shift"], r["mean_shift_ci"]
+    means_text = f"the mean shift {mean:+.2f} (95 % CI {mlo:+.2f} to {mhi:+.2f})"
+    if medians_agree and ks < noise and p_value >= ALPHA:
         out.update(verdict="equivalent")
         out["sentence"] = (
-            f"{a_name} and {b_name} are equivalent within ±{delta:g} points: the median shift is {shift:+.2f} "
-            f"(95 % CI {lo:+.2f} to {hi:+.2f}) and the EDFs differ by less than noise ({stats_text})."
+            f"{a_name} and {b_name} are equivalent within ±{delta:g} points in median and mean error: the "
+            f"median shift is {shift:+.2f} (95 % CI {lo:+.2f} to {hi:+.2f}), {means_text}; equivalence p = "
+            f"{_p(r['p_equivalence'])}{adjusted_text('equivalence')}; the EDFs differ by less than noise "
+            f"({stats_text}); {effects}."
         )
-    else:
-        need = models_to_resolve(a, b, seed=seed)
-        out.update(verdict="not resolved", models_needed=need)
-        more = (
-            f"about {need} models per space would resolve a difference of this size (80 % power)"
-            if need
-            else "even 20,000 models per space would not resolve it: the measured distributions barely differ"
-        )
-        out["sentence"] = (
-            f"{a_name} vs {b_name}: not resolved at {n} (median shift {shift:+.2f} points, 95 % CI "
-            f"{lo:+.2f} to {hi:+.2f}; {stats_text}); {more}."
-        )
+        return out
+    need = models_to_resolve(a, b, wa, wb, alpha=ALPHA / family, seed=seed)
+    out.update(verdict="not resolved", models_needed=need)
+    level = f"at level 0.05/{family}, Holm's strictest step" if family > 1 else "at the 5 % level"
+    more = (
+        f"about {need} models per space would resolve a difference of this size (80 % power of Mann–Whitney "
+        f"or KS {level})"
+        if need
+        else "even 20,000 models per space would not resolve it: the measured distributions barely differ"
+    )
+    tails = (
+        f"; the medians agree within ±{delta:g} points, but the means do not ({means_text}): the tails differ"
+        if -delta <= lo and hi <= delta and not (-delta <= mlo and mhi <= delta)
+        else ""
+    )
+    out["sentence"] = (
+        f"{a_name} vs {b_name}: not resolved at {n} (median shift {shift:+.2f} points, 95 % CI "
+        f"{lo:+.2f} to {hi:+.2f}; {effects}; {mw_text}; {stats_text}){tails}; {more}."
+    )
     return out
 
 
@@ -104,7 +255,7 @@ def good_range_sentences(
     draws, *and* excludes more than chance would: a permutation test of the excluded share
     (:func:`regspace.analysis.stats.good_range_test`, ``n_perm`` permutations), Holm-corrected over the
     parameters tested in this space at ``alpha``. Only those get a sentence, which states its p-value."""
-    from regspace.analysis.stats import good_range_test, holm
+    from regspace.analysis.stats import good_range_test
 
     g = df[(df.space == space) & (df.status == "ok") & df.sweep_error.notna()]
     if len(g) < 8:
@@ -237,10 +388,26 @@ def lost_models(df: pd.DataFrame, spaces) -> list[dict]:
     return out
 
 
-def findings(df: pd.DataFrame, pairs: list[dict], *, spaces=None, delta: float = DELTA, seed: int = 0) -> dict:
-    """The Findings section: pair verdicts (from compare's KS numbers), good ranges, e_fit."""
-    groups = space_errors(df, spaces)
-    err = {s: draws(g.sweep_error.to_numpy(float), counts(g)) for s, g in groups.items() if len(g)}
+def pair_verdicts(
+    err: dict, pairs: list[dict], *, weights: dict | None = None, kept: dict | None = None, delta=DELTA, seed=0
+):
+    """Every pair's verdict, with Holm's correction over the pairs for each kind of claim (direction,
+    difference, equivalence). ``err``: space → errors (draws, or per network with ``weights``: the
+    normalised sample, weight 0 = not in it; ``kept``: its draws per space); ``pairs``: compare's KS
+    numbers on the same sample.
+    Returns (verdicts, correction) where correction says what was controlled, for the JSON and the text."""
+    weights = weights or {}
+    pairs = [p for p in pairs if p["a"] in err and p["b"] in err]
+    stats = [
+        pair_statistics(err[p["a"]], err[p["b"]], weights.get(p["a"]), weights.get(p["b"]), delta=delta, seed=seed)
+        for p in pairs
+    ]
+    adjusted = {
+        "location": holm([r["p_location"] for r in stats]),
+        "ks": holm([p["p_value"] for p in pairs]),
+        "equivalence": holm([r["p_equivalence"] for r in stats]),
+    }
+
     verdicts = [
         pair_verdict(
             p["a"],
@@ -252,10 +419,51 @@ def findings(df: pd.DataFrame, pairs: list[dict], *, spaces=None, delta: float =
             noise=p["noise"],
             delta=delta,
             seed=seed,
+            wa=weights.get(p["a"]),
+            wb=weights.get(p["b"]),
+            stats=r,
+            adjusted={k: float(v[i]) for k, v in adjusted.items()},
+            family=len(pairs),
+            kept=None if kept is None else (kept[p["a"]], kept[p["b"]]),
         )  # fmt: skip
-        for p in pairs
-        if p["a"] in err and p["b"] in err
+        for i, (p, r) in enumerate(zip(pairs, stats))
     ]
+    m = len(pairs)
+    correction = {
+        "method": "holm" if m > 1 else "none",
+        "family": "pairs",
+        "size": m,
+        "alpha": ALPHA,
+        "sentence": (
+            f"Many comparisons: Holm's correction over the {m} pairs, for each kind of claim (a direction by "
+            f"Mann–Whitney, a difference by KS, an equivalence by the bootstrap of the median and mean shifts), "
+            f"so each kind is wrong for any pair with probability at most 5 %; effect sizes are per pair (95 % CIs)."
+            if m > 1
+            else "One pair: no correction for many comparisons."
+        ),
+    }
+    return verdicts, correction
+
+
+def findings(
+    df: pd.DataFrame,
+    pairs: list[dict],
+    *,
+    spaces=None,
+    delta: float = DELTA,
+    seed: int = 0,
+    weights: dict | None = None,
+) -> dict:
+    """The Findings section: pair verdicts (from compare's KS numbers), good ranges, e_fit. ``weights``
+    (space → per-network weights, compare's normalised ones): the verdicts come from the normalised sample."""
+    groups = space_errors(df, spaces)
+    err = {s: draws(g.sweep_error.to_numpy(float), counts(g)) for s, g in groups.items() if len(g)}
+    kept = None
+    if weights is not None:  # one sample: the normalised one (per network, weighted), for every number
+        err = {s: g.sweep_error.to_numpy(float) for s, g in groups.items() if len(g)}
+        weights = {s: np.asarray(weights[s], float) for s in err}
+        kept = {s: int(counts(groups[s])[weights[s] > 0].sum()) for s in err}
+    verdicts, correction = pair_verdicts(err, pairs, weights=weights, kept=kept, delta=delta, seed=seed)
     ranges = [r for s in err for r in good_range_sentences(df, s, seed=seed)]
     efits = [r for s in err for r in efit_sentences(df, s)]
     which = "best-epoch (min_error, as pycls/NDS)" if df.attrs.get("error") == "min_error" else "final"
@@ -267,10 +475,19 @@ def findings(df: pd.DataFrame, pairs: list[dict], *, spaces=None, delta: float =
         f"Errors are each model's {which} validation error{when}{drawn}; verdicts at the 5 % level, "
         f"equivalence within ±{delta:g}."
     )
+    if weights is not None:
+        lead += " Pair verdicts use the complexity-normalised sample (weighted, at its effective n)."
     for v in verdicts:  # uncertainty on "keeps its best models" (experiments/ladder_claims.py states it)
         v["best_model"] = best_model_bootstrap(err[v["a"]], err[v["b"]], seed=seed)
     lost = lost_models(df, list(groups))  # never drop diverged or failed models silently
-    sentences = [lead] + [r["sentence"] for r in lost] + [v["sentence"] for v in verdicts]
-    sentences += [r["sentence"] for r in ranges + efits]
-    return {"delta": delta, "pairs": verdicts, "good_ranges": ranges, "e_fit": efits, "lost": lost,
-            "sentences": sentences}  # fmt: skip
+    pair_lines = [correction["sentence"]] * bool(verdicts) + [v["sentence"] for v in verdicts]
+    sentences = [lead] + [r["sentence"] for r in lost] + pair_lines + [r["sentence"] for r in ranges + efits]
+    return {
+        "delta": delta,
+        "correction": correction,
+        "pairs": verdicts,
+        "good_ranges": ranges,
+        "e_fit": efits,
+        "lost": lost,
+        "sentences": sentences,
+    }

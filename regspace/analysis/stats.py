@@ -131,21 +131,6 @@ def search_efficiency_nds(errors, ks=None, *, weights=None, counts=None) -> dict
     return out
 
 
-def holm(p_values) -> np.ndarray:
-    """Holm's step-down adjusted p-values (family-wise error control), for (m,) p-values -> (m,).
-
-    Written here because statsmodels (multipletests(method="holm")) is not a dependency and scipy has
-    only false-discovery-rate control: the i-th smallest p becomes max over j ≤ i of (m − j + 1)·p_(j),
-    capped at 1 (Holm 1979). tests/test_ranges_fit.py checks it against a hand computation."""
-    p = np.asarray(p_values, dtype=float)
-    m = len(p)
-    order = np.argsort(p, kind="stable")
-    adjusted = np.minimum(1.0, np.maximum.accumulate((m - np.arange(m)) * p[order]))
-    out = np.empty(m)
-    out[order] = adjusted
-    return out
-
-
 def _kept_counts(errors, counts, *, n_boot: int, frac: float, seed: int) -> np.ndarray:
     """How often each network is the kept (best) model over :func:`good_range`'s rounds: (networks,),
     summing to ``n_boot``. The same draws as good_range with this seed, so the percentiles agree exactly."""
