@@ -152,7 +152,17 @@ def test_a_tail_only_difference_is_not_called_equivalent(monkeypatch):
     lo, hi = v["shift_ci"]
     assert -0.3 < lo and hi < 0.3  # ...nor the median...
     assert v["verdict"] != "equivalent"  # ...but the verdict does
-    assert "the medians agree within ±0.3 points, but the means do not" in v["sentence"]
+    mlo, mhi = v["mean_shift_ci"]
+    if mlo > 0.3 or mhi < -0.3:  # the tail moved the mean out of the margin: a difference shown
+        assert "the medians agree within ±0.3 points, but the means do not" in v["sentence"]
+    else:  # the mean's CI only reaches past the margin: nothing shown either way, and said so
+        assert "the tails are not shown to agree" in v["sentence"]
+    # a tail moved further: the mean's CI leaves the margin entirely, and only then "the tails differ"
+    b2 = rng.normal(13, 0.5, 400)
+    b2[b2 > np.quantile(b2, 0.93)] += 12
+    (v2,) = _verdicts({"A": a, "B": b2}, ks_noise_level(400, 400)["noise"], monkeypatch)
+    assert v2["mean_shift_ci"][1] < -0.3 and "the tails differ" in v2["sentence"]
+    assert "the tails differ" not in v["sentence"] or v["mean_shift_ci"][1] < -0.3
     # one distribution: equivalent, and the sentence says of what
     (v,) = _verdicts({"A": a, "B": rng.normal(13, 0.5, 400)}, ks_noise_level(400, 400)["noise"], monkeypatch)
     assert v["verdict"] == "equivalent"

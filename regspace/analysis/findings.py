@@ -235,11 +235,15 @@ def pair_verdict(
         if need
         else "even 20,000 models per space would not resolve it: the measured distributions barely differ"
     )
-    tails = (
-        f"; the medians agree within ±{delta:g} points, but the means do not ({means_text}): the tails differ"
-        if -delta <= lo and hi <= delta and not (-delta <= mlo and mhi <= delta)
-        else ""
-    )
+    tails = ""
+    if -delta <= lo and hi <= delta and not (-delta <= mlo and mhi <= delta):
+        # a mean CI wholly outside ±delta shows the tails differ; one that only reaches past it shows nothing
+        if mlo > delta or mhi < -delta:
+            tails = (f"; the medians agree within ±{delta:g} points, but the means do not ({means_text}): "
+                     "the tails differ")  # fmt: skip
+        else:
+            tails = (f"; the medians agree within ±{delta:g} points, but the mean shift's CI reaches past ±{delta:g} "
+                     f"({means_text}): the tails are not shown to agree")  # fmt: skip
     out["sentence"] = (
         f"{a_name} vs {b_name}: not resolved at {n} (median shift {shift:+.2f} points, 95 % CI "
         f"{lo:+.2f} to {hi:+.2f}; {effects}; {mw_text}; {stats_text}){tails}; {more}."
