@@ -332,12 +332,18 @@ KS_NOTE = (
 
 
 def _orderings(pairs: list[dict]) -> list[str]:
-    """One line per claimed ordering (a pair whose verdict names a winner), best-supported first."""
+    """One line per claimed ordering (a pair whose verdict names a winner), best supported first: the
+    Hodges–Lehmann shift and the (Holm-adjusted) Mann–Whitney p the direction rests on."""
+
+    def p_of(p):
+        return p.get("p_location_adjusted", p.get("p_location", p.get("p_value", 1.0)))
+
     lines = []
-    for p in sorted((p for p in pairs if p.get("winner")), key=lambda p: p.get("p_value", 1.0)):
+    for p in sorted((p for p in pairs if p.get("winner")), key=p_of):
         lose = p["b"] if p["winner"] == p["a"] else p["a"]
-        shift = abs(p["median_shift"])
-        lines.append(f"{p['winner']} better than {lose} (median {shift:.2f} points lower; p = {p['p_value']:.2g})")
+        shift = abs(p.get("hl_shift", p["median_shift"]))
+        adjusted = "Holm-adjusted " if "p_location_adjusted" in p else ""
+        lines.append(f"{p['winner']} better than {lose} (errors {shift:.2f} points lower; {adjusted}p = {p_of(p):.2g})")
     return lines
 
 
@@ -355,7 +361,7 @@ def verdict_matrix(spaces: list[str], pairs: list[dict]) -> Matrix:
                 row.append(("-", "unresolved"))
             elif p.get("winner"):
                 kind = "better" if p["winner"] == a else "worse"
-                row.append((f"{kind} {abs(p['median_shift']):.2f}", kind))
+                row.append((f"{kind} {abs(p.get('hl_shift', p['median_shift'])):.2f}", kind))
             elif p["verdict"] == "equivalent":
                 row.append(("≈", "equivalent"))
             elif p["verdict"] == "not resolved":
@@ -368,16 +374,18 @@ def verdict_matrix(spaces: list[str], pairs: list[dict]) -> Matrix:
 
 def _findings(r: Report) -> list:
     f = r.cmp["findings"]
-    sentences = f["sentences"]
     pairs = f.get("pairs", [])
-    lead, rest = sentences[:1], sentences[1:]
+    lead = f["sentences"][:1]
+    lead += [c["sentence"] for c in [f.get("correction")] if c and pairs]  # what was controlled, up front
+    lead += [x["sentence"] for x in f.get("lost", [])]  # models left out of every statistic
     pair_lines = [p["sentence"] for p in pairs]
-    other = [s for s in rest if s not in pair_lines]
+    other = [x["sentence"] for x in f.get("good_ranges", []) + f.get("e_fit", [])]
     orderings = _orderings(pairs)
     out = [Heading("Findings"), Bullets(lead + (orderings or ["No ordering of these spaces is resolved."]))]
     if len(r.spaces) > 1 and pairs:
-        out += [Prose(("Verdicts, row against column (better/worse: by the median shift in points; ≈ equivalent; "
-                       "? not resolved):",)), verdict_matrix(r.spaces, pairs)]  # fmt: skip
+        out += [Prose(("Verdicts, row against column (better/worse: the Hodges–Lehmann shift of the errors, in "
+                       "points; ≈ equivalent; differ: the distributions differ with no direction; ? not resolved):",)),
+                verdict_matrix(r.spaces, pairs)]  # fmt: skip
     if pair_lines:
         out.append(Details(f"Every pair in words ({len(pair_lines)})", [Bullets(pair_lines)]))
     if other:

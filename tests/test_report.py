@@ -291,23 +291,24 @@ def test_verdict_matrix_reads_along_the_rows():
 
 
 def test_the_report_opens_with_orderings_a_matrix_and_folds_the_details(tmp_path, run_cli):
-    """A constructed store where X_b is 2 points better than X_a: the Findings open with that one ordering
-    and the matrix; every pair's sentence and the good ranges sit inside <details>; the Markdown report
-    has the same parts."""
+    """A constructed store where RegNetY is 2 points better than RegNetX (RegNet spaces: their e_fit is exact
+    at once): the Findings open with that one ordering and the matrix; every pair's sentence and the good
+    ranges sit inside <details>; the Markdown report has the same parts."""
     path = tmp_path / "s"
-    _store_with(path, ("X_a", "X_b"), 200, {"X_a": 15.0, "X_b": 13.0})
+    _store_with(path, ("RegNetX", "RegNetY"), 40, {"RegNetX": 15.0, "RegNetY": 13.0})
     code, _, err = run_cli("report", "--store", path, "-o", tmp_path / "r.html")
     assert code == 0, err
     html_text = (tmp_path / "r.html").read_text()
     findings = html_text[html_text.index("<h2>Findings</h2>"): html_text.index("<h2>Store</h2>")]
-    assert "<li>X_b better than X_a (median" in findings
+    assert "<li>RegNetY better than RegNetX (errors" in findings and "Holm" in findings.split("<table")[0]
     assert "<table class='verdicts'>" in findings and "v-better" in findings and "v-worse" in findings
     details = findings[findings.index("<details>"):]
-    assert "X_b is better than X_a: a model of X_b has the lower error" in details  # the full sentence, folded
-    assert findings.index("<li>X_b better than X_a") < findings.index("<details>")
+    assert "RegNetY is better than RegNetX: a model of RegNetY has the lower error" in details  # folded, in full
+    assert findings.index("<li>RegNetY better than RegNetX") < findings.index("<details>")
     code, _, err = run_cli("report", "--store", path, "-o", tmp_path / "r.md")
     md = (tmp_path / "r.md").read_text()
-    assert code == 0 and "X_b better than X_a (median" in md and "| X_b | better" in md and "Every pair in words" in md
+    assert code == 0 and "RegNetY better than RegNetX (errors" in md and "| RegNetY | better" in md
+    assert "Every pair in words" in md
 
 
 def test_the_store_table_counts_pending_only_under_the_compared_recipe(tmp_path, run_cli):
