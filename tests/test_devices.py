@@ -181,3 +181,23 @@ def test_measured_gpu_memory_replaces_the_estimate(monkeypatch):
         Parallelism(devices="auto"), big, data_bytes=0, batch_size=128, planned=None, measured_mb=2000
     )  # measured: 2 GB -> 2.9 GB with the context: 12 fit, 8 taken
     assert devices == ["cuda:0"] * 8 and threads == 8
+
+
+@pytest.mark.parametrize(
+    "capability, emulated_bf16, want",
+    [((7, 0), True, "16-mixed"), ((7, 5), True, "16-mixed"), ((8, 0), True, "bf16-mixed"), ((9, 0), True, "bf16-mixed"),
+     ((6, 1), False, "16-mixed")],
+)  # fmt: skip
+def test_auto_precision_on_a_gpu_follows_its_compute_capability(monkeypatch, capability, emulated_bf16, want):
+    """Issue 23 fault 1: torch.cuda.is_bf16_supported() counts emulation and says True on a V100 (7.0) or a
+    T4 (7.5), whose cuDNN has no bf16 convolutions; auto must pick fp16 with loss scaling there, bf16 from
+    sm80 on. The GPU is a fake: its capability and its emulated-bf16 answer are set here."""
+    import torch
+
+    from regspace.train.fit import resolve_precision
+    from regspace.train.recipe import Recipe
+
+    monkeypatch.setattr(torch.cuda, "get_device_capability", lambda index=None: capability)
+    monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda *a, **k: emulated_bf16)
+    assert resolve_precision(Recipe(), "cuda", torch.device("cuda", 0)) == want
+    assert resolve_precision(Recipe(precision="32-true"), "cuda", torch.device("cuda", 0)) == "32-true"

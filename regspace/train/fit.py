@@ -51,11 +51,19 @@ def cpu_has_bf16() -> bool:
     return "avx512_bf16" in flags or "amx_bf16" in flags
 
 
-def resolve_precision(recipe: Recipe, accelerator: str) -> str:
+BF16_CAPABILITY = (8, 0)  # the first GPUs (Ampere, sm80) whose cuDNN has bf16 convolution kernels
+
+
+def resolve_precision(recipe: Recipe, accelerator: str, device: torch.device | None = None) -> str:
+    """The precision ``auto`` means on this device: bf16-mixed on GPUs of compute capability 8.0 or more,
+    16-mixed (fp16 with loss scaling) on older GPUs, bf16-mixed on CPUs with AVX-512 bf16 or AMX, else
+    32-true. The GPU rule reads the capability, not torch.cuda.is_bf16_supported(), which counts emulation
+    and answers True on V100 and T4, where cuDNN has no bf16 convolutions (issue 23)."""
     if recipe.precision != "auto":
         return recipe.precision
     if accelerator == "cuda":
-        return "bf16-mixed" if torch.cuda.is_bf16_supported() else "16-mixed"
+        index = device.index if device is not None and device.index is not None else torch.cuda.current_device()
+        return "bf16-mixed" if torch.cuda.get_device_capability(index) >= BF16_CAPABILITY else "16-mixed"
     return "bf16-mixed" if cpu_has_bf16() else "32-true"
 
 
@@ -306,7 +314,7 @@ def fit_one(task: Task, recipe: Recipe, data: PreparedData, *, device: torch.dev
     """Train one model; returns its Result (ok / diverged / failed: never raises for the model's sake)."""
     design, context = task.design, task.context
     accelerator = "cuda" if device.type == "cuda" else "cpu"
-    precision = resolve_precision(recipe, accelerator)
+    precision = resolve_precision(recipe, accelerator, device)
     base = {
         "recipe_hash": recipe.hash,
         "recipe": recipe.to_json(),

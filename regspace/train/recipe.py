@@ -39,7 +39,8 @@ class Recipe:
     warmup_epochs: float = 0.5
     label_smoothing: float = 0.0
     augment: str = "none"
-    precision: str = "auto"  # auto: bf16-mixed where the CPU/GPU runs bf16 natively, else 32-true
+    precision: str = "auto"  # auto: bf16-mixed where bf16 runs natively (sm80+ GPUs, AVX-512 bf16 CPUs);
+    # else 16-mixed (with loss scaling) on older GPUs and 32-true on CPUs (train.fit.resolve_precision)
     channels_last: bool = True
     zero_init_final_gamma: bool = True
     conv_init: str = "reference"  # reference: fan_out = k·k·out (pycls); grouped: also divided by groups
