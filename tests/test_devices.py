@@ -1,5 +1,7 @@
 """`--devices`: what each value means on each kind of machine, and never a silent fall-back to the CPU."""
 
+import os
+
 import pytest
 
 from regspace.errors import RegspaceError, UsageProblem
@@ -201,3 +203,54 @@ def test_auto_precision_on_a_gpu_follows_its_compute_capability(monkeypatch, cap
     monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda *a, **k: emulated_bf16)
     assert resolve_precision(Recipe(), "cuda", torch.device("cuda", 0)) == want
     assert resolve_precision(Recipe(precision="32-true"), "cuda", torch.device("cuda", 0)) == "32-true"
+
+
+SMI = """#!/bin/sh
+{body}
+"""
+TWO_GPUS = 'printf "0, GPU-aaaa1111-0000, 1000\\n1, GPU-bbbb2222-0000, 2000\\n"'
+
+
+def _fake_smi(tmp_path, monkeypatch, body, visible=None):
+    """A fake nvidia-smi on PATH, and torch's fall-back answering 7 MiB for any GPU (to see when it is used)."""
+    import torch
+
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir(exist_ok=True)
+    smi = bin_dir / "nvidia-smi"
+    smi.write_text(SMI.format(body=body))
+    smi.chmod(0o755)
+    monkeypatch.setenv("PATH", f"{bin_dir}:{os.environ['PATH']}")
+    if visible is None:
+        monkeypatch.delenv("CUDA_VISIBLE_DEVICES", raising=False)
+    else:
+        monkeypatch.setenv("CUDA_VISIBLE_DEVICES", visible)
+    monkeypatch.setattr(torch.cuda, "mem_get_info", lambda i: (7 << 20, 0))
+
+
+@pytest.mark.parametrize(
+    "body, visible, want_mib",
+    [
+        (TWO_GPUS, None, [1000, 2000]),
+        (TWO_GPUS, "1,0", [2000, 1000]),  # torch's GPU 0 is physical GPU 1
+        (TWO_GPUS, "GPU-bbbb,GPU-aaaa1111", [2000, 1000]),  # UUIDs, by prefix
+        (TWO_GPUS, "MIG-4f2c5d3e-0000", [7]),  # a MIG slice: not its GPU's memory; torch answers
+        ('printf "0, GPU-aaaa, [N/A]\\n1, GPU-bbbb, 2000\\n"', None, [7, 7]),  # [N/A]: torch answers
+        ("sleep 60", None, [7, 7]),  # nvidia-smi hangs: after its time-out, torch answers
+        ("exit 9", None, [7, 7]),
+    ],
+)  # fmt: skip
+def test_free_gpu_memory_reads_nvidia_smi_only_where_it_answers_for_these_gpus(
+    tmp_path, monkeypatch, body, visible, want_mib
+):
+    """Issue 23 fault 7: "[N/A]", a time-out, and CUDA_VISIBLE_DEVICES given as UUIDs or MIG ids were misread
+    (a crash, or another GPU's memory). A fake nvidia-smi on PATH plays each case."""
+    import subprocess
+
+    from regspace.train import devices as dev
+
+    run = subprocess.run
+    monkeypatch.setattr(subprocess, "run", lambda *a, **k: run(*a, **{**k, "timeout": min(k.get("timeout", 30), 2)}))
+    _fake_smi(tmp_path, monkeypatch, body, visible)
+    ids = list(range(len(want_mib)))
+    assert dev.gpu_free_bytes(ids) == [m << 20 for m in want_mib]

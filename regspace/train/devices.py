@@ -114,26 +114,60 @@ def workers_per_device(
 
 
 def gpu_free_bytes(ids: list[int]) -> list[int]:
-    """Free memory of these GPUs, from nvidia-smi (no CUDA context in the parent); torch as a fall-back."""
+    """Free memory (bytes) of torch's GPUs ``ids``, from nvidia-smi (no CUDA context in the parent); torch's
+    mem_get_info as the fall-back whenever nvidia-smi cannot answer for exactly these GPUs.
+
+    nvidia-smi numbers GPUs physically, torch after CUDA_VISIBLE_DEVICES, which may list indices, UUIDs
+    (GPU-…, a prefix is enough) or MIG instances; a value of "[N/A]", a time-out, or a MIG id (which this
+    query cannot resolve) sends the question to torch rather than read another GPU's memory (issue 23)."""
     import shutil
     import subprocess
 
-    if shutil.which("nvidia-smi"):
+    free = _smi_free_bytes(shutil.which("nvidia-smi"), subprocess)
+    if free is not None:
+        by_index, by_uuid = free
+        visible = os.environ.get("CUDA_VISIBLE_DEVICES")
+        entries = [x.strip() for x in visible.split(",")] if visible else None
+        found = []
+        for i in ids:
+            if entries is None:
+                found.append(by_index.get(i))
+                continue
+            entry = entries[i] if i < len(entries) else ""
+            if entry.isdigit():
+                found.append(by_index.get(int(entry)))
+            elif entry.upper().startswith("GPU-"):
+                matches = [v for u, v in by_uuid.items() if u.upper().startswith(entry.upper())]
+                found.append(matches[0] if len(matches) == 1 else None)
+            else:  # MIG-… or anything else: a MIG slice's memory is not its GPU's
+                found.append(None)
+        if all(v is not None for v in found):
+            return found
+    import torch
+
+    return [torch.cuda.mem_get_info(i)[0] for i in ids]
+
+
+def _smi_free_bytes(smi: str | None, subprocess) -> tuple[dict, dict] | None:
+    """({physical index: free bytes}, {uuid: free bytes}) from nvidia-smi, or None when it is missing,
+    fails or times out. GPUs whose free memory reads "[N/A]" (or anything not a number) are left out."""
+    if not smi:
+        return None
+    try:
         p = subprocess.run(
-            ["nvidia-smi", "--query-gpu=index,memory.free", "--format=csv,noheader,nounits"],
+            [smi, "--query-gpu=index,uuid,memory.free", "--format=csv,noheader,nounits"],
             capture_output=True,
             text=True,
             timeout=30,
         )
-        if p.returncode == 0:
-            free = {int(i): int(m) << 20 for i, m in (line.split(",") for line in p.stdout.strip().splitlines())}
-            # CUDA_VISIBLE_DEVICES renumbers GPUs; nvidia-smi does not: map torch's index to the physical one
-            visible = os.environ.get("CUDA_VISIBLE_DEVICES")
-            physical = [int(x) for x in visible.split(",")] if visible and visible.replace(",", "").isdigit() else None
-            try:
-                return [free[physical[i] if physical else i] for i in ids]
-            except (KeyError, IndexError):
-                pass
-    import torch
-
-    return [torch.cuda.mem_get_info(i)[0] for i in ids]
+    except (subprocess.TimeoutExpired, OSError):
+        return None
+    if p.returncode != 0:
+        return None
+    by_index, by_uuid = {}, {}
+    for line in p.stdout.strip().splitlines():
+        parts = [x.strip() for x in line.split(",")]
+        if len(parts) != 3 or not parts[0].isdigit() or not parts[2].isdigit():
+            continue
+        by_index[int(parts[0])] = by_uuid[parts[1]] = int(parts[2]) << 20
+    return by_index, by_uuid
