@@ -43,9 +43,9 @@ POWER = 0.8
 PARAMS = ["d", "w0", "wa", "wm", "b", "g", *STAGE_PARAM_COLUMNS]
 
 
-def _shift_boot(a, b, wa=None, wb=None, *, n_boot: int = 1000, seed: int = 0, means: bool = False):
-    """median(a) - median(b) and its ``n_boot`` bootstrap replicates (each space resampled on its own);
-    ``means``: also mean(a) - mean(b) and its replicates, from the same resamples. Weighted (normalised)
+def _shift_boot(a, b, wa=None, wb=None, *, n_boot: int = 1000, seed: int = 0):
+    """median(a) - median(b) and its ``n_boot`` bootstrap replicates (each space resampled on its own),
+    and mean(a) - mean(b) with its replicates from the same resamples. Weighted (normalised)
     samples: weighted medians and means, resampled with probability ∝ weight at their effective size, so
     every number comes from the normalised sample."""
     rng = np.random.default_rng(seed)
@@ -65,18 +65,7 @@ def _shift_boot(a, b, wa=None, wb=None, *, n_boot: int = 1000, seed: int = 0, me
         point = weighted_quantile(a, wa, 0.5) - weighted_quantile(b, wb, 0.5)
         mean = float(np.average(a, weights=wa) - np.average(b, weights=wb))
     shifts = np.median(xa, axis=1) - np.median(xb, axis=1)
-    if not means:
-        return float(point), shifts
     return float(point), shifts, mean, xa.mean(axis=1) - xb.mean(axis=1)
-
-
-def median_shift_ci(
-    a, b, *, n_boot: int = 1000, seed: int = 0, level: float = 0.95, wa=None, wb=None
-) -> tuple[float, float, float]:
-    """median(a) - median(b) over draws (or weighted samples), with a percentile bootstrap CI."""
-    shift, shifts = _shift_boot(a, b, wa, wb, n_boot=n_boot, seed=seed)
-    tail = (1 - level) / 2
-    return shift, float(np.quantile(shifts, tail)), float(np.quantile(shifts, 1 - tail))
 
 
 def models_to_resolve(
@@ -108,7 +97,7 @@ def pair_statistics(a, b, wa=None, wb=None, *, delta: float = DELTA, seed: int =
     within ±delta), Hodges–Lehmann shift and CI, P(a model of A beats one of B), Cliff's δ, the
     Mann–Whitney p-value; the same for the mean shift (which carries the tails). Errors in %, shifts in
     points; ``p_equivalence`` is the larger of the median's and the mean's."""
-    shift, shifts, mean, means = _shift_boot(a, b, wa, wb, seed=seed, means=True)
+    shift, shifts, mean, means = _shift_boot(a, b, wa, wb, seed=seed)
 
     def beyond(x):  # the bootstrap share beyond ±delta on the likelier side: CI at 1 − 2p within ±delta
         return float(max((x >= delta).mean(), (x <= -delta).mean()))
