@@ -17,7 +17,7 @@ from regspace.schema import design_from_row
 from regspace.spaces import SPACES
 
 NDS = ["Vanilla", "ResNet", "ResNeXt-A", "ResNeXt-B"]
-DDS = ["RegNetX_inv", "RegNetX_dw", "RegNetX_swish"]
+DDS = ["RegNetX_inv", "RegNetX_dw", "RegNetX_swish", "RegNetX_dw_swish"]
 MB = ["MB_a", "MB_b", "MB_c", "MB_d", "MB_e"]
 NEW = DDS + NDS + MB
 
@@ -76,14 +76,22 @@ def test_dds_variants_are_regnetx_one_change_away(name):
     x, v = SPACES["RegNetX"], SPACES[name]
     fields = ("d", "w0", "wa", "wm", "b", "g", "se_ratio", "num_stages", "block", "activation", "head_width")
     changed = {f for f in fields if getattr(x, f) != getattr(v, f)}
-    assert changed == {"RegNetX_inv": {"b"}, "RegNetX_dw": {"g"}, "RegNetX_swish": {"activation"}}[name]
+    assert (
+        changed
+        == {
+            "RegNetX_inv": {"b"},
+            "RegNetX_dw": {"g"},
+            "RegNetX_swish": {"activation"},
+            "RegNetX_dw_swish": {"g", "activation"},
+        }[name]
+    )
     df = population(name, "mnist", n=100)
     designs = [design_from_row(r) for _, r in df.iterrows()]
     if name == "RegNetX_inv":
         assert all(set(d.bottleneck_ratios) == {0.25} for d in designs)
-    if name == "RegNetX_dw":
+    if name in ("RegNetX_dw", "RegNetX_dw_swish"):
         assert all(set(d.group_widths) == {1} for d in designs)
-    assert {d.activation for d in designs} == {"silu" if name == "RegNetX_swish" else "relu"}
+    assert {d.activation for d in designs} == {"silu" if name.endswith("swish") else "relu"}
 
 
 @pytest.mark.parametrize("name", MB)

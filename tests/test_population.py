@@ -78,7 +78,8 @@ REGNET_LAWS["RegNetY"] = REGNET_LAWS["RegNetX"]
 REGNET_LAWS["RegNetX_inv"] = {**REGNET_LAWS["RegNetX"], "b": (0.25,)}
 REGNET_LAWS["RegNetX_dw"] = {**REGNET_LAWS["RegNetX"], "g": (1,)}
 REGNET_LAWS["RegNetX_swish"] = REGNET_LAWS["RegNetX"]
-ACTIVATION = {"RegNetX_swish": "silu"}
+REGNET_LAWS["RegNetX_dw_swish"] = REGNET_LAWS["RegNetX_dw"]  # DDS Fig. 15: both changes
+ACTIVATION = {"RegNetX_swish": "silu", "RegNetX_dw_swish": "silu"}
 
 # NDS Table 1 (CIFAR): per-stage lists; g is the NUMBER of groups; 3 stages, strides 1, 2, 2.
 NDS_D, NDS_W = (1, 2, 3, 4, 6, 8, 12, 16, 24), (16, 24, 32, 40, 48, 64, 80, 96, 128, 160, 192, 256)
@@ -253,6 +254,7 @@ CASES.update(
         "RegNetX_inv": Budget.parse(flops="50M:100M"),
         "RegNetX_dw": Budget.parse(flops="5M:15M"),
         "RegNetX_swish": Budget.parse(flops="5M:40M"),
+        "RegNetX_dw_swish": Budget.parse(flops="5M:15M"),
         "Vanilla": Budget.parse(flops="100M:300M"),
         "ResNet": Budget.parse(flops="100M:300M"),
         "ResNeXt-A": Budget.parse(flops="10M:30M"),

@@ -201,4 +201,13 @@ DDS_VARIANTS = [
         "RegNetX with SiLU/Swish instead of ReLU",
         activation="silu",
     ),
+    # DDS §5 (Fig. 15) finds Swish helps most where convolutions are depthwise: the two changes together.
+    _one_change(
+        "RegNetX_dw_swish",
+        "RegNetX-depthwise-Swish",
+        "RegNetX with depthwise 3x3 convolutions (g = 1) and SiLU/Swish",
+        dof=REGNET_SPACES[1].dof - 1,
+        g=Param("g", "choice", values=(1,)),
+        activation="silu",
+    ),
 ]
