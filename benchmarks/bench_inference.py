@@ -57,8 +57,10 @@ def main() -> None:
             if i:  # the first step warms up
                 steps.append(time.perf_counter() - t)
         train = sum(steps) / len(steps) * QUICK_STEPS
-        print(f"RegNetX {flops} ({row['flops'] / 1e6:.1f}M flops): inference {ips:,.0f} images/s; measuring it "
-              f"{measure:.3f} s; quick training ~{train:.1f} s; cost {100 * measure / train:.2f} % of training")
+        print(
+            f"RegNetX {flops} ({row['flops'] / 1e6:.1f}M flops): inference {ips:,.0f} images/s; measuring it "
+            f"{measure:.3f} s; quick training ~{train:.1f} s; cost {100 * measure / train:.2f} % of training"
+        )
 
 
 if __name__ == "__main__":
