@@ -39,8 +39,9 @@ RESULT_COLUMNS = [
     "seed",
     "split",
     "val_errors",
+    "inference_images_per_second",
 ]
-ANALYSIS_MODEL_COLUMNS = ["model_id", "space", "flops", "params", "acts", "multiplicity"]
+ANALYSIS_MODEL_COLUMNS = ["model_id", "space", "flops", "params", "acts", "multiplicity", "regime"]
 FIDELITY_FILE = "fidelity.json"  # in the store: which models, which short and long recipes
 
 
@@ -63,13 +64,15 @@ def load_table(
     ``model_columns`` limits the model columns read (all by default; EDFs need ANALYSIS_MODEL_COLUMNS).
     ``epoch`` k: the errors as they stood after epoch k (from the stored learning curves; no training).
     ``first_draws`` m: each space's population is its first m draws in sampling order (equal n per space,
-    e.g. a study stopped part-way).
+    e.g. a study stopped part-way). The models of a study's flops regime are a population of their own,
+    named "<space>@<regime>" in ``space`` (``regime`` keeps the band).
     The frame's ``attrs`` record the recipe hash, the recipe (a dict) and the spaces in sampled order
     (:func:`analysis.table.assemble`). Raises RegspaceError for an empty store, unknown spaces or an
     ambiguous recipe prefix.
     """
     check_error(error)
-    models = store.read("models", model_columns)
+    # a study's regimes are populations of their own: "<space>@<regime>" (population.by_population)
+    models = population.by_population(store.read("models", model_columns))
     if models.empty:
         raise RegspaceError(f"store {store.path} holds no models", hint="run `regspace sample` first")
     if spaces:
@@ -81,7 +84,7 @@ def load_table(
             )
         models = models[models.space.isin(spaces)]
     if first_draws is not None:
-        models = population.cut_to_first_draws(models, store.draw_rows(), first_draws)
+        models = population.cut_to_first_draws(models, population.by_population(store.draw_rows()), first_draws)
     hashes = store.read_arrow("results", ["recipe_hash"]).column("recipe_hash").to_pylist()
     chosen = choose_recipe(hashes, recipe_hash)
     results = store.results_for(chosen or "", RESULT_COLUMNS)  # one result per model: the store's rule

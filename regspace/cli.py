@@ -822,6 +822,64 @@ def export_cmd(
     print(f"wrote {n} rows to {path}")
 
 
+@app.command("trends")
+@reads("recipe_hash", "error", "first_draws", "store", "queue", "sweep")
+def trends_cmd(
+    space: Annotated[Optional[str], typer.Option("--space", help="Only this space (default: every space).")] = None,
+    top: Annotated[float, typer.Option("--top", min=0.01, max=1.0, help="Share of each regime's best draws.")] = 0.2,
+    plot: Annotated[Optional[str], typer.Option("--plot", help="Also draw the trends of --space to this file.")] = None,
+    json_out: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+    *,
+    src: Source,
+):
+    """The best models' parameters across a study's flops regimes, with log-log slopes (DDS Fig. 11)."""
+    from regspace.analysis.trends import regime_trends, sentences, table
+    from regspace.text import bullets, print_table
+
+    name = _space_name(space) if space else None
+    result = regime_trends(src.table(None), top=top)
+    result["spaces"] = [s for s in result["spaces"] if name is None or s["space"] == name]
+    if json_out:
+        import json
+
+        print(json.dumps(result, indent=2))
+    else:
+        print_table(*table(result), title="best models across flops regimes")
+        print(bullets(sentences(result)), end="")
+    if plot:
+        from regspace.plots.style import save
+        from regspace.plots.trends import plot_trends
+
+        _saved(save(plot_trends(result, space=name), plot))
+
+
+@app.command("speed")
+@reads("recipe_hash", "store", "queue", "sweep")
+def speed_cmd(
+    plot: Annotated[Optional[str], typer.Option("--plot", help="Also draw time against complexity here.")] = None,
+    json_out: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+    *,
+    src: Source,
+):
+    """Inference time against flops, params and activations: Spearman with CIs (DDS Fig. 12)."""
+    from regspace.analysis.speed import sentences, speed_correlations
+    from regspace.text import bullets
+
+    df = src.table(None)
+    result = speed_correlations(df)
+    if json_out:
+        import json
+
+        print(json.dumps(result, indent=2))
+    else:
+        print(bullets(sentences(result)) or "no trained model has a measured inference speed\n", end="")
+    if plot:
+        from regspace.plots.style import save
+        from regspace.plots.trends import plot_speed
+
+        _saved(save(plot_speed(df), plot))
+
+
 data_app = typer.Typer(help="Datasets: prepare one once as memory-mapped shards (datasets larger than memory).")
 app.add_typer(data_app, name="data")
 

@@ -24,13 +24,15 @@ def sample_to_store(
     context: Context | None = None,
     seed: int = 0,
     max_candidates: int = MAX_CANDIDATES,
+    regime: str | None = None,
 ) -> SampleResult:
     """Add ``n`` draws of ``space`` to ``store`` (a regspace.store.Store), resuming its seeded stream.
 
     The stream of (space, seed) continues after the last draw the store holds, so a rerun never
     redraws or re-counts earlier draws. A network the store already holds gets a new row with this
     call's draws (its multiplicity grows); it is never trained twice. The store lock serialises
-    concurrent samplers: each continues after the others' draws, and none is lost.
+    concurrent samplers: each continues after the others' draws, and none is lost. ``regime``: the
+    study regime the rows belong to (a budget string, written in the ``regime`` column).
     """
     import datetime
 
@@ -64,6 +66,7 @@ def sample_to_store(
             seed=np.full(m, seed),
             sampled_at=[datetime.datetime.now(datetime.timezone.utc)] * m,
             regspace_version=[__version__] * m,
+            regime=[regime] * m,
         )
         table = conform(cols, MODELS_SCHEMA)
         store.append("models", table)

@@ -11,7 +11,13 @@ those rows lives here, once:
 - :func:`draw_order`: each space's draws in sampling order, seed first, then draw index;
 - :func:`first_draws`, :func:`cut_to_first_draws`: the population cut to its first m draws;
 - :func:`next_draw`: where a (space, seed) stream resumes; :func:`draw_count`: a space's draws;
-- :func:`status_counts`, :func:`finished_prefix`, :func:`space_status`: results counted by status.
+- :func:`status_counts`, :func:`finished_prefix`, :func:`space_status`: results counted by status;
+- :func:`population_name`, :func:`split_population`, :func:`by_population`: a study's flops regimes.
+
+A study with flops regimes draws each (space, regime) as its own population: its rows carry the
+regime's budget string in ``regime``, and :func:`by_population` renames their space to
+``<space>@<regime>`` so that everything above, keyed by space, keeps the regimes apart. Rows without
+a regime keep their space's name: a store without regimes reads as before.
 
 Pure functions over pyarrow tables, pandas frames and row lists; no store I/O (the store passes its
 tables in; ``rows`` below is ``Store.read_arrow("models", DRAW_COLUMNS, dedupe=False)`` or a superset),
@@ -32,6 +38,37 @@ from regspace.errors import RegspaceError
 from regspace.schema import MODEL_KEY, SETTLED
 
 COUNTED = ("ok", "diverged", "failed", "pending")  # the statuses counted per space; pending: no result yet
+REGIME_MARK = "@"  # population name of a space's regime: "<space>@<regime>", e.g. "RegNetX@2M:4M"
+
+
+# -- populations of a study's regimes -------------------------------------------------------------------
+def population_name(space: str, regime: str | None) -> str:
+    """The population of ``space`` in flops regime ``regime`` (None: the space's one population)."""
+    return space if not regime else f"{space}{REGIME_MARK}{regime}"
+
+
+def split_population(name: str) -> tuple[str, str | None]:
+    """(space, regime) of a population name: the inverse of :func:`population_name`."""
+    space, mark, regime = name.partition(REGIME_MARK)
+    return (space, regime) if mark else (name, None)
+
+
+def by_population(rows):
+    """``rows`` (a pyarrow table or a pandas frame with ``space`` and, optionally, ``regime``) with each
+    row's space renamed to its population (:func:`population_name`); unchanged without regimes."""
+    names = rows.column_names if isinstance(rows, pa.Table) else list(rows.columns)
+    if "regime" not in names:
+        return rows
+    if isinstance(rows, pa.Table):
+        regimes = rows.column("regime")
+        if regimes.null_count == rows.num_rows:
+            return rows
+        spaces = [population_name(s, r) for s, r in zip(rows.column("space").to_pylist(), regimes.to_pylist())]
+        return rows.set_column(names.index("space"), "space", pa.array(spaces, type=pa.string()))
+    if rows["regime"].isna().all():
+        return rows
+    spaces = [population_name(s, None if r != r else r) for s, r in zip(rows["space"], rows["regime"])]
+    return rows.assign(space=spaces)
 
 
 # -- multiplicity ---------------------------------------------------------------------------------------

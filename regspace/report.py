@@ -210,6 +210,7 @@ def build_report(
     figs = build_figures(store, df, spaces, store_arg=store_arg, recipe_arg=df.attrs["recipe_hash"], fidelity=fid,
                          skipped=skipped)  # fmt: skip
     cmp = compare(df, spaces=spaces)
+    trends, speed = _trends_and_speed(df, figs, store_arg)
     status = [r for r in store_status(store) if r["space"] in spaces]
     report = Report(
         title=f"regspace report: {', '.join(spaces)}",
@@ -223,6 +224,8 @@ def build_report(
         fidelity=fid,
         figures=figs,
         skipped=skipped,
+        trends=trends,
+        speed=speed,
     )
     blocks = [b for section in SECTIONS for b in section(report)]
     write_file(out, _html(report, blocks) if fmt == "html" else _markdown(report, blocks, out))
@@ -248,6 +251,8 @@ class Report:
     fidelity: dict | None
     figures: list[Figure]
     skipped: list[str] = field(default_factory=list)  # analyses left out, and why
+    trends: dict | None = None  # analysis.trends.regime_trends, when the models span two or more regimes
+    speed: dict | None = None  # analysis.speed.speed_correlations, when results carry inference speeds
 
     def figure(self, key: str) -> list[Figure]:
         return [f for f in self.figures if f.key == key]
@@ -482,6 +487,62 @@ def _widths(r: Report) -> list:
     return [Heading("Widths"), *r.figures_of("widths_")]
 
 
+def _trends_and_speed(df: pd.DataFrame, figs: list[Figure], store_arg: str) -> tuple[dict | None, dict | None]:
+    """The trends across regimes (when the table has two or more) and inference time against complexity
+    (when results carry inference speeds), with their figures appended to ``figs``."""
+    from regspace.analysis.speed import speed_correlations
+    from regspace.analysis.trends import regime_trends
+    from regspace.plots.trends import plot_speed, plot_trends
+
+    trends = speed = None
+    if "regime" in df and df["regime"].dropna().nunique() >= 2:
+        trends = regime_trends(df)
+        for s in trends["spaces"]:
+            if s["params"]:
+                cmd = _cmd("regspace", "trends", "--store", store_arg, "--space", s["space"], "--plot",
+                           f"trends_{s['space']}.png")  # fmt: skip
+                figs.append(Figure(f"trends_{s['space']}", f"{s['space']}: best models across flops regimes", cmd,
+                                   plot_trends(trends, space=s["space"])))  # fmt: skip
+    if "inference_images_per_second" in df and pd.to_numeric(df["inference_images_per_second"]).gt(0).any():
+        speed = speed_correlations(df)
+        figs.append(Figure("speed", "Inference time against complexity", _cmd("regspace", "speed", "--store",
+                           store_arg, "--plot", "speed.png"), plot_speed(df)))  # fmt: skip
+    return trends, speed
+
+
+def _trends(r: Report) -> list:
+    if not r.trends:
+        return []
+    from regspace.analysis.trends import sentences
+
+    rows = [
+        [s["space"], p["param"], *(f"{x['best']:.3g} / {x['top']:.3g} [{x['top_low']:.3g}, {x['top_high']:.3g}]"
+                                   for x in p["regimes"]), f"{p['slope']:.2f} [{p['low']:.2f}, {p['high']:.2f}]",
+         p["trend"]]
+        for s in r.trends["spaces"] for p in s["params"]
+    ]  # fmt: skip
+    regimes = next((s["regimes"] for s in r.trends["spaces"] if s["params"]), [])
+    header = ["space", "parameter", *(x["regime"] for x in regimes), "slope (log-log) [CI]", "trend"]
+    return [
+        Heading("Trends across flops regimes"),
+        Prose((f"Per regime: the best model's value / the median of the top {r.trends['top']:.0%} "
+               f"[{r.trends['confidence']:.0%} bootstrap interval]; the slope is least squares of log parameter on "
+               f"log flops over the top models of every regime; flat means its CI lies within "
+               f"±{r.trends['flat_slope']}.",)),  # fmt: skip
+        Bullets(sentences(r.trends)),
+        *([Grid(header, rows)] if rows else []),
+        *r.figures_of("trends_"),
+    ]
+
+
+def _speed(r: Report) -> list:
+    if not r.speed:
+        return []
+    from regspace.analysis.speed import sentences
+
+    return [Heading("Inference time against complexity"), Bullets(sentences(r.speed)), *r.figure("speed")]
+
+
 def _titled(key: str, head: str) -> Callable[[Report], list]:
     def section(r: Report) -> list:
         return [Heading(head), *figs] if (figs := r.figure(key)) else []
@@ -501,6 +562,8 @@ SECTIONS: tuple[Callable[[Report], list], ...] = (
     _widths,
     _titled("fit", "Quantised linear fit"),
     _titled("search", "Random-search efficiency"),
+    _trends,
+    _speed,
 )
 
 

@@ -29,7 +29,9 @@ from regspace.design import BLOCK_PARAMS, MAX_STAGES, Context, Design, get_stem
 # 4: results val_errors and train_losses, one value per epoch (learning curves).
 # 5: models stage_strides, stage_kernels, stage_expansions, activation, head_width, stem_width (block
 #    families V, R, MB; null in older rows: the defaults) and per-stage sampled columns up to 7 stages, k_i, e_i.
-SCHEMA_VERSION = 5
+# 6: models regime (the flops band of a study's regime, e.g. "2M:4M"; null outside regimes); results
+#    inference_images_per_second (forward-only throughput measured after training, on its device).
+SCHEMA_VERSION = 6
 
 # The spaces' sampled parameters (Space.columns): AnyNet's per-stage d_i, w_i, b_i, g_i (and MBConv's k_i,
 # e_i), up to 7 stages, and RegNet's d, w0, wa, wm, b, g. A space fills its own and leaves the others null.
@@ -111,6 +113,7 @@ MODELS_SCHEMA = pa.schema(
         ("draw_index", pa.int64()),  # the first draw (candidate index in the seeded stream) of this row
         ("multiplicity", pa.int64()),  # how many accepted draws of this row's call gave this network
         ("draw_indices", pa.list_(pa.int64())),  # all of them
+        ("regime", pa.string()),  # a study's flops regime ("2M:4M"): one population per (space, regime)
         ("sampled_at", pa.timestamp("us", tz="UTC")),
         ("regspace_version", pa.string()),
     ]
@@ -145,6 +148,7 @@ RESULTS_SCHEMA = pa.schema(
         ("finished_at", pa.timestamp("us", tz="UTC")),
         ("val_errors", pa.list_(pa.float64())),  # validation error after each epoch, percent
         ("train_losses", pa.list_(pa.float64())),  # mean training loss of each epoch
+        ("inference_images_per_second", pa.float64()),  # forward only, fixed batch, warm (fit.inference_speed)
     ]
 )
 
@@ -174,7 +178,7 @@ DESIGN_COLUMNS = (
 CONTEXT_COLUMNS = ("resolution", "in_channels", "num_classes")
 COMPLEXITY_COLUMNS = ("flops", "params", "acts")
 # Which draws of the seeded stream gave a row's network (population.py reads these).
-DRAW_COLUMNS = ("space", "model_id", "seed", "draw_index", "multiplicity", "draw_indices")
+DRAW_COLUMNS = ("space", "model_id", "seed", "draw_index", "multiplicity", "draw_indices", "regime")
 # What training reads of a model: the Task (design and context) and the cost that plans the workers.
 MODEL_COLUMNS = ["model_id", "space", *DESIGN_COLUMNS, *CONTEXT_COLUMNS, *COMPLEXITY_COLUMNS]
 

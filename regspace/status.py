@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from regspace.population import space_status
+from regspace.population import by_population, space_status
 
 
 def store_status(store, *, recipe_hash: str | None = None) -> list[dict]:
@@ -12,6 +12,6 @@ def store_status(store, *, recipe_hash: str | None = None) -> list[dict]:
     With no results yet, one row per space with every model pending. ``recipe_hash`` restricts the
     results considered to that recipe.
     """
-    models = store.read_arrow("models", ["space", "model_id", "multiplicity"])
+    models = by_population(store.read_arrow("models", ["space", "model_id", "multiplicity", "regime"]))
     results = store.read_arrow("results", ["model_id", "recipe_hash", "status", "error"])
     return space_status(models, results, recipe_hash=recipe_hash)

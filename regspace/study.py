@@ -6,6 +6,10 @@ rounds, runs the fidelity check, and writes the comparison and the report; every
 rerun after a stop finishes exactly the rest. The analyses use each space's first m draws, where m is
 the longest prefix of draws that is trained in every space: a study stopped part-way still compares
 the spaces at an equal number of draws. No torch here: training runs in the pool's workers.
+
+``regimes`` (flops bands, e.g. ["2M:4M", "8M:16M"]) makes each (space, regime) its own population
+(population.py, "populations of a study's regimes"): sampled, counted, trained in rounds and analysed
+apart, and read across regimes by the trends analysis (DDS §4, Fig. 11).
 """
 
 from __future__ import annotations
@@ -24,7 +28,7 @@ from regspace.train.recipe import Recipe, get_recipe
 
 STUDY_FILE = "study.json"  # in the study's store: the identity of the study that owns it
 KEYS = {"name", "spaces", "models_per_space", "round", "seed", "preset", "output", "budget", "recipe", "analysis",
-        "fidelity"}  # fmt: skip
+        "fidelity", "regimes"}  # fmt: skip
 ANALYSIS_KEYS = {"error", "normalize", "bins"}
 FIDELITY_KEYS = {"spaces", "per_space", "seed", "recipe"}
 MIN_FIDELITY_PER_SPACE = 8
@@ -54,6 +58,14 @@ class Study:
     analysis: dict = field(default_factory=dict)
     fidelity: FidelityPlan | None = None
     source: Path | None = None
+    regimes: tuple[str, ...] = ()  # flops bands ("2M:4M"), canonical, disjoint, ascending; () = none
+
+    @property
+    def populations(self) -> tuple[str, ...]:
+        """The study's populations: its spaces, or with regimes each (space, regime), regime by regime."""
+        if not self.regimes:
+            return self.spaces
+        return tuple(population.population_name(s, r) for r in self.regimes for s in self.spaces)
 
     @property
     def store_path(self) -> Path:
@@ -66,7 +78,7 @@ class Study:
     def identity(self) -> dict:
         """What must not change under a store that already holds results: the models per space and the
         round size may grow or change, nothing else."""
-        return {
+        out = {
             "name": self.name,
             "spaces": list(self.spaces),
             "seed": self.seed,
@@ -74,6 +86,9 @@ class Study:
             "budget": self.budget,
             "recipe_hash": self.recipe.hash,
         }
+        if self.regimes:  # only then: a study without regimes keeps the identity (and store) it had
+            out["regimes"] = list(self.regimes)
+        return out
 
     @property
     def hash(self) -> str:
@@ -125,6 +140,9 @@ def load_study(path: str | Path, *, output: str | Path | None = None) -> Study:
     if bad:
         raise UsageProblem(f"{where}: [budget] takes flops, params and acts, not {', '.join(sorted(bad))}")
     Budget.parse(budget.get("flops"), budget.get("params"), budget.get("acts"))  # a malformed range fails now
+    regimes = parse_regimes(raw.get("regimes", []), where)
+    if regimes and "flops" in budget:
+        raise UsageProblem(f"{where}: `regimes` are flops bands; leave [budget] flops out (params, acts may stay)")
     analysis = dict(raw.get("analysis", {}))
     if set(analysis) - ANALYSIS_KEYS:
         raise UsageProblem(f"{where}: [analysis] takes {', '.join(sorted(ANALYSIS_KEYS))}")
@@ -161,7 +179,35 @@ def load_study(path: str | Path, *, output: str | Path | None = None) -> Study:
         analysis=analysis,
         fidelity=fidelity,
         source=p,
+        regimes=regimes,
     )
+
+
+def parse_regimes(value, where: str) -> tuple[str, ...]:
+    """A study's ``regimes``: flops ranges LOW:HIGH (both ends), written canonically ("2M:4M"), disjoint,
+    in ascending order. A network's flops are fixed, so disjoint bands put each network in one regime,
+    which is what lets (space, model id) name a population's network. Raises UsageProblem."""
+    from regspace.units import parse_range
+
+    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+        raise UsageProblem(f'{where}: `regimes` is a list of flops ranges, e.g. ["2M:4M", "8M:16M"]')
+    ranges = [parse_range(v, what="regime flops") for v in value]
+    if any(r.low is None or r.high is None for r in ranges):
+        raise UsageProblem(f"{where}: each regime needs both ends, LOW:HIGH")
+    ranges.sort(key=lambda r: r.low)
+    for a, b in zip(ranges, ranges[1:]):
+        if b.low <= a.high:
+            raise UsageProblem(f"{where}: regimes {a} and {b} overlap", hint="regimes must be disjoint flops bands")
+    labels = tuple(str(r) for r in ranges)
+    if len(labels) == 1:
+        raise UsageProblem(f"{where}: one regime is a [budget] flops range; give two or more regimes")
+    return labels
+
+
+def regime_seed(seed: int, regime: str) -> int:
+    """The seed of a regime's streams: its own, so a regime's draws do not depend on the other regimes or
+    on the order they are sampled in (a 32-bit hash of the study seed and the regime's budget string)."""
+    return int.from_bytes(hashlib.sha256(f"{seed}/{regime}".encode()).digest()[:4], "big")
 
 
 def check_same_validation(short: Recipe, long: Recipe) -> None:
@@ -181,35 +227,36 @@ def check_same_validation(short: Recipe, long: Recipe) -> None:
 
 
 def draw_order(store, spaces) -> dict[str, list[str]]:
-    """Per space, the model id of each draw in sampling order (seed, then draw index): population.draw_order
-    over the store's draws."""
-    return population.draw_order(store.draw_rows(), spaces)
+    """Per population (a space, or a space's regime: population.by_population), the model id of each draw
+    in sampling order (seed, then draw index): population.draw_order over the store's draws."""
+    return population.draw_order(population.by_population(store.draw_rows()), spaces)
 
 
 def round_order(models: list[dict], order: dict[str, list[str]], round_size: int) -> list[dict]:
-    """Models in balanced rounds: round r holds each space's draws r·k … (r+1)·k − 1, space after space.
-    A network drawn several times trains once, in the round of its first draw."""
+    """Models in balanced rounds: round r holds each population's draws r·k … (r+1)·k − 1, population after
+    population. A network drawn several times trains once, in the round of its first draw. ``models``
+    need ``space`` and ``model_id`` only: regimes are disjoint, so a space's network is in one regime."""
     rank = {}
-    for space, ids in order.items():
+    for j, (name, ids) in enumerate(order.items()):
+        space = population.split_population(name)[0]
         for i, mid in enumerate(ids):
-            rank.setdefault((space, mid), i)
-    spaces = list(order)
+            rank.setdefault((space, mid), (i, j))
 
     def key(m):
-        i = rank.get((m["space"], m["model_id"]), 1 << 60)
-        return (i // round_size, spaces.index(m["space"]) if m["space"] in spaces else len(spaces), i)
+        i, j = rank.get((m["space"], m["model_id"]), (1 << 60, len(order)))
+        return (i // round_size, j, i)
 
     return sorted(models, key=key)
 
 
 def progress(store, study: Study) -> dict:
-    """Per space: draws sampled, results by status, and the complete prefix; ``equal``: the number of
-    draws per space that every space has finished (what the analyses use)."""
-    order = draw_order(store, study.spaces)
+    """Per population (space, or space and regime): draws sampled, results by status, and the complete
+    prefix; ``equal``: the number of draws that every population has finished (what the analyses use)."""
+    order = draw_order(store, study.populations)
     t = store.results_for(study.recipe.hash, ["model_id", "status"]).to_pylist()
     status = {r["model_id"]: r["status"] for r in t}
     rows = []
-    for s in study.spaces:
+    for s in study.populations:
         ids = order[s][: study.models_per_space]
         counts = population.status_counts(ids, status)
         prefix = population.finished_prefix(ids, status)
@@ -275,29 +322,40 @@ def sample_study(store, study: Study) -> list[str]:
 
     lines = []
     preset, stem, context = resolve_context(study.preset)
-    for name in study.spaces:
-        space = get_space(name)
-        have = store.draws(space.name)
-        if have >= study.models_per_space:
-            continue
-        budget = Budget.from_options(
-            study.budget.get("flops"), study.budget.get("params"), study.budget.get("acts"),
-            default=space.budget or preset.budget,
-        )  # fmt: skip
-        r = sample_to_store(store, space, study.models_per_space - have, preset=preset, budget=budget, stem=stem,
-                            context=context, seed=study.seed)  # fmt: skip
-        lines.append(sample_summary(r, budget, store.path))
+    for regime in study.regimes or (None,):
+        for name in study.spaces:
+            space = get_space(name)
+            have = _draws(store, space.name, regime)
+            if have >= study.models_per_space:
+                continue
+            budget = Budget.from_options(
+                regime or study.budget.get("flops"), study.budget.get("params"), study.budget.get("acts"),
+                default=space.budget or preset.budget,
+            )  # fmt: skip
+            seed = study.seed if regime is None else regime_seed(study.seed, regime)
+            r = sample_to_store(store, space, study.models_per_space - have, preset=preset, budget=budget, stem=stem,
+                                context=context, seed=seed, regime=regime)  # fmt: skip
+            lines.append(sample_summary(r, budget, store.path))
     return lines
+
+
+def _draws(store, space: str, regime: str | None) -> int:
+    """The draws the store holds of ``space`` in ``regime`` (None: all of the space's draws, as before)."""
+    if regime is None:
+        return store.draws(space)
+    rows = population.by_population(store.read_arrow("models", ["space", "multiplicity", "regime"]))
+    return population.draw_count(rows, population.population_name(space, regime))
 
 
 def study_rows(store, study: Study, model_ids: set[str] | None = None) -> list[dict]:
     """The study's raw model rows (one per sampling call and network) in round order, for a queue."""
-    order = draw_order(store, study.spaces)
+    order = draw_order(store, study.populations)
     keep = {(s, mid) for s, ids in order.items() for mid in ids[: study.models_per_space]}
     rows = [
         r
         for r in store.read_arrow("models", dedupe=False).to_pylist()
-        if (r["space"], r["model_id"]) in keep and (model_ids is None or r["model_id"] in model_ids)
+        if (population.population_name(r["space"], r["regime"]), r["model_id"]) in keep
+        and (model_ids is None or r["model_id"] in model_ids)
     ]
     return round_order(rows, order, study.round_size)
 
@@ -307,7 +365,7 @@ def analysis_options(study: Study, store) -> dict:
     p = progress(store, study)
     first = p["equal"] if p["equal"] < max((r["draws"] for r in p["spaces"]), default=0) else None
     return {
-        "spaces": list(study.spaces),
+        "spaces": list(study.populations),
         "recipe_hash": study.recipe.hash,
         "error": study.analysis.get("error", "error"),
         "first_draws": first,  # None: every draw; 0: no space has finished a draw that all others have
@@ -377,7 +435,7 @@ def run_study(
     store = open_store(study, strict=not skip_unreadable)
     for line in sample_study(store, study):
         say(line)
-    order = {s: ids[: study.models_per_space] for s, ids in draw_order(store, study.spaces).items()}
+    order = {s: ids[: study.models_per_space] for s, ids in draw_order(store, study.populations).items()}
     ids = {mid for v in order.values() for mid in v}
     entry = None
     if study.fidelity:  # chosen from the draws before any training: a check that cannot be made fails now
@@ -386,7 +444,9 @@ def run_study(
 
         f = study.fidelity
         entry = record_fidelity(store, short_hash=study.recipe.hash, long_recipe=f.recipe,
-                       models=select({s: order[s] for s in f.spaces}, f.per_space, f.seed), seed=f.seed)  # fmt: skip
+                       models=select({s: order[s] for s in study.populations
+                                      if population.split_population(s)[0] in f.spaces}, f.per_space, f.seed),
+                       seed=f.seed)  # fmt: skip
 
     def stage(sweep: str, recipe: Recipe, models: set[str], **local):
         """Train ``models`` with ``recipe``: through the --queue sweep when there is one (the study's one
@@ -460,6 +520,7 @@ def write_analyses(study: Study, store, *, say=None) -> list[Path]:
     with contextlib.suppress(RegspaceError):  # a store trained before curves were kept has none
         written.append(save(plot_curves(df), out / "curves.png"))
     written += _write_fidelity(study, store, opts["recipe_hash"], opts["error"])
+    written += _write_trends(study, df)
     written.append(
         build_report(
             store,
@@ -489,6 +550,27 @@ def _write_fidelity(study: Study, store, short_hash: str, error: str) -> list[Pa
     write_file(out / "fidelity.json", json.dumps(result, indent=2))
     write_file(out / "fidelity.txt", fidelity_text(result))
     return [out / "fidelity.json", out / "fidelity.txt"]
+
+
+def _write_trends(study: Study, df) -> list[Path]:
+    """trends.json, trends.txt (its sentences) and a figure per space, for a study with regimes."""
+    from regspace.analysis.trends import regime_trends, sentences
+    from regspace.files import write_file
+    from regspace.plots.style import save
+    from regspace.plots.trends import plot_trends
+    from regspace.text import bullets
+
+    if not study.regimes:
+        return []
+    result = regime_trends(df)
+    out = study.output
+    write_file(out / "trends.json", json.dumps(result, indent=2))
+    write_file(out / "trends.txt", bullets(sentences(result)))
+    written = [out / "trends.json", out / "trends.txt"]
+    for s in result["spaces"]:
+        if s["params"]:
+            written.append(save(plot_trends(result, space=s["space"]), out / f"trends_{s['space']}.png"))
+    return written
 
 
 def status_rows(study: Study, store) -> tuple[dict, list[list]]:

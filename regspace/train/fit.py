@@ -26,6 +26,12 @@ from regspace.train.recipe import Recipe
 from regspace.train.records import Result, Task
 
 EVAL_BATCH = 512  # images per evaluation step (at least the training batch)
+# Inference throughput (DDS Fig. 12, runtime against complexity): forward passes of one fixed batch after
+# warm-up, on the training device and precision. Small, so that on a CPU it costs well under a second for
+# the models of a CPU study (benchmarks/inference_speed.py measures it against the training time).
+SPEED_BATCH = 64
+SPEED_WARMUP = 2
+SPEED_ITERS = 5
 
 for _name in ("pytorch_lightning", "lightning", "lightning.pytorch", "lightning_fabric", "lightning.fabric"):
     logging.getLogger(_name).setLevel(logging.ERROR)
@@ -365,10 +371,10 @@ def fit_one(task: Task, recipe: Recipe, data: PreparedData, *, device: torch.dev
         if len(module.val_errors) < recipe.epochs:
             raise RuntimeError("training stopped early")
         test_error = None
+        model = module.model.to(device)  # Lightning's teardown has moved the module back to the CPU
         if data.test is not None:
-            # Lightning's teardown has moved the module back to the CPU; the test split lives on `device`.
-            model = module.model.to(device)
             test_error = evaluate(model, batches_for(data, "test", recipe, context.in_channels), precision, device)
+        speed = inference_speed(model, context, precision, device, channels_last=recipe.channels_last)
         return Result.ok(
             task.model_id,
             error=module.val_errors[-1],
@@ -379,6 +385,7 @@ def fit_one(task: Task, recipe: Recipe, data: PreparedData, *, device: torch.dev
             train_seconds=time.perf_counter() - t0,
             images_per_second=module.train_images / module.train_seconds if module.train_seconds else None,
             peak_memory_mb=_peak_memory_mb(device),
+            inference_images_per_second=speed,
             **_curves(module),
             **base,
         )
@@ -406,6 +413,44 @@ def fit_one(task: Task, recipe: Recipe, data: PreparedData, *, device: torch.dev
     finally:
         if device.type == "cuda":
             torch.cuda.empty_cache()
+
+
+def inference_speed(
+    model: torch.nn.Module,
+    context: Context,
+    precision: str,
+    device: torch.device,
+    *,
+    batch: int = SPEED_BATCH,
+    warmup: int = SPEED_WARMUP,
+    iters: int = SPEED_ITERS,
+    channels_last: bool = False,
+) -> float | None:
+    """The model's inference throughput in images/s: ``iters`` timed forward passes of one random batch of
+    ``batch`` images (context's channels and resolution), after ``warmup`` untimed ones, in eval and
+    inference mode, in the training ``precision`` and memory format, on ``device`` (synchronised on a
+    GPU). DDS §4 (Fig. 12) reads inference time against flops and activations. None when the measurement
+    cannot be made (out of memory): a trained model's result stays ok without it."""
+    model.eval()
+    x = torch.randn(batch, context.in_channels, context.resolution, context.resolution, device=device)
+    if channels_last:
+        x = x.to(memory_format=torch.channels_last)  # as the model was trained
+    dtype = autocast_dtype(precision)
+    sync = torch.cuda.synchronize if device.type == "cuda" else (lambda *a: None)
+    try:
+        with torch.inference_mode(), torch.autocast(device.type, dtype=dtype or torch.float32,
+                                                    enabled=dtype is not None):  # fmt: skip
+            for _ in range(warmup):
+                model(x)
+            sync(device)
+            t0 = time.perf_counter()
+            for _ in range(iters):
+                model(x)
+            sync(device)
+            seconds = time.perf_counter() - t0
+    except torch.cuda.OutOfMemoryError:
+        return None
+    return batch * iters / seconds if seconds > 0 else None
 
 
 def _curves(module: DesignModule | None) -> dict:
