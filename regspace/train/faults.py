@@ -49,7 +49,7 @@ _ENVIRONMENT_PATTERNS = (
     "not implemented for 'half'",
     # sticky CUDA errors: the process's CUDA context is unusable afterwards
     "illegal memory access",
-    "device-side assert",
+    "device-side assert triggered",  # not "device-side assertions", which every CUDA error's hint names
     "unspecified launch failure",
     "misaligned address",
     "an illegal instruction was encountered",
