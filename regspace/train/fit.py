@@ -74,7 +74,8 @@ def preflight(device: torch.device, precision: str, *, channels_last: bool = Fal
     then a synchronize so that asynchronous CUDA errors surface here. Run by each worker before it says
     it is ready: a GPU without kernels for this torch build, a cuDNN without the precision's
     convolutions or a broken device raises here, once, instead of failing every model (issue 23).
-    On the CPU it costs about a millisecond (benchmarks/bench_preflight.py). Raises what torch raises."""
+    On the CPU it adds a few per cent to a worker's start-up (benchmarks/bench_preflight.py).
+    Raises what torch raises."""
     gen = torch.Generator().manual_seed(0)  # its own generator: the models' seeded draws stay untouched
     net = torch.nn.Sequential(
         torch.nn.Conv2d(3, 8, 3, padding=1, bias=False),
