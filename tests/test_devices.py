@@ -174,6 +174,7 @@ def test_measured_gpu_memory_replaces_the_estimate(monkeypatch):
     monkeypatch.setattr("regspace.torch_index.has_nvidia_driver", lambda: True)
     monkeypatch.setattr(dev, "torch_cuda", lambda: ("12.8", 1))
     monkeypatch.setattr(dev, "gpu_free_bytes", lambda ids: [40 * GIB for _ in ids])
+    monkeypatch.setattr(dev, "gpu_compute_modes", lambda ids: ["default" for _ in ids])  # not this machine's GPUs
     monkeypatch.setattr("regspace.train.runner.cpu_count", lambda: 64)
     monkeypatch.delenv("OMP_NUM_THREADS", raising=False)  # a cap in the environment would change the threads
     big = [{"acts": 50_000_000, "params": 1_000_000}]  # estimated: 12·50M·128 B ≈ 72 GiB: refused

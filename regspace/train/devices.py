@@ -120,42 +120,54 @@ def gpu_free_bytes(ids: list[int]) -> list[int]:
     nvidia-smi numbers GPUs physically, torch after CUDA_VISIBLE_DEVICES, which may list indices, UUIDs
     (GPU-…, a prefix is enough) or MIG instances; a value of "[N/A]", a time-out, or a MIG id (which this
     query cannot resolve) sends the question to torch rather than read another GPU's memory (issue 23)."""
-    import shutil
-    import subprocess
-
-    free = _smi_free_bytes(shutil.which("nvidia-smi"), subprocess)
-    if free is not None:
-        by_index, by_uuid = free
-        visible = os.environ.get("CUDA_VISIBLE_DEVICES")
-        entries = [x.strip() for x in visible.split(",")] if visible else None
-        found = []
-        for i in ids:
-            if entries is None:
-                found.append(by_index.get(i))
-                continue
-            entry = entries[i] if i < len(entries) else ""
-            if entry.isdigit():
-                found.append(by_index.get(int(entry)))
-            elif entry.upper().startswith("GPU-"):
-                matches = [v for u, v in by_uuid.items() if u.upper().startswith(entry.upper())]
-                found.append(matches[0] if len(matches) == 1 else None)
-            else:  # MIG-… or anything else: a MIG slice's memory is not its GPU's
-                found.append(None)
-        if all(v is not None for v in found):
-            return found
+    found = _smi_for_torch_ids(ids, "memory.free", lambda v: int(v) << 20 if v.isdigit() else None)
+    if found is not None and all(v is not None for v in found):
+        return found
     import torch
 
     return [torch.cuda.mem_get_info(i)[0] for i in ids]
 
 
-def _smi_free_bytes(smi: str | None, subprocess) -> tuple[dict, dict] | None:
-    """({physical index: free bytes}, {uuid: free bytes}) from nvidia-smi, or None when it is missing,
-    fails or times out. GPUs whose free memory reads "[N/A]" (or anything not a number) are left out."""
+def _smi_for_torch_ids(ids: list[int], field: str, parse) -> list | None:
+    """nvidia-smi's ``field`` for each of torch's GPUs ``ids``, read by ``parse`` (None where it answers
+    nothing usable, or for a GPU this query cannot resolve), or None when nvidia-smi cannot answer.
+
+    nvidia-smi numbers GPUs physically, torch after CUDA_VISIBLE_DEVICES, which may list indices, UUIDs
+    (GPU-…, a prefix is enough) or MIG instances (never resolved: a MIG slice is not its GPU)."""
+    import shutil
+    import subprocess
+
+    answer = _smi_query(shutil.which("nvidia-smi"), subprocess, field, parse)
+    if answer is None:
+        return None
+    by_index, by_uuid = answer
+    visible = os.environ.get("CUDA_VISIBLE_DEVICES")
+    entries = [x.strip() for x in visible.split(",")] if visible else None
+    found = []
+    for i in ids:
+        if entries is None:
+            found.append(by_index.get(i))
+            continue
+        entry = entries[i] if i < len(entries) else ""
+        if entry.isdigit():
+            found.append(by_index.get(int(entry)))
+        elif entry.upper().startswith("GPU-"):
+            matches = [v for u, v in by_uuid.items() if u.upper().startswith(entry.upper())]
+            found.append(matches[0] if len(matches) == 1 else None)
+        else:  # MIG-… or anything else
+            found.append(None)
+    return found
+
+
+def _smi_query(smi: str | None, subprocess, field: str, parse) -> tuple[dict, dict] | None:
+    """({physical index: value}, {uuid: value}) of one nvidia-smi ``--query-gpu`` field, each value read
+    by ``parse`` (GPUs it reads as None, such as "[N/A]", are left out), or None when nvidia-smi is
+    missing, fails or times out."""
     if not smi:
         return None
     try:
         p = subprocess.run(
-            [smi, "--query-gpu=index,uuid,memory.free", "--format=csv,noheader,nounits"],
+            [smi, f"--query-gpu=index,uuid,{field}", "--format=csv,noheader,nounits"],
             capture_output=True,
             text=True,
             timeout=30,
@@ -167,7 +179,59 @@ def _smi_free_bytes(smi: str | None, subprocess) -> tuple[dict, dict] | None:
     by_index, by_uuid = {}, {}
     for line in p.stdout.strip().splitlines():
         parts = [x.strip() for x in line.split(",")]
-        if len(parts) != 3 or not parts[0].isdigit() or not parts[2].isdigit():
+        if len(parts) != 3 or not parts[0].isdigit():
             continue
-        by_index[int(parts[0])] = by_uuid[parts[1]] = int(parts[2]) << 20
+        value = parse(parts[2])
+        if value is not None:
+            by_index[int(parts[0])] = by_uuid[parts[1]] = value
     return by_index, by_uuid
+
+
+# -- compute modes -------------------------------------------------------------------------------
+EXCLUSIVE_PROCESS, PROHIBITED = "exclusive_process", "prohibited"
+
+
+def gpu_compute_modes(ids: list[int]) -> list[str | None]:
+    """nvidia-smi's compute mode of torch's GPUs ``ids``, lower-case ("default", "exclusive_process",
+    "prohibited"), None where it cannot say (no nvidia-smi, "[N/A]", a MIG slice)."""
+    found = _smi_for_torch_ids(ids, "compute_mode", lambda v: v.lower() if v and not v.startswith("[") else None)
+    return found if found is not None else [None] * len(ids)
+
+
+def check_compute_modes(gpus: list[int], *, modes=None, say=None) -> tuple[list[int], set[int]]:
+    """(the GPUs a run may use, those of them that take one worker only), by compute mode: a GPU in
+    PROHIBITED mode takes no process (excluded, said in one line); in EXCLUSIVE_PROCESS one process (one
+    worker, said in one line when more were planned: the plan says it). ``modes``: a probe (tests).
+    Raises RegspaceError when every GPU is prohibited (issue 23, fault 6)."""
+    modes = (modes or gpu_compute_modes)(gpus)
+    usable, single = [], set()
+    for i, mode in zip(gpus, modes):
+        if mode == PROHIBITED:
+            if say:
+                say(f"GPU {i} excluded: its compute mode is Prohibited (no process may use it)")
+            continue
+        if mode in (EXCLUSIVE_PROCESS, "exclusive_thread"):  # the latter: older drivers' variant
+            single.add(i)
+        usable.append(i)
+    if not usable:
+        raise RegspaceError(
+            "every GPU asked for is in compute mode Prohibited",
+            hint="ask the administrator for `nvidia-smi -c DEFAULT`, or pass --devices cpu",
+        )
+    return usable, single
+
+
+def one_worker_where_exclusive(devices: list[str], single: set[int], *, say=None) -> list[str]:
+    """``devices`` (one per worker) with one worker only on each GPU of ``single`` (EXCLUSIVE_PROCESS)."""
+    out, seen = [], set()
+    for d in devices:
+        i = int(d.partition(":")[2] or 0) if d.startswith("cuda") else None
+        if i in single and i in seen:
+            continue
+        seen.add(i)
+        out.append(d)
+    for i in sorted(single):
+        n = devices.count(f"cuda:{i}")
+        if n > 1 and say:
+            say(f"GPU {i} is in EXCLUSIVE_PROCESS compute mode: 1 worker there, not {n}")
+    return out

@@ -21,6 +21,7 @@ import torch.nn.functional as F
 from regspace import __version__
 from regspace.blocks.network import build_model
 from regspace.design import Context, Design
+from regspace.train.faults import ENVIRONMENT, OUT_OF_MEMORY, ModelOutOfMemory, classify, first_line
 from regspace.train.pipeline import Batches, DeviceImages, MappedImages
 from regspace.train.recipe import Recipe
 from regspace.train.records import Result, Task
@@ -71,6 +72,40 @@ def resolve_precision(recipe: Recipe, accelerator: str, device: torch.device | N
         index = device.index if device is not None and device.index is not None else torch.cuda.current_device()
         return "bf16-mixed" if torch.cuda.get_device_capability(index) >= BF16_CAPABILITY else "16-mixed"
     return "bf16-mixed" if cpu_has_bf16() else "32-true"
+
+
+def preflight(device: torch.device, precision: str, *, channels_last: bool = False) -> None:
+    """One training step of a tiny network (a conv, a grouped conv, BN, ReLU, pooling and a linear layer
+    on 2 images of 3×8×8) on ``device`` in ``precision``, the way fit_one trains (autocast, backward),
+    then a synchronize so that asynchronous CUDA errors surface here. Run by each worker before it says
+    it is ready: a GPU without kernels for this torch build, a cuDNN without the precision's
+    convolutions or a broken device raises here, once, instead of failing every model (issue 23).
+    On the CPU it adds a few per cent to a worker's start-up (benchmarks/bench_preflight.py).
+    Raises what torch raises."""
+    gen = torch.Generator().manual_seed(0)  # its own generator: the models' seeded draws stay untouched
+    net = torch.nn.Sequential(
+        torch.nn.Conv2d(3, 8, 3, padding=1, bias=False),
+        torch.nn.BatchNorm2d(8),
+        torch.nn.ReLU(),
+        torch.nn.Conv2d(8, 8, 3, padding=1, groups=2, bias=False),
+        torch.nn.BatchNorm2d(8),
+        torch.nn.ReLU(),
+        torch.nn.AdaptiveAvgPool2d(1),
+        torch.nn.Flatten(),
+        torch.nn.Linear(8, 2),
+    ).to(device)
+    x = torch.randn(2, 3, 8, 8, generator=gen).to(device)
+    y = torch.arange(2, device=device)
+    if channels_last:
+        net, x = net.to(memory_format=torch.channels_last), x.contiguous(memory_format=torch.channels_last)
+    dtype = autocast_dtype(precision)
+    with torch.autocast(device.type, dtype=dtype or torch.float32, enabled=dtype is not None):
+        loss = F.cross_entropy(net(x).float(), y)
+    loss.backward()
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+    if not torch.isfinite(loss):
+        raise RuntimeError(f"device check: a tiny network's loss is {float(loss)} in {precision}")
 
 
 def autocast_dtype(precision: str):
@@ -317,7 +352,12 @@ def batches_for(data: PreparedData, part: str, recipe: Recipe, in_channels: int,
 
 
 def fit_one(task: Task, recipe: Recipe, data: PreparedData, *, device: torch.device, report=None) -> Result:
-    """Train one model; returns its Result (ok / diverged / failed: never raises for the model's sake)."""
+    """Train one model; returns its Result (ok / diverged / failed: never raises for the model's sake).
+
+    Raises what is not the model's doing (regspace.train.faults.classify): an environment error as it
+    came (the worker reports it and its device is excluded; no empty_cache() after it, which would raise
+    again after a sticky CUDA error), and :class:`~regspace.train.faults.ModelOutOfMemory` for CUDA out
+    of memory, carrying the ``failed`` Result, which the pool keeps only if the model trained alone."""
     design, context = task.design, task.context
     accelerator = "cuda" if device.type == "cuda" else "cpu"
     precision = resolve_precision(recipe, accelerator, device)
@@ -345,6 +385,7 @@ def fit_one(task: Task, recipe: Recipe, data: PreparedData, *, device: torch.dev
     torch.manual_seed(recipe.seed)
     t0 = time.perf_counter()
     module = None
+    environment = False
     try:
         train = batches_for(data, "train", recipe, context.in_channels, seed=recipe.seed)
         if len(train) == 0:
@@ -400,18 +441,24 @@ def fit_one(task: Task, recipe: Recipe, data: PreparedData, *, device: torch.dev
             **_curves(module),
             **base,
         )
-    except Exception as e:  # noqa: BLE001 - a model that raises (e.g. out of memory) is a recorded outcome
-        first = (str(e).strip().splitlines() or [""])[0][:300]
-        return Result.failed(
+    except Exception as e:  # noqa: BLE001 - a model that raises (a shape error, say) is a recorded outcome
+        kind = classify(e)
+        if kind == ENVIRONMENT:
+            environment = True  # not the model's doing; after a sticky CUDA error even empty_cache() raises
+            raise
+        result = Result.failed(
             task.model_id,
-            reason=f"{type(e).__name__}: {first}",
+            reason=first_line(e),
             epochs=len(module.val_errors) if module else 0,
             train_seconds=time.perf_counter() - t0,
             **_curves(module),
             **base,
         )
+        if kind == OUT_OF_MEMORY:
+            raise ModelOutOfMemory(result) from None  # final only if it ran alone: the pool decides
+        return result
     finally:
-        if device.type == "cuda":
+        if device.type == "cuda" and not environment:
             torch.cuda.empty_cache()
 
 

@@ -7,6 +7,13 @@ recycling, heartbeats and signals. It hands each model to an idle worker as a
 the work source the moment it arrives. A worker that dies while training has its model retried
 (``max_retries`` times), then recorded ``failed``. Ctrl-C or SIGTERM stop it, losing only the models in
 flight. The parent never imports torch.
+
+What is not a model's doing never becomes its result (regspace.train.faults): a device whose worker
+reports an environment error (its start-up check failed, a sticky CUDA error…) is excluded with one line
+and its models in flight go back to the work source, while the other devices go on; only when every
+device is excluded does the run stop, with one line. A model that runs out of CUDA memory beside other
+workers is retried alone on its device (the device's other workers hold off), and recorded ``failed``
+only if it does not fit alone. A worker with no room for its data beside the others is retired.
 """
 
 from __future__ import annotations
@@ -16,11 +23,13 @@ import signal
 import statistics
 import sys
 import time
+from collections import deque
 from dataclasses import dataclass, field
 from multiprocessing.connection import wait
 
 from regspace import defaults
 from regspace.errors import RegspaceError
+from regspace.train.faults import ENVIRONMENT, OUT_OF_MEMORY, busy_device, device_label
 from regspace.train.records import Result, Task
 from regspace.train.work import WAIT, WorkSource
 
@@ -39,6 +48,8 @@ class TrainSummary:
     workers: int = 0
     threads: int = 0
     sweep: str | None = None  # set when the work came from a queue
+    oom_retries: int = 0  # models that ran out of GPU memory beside other workers, and went again alone
+    excluded: dict = field(default_factory=dict)  # device -> why it was excluded
 
     @property
     def done(self) -> int:
@@ -53,6 +64,10 @@ class TrainSummary:
         if self.planned and self.planned - self.done - self.skipped > 0:
             skipped += f", {self.planned - self.done - self.skipped} still pending (rerun `regspace train`)"
         of = f" of {self.planned}" if self.planned is not None else ""
+        if self.oom_retries:
+            skipped += f"; {self.oom_retries} retried alone after running out of GPU memory beside other workers"
+        if self.excluded:
+            skipped += f"; excluded: {', '.join(device_label(d) for d in self.excluded)}"
         return (
             f"trained {self.done}{of} models (ok {self.ok}, diverged {self.diverged}, failed {self.failed}"
             f"{skipped}) in {_fmt_time(self.seconds)}, {rate:.0f} models/hour, {self.workers} worker(s) × "
@@ -98,9 +113,11 @@ class _Slot:
     ready: bool = False
     current: dict | None = None
     progress: dict = field(default_factory=dict)
+    solo: bool = False  # its model runs alone on the device: the device's other workers hold off
+    retired: bool = False  # no room for its data beside the others: not started again
 
     def clear(self) -> None:
-        self.process, self.conn, self.current, self.ready = None, None, None, False
+        self.process, self.conn, self.current, self.ready, self.solo = None, None, None, False, False
 
 
 class WorkerPool:
@@ -133,6 +150,8 @@ class WorkerPool:
         self.ctx.set_forkserver_preload(list(preload))
         self.slots = [_Slot(i, d) for i, d in enumerate(devices)]
         self.retries: dict[str, int] = {}
+        self.excluded: dict[str, str] = {}  # device -> cause: no worker starts there again
+        self.alone: dict[str, deque] = {}  # device -> models to train alone there (out of memory beside others)
         self.early_deaths = 0
         self.exhausted = False
         self.summary = TrainSummary(recipe, work.total, workers=len(devices), threads=config.get("threads", 1))
@@ -148,14 +167,17 @@ class WorkerPool:
         last_beat = time.monotonic()
         try:
             self.display.start()
-            while not (self.exhausted and not any(s.current for s in self.slots if s.process is not None)):
-                if not self.exhausted:
-                    for s in self.slots:
-                        if s.process is None:
-                            self._start(s)
-                    for s in self.slots:  # idle workers that were told to wait: ask again
-                        if s.ready and s.current is None and s.conn is not None:
-                            self._dispatch(s)
+            while not (
+                self.exhausted
+                and not any(s.current for s in self.slots if s.process is not None)
+                and not any(self.alone.values())
+            ):
+                for s in self.slots:
+                    if s.process is None and self._may_start(s):
+                        self._start(s)
+                for s in self.slots:  # idle workers that were told to wait or to hold off: ask again
+                    if s.ready and s.current is None and s.conn is not None:
+                        self._dispatch(s)
                 self._poll(timeout=0.5)
                 if time.monotonic() - last_beat > self.work.heartbeat_seconds:
                     self.work.heartbeat()
@@ -187,6 +209,11 @@ class WorkerPool:
                 self._died(slot)
 
     # -- one slot ----------------------------------------------------------------------------
+    def _may_start(self, slot: _Slot) -> bool:
+        if slot.retired or slot.device in self.excluded:
+            return False
+        return not self.exhausted or bool(self.alone.get(slot.device))
+
     def _start(self, slot: _Slot) -> None:
         parent, child = self.ctx.Pipe()
         slot.process = self.ctx.Process(
@@ -197,7 +224,17 @@ class WorkerPool:
         slot.conn, slot.ready, slot.current, slot.progress = parent, False, None, {}
 
     def _dispatch(self, slot: _Slot) -> None:
-        """Give an idle, ready worker its next model (or tell it to stop when the work is over)."""
+        """Give an idle, ready worker its next model (or tell it to stop when the work is over). A model
+        waiting to train alone on this device comes first, once the device's other workers are idle."""
+        busy = [s for s in self.slots if s.device == slot.device and s is not slot and s.current is not None]
+        if any(s.solo for s in busy):
+            return  # a model trains alone on this device: hold off
+        waiting = self.alone.get(slot.device)
+        if waiting:
+            if not busy:
+                slot.current, slot.progress, slot.solo = waiting.popleft(), {}, True
+                slot.conn.send(Task.from_row(slot.current))
+            return  # else hold off until the device's other workers finish their models
         if self.exhausted:
             self._stop(slot)
             return
@@ -227,20 +264,90 @@ class WorkerPool:
                 return
             kind = msg[0]
             if kind == "fatal":
-                raise RegspaceError(f"training worker failed: {msg[1]}")
+                self._fatal(slot, msg[1], msg[2] if len(msg) > 2 else "setup")
+                return
             if kind == "ready":
                 slot.ready = True
                 self._dispatch(slot)
             elif kind == "progress":
                 slot.progress.update(msg[2])
-            elif kind == "result":
+            elif kind in ("result", "oom"):
                 m, slot.current = slot.current, None
-                self._finish(m, msg[2])
+                solo, slot.solo = slot.solo, False
+                if kind == "oom" and not (solo or self._alone_on_device(slot)):
+                    self._retry_alone(m, slot.device)
+                else:
+                    self._finish(m, msg[2])
                 if msg[3]:  # the worker retires (recycling): a fresh one takes its place
                     slot.process.join(timeout=10)
                     slot.clear()
                     return
                 self._dispatch(slot)
+
+    def _alone_on_device(self, slot: _Slot) -> bool:
+        return not any(s.device == slot.device and s is not slot and not s.retired for s in self.slots)
+
+    def _retry_alone(self, model: dict, device: str) -> None:
+        """Out of memory beside other workers: train the model again, alone on a device."""
+        self.summary.oom_retries += 1
+        self.alone.setdefault(device, deque()).append(model)
+
+    def _fatal(self, slot: _Slot, cause: str, kind: str) -> None:
+        """A worker's last message: an environment error excludes its device; no room for the data, or a
+        device busy with its other workers (EXCLUSIVE_PROCESS), retires this worker while the device has
+        others (else excludes the device); anything else stops the run."""
+        others = [s for s in self.slots if s.device == slot.device and s is not slot and not s.retired]
+        busy = kind == ENVIRONMENT and busy_device(cause) and any(s.process is not None for s in others)
+        if (kind == OUT_OF_MEMORY and others) or busy:
+            m = slot.current
+            self._end(slot)
+            slot.retired = True
+            if m is not None:
+                self._give_back(m)
+            why = "no room" if kind == OUT_OF_MEMORY else "the device refuses another process"
+            self.display.say(
+                f"{device_label(slot.device)}: a worker stopped, {why} beside {len(others)} other(s) ({cause}); "
+                f"{len(others)} worker(s) go on there"
+            )
+            return
+        if kind == OUT_OF_MEMORY:
+            kind = ENVIRONMENT  # no room for the data on a device with no other worker of ours
+        if kind != ENVIRONMENT:
+            raise RegspaceError(f"training worker failed: {cause}")
+        self._exclude(slot.device, cause)
+
+    def _exclude(self, device: str, cause: str) -> None:
+        """Stop the device's workers, give their models back to the work source unrecorded, and go on
+        with the other devices; when none is left, stop with one line."""
+        self.excluded[device] = self.summary.excluded[device] = cause
+        for s in self.slots:
+            if s.device == device and s.process is not None:
+                m = s.current
+                self._end(s)
+                if m is not None:
+                    self._give_back(m)
+        left = {s.device for s in self.slots} - set(self.excluded)
+        waiting = self.alone.pop(device, deque())
+        if not left:
+            raise RegspaceError(f"training worker failed on {device_label(device)}: {cause}; no device is left")
+        self.display.say(f"{device_label(device)} excluded: {cause}")
+        for m in waiting:  # they still need a device to themselves
+            self.alone.setdefault(sorted(left)[0], deque()).append(m)
+
+    def _give_back(self, model: dict) -> None:
+        """A model whose training was cut short by its device, not by itself: it goes again, uncounted."""
+        self.work.retry(model)
+        self.exhausted = False
+
+    def _end(self, slot: _Slot) -> None:
+        """End the slot's worker now (it is exiting, or its device is being given up)."""
+        if slot.process.is_alive():
+            slot.process.terminate()
+        slot.process.join(timeout=10)
+        if slot.process.is_alive():
+            slot.process.kill()
+            slot.process.join(timeout=5)
+        slot.clear()
 
     def _died(self, slot: _Slot) -> None:
         code = None
@@ -362,6 +469,9 @@ class _Display:
     def start(self):
         self.live.start()
 
+    def say(self, line: str):
+        self.console.print(line, markup=False, highlight=False)
+
     def refresh(self):
         self.bar.update(
             self.task,
@@ -391,6 +501,9 @@ class _ProgressLines:
 
     def start(self):
         self.t0 = self.clock()
+
+    def say(self, line: str):
+        print(line, file=sys.stderr, flush=True)
 
     def refresh(self):
         pass

@@ -87,6 +87,10 @@ def plan_slots(
     from regspace.train.devices import resolve_devices
 
     gpus = resolve_devices(par.devices, say=say)
+    if gpus:  # by compute mode: Prohibited GPUs are excluded, Exclusive_Process ones take one worker
+        from regspace.train.devices import check_compute_modes, one_worker_where_exclusive
+
+        gpus, single = check_compute_modes(gpus, say=say)
     cores = cpu_count()
     if par.workers_per_device is not None and not gpus:
         raise RegspaceError("--workers-per-device applies to GPUs; on the CPU use --workers")
@@ -106,6 +110,7 @@ def plan_slots(
         per = per_device(need, gpu_free_bytes(gpus), cores=cores, asked=asked)  # refuses oversubscription
         n = par.workers or per * len(gpus)
         devices = [f"cuda:{gpus[i % len(gpus)]}" for i in range(n)]  # round-robin over the GPUs
+        devices = one_worker_where_exclusive(devices, single, say=say)
     else:
         n = par.workers or default_workers(models, cores=cores, data_bytes=data_bytes, batch_size=batch_size)
         devices = ["cpu"] * n
