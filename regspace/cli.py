@@ -772,11 +772,12 @@ def compare_cmd(
 ):
     """Per-space error statistics and pairwise KS distances (the numbers behind plot-edf)."""
     _check_normalize(normalize)
-    from regspace.analysis.compare import compare
+    from regspace.analysis_io import compare_store
+    from regspace.store import Store
     from regspace.text import print_compare
 
     table = src.table(spaces)  # every column: the findings read the designs
-    result = compare(table, normalize=normalize, n_bins=bins)
+    result = compare_store(Store.open(src.store), table, normalize=normalize, n_bins=bins)  # e_fit cached
     if json_out:
         import json
 

@@ -63,8 +63,15 @@ def normalized_stats(errors, weights, m) -> dict:
 
 
 def compare(
-    df: pd.DataFrame, *, spaces: list[str] | None = None, normalize: str | None = None, n_bins: int = 10
+    df: pd.DataFrame,
+    *,
+    spaces: list[str] | None = None,
+    normalize: str | None = None,
+    n_bins: int = 10,
+    fit_cache: dict | None = None,
 ) -> dict:
+    """Per-space statistics, pairwise KS numbers and the Findings. ``fit_cache``: model id -> e_fit fit,
+    read and filled (regspace.analysis_io keeps it in the store), so a rerun fits no model twice."""
     groups = space_errors(df, spaces)
     norm: dict = {}
     weights = space_weights(groups, normalize, n_bins=n_bins, info=norm)
@@ -115,7 +122,9 @@ def compare(
         r.update(a=a, b=b, noise=noise["noise"], noise_method=noise["method"])
         pairs.append(r)
     return {
-        "findings": findings(df, pairs, spaces=list(groups), weights=weights if normalize else None),
+        "findings": findings(
+            df, pairs, spaces=list(groups), weights=weights if normalize else None, fit_cache=fit_cache
+        ),
         "recipe_hash": df.attrs.get("recipe_hash"),
         "normalize": normalize,
         "normalization": norm or None,
