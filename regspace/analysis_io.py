@@ -16,7 +16,7 @@ import pandas as pd
 from regspace import population
 from regspace.analysis import fidelity as _fidelity
 from regspace.analysis.table import assemble, check_error, choose_recipe
-from regspace.errors import RegspaceError
+from regspace.errors import RegspaceError, StoreError
 
 RESULT_COLUMNS = [
     "model_id",
