@@ -237,7 +237,7 @@ print([m for m in sys.modules if m.split(".")[0] == "regspace"])
 def test_exported_program_runs_without_regspace(tmp_path, spec, context):
     import torch
 
-    from regspace.model_export import build_eval_model, export_model
+    from regspace.model_export import export_model
 
     design, _ = parse_design(spec, stem=get_stem("cifar"))
     path = tmp_path / "net.pt2"
@@ -252,8 +252,11 @@ def test_exported_program_runs_without_regspace(tmp_path, spec, context):
                            cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)  # fmt: skip
     assert child.returncode == 0, child.stderr
     assert json.loads(child.stdout.strip().replace("'", '"')) == []  # no regspace module was loaded
-    with torch.no_grad():
-        expected = build_eval_model(design, context, seed=5)(x)
+    from regspace.blocks.network import build_model
+
+    torch.manual_seed(5)
+    with torch.no_grad():  # the module itself, in eval mode: BatchNorm on its running statistics
+        expected = build_model(design, context).eval()(x)
     got = torch.load(tmp_path / "y.pt")
     assert got.shape == (3, context.num_classes)
     assert torch.allclose(got, expected, rtol=1e-5, atol=1e-6)
