@@ -91,21 +91,27 @@ def models_to_resolve(
 
 
 def _ks_rows(x, y) -> tuple[np.ndarray, float]:
-    """Each row's two-sample KS statistic D, computed as ``scipy.stats.ks_2samp`` computes it (the EDFs
-    as count / n, then their difference, at every value: scipy's searchsorted(side="right") counts all
-    ties, here the last of each run of ties in one merged sort), and the rounded effective size scipy's
-    asymptotic p-value uses. x: (rows, n1), y: (rows, n2)."""
+    """Each row's two-sample KS statistic D, computed as ``scipy.stats.ks_2samp`` computes it, and the
+    rounded effective size its asymptotic p-value uses. x: (rows, n1), y: (rows, n2).
+
+    scipy evaluates the EDFs (count at or below / n) at every value of the row and takes the largest
+    and the most negative difference. Here the values become ranks among the distinct values of all
+    rows, each row's counts per rank are summed cumulatively, and the differences are taken at every
+    rank: at a rank absent from the row the counts (hence the difference) are those of the next
+    smaller value present, or 0 below all of them, and scipy's differences include 0 (at the largest
+    value both EDFs are 1), so the extremes, and D, are the same floats."""
     x, y = np.asarray(x, float), np.asarray(y, float)
-    n1, n2 = x.shape[1], y.shape[1]
-    merged = np.concatenate([x, y], axis=1)
-    order = np.argsort(merged, axis=1, kind="stable")
-    values = np.take_along_axis(merged, order, axis=1)
-    c1 = np.cumsum(order < n1, axis=1)  # draws of x at or below each merged value
-    diff = c1 / n1 - (np.arange(1, n1 + n2 + 1) - c1) / n2
-    last = np.ones(values.shape, dtype=bool)
-    last[:, :-1] = values[:, 1:] != values[:, :-1]
-    low = np.clip(-np.where(last, diff, np.inf).min(axis=1), 0, 1)
-    d = np.maximum(low, np.where(last, diff, -np.inf).max(axis=1))
+    rows, n1, n2 = x.shape[0], x.shape[1], y.shape[1]
+    support = np.unique(np.concatenate([x.ravel(), y.ravel()]))
+    u = len(support)
+    offset = (np.arange(rows) * u)[:, None]
+
+    def cumulative(v):  # (rows, u): draws of the row at or below each distinct value
+        counts = np.bincount((np.searchsorted(support, v) + offset).ravel(), minlength=rows * u)
+        return np.cumsum(counts.reshape(rows, u), axis=1)
+
+    diff = cumulative(x) / n1 - cumulative(y) / n2
+    d = np.maximum(np.clip(-diff.min(axis=1), 0, 1), diff.max(axis=1))
     m, n = sorted([float(n1), float(n2)], reverse=True)
     return d, float(np.round(m * n / (m + n)))
 
