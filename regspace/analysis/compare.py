@@ -72,10 +72,15 @@ def compare(
 ) -> dict:
     """Per-space statistics, pairwise KS numbers and the Findings. ``fit_cache``: model id -> e_fit fit,
     read and filled (regspace.analysis_io keeps it in the store), so a rerun fits no model twice."""
+    # pandas deep-copies a frame's attrs into every frame derived from it (thousands here); keep the
+    # few scalars the statistics read, and the rest aside for the result
+    attrs = dict(df.attrs)
+    df = df.copy(deep=False)
+    df.attrs = {k: attrs[k] for k in ("error", "epoch", "first_draws", "spaces") if k in attrs}
     groups = space_errors(df, spaces)
     norm: dict = {}
     weights = space_weights(groups, normalize, n_bins=n_bins, info=norm)
-    warnings = list(df.attrs.get("warnings", []))
+    warnings = list(attrs.get("warnings", []))
     if norm.get("note"):
         warnings.append(norm["note"])
     rows = []
@@ -125,7 +130,7 @@ def compare(
         "findings": findings(
             df, pairs, spaces=list(groups), weights=weights if normalize else None, fit_cache=fit_cache
         ),
-        "recipe_hash": df.attrs.get("recipe_hash"),
+        "recipe_hash": attrs.get("recipe_hash"),
         "normalize": normalize,
         "normalization": norm or None,
         "error": df.attrs.get("error", "error"),  # final validation error (default) or min_error (the papers')
