@@ -52,7 +52,7 @@ for s in t.space.unique():
 """
 
 
-def timed(*args, env=None, before=None) -> tuple[float, str]:
+def timed(*args, env=None, before=None, cwd=None) -> tuple[float, str]:
     """Best of 3 wall times of `python -m regspace ARGS` and its stdout; ``before`` runs before each."""
     best, out = float("inf"), ""
     for _ in range(3):
@@ -60,7 +60,12 @@ def timed(*args, env=None, before=None) -> tuple[float, str]:
             before()
         t = time.perf_counter()
         out = subprocess.run(
-            [sys.executable, "-m", "regspace", *map(str, args)], check=True, capture_output=True, text=True, env=env
+            [sys.executable, "-m", "regspace", *map(str, args)],
+            check=True,
+            capture_output=True,
+            text=True,
+            env=env,
+            cwd=cwd,
         ).stdout
         best = min(best, time.perf_counter() - t)
     return best, out
@@ -85,7 +90,8 @@ def big(per_space: int):
 
 
 def ladder_times(code: Path, store: Path) -> dict:
-    """The ladder measurements with the regspace package under ``code``."""
+    """The ladder measurements with the regspace package under ``code`` (also the working directory:
+    `python -m` and `-c` put it first on sys.path, so no other regspace is imported)."""
     env = {**os.environ, "PYTHONPATH": str(code)}
     cache = store / "efit_cache.json"
 
@@ -93,12 +99,12 @@ def ladder_times(code: Path, store: Path) -> dict:
         cache.unlink(missing_ok=True)
 
     per = subprocess.run(
-        [sys.executable, "-c", PER_MODEL, str(store)], check=True, capture_output=True, text=True, env=env
+        [sys.executable, "-c", PER_MODEL, str(store)], check=True, capture_output=True, text=True, env=env, cwd=code
     ).stdout.split()
     fits = [(float(s), int(d)) for s, d in zip(per[::2], per[1::2])]
-    cold, out_cold = timed("compare", "--store", store, "--json", env=env, before=drop_cache)
-    warm, out_warm = timed("compare", "--store", store, "--json", env=env)
-    status, _ = timed("status", "--store", store, env=env)
+    cold, out_cold = timed("compare", "--store", store, "--json", env=env, before=drop_cache, cwd=code)
+    warm, out_warm = timed("compare", "--store", store, "--json", env=env, cwd=code)
+    status, _ = timed("status", "--store", store, env=env, cwd=code)
     drop_cache()
     return {"fits": fits, "cold": cold, "warm": warm, "status": status, "same": out_cold == out_warm, "json": out_warm}
 
