@@ -16,7 +16,7 @@ import pandas as pd
 from regspace import population
 from regspace.analysis import fidelity as _fidelity
 from regspace.analysis.table import assemble, check_error, choose_recipe
-from regspace.errors import RegspaceError
+from regspace.errors import RegspaceError, StoreError
 
 RESULT_COLUMNS = [
     "model_id",
@@ -43,6 +43,7 @@ RESULT_COLUMNS = [
 ]
 ANALYSIS_MODEL_COLUMNS = ["model_id", "space", "flops", "params", "acts", "multiplicity", "regime"]
 FIDELITY_FILE = "fidelity.json"  # in the store: which models, which short and long recipes
+FIT_CACHE_FILE = "efit_cache.json"  # in the store: e_fit fits by model id, under one fit definition
 
 
 def load_table(
@@ -93,6 +94,52 @@ def load_table(
     recipe = json.loads(recipe_json) if recipe_json else None
     return assemble(models, results, recipe_hash=chosen, recipe=recipe, spaces=spaces, error=error, epoch=epoch,
                     first_draws=first_draws)  # fmt: skip
+
+
+# -- e_fit fits kept beside the results ---------------------------------------------------------------
+
+
+def read_fit_cache(store) -> dict:
+    """The store's e_fit fits (model id -> :func:`analysis.fit.fit_widths`'s dict), or {} when there are
+    none, the file cannot be read, or they were made under another :func:`analysis.fit.fit_definition`.
+    Keyed by model id alone: an id names one design (widths, depths, b, g, ...), and a fit depends on
+    nothing else, so the recipe does not enter the key."""
+    from regspace.analysis.fit import fit_definition
+
+    try:
+        have = store.read_json(FIT_CACHE_FILE)
+    except StoreError:
+        return {}  # a damaged cache only costs the fits again
+    if not isinstance(have, dict) or have.get("definition") != fit_definition():
+        return {}
+    return dict(have.get("fits") or {})
+
+
+def write_fit_cache(store, cache: dict) -> bool:
+    """Add ``cache``'s fits to the store's (merged with any written meanwhile by another run); False when
+    the store cannot be written (a read-only copy: the fits are simply computed again next time)."""
+    from regspace.analysis.fit import fit_definition
+
+    merged = {**read_fit_cache(store), **cache}
+    try:
+        store.write_json(FIT_CACHE_FILE, {"definition": fit_definition(), "fits": merged}, indent=None)
+    except StoreError:
+        return False
+    return True
+
+
+def compare_store(store, table: pd.DataFrame, **options) -> dict:
+    """:func:`analysis.compare.compare` of ``table`` (read from ``store``) with the store's e_fit cache:
+    the Findings' fits are read from it, and any new ones written back. The numbers are those of
+    ``compare(table, **options)``: a cached fit is the dict the fit returned, through JSON (exact)."""
+    from regspace.analysis.compare import compare
+
+    cache = read_fit_cache(store)
+    known = set(cache)
+    result = compare(table, fit_cache=cache, **options)
+    if set(cache) - known:
+        write_fit_cache(store, {k: cache[k] for k in set(cache) - known})
+    return result
 
 
 # -- the fidelity check's record -------------------------------------------------------------------

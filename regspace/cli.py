@@ -246,13 +246,31 @@ def describe_cmd(
     in_channels: InChannelsOpt = None,
     classes: ClassesOpt = None,
     json_out: Annotated[bool, typer.Option("--json", help="Print a JSON list instead of a table.")] = False,
+    fmt: Annotated[
+        str,
+        typer.Option(
+            "--format",
+            help="table | json | pycls: the reference code's own config (YAML; MODEL.TYPE anynet, regnet or "
+            "effnet), so that pycls builds the same network.",
+        ),
+    ] = "table",
 ):
     """Stage widths, depths, groups and exact complexity of designs (default context: ImageNet, as the zoo)."""
     from regspace.console import say
     from regspace.presets import resolve_context
     from regspace.specs import describe
 
+    if fmt not in ("table", "json", "pycls"):
+        from regspace.errors import UsageProblem
+
+        raise UsageProblem(f"unknown --format {fmt!r}: choose table, json or pycls")
+    json_out = json_out or fmt == "json"
     _, stem_, context = resolve_context(preset, stem, resolution, in_channels, classes)
+    if fmt == "pycls":
+        from regspace.specs import describe_pycls
+
+        print(describe_pycls(designs, stem=stem_, context=context), end="")
+        return
     problems: list = []
     rows = describe(designs, stem=stem_, context=context, problems=problems)
     if len(designs) == 1 and problems:  # one design: its error is the answer, as for every command
@@ -772,11 +790,12 @@ def compare_cmd(
 ):
     """Per-space error statistics and pairwise KS distances (the numbers behind plot-edf)."""
     _check_normalize(normalize)
-    from regspace.analysis.compare import compare
+    from regspace.analysis_io import compare_store
+    from regspace.store import Store
     from regspace.text import print_compare
 
     table = src.table(spaces)  # every column: the findings read the designs
-    result = compare(table, normalize=normalize, n_bins=bins)
+    result = compare_store(Store.open(src.store), table, normalize=normalize, n_bins=bins)  # e_fit cached
     if json_out:
         import json
 
@@ -803,6 +822,32 @@ def report_cmd(
     store = src.open()
     _saved(build_report(store, output, spaces=resolve_names(spaces), recipe_hash=src.recipe_hash, fmt=fmt,
                         store_arg=src.store))  # fmt: skip
+
+
+@app.command("export-model")
+def export_model_cmd(
+    design: Annotated[str, typer.Argument(help="One design, in any form `regspace describe` reads.")],
+    output: Annotated[str, typer.Option("-o", "--output", help="The program file (conventionally .pt2).")],
+    preset: PresetOpt = "imagenet",
+    stem: StemOpt = None,
+    resolution: ResolutionOpt = None,
+    in_channels: InChannelsOpt = None,
+    classes: ClassesOpt = None,
+    seed: Annotated[int, typer.Option("--seed", help="torch.manual_seed before the weights are initialised.")] = 0,
+):
+    """Write a design as a torch.export program (torch.export.load(path).module() runs it; no regspace
+    needed). Eval mode, input (N, C, H, W) with N free. The weights are the initialised ones (seeded by
+    --seed): regspace keeps no trained weights, a training run stores its result, not a checkpoint."""
+    from regspace.model_export import export_model
+    from regspace.presets import resolve_context
+    from regspace.specs import parse_design
+
+    _, stem_, context = resolve_context(preset, stem, resolution, in_channels, classes)
+    parsed, _ = parse_design(design, stem=stem_)
+    r = export_model(parsed, context, output, seed=seed)
+    c, h, w = r["input_shape"][1:]
+    print(f"wrote {r['path']}: {r['params']:,} params, input (N, {c}, {h}, {w}), initialised weights (seed {seed}); "
+          "load with torch.export.load(path).module()")  # fmt: skip
 
 
 @app.command("export")

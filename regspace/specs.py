@@ -227,3 +227,22 @@ def describe(specs: list[str], *, stem: Stem, context: Context, problems: list |
             row["regnet"] = params
         out.append(row)
     return out
+
+
+def describe_pycls(specs: list[str], *, stem: Stem, context: Context) -> str:
+    """Each design as pycls's config (regspace.pycls_config), YAML documents separated by ``---``, each
+    headed by a comment naming the design and its complexity. Raises UsageProblem naming the design when
+    one cannot be read or pycls cannot build it."""
+    from regspace.pycls_config import pycls_config, to_yaml
+
+    docs = []
+    for spec in specs:
+        design, params = parse_design(spec, stem=stem)
+        try:
+            config = pycls_config(design, context, params or None)
+        except UsageProblem as e:
+            raise UsageProblem(f"{spec.strip()}: {e}") from None
+        cx = design.complexity(context)
+        size = f"{cx.flops:,} flops, {cx.params:,} params at {context.resolution}x{context.resolution}"
+        docs.append(to_yaml(config, f"{zoo_name(spec) or spec.strip()}: {size} (regspace describe --format pycls)"))
+    return "---\n".join(docs)

@@ -63,12 +63,24 @@ def normalized_stats(errors, weights, m) -> dict:
 
 
 def compare(
-    df: pd.DataFrame, *, spaces: list[str] | None = None, normalize: str | None = None, n_bins: int = 10
+    df: pd.DataFrame,
+    *,
+    spaces: list[str] | None = None,
+    normalize: str | None = None,
+    n_bins: int = 10,
+    fit_cache: dict | None = None,
 ) -> dict:
+    """Per-space statistics, pairwise KS numbers and the Findings. ``fit_cache``: model id -> e_fit fit,
+    read and filled (regspace.analysis_io keeps it in the store), so a rerun fits no model twice."""
+    # pandas deep-copies a frame's attrs into every frame derived from it (thousands here); keep the
+    # few scalars the statistics read, and the rest aside for the result
+    attrs = dict(df.attrs)
+    df = df.copy(deep=False)
+    df.attrs = {k: attrs[k] for k in ("error", "epoch", "first_draws", "spaces") if k in attrs}
     groups = space_errors(df, spaces)
     norm: dict = {}
     weights = space_weights(groups, normalize, n_bins=n_bins, info=norm)
-    warnings = list(df.attrs.get("warnings", []))
+    warnings = list(attrs.get("warnings", []))
     if norm.get("note"):
         warnings.append(norm["note"])
     rows = []
@@ -115,8 +127,10 @@ def compare(
         r.update(a=a, b=b, noise=noise["noise"], noise_method=noise["method"])
         pairs.append(r)
     return {
-        "findings": findings(df, pairs, spaces=list(groups), weights=weights if normalize else None),
-        "recipe_hash": df.attrs.get("recipe_hash"),
+        "findings": findings(
+            df, pairs, spaces=list(groups), weights=weights if normalize else None, fit_cache=fit_cache
+        ),
+        "recipe_hash": attrs.get("recipe_hash"),
         "normalize": normalize,
         "normalization": norm or None,
         "error": df.attrs.get("error", "error"),  # final validation error (default) or min_error (the papers')

@@ -84,11 +84,63 @@ def models_to_resolve(
     while n <= max_n:
         x, y = rng.choice(a, (n_sim, n), p=pa), rng.choice(b, (n_sim, n), p=pb)
         mw = stats.mannwhitneyu(x, y, axis=1, method="asymptotic").pvalue
-        ks = stats.ks_2samp(x, y, axis=1, method="asymp").pvalue
-        if ((mw < alpha) | (ks < alpha)).mean() >= POWER:
+        if ((mw < alpha) | ks_asymp_rejects(x, y, alpha)).mean() >= POWER:
             return n
         n *= 2
     return None
+
+
+def _ks_rows(x, y) -> tuple[np.ndarray, float]:
+    """Each row's two-sample KS statistic D, computed as ``scipy.stats.ks_2samp`` computes it, and the
+    rounded effective size its asymptotic p-value uses. x: (rows, n1), y: (rows, n2).
+
+    scipy evaluates the EDFs (count at or below / n) at every value of the row and takes the largest
+    and the most negative difference. Here the values become ranks among the distinct values of all
+    rows, each row's counts per rank are summed cumulatively, and the differences are taken at every
+    rank: at a rank absent from the row the counts (hence the difference) are those of the next
+    smaller value present, or 0 below all of them, and scipy's differences include 0 (at the largest
+    value both EDFs are 1), so the extremes, and D, are the same floats."""
+    x, y = np.asarray(x, float), np.asarray(y, float)
+    rows, n1, n2 = x.shape[0], x.shape[1], y.shape[1]
+    support = np.unique(np.concatenate([x.ravel(), y.ravel()]))
+    u = len(support)
+    offset = (np.arange(rows) * u)[:, None]
+
+    def cumulative(v):  # (rows, u): draws of the row at or below each distinct value
+        counts = np.bincount((np.searchsorted(support, v) + offset).ravel(), minlength=rows * u)
+        return np.cumsum(counts.reshape(rows, u), axis=1)
+
+    diff = cumulative(x) / n1 - cumulative(y) / n2
+    d = np.maximum(np.clip(-diff.min(axis=1), 0, 1), diff.max(axis=1))
+    m, n = sorted([float(n1), float(n2)], reverse=True)
+    return d, float(np.round(m * n / (m + n)))
+
+
+def ks_asymp_rows(x, y) -> np.ndarray:
+    """``scipy.stats.ks_2samp(x[i], y[i], method="asymp").pvalue`` for every row i, the same numbers:
+    scipy evaluates Kolmogorov's tail ``kstwo.sf(D, en)`` once per row; here once per distinct D."""
+    from scipy import stats
+
+    d, en = _ks_rows(x, y)
+    distinct, back = np.unique(d, return_inverse=True)
+    return np.clip(stats.kstwo.sf(distinct, en), 0, 1)[back]
+
+
+def ks_asymp_rejects(x, y, alpha: float) -> np.ndarray:
+    """``ks_asymp_rows(x, y) < alpha`` with the tail evaluated at about log2(distinct D) points: the
+    tail falls as D grows, so a bisection over the sorted distinct D finds the smallest D that rejects."""
+    from scipy import stats
+
+    d, en = _ks_rows(x, y)
+    distinct = np.unique(d)
+    lo, hi = 0, len(distinct)  # distinct[hi:] reject, distinct[:lo] do not
+    while lo < hi:
+        mid = (lo + hi) // 2
+        if float(np.clip(stats.kstwo.sf(distinct[mid], en), 0, 1)) < alpha:
+            hi = mid
+        else:
+            lo = mid + 1
+    return d >= distinct[lo] if lo < len(distinct) else np.zeros(len(d), dtype=bool)
 
 
 def pair_statistics(a, b, wa=None, wb=None, *, delta: float = DELTA, seed: int = 0) -> dict:
@@ -303,15 +355,16 @@ def good_range_sentences(
     return out
 
 
-def efit_sentences(df: pd.DataFrame, space: str, *, top: int = 5) -> list[dict]:
-    """e_fit of an AnyNet space's best models (how close they are to a quantised linear design)."""
+def efit_sentences(df: pd.DataFrame, space: str, *, top: int = 5, fit_cache: dict | None = None) -> list[dict]:
+    """e_fit of an AnyNet space's best models (how close they are to a quantised linear design);
+    ``fit_cache``: see :func:`regspace.analysis.fit.fit_frame`."""
     from regspace.analysis.fit import fit_frame
 
     g = df[(df.space == space) & (df.status == "ok") & df.sweep_error.notna()]
     if not len(g) or "stage_widths" not in g or ("w0" in g and g.w0.notna().all()):
         return []  # RegNet spaces are quantised linear by construction (or the table has no designs)
     best = g.nsmallest(top, "sweep_error")
-    fits = fit_frame(best)
+    fits = fit_frame(best, fit_cache)
     med = float(np.median(fits.e_fit))
     return [
         {
@@ -446,9 +499,11 @@ def findings(
     delta: float = DELTA,
     seed: int = 0,
     weights: dict | None = None,
+    fit_cache: dict | None = None,
 ) -> dict:
     """The Findings section: pair verdicts (from compare's KS numbers), good ranges, e_fit. ``weights``
-    (space → per-network weights, compare's normalised ones): the verdicts come from the normalised sample."""
+    (space → per-network weights, compare's normalised ones): the verdicts come from the normalised sample.
+    ``fit_cache``: model id → e_fit fit, read and filled (:func:`regspace.analysis.fit.fit_frame`)."""
     groups = space_errors(df, spaces)
     err = {s: draws(g.sweep_error.to_numpy(float), counts(g)) for s, g in groups.items() if len(g)}
     kept = None
@@ -458,7 +513,7 @@ def findings(
         kept = {s: int(counts(groups[s])[weights[s] > 0].sum()) for s in err}
     verdicts, correction = pair_verdicts(err, pairs, weights=weights, kept=kept, delta=delta, seed=seed)
     ranges = [r for s in err for r in good_range_sentences(df, s, seed=seed)]
-    efits = [r for s in err for r in efit_sentences(df, s)]
+    efits = [r for s in err for r in efit_sentences(df, s, fit_cache=fit_cache)]
     which = "best-epoch (min_error, as pycls/NDS)" if df.attrs.get("error") == "min_error" else "final"
     when = f" after epoch {df.attrs['epoch']}" if df.attrs.get("epoch") else ""
     if df.attrs.get("epoch"):

@@ -162,12 +162,40 @@ def _exponent(j, wa, w0, wm):
 
 
 def _coarse_upper_bound(w, b, g, q, w0s, step, k_max, wms) -> dict:
-    """e_fit at the best point of a coarse sub-lattice: an upper bound on the minimum, to prune with."""
+    """e_fit at the best point of a coarse sub-lattice: an upper bound on the minimum, to prune with.
+
+    Each block's width is the compatibility rule applied to its raw width (a multiple of q), so the rule
+    runs once per block and raw width seen (a table), not once per block and lattice point; each cost is
+    the very expression :func:`e_fit` evaluates, so the result is :func:`e_fit` of :func:`predicted_widths`
+    at every point, bit for bit (tests/test_analysis.py)."""
     ks = np.unique(np.geomspace(1, k_max, 48).round())
     W0, WM, K = (x.ravel() for x in np.meshgrid(w0s, wms[:: max(1, len(wms) // 40)], ks, indexing="ij"))
-    err = e_fit(w, predicted_widths(len(w), W0, np.round(K * step, 10), WM, b, g, q))
+    WA = np.round(K * step, 10)
+    d = len(w)
+    j = np.arange(d)
+    # predicted_widths's raw widths, by the same expressions, each evaluated once per distinct argument:
+    # the log of the growth per (w0, wa, block), the log of wm per wm, w0·wm^s per (w0, wm, exponent)
+    sub = wms[:: max(1, len(wms) // 40)]
+    wa_k = np.round(ks * step, 10)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        grow = np.log((j * wa_k[None, :, None] + w0s[:, None, None]) / w0s[:, None, None])  # (W0, K, d)
+        sj = np.round(grow[:, None] / np.log(sub)[None, :, None, None]).astype(np.int64)  # (W0, WM, K, d)
+        top = int(sj.max())
+        raw = np.round(w0s[:, None, None] * np.power(sub[None, :, None], np.arange(top + 1.0)) / q) * q
+    level = (np.maximum(raw, q) // q).astype(np.int64)  # raw width / q, exact (a float multiple of q)
+    level = level[np.arange(len(w0s))[:, None, None, None], np.arange(len(sub))[None, :, None, None], sj]
+    level = level.reshape(-1, d)
+    top = int(level.max())
+    cost = np.empty((d, top + 1))
+    wf = np.asarray(w, dtype=np.int64)
+    for bi, gi in set(zip(np.asarray(b, float).tolist(), np.asarray(g).tolist())):
+        blocks = np.flatnonzero((np.asarray(b, float) == bi) & (np.asarray(g) == gi))
+        pred, _ = make_compatible(np.arange(top + 1) * q, bi, gi)
+        with np.errstate(divide="ignore"):
+            cost[blocks] = np.abs(np.log(wf[blocks, None] / pred[None, :]))
+    err = np.mean(cost[j, level], axis=-1)
     i = int(np.argmin(err))
-    return {"w0": int(W0[i]), "wa": float(np.round(K[i] * step, 10)), "wm": float(WM[i]), "e_fit": float(err[i])}
+    return {"w0": int(W0[i]), "wa": float(WA[i]), "wm": float(WM[i]), "e_fit": float(err[i])}
 
 
 class _Costs:
@@ -196,6 +224,13 @@ class _Costs:
         raw = np.maximum(np.round(w0 * np.power(np.asarray(wms)[:, None], s) / self.q) * self.q, self.q)
         return s, np.moveaxis(self.at(raw), 0, 1)
 
+    def levels_by_block(self, w0: float, wms, top: int):
+        """:meth:`levels` laid out (d, top+1, M), contiguous: the lower bound's recursion over blocks then
+        works on whole rows of wm at a time."""
+        s = np.arange(top + 1, dtype=float)
+        raw = np.maximum(np.round(w0 * np.power(np.asarray(wms)[:, None], s) / self.q) * self.q, self.q)
+        return s, self.at(raw.T)
+
 
 def _sweep(w0: float, wm, s, c, step: float, k_max: int):
     """For each wm (rows of ``c``, costs (M, d, S+1)): the least total cost over wa = k·step, k = 1..k_max,
@@ -215,7 +250,8 @@ def _sweep(w0: float, wm, s, c, step: float, k_max: int):
     k = np.where((k <= k_max) & (_exponent(wj, np.round(np.minimum(k, k_max) * step, 10), w0, wm3) < ss), k + 1, k)
     delta = (c[:, 1:, 1:] - c[:, 1:, :-1]).reshape(len(c), -1)  # block j stepping up to exponent s
     k = k.reshape(len(c), -1)
-    order = np.argsort(k, axis=1, kind="stable")
+    # k is a whole number in 1..k_max+1: as int16 the stable sort is a radix sort (the same order, faster)
+    order = np.argsort(k.astype(np.int16) if k_max < np.iinfo(np.int16).max else k, axis=1, kind="stable")
     k = np.take_along_axis(k, order, axis=1)
     base = c[:, :, 0].sum(axis=1)
     total = base[:, None] + np.cumsum(np.take_along_axis(delta, order, axis=1), axis=1)
@@ -261,16 +297,21 @@ def lattice_fit(w, b, g, q: int = WIDTH_QUANTUM, *, lattice=None, coarse: bool =
         if d == 1:
             best = {"w0": int(w0), "wa": step, "wm": float(wms[0]), "e_fit": float(first_cost[i])}
             continue
-        s, cost = costs.levels(w0, wms, _top_exponent(w0, d, step, k_max, float(wms.min())))
+        s, cost = costs.levels_by_block(w0, wms, _top_exponent(w0, d, step, k_max, float(wms.min())))
         # a lower bound: exponents start at 0 and never decrease along the blocks (1 + r·j grows), so the
-        # cheapest non-decreasing exponent sequence (a prefix-minimum recursion over blocks) costs no more
-        f = np.where(s == 0, cost[:, 0, :], np.inf)
+        # cheapest non-decreasing exponent sequence (a prefix-minimum recursion over blocks) costs no more;
+        # f[s] is one row per wm, so each step is a few whole-row operations
+        f = np.where((s == 0)[:, None], cost[0], np.inf)
         for jj in range(1, d):
-            f = cost[:, jj, :] + np.minimum.accumulate(f, axis=1)
-        rows = np.flatnonzero(f.min(axis=1) / d < best["e_fit"])
+            for e in range(1, len(s)):
+                np.minimum(f[e - 1], f[e], out=f[e])
+            f += cost[jj]
+        rows = np.flatnonzero(f.min(axis=0) / d < best["e_fit"])
         if not len(rows):
             continue
-        total, k = _sweep(w0, wms[rows], s, cost[rows], step, k_max)
+        # (rows, d, S+1) with the blocks innermost in memory, as _sweep's sums have always seen them
+        chosen = np.ascontiguousarray(cost[:, :, rows].transpose(2, 1, 0)).transpose(0, 2, 1)
+        total, k = _sweep(w0, wms[rows], s, chosen, step, k_max)
         r = int(np.argmin(total))
         if total[r] / d < best["e_fit"]:
             best = {"w0": int(w0), "wa": round(int(k[r]) * step, 10), "wm": float(wms[rows][r]),
@@ -281,15 +322,37 @@ def lattice_fit(w, b, g, q: int = WIDTH_QUANTUM, *, lattice=None, coarse: bool =
     return {"w0": best["w0"], "wa": wa, "wm": best["wm"], "d": d, "e_fit": err, "exact": err == 0}
 
 
-def fit_frame(df) -> "object":
-    """e_fit and fitted (w0, wa, wm) for every model of a frame with stage_* list columns."""
+FIT_VERSION = 1  # bump when the fit's definition changes (e_fit, the width rule, the search): cached fits drop
+
+
+def fit_definition() -> str:
+    """What a fit depends on besides the design: FIT_VERSION, the width quantum and the lattice. A cache of
+    fits (model id -> :func:`fit_widths`'s dict) is valid only under the same definition."""
+    w0s, step, k_max, wms = regnet_lattice()
+    return (f"v{FIT_VERSION};q={WIDTH_QUANTUM};w0={w0s[0]:g}..{w0s[-1]:g}x{len(w0s)};wa={step:g}x{k_max};"
+            f"wm={wms[0]:g}..{wms[-1]:g}x{len(wms)}")  # fmt: skip
+
+
+def fit_frame(df, cache: dict | None = None) -> "object":
+    """e_fit and fitted (w0, wa, wm) for every model of a frame with stage_* list columns.
+
+    ``cache``: model id -> fit dict (under one :func:`fit_definition`), read and filled here: a model
+    found there is not fitted again (a model id names one design, so its fit never changes). The caller
+    keeps the cache (regspace.analysis_io stores it beside the results); the analysis does no I/O."""
     import pandas as pd
 
     rows = []
-    for widths, depths, bs, gs in zip(
-        df["stage_widths"], df["stage_depths"], df["stage_bottleneck_ratios"], df["stage_group_widths"]
+    ids = df["model_id"] if cache is not None and "model_id" in df else [None] * len(df)
+    for model_id, widths, depths, bs, gs in zip(
+        ids, df["stage_widths"], df["stage_depths"], df["stage_bottleneck_ratios"], df["stage_group_widths"]
     ):
+        if model_id is not None and model_id in cache:
+            rows.append(dict(cache[model_id]))
+            continue
         per_block = np.repeat(np.asarray(widths), depths)
-        rows.append(fit_widths(per_block, np.repeat(np.asarray(bs), depths), np.repeat(np.asarray(gs), depths)))
+        fit = fit_widths(per_block, np.repeat(np.asarray(bs), depths), np.repeat(np.asarray(gs), depths))
+        if model_id is not None:
+            cache[model_id] = dict(fit)
+        rows.append(fit)
     out = pd.DataFrame(rows, index=df.index)
     return out.rename(columns={"w0": "fit_w0", "wa": "fit_wa", "wm": "fit_wm", "d": "fit_d", "exact": "fit_exact"})
