@@ -12,6 +12,8 @@ from __future__ import annotations
 import json
 
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 
 from regspace import population
 from regspace.analysis import fidelity as _fidelity
@@ -53,8 +55,10 @@ def load_table(
     model_columns: list[str] | None = None,
     epoch: int | None = None,
     first_draws: int | None = None,
+    seeds: list[int] | None = None,
 ) -> pd.DataFrame:
-    """One row per (space, model): design columns, complexity, multiplicity, and the recipe's result.
+    """One row per (space, model): design columns, complexity, multiplicity, and the recipe's result (the
+    mean over the model's ok seeds when it was trained with several: analysis.seeds.per_design).
 
     A population is i.i.d. draws: ``multiplicity`` (how many draws gave the network) weights every
     statistic, as if the network's row appeared that many times (see :func:`analysis.table.counts`).
@@ -64,6 +68,7 @@ def load_table(
     ``epoch`` k: the errors as they stood after epoch k (from the stored learning curves; no training).
     ``first_draws`` m: each space's population is its first m draws in sampling order (equal n per space,
     e.g. a study stopped part-way).
+    ``seeds``: only the results of these training seeds (None: every seed the store holds).
     The frame's ``attrs`` record the recipe hash, the recipe (a dict) and the spaces in sampled order
     (:func:`analysis.table.assemble`). Raises RegspaceError for an empty store, unknown spaces or an
     ambiguous recipe prefix.
@@ -84,7 +89,9 @@ def load_table(
         models = population.cut_to_first_draws(models, store.draw_rows(), first_draws)
     hashes = store.read_arrow("results", ["recipe_hash"]).column("recipe_hash").to_pylist()
     chosen = choose_recipe(hashes, recipe_hash)
-    results = store.results_for(chosen or "", RESULT_COLUMNS)  # one result per model: the store's rule
+    results = store.results_for(chosen or "", RESULT_COLUMNS)  # one result per model and seed: the store's rule
+    if seeds is not None:
+        results = results.filter(pc.is_in(results.column("seed"), pa.array(seeds, pa.int64())))
     recipe_json = next((r for r in results.column("recipe").to_pylist() if r), None) if results.num_rows else None
     results = results.drop_columns(["recipe", "split"]).to_pandas()
     recipe = json.loads(recipe_json) if recipe_json else None

@@ -205,7 +205,7 @@ def local_work(
     function giving the training order of the pending model rows (default :func:`balanced`: one of each
     space in turn)."""
     columns = MODEL_COLUMNS if order is None else [*MODEL_COLUMNS, "seed", "draw_indices"]
-    pending = store.pending(recipe.hash, columns, spaces=spaces, retry_failed=retry_failed)
+    pending = store.pending(recipe.hash, columns, seed=recipe.seed, spaces=spaces, retry_failed=retry_failed)
     if only is not None:
         pending = [m for m in pending if m["model_id"] in only]
     pending = (order or balanced)(pending)[:limit] if limit else (order or balanced)(pending)
