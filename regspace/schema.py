@@ -172,6 +172,12 @@ def recipe_hash(fields: dict) -> str:
     return hashlib.sha256(json.dumps(kept, sort_keys=True).encode()).hexdigest()[:12]
 
 
+def run_key(recipe_hash: str, seed: int | None) -> str:
+    """One seed's training of a recipe, as status tables, claims and sweeps name it: the hash, with
+    ``-s<seed>`` for a seed other than 0 (a null seed is 0)."""
+    return recipe_hash if not seed else f"{recipe_hash}-s{seed}"
+
+
 STATUSES = ("ok", "diverged", "failed")
 # What "done" means, defined once: a result with one of these statuses settles a model for its recipe, and
 # the first one written wins. A `failed` result does not settle it: `--retry-failed` trains the model

@@ -23,8 +23,8 @@ from regspace.presets import Budget
 from regspace.train.recipe import Recipe, get_recipe
 
 STUDY_FILE = "study.json"  # in the study's store: the identity of the study that owns it
-KEYS = {"name", "spaces", "models_per_space", "round", "seed", "preset", "output", "budget", "recipe", "analysis",
-        "fidelity"}  # fmt: skip
+KEYS = {"name", "spaces", "models_per_space", "round", "seed", "seeds", "preset", "output", "budget", "recipe",
+        "analysis", "fidelity"}  # fmt: skip
 ANALYSIS_KEYS = {"error", "normalize", "bins"}
 FIDELITY_KEYS = {"spaces", "per_space", "seed", "recipe"}
 MIN_FIDELITY_PER_SPACE = 8
@@ -54,6 +54,16 @@ class Study:
     analysis: dict = field(default_factory=dict)
     fidelity: FidelityPlan | None = None
     source: Path | None = None
+    seeds: int = 1  # each design is trained this many times: training seeds recipe.seed, recipe.seed + 1, …
+
+    @property
+    def training_seeds(self) -> list[int]:
+        """The recipe's seed and the next ``seeds`` − 1: one result per design and seed (schema.RESULT_KEY)."""
+        return [self.recipe.seed + i for i in range(self.seeds)]
+
+    def seed_sweep(self, seed: int) -> str:
+        """The sweep that trains ``seed`` (a sweep trains one seed): the study's for its first seed."""
+        return self.sweep if seed == self.recipe.seed else f"{self.sweep}-s{seed}"
 
     @property
     def store_path(self) -> Path:
@@ -129,6 +139,9 @@ def load_study(path: str | Path, *, output: str | Path | None = None) -> Study:
     if set(analysis) - ANALYSIS_KEYS:
         raise UsageProblem(f"{where}: [analysis] takes {', '.join(sorted(ANALYSIS_KEYS))}")
     recipe = _recipe(raw.get("recipe", {}), f"{where} [recipe]")
+    seeds = raw.get("seeds", 1)
+    if not isinstance(seeds, int) or isinstance(seeds, bool) or seeds < 1:
+        raise UsageProblem(f"{where}: `seeds` must be a positive integer (trainings per design)")
     fidelity = None
     if "fidelity" in raw:
         f = dict(raw["fidelity"])
@@ -161,6 +174,7 @@ def load_study(path: str | Path, *, output: str | Path | None = None) -> Study:
         analysis=analysis,
         fidelity=fidelity,
         source=p,
+        seeds=seeds,
     )
 
 
@@ -204,10 +218,16 @@ def round_order(models: list[dict], order: dict[str, list[str]], round_size: int
 
 def progress(store, study: Study) -> dict:
     """Per space: draws sampled, results by status, and the complete prefix; ``equal``: the number of
-    draws per space that every space has finished (what the analyses use)."""
+    draws per space that every space has finished (what the analyses use). A design's status is that of
+    its seeds together (analysis.seeds.design_status): pending until every seed of the study has a result."""
+    from regspace.analysis.seeds import design_status
+
     order = draw_order(store, study.spaces)
-    t = store.results_for(study.recipe.hash, ["model_id", "status"]).to_pylist()
-    status = {r["model_id"]: r["status"] for r in t}
+    t = store.results_for(study.recipe.hash, ["model_id", "seed", "status"]).to_pylist()
+    by_seed: dict[str, dict] = {}
+    for r in t:
+        by_seed.setdefault(r["model_id"], {})[r["seed"]] = r["status"]
+    status = {m: design_status(s.get(seed) for seed in study.training_seeds) for m, s in by_seed.items()}
     rows = []
     for s in study.spaces:
         ids = order[s][: study.models_per_space]
@@ -250,7 +270,8 @@ def collect(study: Study, store, url: str) -> None:
     from regspace.sweep.adapter import open_study
     from regspace.sweep.transfer import collect as collect_sweep
 
-    for sweep in [study.sweep] + ([f"{study.sweep}-fidelity"] if study.fidelity else []):
+    seeds = [study.seed_sweep(s) for s in study.training_seeds]
+    for sweep in seeds + ([f"{study.sweep}-fidelity"] if study.fidelity else []):
         try:
             q = open_study(url, sweep, create=False)
         except RegspaceError:
@@ -311,6 +332,7 @@ def analysis_options(study: Study, store) -> dict:
         "recipe_hash": study.recipe.hash,
         "error": study.analysis.get("error", "error"),
         "first_draws": first,  # None: every draw; 0: no space has finished a draw that all others have
+        "seeds": study.training_seeds,  # each design's error: the mean of these seeds' results
     }
 
 
@@ -397,12 +419,13 @@ def run_study(
                                 **options)  # fmt: skip
         return train(store, recipe, only=models, **local, **options)
 
-    summary = stage(study.sweep, study.recipe, ids, spaces=list(study.spaces),
-                    order=lambda ms: round_order(ms, order, study.round_size))  # fmt: skip
-    out.summaries.append(("models", summary))
-    if summary.interrupted:
-        out.interrupted = True
-        return out
+    for seed in study.training_seeds:  # one seed after another: each seed's results are its own
+        summary = stage(study.seed_sweep(seed), study.recipe.replace(seed=seed), ids, spaces=list(study.spaces),
+                        order=lambda ms: round_order(ms, order, study.round_size))  # fmt: skip
+        out.summaries.append(("models" if seed == study.recipe.seed else f"models, seed {seed}", summary))
+        if summary.interrupted:
+            out.interrupted = True
+            return out
     if entry is not None:
         f = study.fidelity
         chosen = {mid for v in entry["models"].values() for mid in v}

@@ -10,7 +10,7 @@ import json
 from dataclasses import dataclass
 
 from regspace.errors import RegspaceError, UsageProblem
-from regspace.schema import recipe_hash
+from regspace.schema import recipe_hash, run_key
 
 AUGMENTS = ("none", "flip", "crop", "flip+crop")
 PRECISIONS = ("auto", "bf16-mixed", "32-true", "16-mixed")
@@ -98,7 +98,7 @@ class Recipe:
     def run_key(self) -> str:
         """One seed's training of this recipe: the hash, with ``-s<seed>`` for a seed other than 0 (what
         claims and sweeps keep apart)."""
-        return self.hash if self.seed == 0 else f"{self.hash}-s{self.seed}"
+        return run_key(self.hash, self.seed)
 
     def replace(self, **overrides) -> Recipe:
         unknown = set(overrides) - {f.name for f in dataclasses.fields(self)}
@@ -155,6 +155,18 @@ def get_recipe(name: str) -> Recipe:
         return RECIPES[name.lower()]
     except KeyError:
         raise UsageProblem(f"unknown recipe {name!r}: choose one of {', '.join(RECIPES)}") from None
+
+
+def parse_seeds(text: str) -> list[int]:
+    """Training seeds from ``--seeds``: distinct non-negative integers, comma-separated ("0,1,2"), in the
+    order given. Raises UsageProblem for anything else."""
+    try:
+        seeds = [int(s) for s in text.split(",") if s.strip()]
+    except ValueError:
+        raise UsageProblem(f"--seeds takes comma-separated integers such as 0,1,2, not {text!r}") from None
+    if not seeds or any(not 0 <= s < 2**31 for s in seeds) or len(set(seeds)) != len(seeds):
+        raise UsageProblem(f"--seeds takes distinct integers from 0 to 2^31 - 1, such as 0,1,2, not {text!r}")
+    return seeds
 
 
 # -- a sweep's recipe: every worker of a sweep trains with the same one ---------------------------
