@@ -1021,6 +1021,10 @@ def fidelity_cmd(
         typer.Option("--long-hash", help="Analyse the check recorded for this long recipe; train nothing."),
     ] = None,
     seed: Annotated[int, typer.Option("--seed", min=0, help="Which models are drawn for the check.")] = 0,
+    top: Annotated[
+        Optional[int],
+        typer.Option("--top", min=1, help="Retrain the K best models by brief error (and K random ones) instead."),
+    ] = None,
     plot: Annotated[Optional[str], typer.Option("--plot", help="Also draw short against long errors here.")] = None,
     json_out: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
     workers: WorkersOpt = None,
@@ -1050,6 +1054,7 @@ def fidelity_cmd(
             short_hash=short_hash,
             long_hash=long_hash,
             seed=seed,
+            top=top,
             say=say,
             parallelism=Parallelism(workers=workers, threads=threads, devices=devices),
             data_dir=data_dir,

@@ -26,18 +26,30 @@ STUDY_FILE = "study.json"  # in the study's store: the identity of the study tha
 KEYS = {"name", "spaces", "models_per_space", "round", "seed", "seeds", "preset", "output", "budget", "recipe",
         "analysis", "fidelity"}  # fmt: skip
 ANALYSIS_KEYS = {"error", "normalize", "bins"}
-FIDELITY_KEYS = {"spaces", "per_space", "seed", "recipe"}
+FIDELITY_KEYS = {"spaces", "per_space", "seed", "recipe", "select", "top"}
+SELECTS = ("random", "top")  # a fidelity check retrains a random sample per space, or the K best and a control
 MIN_FIDELITY_PER_SPACE = 8
+MIN_TOP = 4  # a top-K check's Spearman inside the top K needs four models
 
 
 @dataclass(frozen=True)
 class FidelityPlan:
-    """Train ``per_space`` models of each of ``spaces`` again with the longer ``recipe``."""
+    """Train ``per_space`` models of each of ``spaces`` again with the longer ``recipe`` (select "random"),
+    or the ``top`` best of them by brief error and as many at random (select "top")."""
 
     recipe: Recipe
     spaces: tuple[str, ...]
     per_space: int = MIN_FIDELITY_PER_SPACE
     seed: int = 0
+    select: str = "random"
+    top: int = 16
+
+    @property
+    def key(self) -> str:
+        """The check's key in the store's fidelity record."""
+        from regspace.analysis_io import fidelity_key
+
+        return fidelity_key(self.recipe.hash, self.top if self.select == "top" else None)
 
 
 @dataclass(frozen=True)
@@ -158,7 +170,12 @@ def load_study(path: str | Path, *, output: str | Path | None = None) -> Study:
         # the long recipe starts from the study's, so both validate on the same images
         long = _recipe(f.get("recipe", {}), f"{where} [fidelity.recipe]", default=recipe)
         check_same_validation(recipe, long)
-        fidelity = FidelityPlan(long, f_spaces, per_space, int(f.get("seed", 0)))
+        select, top = f.get("select", "random"), f.get("top", 16)
+        if select not in SELECTS:
+            raise UsageProblem(f"{where}: [fidelity] select must be one of {', '.join(SELECTS)}")
+        if not isinstance(top, int) or top < MIN_TOP:
+            raise UsageProblem(f"{where}: [fidelity] top must be an integer of at least {MIN_TOP}")
+        fidelity = FidelityPlan(long, f_spaces, per_space, int(f.get("seed", 0)), select, top)
     base = p.resolve().parent
     out = Path(output) if output is not None else Path(os.path.normpath(base / raw.get("output", f"results/{p.stem}")))
     return Study(
@@ -402,7 +419,7 @@ def run_study(
     order = {s: ids[: study.models_per_space] for s, ids in draw_order(store, study.spaces).items()}
     ids = {mid for v in order.values() for mid in v}
     entry = None
-    if study.fidelity:  # chosen from the draws before any training: a check that cannot be made fails now
+    if study.fidelity and study.fidelity.select == "random":  # chosen from the draws before any training
         from regspace.analysis.fidelity import select
         from regspace.analysis_io import record_fidelity
 
@@ -426,6 +443,10 @@ def run_study(
         if summary.interrupted:
             out.interrupted = True
             return out
+    if study.fidelity and study.fidelity.select == "top":  # the best by brief error: known only now
+        f = study.fidelity
+        entry = record_top(store, short_hash=study.recipe.hash, long=f.recipe, order={s: order[s] for s in f.spaces},
+                           k=f.top, seed=f.seed)  # fmt: skip
     if entry is not None:
         f = study.fidelity
         chosen = {mid for v in entry["models"].values() for mid in v}
@@ -505,7 +526,7 @@ def _write_fidelity(study: Study, store, short_hash: str, error: str) -> list[Pa
 
     if not study.fidelity:
         return []
-    result = analysed_fidelity(store, short_hash=short_hash, error=error, long_hash=study.fidelity.recipe.hash)
+    result = analysed_fidelity(store, short_hash=short_hash, error=error, long_hash=study.fidelity.key)
     if result is None:
         return []
     out = study.output
@@ -523,6 +544,25 @@ def status_rows(study: Study, store) -> tuple[dict, list[list]]:
     ]
 
 
+def record_top(store, *, short_hash: str, long: Recipe, order: dict[str, list[str]], k: int, seed: int,
+               error: str = "error") -> dict:  # fmt: skip
+    """Choose and record a top-K check: the ``k`` best networks of ``order`` (space → draws) by brief error
+    under ``short_hash`` (their mean over seeds), and ``k`` at random as a control
+    (analysis.fidelity.select_top). Returns the record's entry; a rerun keeps its models."""
+    from regspace.analysis.fidelity import select_top
+    from regspace.analysis_io import record_fidelity, short_errors
+
+    top, control = select_top(short_errors(store, short_hash, error), order, k, seed)
+    chosen = set(top) | set(control)
+    models: dict[str, list[str]] = {}
+    for space, ids in order.items():  # each retrained network under the first space that drew it
+        for mid in dict.fromkeys(ids):
+            if mid in chosen and not any(mid in v for v in models.values()):
+                models.setdefault(space, []).append(mid)
+    return record_fidelity(store, short_hash=short_hash, long_recipe=long, models=models, seed=seed,
+                           top={"top": top, "control": control})  # fmt: skip
+
+
 def fidelity_command(
     store,
     *,
@@ -535,12 +575,15 @@ def fidelity_command(
     long_hash: str | None = None,
     seed: int = 0,
     error: str = "error",
+    top: int | None = None,
     say=print,
     **train_options,
 ) -> tuple[dict | None, object]:
     """`regspace fidelity`: train ``k`` models (stratified over ``spaces``, at least 8 each) again with a
     longer recipe, then compare short and long errors. The long recipe is ``long``, or the short one with
-    ``epochs``/``train_size`` changed. ``long_hash``: analyse a check already recorded, train nothing.
+    ``epochs``/``train_size`` changed. ``top`` K: retrain instead the K best models by brief error and K
+    random ones as a control (:func:`record_top`). ``long_hash``: analyse a check already recorded, train
+    nothing.
     Returns (the analysis, or None when interrupted; the training summary or None)."""
     from regspace.analysis.fidelity import select
     from regspace.analysis.table import choose_recipe
@@ -567,6 +610,18 @@ def fidelity_command(
     order = {s: ids for s, ids in order.items() if ids}
     if not order:
         raise RegspaceError(f"no model of {', '.join(spaces or ['the store'])} has a result for recipe {short}")
+    if top is not None:
+        if top < MIN_TOP:
+            raise UsageProblem(f"--top {top}: the check needs at least {MIN_TOP} models", hint=f"use --top {MIN_TOP}")
+        entry = record_top(store, short_hash=short, long=long, order=order, k=top, seed=seed, error=error)
+        chosen = {mid for v in entry["models"].values() for mid in v}
+        say(f"fidelity: the {top} best models by brief error and {top} at random ({len(chosen)} networks), short "
+            f"recipe {short}, long recipe {long.name} {long.hash} ({long.epochs} epochs on "
+            f"{long.train_size or 'all'} images)")  # fmt: skip
+        summary = train(store, long, only=chosen, **train_options)
+        if summary.interrupted:
+            return None, summary
+        return fidelity_result(store, entry, error=error), summary
     per_space = k // len(order)
     if per_space < MIN_FIDELITY_PER_SPACE:
         raise UsageProblem(
