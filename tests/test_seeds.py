@@ -178,3 +178,33 @@ def test_noise_sentences_compare_each_resolved_shift():
     assert lines[1].startswith("X_b vs X_a: the resolved shift of 0.90 points") and "3.0 times" in lines[1]
     assert "mean of 3 seeds is 0.17" in lines[1] and "5.2 times" in lines[1]
     assert noise_sentences(None, verdicts, 3) == []
+
+
+# -- end to end: `regspace train --seeds` ------------------------------------------------------------
+def test_train_seeds_end_to_end(tmp_path):
+    """Two tiny models, one epoch, 256 images, seeds 0 and 1: each model has one result per seed under one
+    recipe hash; a rerun trains nothing; compare says it averages 2 seeds per design."""
+    import subprocess
+    import sys
+
+    def regspace(*args):
+        return subprocess.run([sys.executable, "-m", "regspace", *map(str, args)], capture_output=True, text=True,
+                              timeout=600)  # fmt: skip
+
+    store = tmp_path / "s"
+    p = regspace("sample", "--store", store, "--space", "X_c", "-n", 2, "--preset", "mnist", "--flops", "0.5M:1.5M")
+    assert p.returncode == 0, p.stderr
+    tiny = ["--train-size", 256, "--val-size", 128, "--test-size", 0, "--epochs", 1, "--batch-size", 64]
+    p = regspace("train", "--store", store, *tiny, "--seeds", "0,1", "--workers", 1, "--precision", "32-true")
+    assert p.returncode == 0, p.stderr
+    lines = [x for x in p.stdout.splitlines() if x.startswith("trained")]
+    assert len(lines) == 2 and lines[1].endswith("-s1"), p.stdout
+    r = pd.read_parquet(store / "results")
+    assert len(r) == 4 and r.recipe_hash.nunique() == 1 and sorted(r.seed) == [0, 0, 1, 1]
+    assert r.groupby("model_id").seed.nunique().tolist() == [2, 2]
+    again = regspace("train", "--store", store, *tiny, "--seeds", "0,1", "--workers", 1, "--precision", "32-true")
+    assert again.returncode == 0 and again.stdout.count("nothing to train") == 2, again.stdout
+    c = regspace("compare", "--store", store)
+    assert c.returncode == 0 and "mean of 2 seeds per design" in c.stdout, c.stdout + c.stderr
+    bad = regspace("train", "--store", store, "--seeds", "0,x")
+    assert bad.returncode != 0 and "--seeds takes comma-separated integers" in bad.stderr
