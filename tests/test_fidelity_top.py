@@ -106,7 +106,7 @@ def test_fidelity_top_on_a_hand_written_store(tmp_path, run_cli):
         {"model_id": m, "recipe_hash": long.hash, "seed": 0, "status": "ok", "error": curves[m][-1],
          "min_error": min(curves[m]), "val_errors": curves[m], "recipe": long.to_json()} for m in chosen
     ])  # fmt: skip
-    result, summary = fidelity_command(store, long=long, top=4, say=lambda _: None)  # trains nothing: every model has its result
+    result, summary = fidelity_command(store, long=long, top=4, say=lambda _: None)  # every long result is in
     assert summary.planned == 0
     assert result["top"]["stay"] == 4 and result["top"]["regret"] <= 0
     assert [r["epoch"] for r in result["by_epoch"]] == list(range(1, 7))
