@@ -208,3 +208,42 @@ def test_train_seeds_end_to_end(tmp_path):
     assert c.returncode == 0 and "mean of 2 seeds per design" in c.stdout, c.stdout + c.stderr
     bad = regspace("train", "--store", store, "--seeds", "0,x")
     assert bad.returncode != 0 and "--seeds takes comma-separated integers" in bad.stderr
+
+
+def test_compare_averages_seeds_and_sets_resolved_shifts_against_the_noise(tmp_path):
+    """Two spaces of 20 designs × 3 seeds (between-design s.d. 1, within 0.3, B 2 points better): compare
+    says the errors are 3-seed means, the noise table and sentence hold the pooled s.d. (its CI covers the
+    0.3 simulated), and B's resolved shift is set against it."""
+    from regspace.analysis.compare import compare
+    from regspace.analysis_io import load_table
+    from regspace.text import compare_text
+
+    store = Store.create(tmp_path / "s")
+    rng = np.random.default_rng(4)
+    models, results = [], []
+    for s, centre in (("A", 14.0), ("B", 12.0)):
+        for i in range(20):
+            mid = f"{s}{i:02d}"
+            models.append({"model_id": mid, "space": s, "seed": 0, "draw_index": i, "multiplicity": 1,
+                           "draw_indices": [i], "flops": 1, "params": 1, "acts": 1, "w0": 8})  # fmt: skip
+            mu = rng.normal(centre, 1.0)
+            for seed in range(3):
+                results.append({"model_id": mid, "recipe_hash": "r", "seed": seed, "status": "ok",
+                                "error": mu + rng.normal(0, 0.3), "device": "cpu x (32-true)"})  # fmt: skip
+    store.append_rows("models", models)
+    store.append_rows("results", results)
+    df = load_table(store)
+    assert len(df) == 40 and (df.seeds == 3).all() and df.attrs["seeds"] == {"min": 3, "max": 3, "runs": 120,
+                                                                             "lost": 0}  # fmt: skip
+    got = df.set_index("model_id").sweep_error["A00"]
+    assert got == pytest.approx(np.mean([r["error"] for r in results if r["model_id"] == "A00"]))
+    result = compare(df)
+    noise = result["findings"]["seed_noise"]["all"]
+    assert noise["sd_ci"][0] <= 0.3 <= noise["sd_ci"][1] and noise["designs"] == 40 and noise["runs"] == 120
+    text = compare_text(result)
+    assert "final validation error, mean of 3 seeds per design" in text and "# seed noise" in text
+    assert "(mean of 3 seeds per design); verdicts" in text
+    assert f"Seed noise: one training run's error varies from seed to seed with s.d. {noise['sd']:.2f}" in text
+    assert "B vs A: the resolved shift of" in text and "times one run's seed s.d." in text
+    one = load_table(store, seeds=[0])  # one seed: no noise, no averaging said
+    assert (one.seeds == 1).all() and "seed noise" not in compare_text(compare(one))

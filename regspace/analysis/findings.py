@@ -478,7 +478,8 @@ def findings(
     lost = lost_models(df, list(groups))  # never drop diverged or failed models silently
     pair_lines = [correction["sentence"]] * bool(verdicts) + [v["sentence"] for v in verdicts]
     noise = noise_by_space(df, list(err))  # one design's error from seed to seed, beside the resolved shifts
-    pair_lines += noise_sentences(noise, verdicts, seeds.get("max", 1))
+    noise_lines = noise_sentences(noise, verdicts, seeds.get("max", 1))
+    pair_lines += noise_lines
     sentences = [lead] + [r["sentence"] for r in lost] + pair_lines + [r["sentence"] for r in ranges + efits]
     return {
         "delta": delta,
@@ -488,5 +489,6 @@ def findings(
         "e_fit": efits,
         "lost": lost,
         "seed_noise": noise,
+        "seed_noise_sentences": noise_lines,
         "sentences": sentences,
     }
