@@ -247,3 +247,28 @@ def test_compare_averages_seeds_and_sets_resolved_shifts_against_the_noise(tmp_p
     assert "B vs A: the resolved shift of" in text and "times one run's seed s.d." in text
     one = load_table(store, seeds=[0])  # one seed: no noise, no averaging said
     assert (one.seeds == 1).all() and "seed noise" not in compare_text(compare(one))
+
+
+def test_a_study_with_seeds_waits_for_every_seed(tmp_path):
+    """`seeds = 2`: the training seeds are the recipe's and the next; a design counts as finished once
+    both have a result (hand-written rows), and the study's second seed trains in its own sweep."""
+    from regspace.errors import UsageProblem
+    from regspace.study import load_study, progress
+
+    f = tmp_path / "s.toml"
+    f.write_text('spaces = ["S"]\nmodels_per_space = 3\nseeds = 2\noutput = "out"\n[recipe]\nseed = 5\n')
+    study = load_study(f)
+    assert study.training_seeds == [5, 6] and study.seed_sweep(5) == "s" and study.seed_sweep(6) == "s-s6"
+    store = Store.create(tmp_path / "st")
+    store.append_rows("models", [{"model_id": m, "space": "S", "seed": 0, "draw_index": i, "multiplicity": 1,
+                                  "draw_indices": [i]} for i, m in enumerate(["a", "b", "c"])])  # fmt: skip
+    h = study.recipe.hash
+    store.append_rows("results", [{"model_id": m, "recipe_hash": h, "seed": 5, "status": "ok", "error": 1.0}
+                                  for m in "abc"])  # fmt: skip
+    assert progress(store, study)["spaces"][0]["prefix"] == 0
+    store.append_rows("results", [{"model_id": "a", "recipe_hash": h, "seed": 6, "status": "diverged"}])
+    p = progress(store, study)["spaces"][0]
+    assert (p["prefix"], p["ok"], p["pending"]) == (1, 1, 2)
+    f.write_text('spaces = ["S"]\nmodels_per_space = 3\nseeds = 0\n')
+    with pytest.raises(UsageProblem, match="`seeds` must be a positive integer"):
+        load_study(f)
