@@ -118,3 +118,13 @@ def test_fidelity_top_on_a_hand_written_store(tmp_path, run_cli):
     assert json.loads(out)["top"]["stay"] == 4
     with pytest.raises(UsageProblem, match="at least 4"):
         fidelity_command(store, long=long, top=3)
+
+
+def test_epoch_sentence_names_the_epoch_from_which_every_later_one_reaches_the_brief_rho():
+    from regspace.analysis.fidelity import epoch_sentence
+
+    def rows(rhos):
+        return [{"epoch": k, "n": 9, "spearman": r, "ci": [r - 0.1, r + 0.1]} for k, r in enumerate(rhos, 1)]
+
+    assert "from epoch 4 on, every epoch" in epoch_sentence(rows([0.3, 0.6, 0.2, 0.5, 0.7, 1.0]), 0.5)
+    assert "no epoch before the last" in epoch_sentence(rows([0.3, 0.6, 0.2, 1.0]), 0.7)

@@ -162,15 +162,18 @@ def spearman_by_epoch(curves: dict[str, list], final: dict[str, float], *, n_boo
 
 def epoch_sentence(rows: list[dict], brief: float) -> str:
     """How many epochs of the long recipe rank the models as the brief recipe does (Spearman ``brief``
-    against the long final error): the first epoch whose ρ reaches it."""
+    against the long final error): the first epoch from which every later epoch's ρ reaches it."""
     text = ", ".join(f"{r['epoch']}: {r['spearman']:.2f} ({r['ci'][0]:.2f}–{r['ci'][1]:.2f})" for r in rows
                      if r["spearman"] == r["spearman"])  # fmt: skip
-    reach = next((r["epoch"] for r in rows if r["spearman"] >= brief), None)
-    tail = (
-        f"the long runs rank them as well as the brief recipe (ρ = {brief:.2f}) from epoch {reach} on"
-        if reach is not None
-        else f"no epoch ranks them as well as the brief recipe (ρ = {brief:.2f})"
-    )
+    reach = None
+    for r in reversed(rows):  # the start of the last run of epochs at or above the brief recipe's ρ
+        if not r["spearman"] >= brief:
+            break
+        reach = r["epoch"]
+    if reach is None or reach == rows[-1]["epoch"]:
+        tail = f"no epoch before the last ranks them as well as the brief recipe (ρ = {brief:.2f})"
+    else:
+        tail = f"from epoch {reach} on, every epoch ranks them at least as well as the brief recipe (ρ = {brief:.2f})"
     return f"Spearman of the error after epoch k with the final long error, by epoch (95 % CI): {text}; {tail}."
 
 
