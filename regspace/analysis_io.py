@@ -12,6 +12,8 @@ from __future__ import annotations
 import json
 
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 
 from regspace import population
 from regspace.analysis import fidelity as _fidelity
@@ -55,8 +57,10 @@ def load_table(
     model_columns: list[str] | None = None,
     epoch: int | None = None,
     first_draws: int | None = None,
+    seeds: list[int] | None = None,
 ) -> pd.DataFrame:
-    """One row per (space, model): design columns, complexity, multiplicity, and the recipe's result.
+    """One row per (space, model): design columns, complexity, multiplicity, and the recipe's result (the
+    mean over the model's ok seeds when it was trained with several: analysis.seeds.per_design).
 
     A population is i.i.d. draws: ``multiplicity`` (how many draws gave the network) weights every
     statistic, as if the network's row appeared that many times (see :func:`analysis.table.counts`).
@@ -67,6 +71,7 @@ def load_table(
     ``first_draws`` m: each space's population is its first m draws in sampling order (equal n per space,
     e.g. a study stopped part-way). The models of a study's flops regime are a population of their own,
     named "<space>@<regime>" in ``space`` (``regime`` keeps the band).
+    ``seeds``: only the results of these training seeds (None: every seed the store holds).
     The frame's ``attrs`` record the recipe hash, the recipe (a dict) and the spaces in sampled order
     (:func:`analysis.table.assemble`). Raises RegspaceError for an empty store, unknown spaces or an
     ambiguous recipe prefix.
@@ -88,7 +93,9 @@ def load_table(
         models = population.cut_to_first_draws(models, population.by_population(store.draw_rows()), first_draws)
     hashes = store.read_arrow("results", ["recipe_hash"]).column("recipe_hash").to_pylist()
     chosen = choose_recipe(hashes, recipe_hash)
-    results = store.results_for(chosen or "", RESULT_COLUMNS)  # one result per model: the store's rule
+    results = store.results_for(chosen or "", RESULT_COLUMNS)  # one result per model and seed: the store's rule
+    if seeds is not None:
+        results = results.filter(pc.is_in(results.column("seed"), pa.array(seeds, pa.int64())))
     recipe_json = next((r for r in results.column("recipe").to_pylist() if r), None) if results.num_rows else None
     results = results.drop_columns(["recipe", "split"]).to_pandas()
     recipe = json.loads(recipe_json) if recipe_json else None
@@ -145,20 +152,43 @@ def compare_store(store, table: pd.DataFrame, **options) -> dict:
 # -- the fidelity check's record -------------------------------------------------------------------
 
 
-def record_fidelity(store, *, short_hash: str, long_recipe, models: dict[str, list[str]], seed: int) -> dict:
+def record_fidelity(
+    store, *, short_hash: str, long_recipe, models: dict[str, list[str]], seed: int, top: dict | None = None
+) -> dict:
     """Write (or read back) the store's fidelity selection for this long recipe: a rerun keeps its models.
 
-    ``long_recipe``: a Recipe (its hash and fields are recorded); ``models``: space -> model ids.
-    Returns the entry: {"short", "long", "long_recipe", "models", "seed"}."""
+    ``long_recipe``: a Recipe (its hash and fields are recorded); ``models``: space -> model ids (every
+    model retrained). ``top``: a top-K check's {"top": ids, "control": ids} (analysis.fidelity.select_top),
+    recorded under its own key ``<long hash>-top<K>`` beside a random check of the same long recipe.
+    Returns the entry: {"short", "long", "long_recipe", "models", "seed"} (+ "select", "top", "control")."""
     have = store.read_json(FIDELITY_FILE) or {}
-    key = long_recipe.hash
+    key = fidelity_key(long_recipe.hash, None if top is None else len(top["top"]))
     if key in have.get("checks", {}) and have["checks"][key]["short"] == short_hash:
         return have["checks"][key]
-    entry = {"short": short_hash, "long": key, "long_recipe": long_recipe.to_dict(), "models": models, "seed": seed}
+    entry = {"short": short_hash, "long": long_recipe.hash, "long_recipe": long_recipe.to_dict(), "models": models,
+             "seed": seed}  # fmt: skip
+    if top is not None:
+        entry.update(select="top", top=list(top["top"]), control=list(top["control"]))
     have.setdefault("checks", {})[key] = entry
     have["latest"] = key
     store.write_json(FIDELITY_FILE, have, indent=1)
     return entry
+
+
+def fidelity_key(long_hash: str, top: int | None = None) -> str:
+    """A check's key in the record: the long recipe's hash, with ``-top<K>`` for a top-K check."""
+    return long_hash if top is None else f"{long_hash}-top{top}"
+
+
+def short_errors(store, short_hash: str, error: str = "error") -> dict[str, float]:
+    """model id → its brief error under ``short_hash`` (the mean over its ok seeds), ok models only: what a
+    top-K check ranks (analysis.fidelity.select_top)."""
+    from regspace.analysis.seeds import per_design
+
+    t = store.results_for(short_hash, ["model_id", "seed", "status", error]).to_pandas()
+    d = per_design(t, error)[0]
+    d = d[(d.status == "ok") & d[error].notna()]
+    return dict(zip(d.model_id, d[error].astype(float)))
 
 
 def recorded_fidelity(store, long_hash: str | None = None) -> dict | None:
@@ -169,16 +199,25 @@ def recorded_fidelity(store, long_hash: str | None = None) -> dict | None:
     checks = have.get("checks", {})
     if long_hash is None:
         return checks.get(have.get("latest"))
+    if long_hash in checks:
+        return checks[long_hash]
     matches = [k for k in checks if k.startswith(long_hash)]  # a unique prefix is enough
     return checks[matches[0]] if len(matches) == 1 else None
 
 
 def fidelity_result(store, entry: dict, *, error: str = "error", n_boot: int = 2000) -> dict:
     """The analysis of a recorded fidelity check, from the store's results (see
-    :func:`analysis.fidelity.check_result`). Raises RegspaceError when fewer than 3 models have both."""
-    cols = ["model_id", "status", error]
-    short = store.results_for(entry["short"], cols).to_pandas().rename(columns={error: "error"})
-    long = store.results_for(entry["long"], cols).to_pandas().rename(columns={error: "error"})
+    :func:`analysis.fidelity.check_result`), each model's errors the mean over its seeds
+    (analysis.seeds.per_design). Raises RegspaceError when fewer than 3 models have both."""
+    from regspace.analysis.seeds import per_design
+
+    cols = ["model_id", "seed", "status", error, "val_errors"]
+
+    def errors(recipe_hash):
+        t = store.results_for(recipe_hash, cols).to_pandas()
+        return per_design(t.rename(columns={error: "error"}) if error != "error" else t)[0]
+
+    short, long = errors(entry["short"]), errors(entry["long"])
     return _fidelity.check_result(short, long, entry, n_boot=n_boot)
 
 

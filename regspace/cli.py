@@ -471,6 +471,10 @@ def train_cmd(
     seed: Annotated[
         Optional[int], typer.Option("--seed", min=0, max=2**31 - 1, help="Training seed (init and data order).")
     ] = None,
+    seeds: Annotated[
+        Optional[str],
+        typer.Option("--seeds", help="Train each model once per seed, e.g. 0,1,2 (analyses average a design's seeds)."),
+    ] = None,
     retry_failed: Annotated[
         bool, typer.Option("--retry-failed", help="Train again models whose earlier attempt failed.")
     ] = False,
@@ -508,12 +512,17 @@ def train_cmd(
         dataset=data,
     )
     from regspace.data import parse_map_above
-    from regspace.train.runner import Parallelism, run_training
+    from regspace.train.recipe import parse_seeds
+    from regspace.train.runner import Parallelism, run_seeds
 
-    summary = run_training(
+    if seeds is not None and seed is not None:
+        raise typer.BadParameter("give --seed or --seeds, not both", param_hint="--seeds")
+    base = get_recipe(recipe or "quick").replace(**overrides)
+    summaries = run_seeds(
         store,
-        get_recipe(recipe or "quick").replace(**overrides),
-        explicit_recipe=recipe is not None or any(v is not None for v in overrides.values()),
+        base,
+        parse_seeds(seeds) if seeds is not None else [base.seed],
+        explicit_recipe=recipe is not None or seeds is not None or any(v is not None for v in overrides.values()),
         queue=queue,
         sweep=sweep,
         spaces=space,
@@ -526,10 +535,11 @@ def train_cmd(
         heartbeat=heartbeat,
         grace=grace,
     )
-    if summary.interrupted:
-        print(summary.outcome(), file=sys.stderr)
-        raise typer.Exit(130)
-    print(summary.outcome())
+    for summary in summaries:
+        if summary.interrupted:
+            print(summary.outcome(), file=sys.stderr)
+            raise typer.Exit(130)
+        print(summary.outcome())
 
 
 @app.command("status")
@@ -1114,6 +1124,10 @@ def fidelity_cmd(
         typer.Option("--long-hash", help="Analyse the check recorded for this long recipe; train nothing."),
     ] = None,
     seed: Annotated[int, typer.Option("--seed", min=0, help="Which models are drawn for the check.")] = 0,
+    top: Annotated[
+        Optional[int],
+        typer.Option("--top", min=1, help="Retrain the K best models by brief error (and K random ones) instead."),
+    ] = None,
     plot: Annotated[Optional[str], typer.Option("--plot", help="Also draw short against long errors here.")] = None,
     json_out: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
     workers: WorkersOpt = None,
@@ -1143,6 +1157,7 @@ def fidelity_cmd(
             short_hash=short_hash,
             long_hash=long_hash,
             seed=seed,
+            top=top,
             say=say,
             parallelism=Parallelism(workers=workers, threads=threads, devices=devices),
             data_dir=data_dir,

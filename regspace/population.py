@@ -35,7 +35,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from regspace.errors import RegspaceError
-from regspace.schema import MODEL_KEY, SETTLED
+from regspace.schema import MODEL_KEY, SETTLED, run_key
 
 COUNTED = ("ok", "diverged", "failed", "pending")  # the statuses counted per space; pending: no result yet
 REGIME_MARK = "@"  # population name of a space's regime: "<space>@<regime>", e.g. "RegNetX@2M:4M"
@@ -202,7 +202,8 @@ def space_status(models: pa.Table, results: pa.Table, *, recipe_hash: str | None
     failed / pending networks, with the min and median error of the ok ones.
 
     ``models``: merged model rows (space, model_id, multiplicity). ``results``: one result per (model,
-    recipe) (model_id, recipe_hash, status, error). With no results, one row per space with every
+    recipe and seed) (model_id, recipe_hash, seed, status, error); a seed other than 0 is a row of its own,
+    its recipe named by schema.run_key. With no results, one row per space with every
     network pending. ``recipe_hash`` restricts the results considered to that recipe.
     """
     by_space: dict[str, set[str]] = {}
@@ -212,8 +213,11 @@ def space_status(models: pa.Table, results: pa.Table, *, recipe_hash: str | None
         draws[s] += k
     status: dict[str, dict[str, str]] = defaultdict(dict)
     errors: dict[str, dict[str, float]] = defaultdict(dict)
-    for m, r, st, e in zip(*(results.column(c).to_pylist() for c in ("model_id", "recipe_hash", "status", "error"))):
-        if recipe_hash is None or r == recipe_hash:
+    seeds = results.column("seed").to_pylist() if "seed" in results.column_names else [0] * results.num_rows
+    cols = (results.column(c).to_pylist() for c in ("model_id", "recipe_hash", "status", "error"))
+    for (m, h, st, e), s in zip(zip(*cols), seeds):
+        if recipe_hash is None or h == recipe_hash:
+            r = run_key(h, s)  # each training seed of a recipe is counted on its own
             status[r][m] = st
             if st == "ok" and e is not None:
                 errors[r][m] = e

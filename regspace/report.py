@@ -383,6 +383,7 @@ def _findings(r: Report) -> list:
     lead = f["sentences"][:1]
     lead += [c["sentence"] for c in [f.get("correction")] if c and pairs]  # what was controlled, up front
     lead += [x["sentence"] for x in f.get("lost", [])]  # models left out of every statistic
+    lead += f.get("seed_noise_sentences", [])  # the seed noise, and each resolved shift against it
     pair_lines = [p["sentence"] for p in pairs]
     other = [x["sentence"] for x in f.get("good_ranges", []) + f.get("e_fit", [])]
     orderings = _orderings(pairs)

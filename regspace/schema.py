@@ -4,7 +4,8 @@ Every column of the store is named here once (docs/design.md, "The store"):
 
 - :data:`MODELS_SCHEMA`: one row per (space, network) and sampling call, with the draws of that call
   that produced it; :data:`MODEL_ROW_KEY` keys a row, :data:`MODEL_KEY` a network of a space.
-- :data:`RESULTS_SCHEMA`: one training outcome per (model_id, recipe_hash) (:data:`RESULT_KEY`).
+- :data:`RESULTS_SCHEMA`: one training outcome per (model_id, recipe_hash, seed) (:data:`RESULT_KEY`): the
+  seeds of one recipe share its hash.
   :class:`regspace.train.records.Result` is built from this schema, field by field.
 
 The column groups (:data:`DESIGN_COLUMNS`, :data:`CONTEXT_COLUMNS`, :data:`DRAW_COLUMNS`,
@@ -18,6 +19,8 @@ numpy and pyarrow only (no torch, no store I/O): sampling imports this module.
 from __future__ import annotations
 
 import datetime
+import hashlib
+import json
 
 import numpy as np
 import pyarrow as pa
@@ -31,6 +34,8 @@ from regspace.design import BLOCK_PARAMS, MAX_STAGES, Context, Design, get_stem
 #    families V, R, MB; null in older rows: the defaults) and per-stage sampled columns up to 7 stages, k_i, e_i.
 # 6: models regime (the flops band of a study's regime, e.g. "2M:4M"; null outside regimes); results
 #    inference_images_per_second (forward-only throughput measured after training, on its device).
+#    Results are keyed by (model_id, recipe_hash, seed): the recipe hash leaves the seed out (seed-0 hashes are
+#    unchanged). Older parts' rows of another seed are re-hashed on read; a null seed reads as the recipe's.
 SCHEMA_VERSION = 6
 
 # The spaces' sampled parameters (Space.columns): AnyNet's per-stage d_i, w_i, b_i, g_i (and MBConv's k_i,
@@ -137,7 +142,7 @@ RESULTS_SCHEMA = pa.schema(
         ("device_kind", pa.string()),  # cpu | cuda
         ("precision", pa.string()),  # the precision actually used: bf16-mixed | 16-mixed | 32-true
         ("data_layout", pa.string()),  # memory | mapped: where the worker read its images from
-        ("seed", pa.int64()),
+        ("seed", pa.int64()),  # the training seed (init and data order); part of the key since schema 6
         ("dataset", pa.string()),
         ("split", pa.string()),  # JSON: train/val sizes, split seed, checksum
         ("recipe", pa.string()),  # JSON: every hyper-parameter
@@ -156,8 +161,26 @@ RESULTS_SCHEMA = pa.schema(
 # A model's rows are one per (space, model_id, seed, first draw): the draws of one stream never overlap.
 MODEL_ROW_KEY = ("space", "model_id", "seed", "draw_index")
 MODEL_KEY = ("space", "model_id")  # one network of one space: its rows merge into one (multiplicity summed)
-RESULT_KEY = ("model_id", "recipe_hash")
+RESULT_KEY = ("model_id", "recipe_hash", "seed")  # a recipe's hash leaves its seed out (Recipe.hash)
 TABLES = {"models": (MODELS_SCHEMA, list(MODEL_ROW_KEY)), "results": (RESULTS_SCHEMA, list(RESULT_KEY))}
+
+
+
+def recipe_hash(fields: dict) -> str:
+    """A result's ``recipe_hash``: 12 hex digits over a recipe's fields (Recipe.to_dict, or the stored recipe
+    JSON) except the preset's name (a renamed preset is the same recipe) and the seed, which is hashed as 0:
+    the seeds of one recipe share its hash (RESULT_KEY tells them apart), and a seed-0 recipe keeps the
+    hash it had when the seed was hashed too."""
+    kept = {k: v for k, v in fields.items() if k != "name"}
+    kept["seed"] = 0
+    return hashlib.sha256(json.dumps(kept, sort_keys=True).encode()).hexdigest()[:12]
+
+
+def run_key(recipe_hash: str, seed: int | None) -> str:
+    """One seed's training of a recipe, as status tables, claims and sweeps name it: the hash, with
+    ``-s<seed>`` for a seed other than 0 (a null seed is 0)."""
+    return recipe_hash if not seed else f"{recipe_hash}-s{seed}"
+
 
 STATUSES = ("ok", "diverged", "failed")
 # What "done" means, defined once: a result with one of these statuses settles a model for its recipe, and

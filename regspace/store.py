@@ -5,7 +5,7 @@ Layout (schema version 4)::
     STORE/regspace.json              {"format": "regspace-store", "schema_version": 4, ...}
     STORE/models/part-*.parquet      sampled models: one row per (space, model_id) and sampling call,
                                      with the draws of that call that produced it (multiplicity)
-    STORE/results/part-*.parquet     training results, one row per (model_id, recipe_hash)
+    STORE/results/part-*.parquet     training results, one row per (model_id, recipe_hash, seed)
 
 Populations are i.i.d. draws (docs/design.md, "Populations"): a network drawn k times counts k
 times. A later call that draws a stored network again appends a row with that call's draws, so the
@@ -44,6 +44,7 @@ from regspace.schema import (
     SETTLED,
     TABLES,
     conform,
+    recipe_hash,
 )
 
 FORMAT = "regspace-store"
@@ -196,6 +197,8 @@ class Store:
         wanted = columns
         if merge and columns is not None:
             columns = list(dict.fromkeys([*columns, *DRAW_COLUMNS]))
+        elif dedupe and columns is not None and table_name == "results":  # its key, to de-duplicate by
+            columns = list(dict.fromkeys([*columns, *key, "status"]))
         for attempt in range(5):
             try:
                 tables = [t for t in (self.read_part(p, columns) for p in self.parts(table_name)) if t is not None]
@@ -212,6 +215,8 @@ class Store:
             table = _dedupe(table, key)
         if merge:
             table = population.merge_draws(table).select(want.names)
+        elif table.column_names != want.names:
+            table = table.select(want.names)
         return table
 
     def read_part(self, path: Path, columns: list[str] | None = None) -> pa.Table | None:
@@ -246,6 +251,8 @@ class Store:
                       "restore it")  # fmt: skip
             return None
         table = conform(table, schema)
+        if path.parent.name == "results":
+            table = _seeded_results(table, version)
         return table.select(columns) if columns is not None else table
 
     def verify(self) -> tuple[int, list[tuple[Path, str]]]:
@@ -276,15 +283,22 @@ class Store:
         return {m for s, m in zip(spaces, t.column("model_id").to_pylist()) if space is None or s == space}
 
     # -- queries: the one definition of "done" (SETTLED) -------------------------------------
-    def results_for(self, recipe_hash: str, columns: list[str] | None = None) -> pa.Table:
-        """The results of one recipe, one per model (SETTLED first, then the first written)."""
-        t = self.read_arrow("results", None if columns is None else list(dict.fromkeys(["recipe_hash", *columns])))
+    def results_for(self, recipe_hash: str, columns: list[str] | None = None, *, seed: int | None = None) -> pa.Table:
+        """The results of one recipe, one per model and seed (SETTLED first, then the first written);
+        ``seed``: only that seed's (None: every seed)."""
+        extra = ["recipe_hash"] + (["seed"] if seed is not None else [])
+        t = self.read_arrow("results", None if columns is None else list(dict.fromkeys([*extra, *columns])))
         t = t.filter(pc.equal(t.column("recipe_hash"), recipe_hash))
+        if seed is not None:
+            t = t.filter(pc.equal(t.column("seed"), seed))
         return t if columns is None else t.select(columns)
 
-    def settled_ids(self, recipe_hash: str, *, with_failed: bool = False, skip_parts: set[str] | None = None) -> set:
-        """Models with a SETTLED result for this recipe (``with_failed``: or a failed one, which a run without
-        --retry-failed does not train again). ``skip_parts`` (names, updated) reads only parts not seen yet."""
+    def settled_ids(
+        self, recipe_hash: str, *, seed: int = 0, with_failed: bool = False, skip_parts: set[str] | None = None
+    ) -> set:
+        """Models with a SETTLED result for this recipe and training ``seed`` (``with_failed``: or a failed
+        one, which a run without --retry-failed does not train again). ``skip_parts`` (names, updated) reads
+        only parts not seen yet."""
         done = (*SETTLED, "failed") if with_failed else SETTLED
         out = set()
         for p in self.parts("results"):
@@ -292,19 +306,27 @@ class Store:
                 if p.name in skip_parts:
                     continue
                 skip_parts.add(p.name)
-            t = self.read_part(p, ["model_id", "recipe_hash", "status"])
+            t = self.read_part(p, ["model_id", "recipe_hash", "seed", "status"])
             if t is None:
                 continue
-            for m, r, st in zip(*(t.column(c).to_pylist() for c in ("model_id", "recipe_hash", "status"))):
-                if r == recipe_hash and st in done:
+            cols = (t.column(c).to_pylist() for c in ("model_id", "recipe_hash", "seed", "status"))
+            for m, r, s, st in zip(*cols):
+                if r == recipe_hash and s == seed and st in done:
                     out.add(m)
         return out
 
     def pending(
-        self, recipe_hash: str, columns: list[str], *, spaces: list[str] | None = None, retry_failed: bool = False
+        self,
+        recipe_hash: str,
+        columns: list[str],
+        *,
+        seed: int = 0,
+        spaces: list[str] | None = None,
+        retry_failed: bool = False,
     ) -> list[dict]:
-        """Model rows (``columns``) with no result settling them for this recipe, one per model id, in
-        store order; a model sampled in two spaces is listed once. Unknown ``spaces`` are an error."""
+        """Model rows (``columns``) with no result settling them for this recipe and training ``seed``, one
+        per model id, in store order; a model sampled in two spaces is listed once. Unknown ``spaces`` are an
+        error."""
         models = self.read_arrow("models", list(dict.fromkeys(["model_id", "space", *columns]))).to_pylist()
         if spaces:
             known = {m["space"] for m in models}
@@ -315,7 +337,7 @@ class Store:
                     hint=f"it holds {', '.join(sorted(known)) or 'none'}",
                 )
             models = [m for m in models if m["space"] in spaces]
-        done = self.settled_ids(recipe_hash, with_failed=not retry_failed)
+        done = self.settled_ids(recipe_hash, seed=seed, with_failed=not retry_failed)
         out, seen = [], set()
         for m in models:
             if m["model_id"] not in done and m["model_id"] not in seen:
@@ -456,6 +478,28 @@ def _write_error(e: OSError, rows: int, where: Path, store: Path) -> str:
             f"(a file-size limit such as `ulimit -f`, or the file system's maximum); {intact}"
         )
     return f"cannot write to store {store}: {e.strerror or e}"
+
+
+def _seeded_results(table: pa.Table, version: int) -> pa.Table:
+    """A results part keyed as schema 6 keys it (RESULT_KEY has the seed; the recipe hash leaves it out):
+    a null seed reads as its recipe's (0 without one), and before schema 6 a result of another seed than 0
+    carried a hash with its seed in it, which is recomputed from its recipe (schema.SCHEMA_VERSION, 6)."""
+    import json
+
+    seeds = table.column("seed")
+    stale = seeds.null_count > 0 or (version < 6 and pc.any(pc.not_equal(seeds, 0)).as_py())
+    if not stale:
+        return table
+    seed_out, hash_out = seeds.to_pylist(), table.column("recipe_hash").to_pylist()
+    for i, (seed, text) in enumerate(zip(seed_out, table.column("recipe").to_pylist())):
+        fields = json.loads(text) if text else {}
+        if seed is None:
+            seed_out[i] = seed = int(fields.get("seed") or 0)
+        if version < 6 and seed != 0 and fields:
+            hash_out[i] = recipe_hash(fields)
+    i_seed, i_hash = table.column_names.index("seed"), table.column_names.index("recipe_hash")
+    table = table.set_column(i_seed, "seed", pa.array(seed_out, pa.int64()))
+    return table.set_column(i_hash, "recipe_hash", pa.array(hash_out, pa.string()))
 
 
 def _legacy_models(table: pa.Table, store: Path) -> pa.Table:

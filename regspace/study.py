@@ -27,21 +27,33 @@ from regspace.presets import Budget
 from regspace.train.recipe import Recipe, get_recipe
 
 STUDY_FILE = "study.json"  # in the study's store: the identity of the study that owns it
-KEYS = {"name", "spaces", "models_per_space", "round", "seed", "preset", "output", "budget", "recipe", "analysis",
-        "fidelity", "regimes"}  # fmt: skip
+KEYS = {"name", "spaces", "models_per_space", "round", "seed", "seeds", "preset", "output", "budget", "recipe",
+        "analysis", "fidelity", "regimes"}  # fmt: skip
 ANALYSIS_KEYS = {"error", "normalize", "bins"}
-FIDELITY_KEYS = {"spaces", "per_space", "seed", "recipe"}
+FIDELITY_KEYS = {"spaces", "per_space", "seed", "recipe", "select", "top"}
+SELECTS = ("random", "top")  # a fidelity check retrains a random sample per space, or the K best and a control
 MIN_FIDELITY_PER_SPACE = 8
+MIN_TOP = 4  # a top-K check's Spearman inside the top K needs four models
 
 
 @dataclass(frozen=True)
 class FidelityPlan:
-    """Train ``per_space`` models of each of ``spaces`` again with the longer ``recipe``."""
+    """Train ``per_space`` models of each of ``spaces`` again with the longer ``recipe`` (select "random"),
+    or the ``top`` best of them by brief error and as many at random (select "top")."""
 
     recipe: Recipe
     spaces: tuple[str, ...]
     per_space: int = MIN_FIDELITY_PER_SPACE
     seed: int = 0
+    select: str = "random"
+    top: int = 16
+
+    @property
+    def key(self) -> str:
+        """The check's key in the store's fidelity record."""
+        from regspace.analysis_io import fidelity_key
+
+        return fidelity_key(self.recipe.hash, self.top if self.select == "top" else None)
 
 
 @dataclass(frozen=True)
@@ -59,6 +71,7 @@ class Study:
     fidelity: FidelityPlan | None = None
     source: Path | None = None
     regimes: tuple[str, ...] = ()  # flops bands ("2M:4M"), canonical, disjoint, ascending; () = none
+    seeds: int = 1  # each design is trained this many times: training seeds recipe.seed, recipe.seed + 1, …
 
     @property
     def populations(self) -> tuple[str, ...]:
@@ -66,6 +79,15 @@ class Study:
         if not self.regimes:
             return self.spaces
         return tuple(population.population_name(s, r) for r in self.regimes for s in self.spaces)
+
+    @property
+    def training_seeds(self) -> list[int]:
+        """The recipe's seed and the next ``seeds`` − 1: one result per design and seed (schema.RESULT_KEY)."""
+        return [self.recipe.seed + i for i in range(self.seeds)]
+
+    def seed_sweep(self, seed: int) -> str:
+        """The sweep that trains ``seed`` (a sweep trains one seed): the study's for its first seed."""
+        return self.sweep if seed == self.recipe.seed else f"{self.sweep}-s{seed}"
 
     @property
     def store_path(self) -> Path:
@@ -147,6 +169,9 @@ def load_study(path: str | Path, *, output: str | Path | None = None) -> Study:
     if set(analysis) - ANALYSIS_KEYS:
         raise UsageProblem(f"{where}: [analysis] takes {', '.join(sorted(ANALYSIS_KEYS))}")
     recipe = _recipe(raw.get("recipe", {}), f"{where} [recipe]")
+    seeds = raw.get("seeds", 1)
+    if not isinstance(seeds, int) or isinstance(seeds, bool) or seeds < 1:
+        raise UsageProblem(f"{where}: `seeds` must be a positive integer (trainings per design)")
     fidelity = None
     if "fidelity" in raw:
         f = dict(raw["fidelity"])
@@ -163,7 +188,12 @@ def load_study(path: str | Path, *, output: str | Path | None = None) -> Study:
         # the long recipe starts from the study's, so both validate on the same images
         long = _recipe(f.get("recipe", {}), f"{where} [fidelity.recipe]", default=recipe)
         check_same_validation(recipe, long)
-        fidelity = FidelityPlan(long, f_spaces, per_space, int(f.get("seed", 0)))
+        select, top = f.get("select", "random"), f.get("top", 16)
+        if select not in SELECTS:
+            raise UsageProblem(f"{where}: [fidelity] select must be one of {', '.join(SELECTS)}")
+        if not isinstance(top, int) or top < MIN_TOP:
+            raise UsageProblem(f"{where}: [fidelity] top must be an integer of at least {MIN_TOP}")
+        fidelity = FidelityPlan(long, f_spaces, per_space, int(f.get("seed", 0)), select, top)
     base = p.resolve().parent
     out = Path(output) if output is not None else Path(os.path.normpath(base / raw.get("output", f"results/{p.stem}")))
     return Study(
@@ -180,6 +210,7 @@ def load_study(path: str | Path, *, output: str | Path | None = None) -> Study:
         fidelity=fidelity,
         source=p,
         regimes=regimes,
+        seeds=seeds,
     )
 
 
@@ -251,10 +282,17 @@ def round_order(models: list[dict], order: dict[str, list[str]], round_size: int
 
 def progress(store, study: Study) -> dict:
     """Per population (space, or space and regime): draws sampled, results by status, and the complete
-    prefix; ``equal``: the number of draws that every population has finished (what the analyses use)."""
+    prefix; ``equal``: the number of draws that every population has finished (what the analyses use). A
+    design's status is that of its seeds together (analysis.seeds.design_status): pending until every seed of
+    the study has a result."""
+    from regspace.analysis.seeds import design_status
+
     order = draw_order(store, study.populations)
-    t = store.results_for(study.recipe.hash, ["model_id", "status"]).to_pylist()
-    status = {r["model_id"]: r["status"] for r in t}
+    t = store.results_for(study.recipe.hash, ["model_id", "seed", "status"]).to_pylist()
+    by_seed: dict[str, dict] = {}
+    for r in t:
+        by_seed.setdefault(r["model_id"], {})[r["seed"]] = r["status"]
+    status = {m: design_status(s.get(seed) for seed in study.training_seeds) for m, s in by_seed.items()}
     rows = []
     for s in study.populations:
         ids = order[s][: study.models_per_space]
@@ -297,7 +335,8 @@ def collect(study: Study, store, url: str) -> None:
     from regspace.sweep.adapter import open_study
     from regspace.sweep.transfer import collect as collect_sweep
 
-    for sweep in [study.sweep] + ([f"{study.sweep}-fidelity"] if study.fidelity else []):
+    seeds = [study.seed_sweep(s) for s in study.training_seeds]
+    for sweep in seeds + ([f"{study.sweep}-fidelity"] if study.fidelity else []):
         try:
             q = open_study(url, sweep, create=False)
         except RegspaceError:
@@ -369,6 +408,7 @@ def analysis_options(study: Study, store) -> dict:
         "recipe_hash": study.recipe.hash,
         "error": study.analysis.get("error", "error"),
         "first_draws": first,  # None: every draw; 0: no space has finished a draw that all others have
+        "seeds": study.training_seeds,  # each design's error: the mean of these seeds' results
     }
 
 
@@ -438,7 +478,7 @@ def run_study(
     order = {s: ids[: study.models_per_space] for s, ids in draw_order(store, study.populations).items()}
     ids = {mid for v in order.values() for mid in v}
     entry = None
-    if study.fidelity:  # chosen from the draws before any training: a check that cannot be made fails now
+    if study.fidelity and study.fidelity.select == "random":  # chosen from the draws before any training
         from regspace.analysis.fidelity import select
         from regspace.analysis_io import record_fidelity
 
@@ -457,12 +497,17 @@ def run_study(
                                 **options)  # fmt: skip
         return train(store, recipe, only=models, **local, **options)
 
-    summary = stage(study.sweep, study.recipe, ids, spaces=list(study.spaces),
-                    order=lambda ms: round_order(ms, order, study.round_size))  # fmt: skip
-    out.summaries.append(("models", summary))
-    if summary.interrupted:
-        out.interrupted = True
-        return out
+    for seed in study.training_seeds:  # one seed after another: each seed's results are its own
+        summary = stage(study.seed_sweep(seed), study.recipe.replace(seed=seed), ids, spaces=list(study.spaces),
+                        order=lambda ms: round_order(ms, order, study.round_size))  # fmt: skip
+        out.summaries.append(("models" if seed == study.recipe.seed else f"models, seed {seed}", summary))
+        if summary.interrupted:
+            out.interrupted = True
+            return out
+    if study.fidelity and study.fidelity.select == "top":  # the best by brief error: known only now
+        f = study.fidelity
+        entry = record_top(store, short_hash=study.recipe.hash, long=f.recipe, order={s: order[s] for s in f.spaces},
+                           k=f.top, seed=f.seed)  # fmt: skip
     if entry is not None:
         f = study.fidelity
         chosen = {mid for v in entry["models"].values() for mid in v}
@@ -543,7 +588,7 @@ def _write_fidelity(study: Study, store, short_hash: str, error: str) -> list[Pa
 
     if not study.fidelity:
         return []
-    result = analysed_fidelity(store, short_hash=short_hash, error=error, long_hash=study.fidelity.recipe.hash)
+    result = analysed_fidelity(store, short_hash=short_hash, error=error, long_hash=study.fidelity.key)
     if result is None:
         return []
     out = study.output
@@ -582,6 +627,25 @@ def status_rows(study: Study, store) -> tuple[dict, list[list]]:
     ]
 
 
+def record_top(store, *, short_hash: str, long: Recipe, order: dict[str, list[str]], k: int, seed: int,
+               error: str = "error") -> dict:  # fmt: skip
+    """Choose and record a top-K check: the ``k`` best networks of ``order`` (space → draws) by brief error
+    under ``short_hash`` (their mean over seeds), and ``k`` at random as a control
+    (analysis.fidelity.select_top). Returns the record's entry; a rerun keeps its models."""
+    from regspace.analysis.fidelity import select_top
+    from regspace.analysis_io import record_fidelity, short_errors
+
+    top, control = select_top(short_errors(store, short_hash, error), order, k, seed)
+    chosen = set(top) | set(control)
+    models: dict[str, list[str]] = {}
+    for space, ids in order.items():  # each retrained network under the first space that drew it
+        for mid in dict.fromkeys(ids):
+            if mid in chosen and not any(mid in v for v in models.values()):
+                models.setdefault(space, []).append(mid)
+    return record_fidelity(store, short_hash=short_hash, long_recipe=long, models=models, seed=seed,
+                           top={"top": top, "control": control})  # fmt: skip
+
+
 def fidelity_command(
     store,
     *,
@@ -594,12 +658,15 @@ def fidelity_command(
     long_hash: str | None = None,
     seed: int = 0,
     error: str = "error",
+    top: int | None = None,
     say=print,
     **train_options,
 ) -> tuple[dict | None, object]:
     """`regspace fidelity`: train ``k`` models (stratified over ``spaces``, at least 8 each) again with a
     longer recipe, then compare short and long errors. The long recipe is ``long``, or the short one with
-    ``epochs``/``train_size`` changed. ``long_hash``: analyse a check already recorded, train nothing.
+    ``epochs``/``train_size`` changed. ``top`` K: retrain instead the K best models by brief error and K
+    random ones as a control (:func:`record_top`). ``long_hash``: analyse a check already recorded, train
+    nothing.
     Returns (the analysis, or None when interrupted; the training summary or None)."""
     from regspace.analysis.fidelity import select
     from regspace.analysis.table import choose_recipe
@@ -626,6 +693,18 @@ def fidelity_command(
     order = {s: ids for s, ids in order.items() if ids}
     if not order:
         raise RegspaceError(f"no model of {', '.join(spaces or ['the store'])} has a result for recipe {short}")
+    if top is not None:
+        if top < MIN_TOP:
+            raise UsageProblem(f"--top {top}: the check needs at least {MIN_TOP} models", hint=f"use --top {MIN_TOP}")
+        entry = record_top(store, short_hash=short, long=long, order=order, k=top, seed=seed, error=error)
+        chosen = {mid for v in entry["models"].values() for mid in v}
+        say(f"fidelity: the {top} best models by brief error and {top} at random ({len(chosen)} networks), short "
+            f"recipe {short}, long recipe {long.name} {long.hash} ({long.epochs} epochs on "
+            f"{long.train_size or 'all'} images)")  # fmt: skip
+        summary = train(store, long, only=chosen, **train_options)
+        if summary.interrupted:
+            return None, summary
+        return fidelity_result(store, entry, error=error), summary
     per_space = k // len(order)
     if per_space < MIN_FIDELITY_PER_SPACE:
         raise UsageProblem(

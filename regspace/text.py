@@ -70,6 +70,10 @@ def error_title(result: dict) -> str:
         )
     if result.get("first_draws"):
         what += f", first {result['first_draws']} draws per space"
+    from regspace.analysis.seeds import seeds_text
+
+    if seeds_text(result.get("seeds")):
+        what += f", {seeds_text(result.get('seeds'))}"
     return what
 
 
@@ -124,6 +128,16 @@ def compare_tables(result: dict) -> list[Table]:
                 numeric=frozenset({"n", "networks", "min", "p25", "median", "mean", "p75"}),
             )
         )
+    noise = (result.get("findings") or {}).get("seed_noise")
+    if noise:
+        out.append(
+            Table(
+                ["space", "designs", "runs", "seed s.d.", "95% CI", "ICC(1)", "ICC 95% CI"],
+                _noise_rows(noise),
+                title="seed noise: pooled within-design s.d. of one run's error (points), share between designs",
+                numeric=frozenset({"designs", "runs", "seed s.d.", "ICC(1)"}),
+            )
+        )
     if result["pairs"]:
         out.append(
             Table(
@@ -138,6 +152,16 @@ def compare_tables(result: dict) -> list[Table]:
             )
         )
     return out
+
+
+def _noise_rows(noise: dict) -> list[list]:
+    """Rows (space, designs, runs, s.d., its CI, ICC(1), its CI) of analysis.seeds.noise_by_space's result."""
+
+    def row(name, r):
+        return [name, r["designs"], r["runs"], f"{r['sd']:.3f}", f"{r['sd_ci'][0]:.3f} to {r['sd_ci'][1]:.3f}",
+                f"{r['icc']:.2f}", f"{r['icc_ci'][0]:.2f} to {r['icc_ci'][1]:.2f}"]  # fmt: skip
+
+    return [row(s, r) for s, r in noise["spaces"].items()] + [row("all", noise["all"])]
 
 
 def findings_text(result: dict) -> str:

@@ -136,6 +136,7 @@ def compare(
         "error": df.attrs.get("error", "error"),  # final validation error (default) or min_error (the papers')
         "epoch": df.attrs.get("epoch"),  # None: after the last epoch
         "first_draws": df.attrs.get("first_draws"),  # None: every draw
+        "seeds": df.attrs.get("seeds"),  # ok seeds per design (min, max): errors are their means
         "warnings": warnings,
         "spaces": rows,
         "pairs": pairs,

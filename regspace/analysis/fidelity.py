@@ -41,6 +41,142 @@ def select(order: dict[str, list[str]], per_space: int, seed: int) -> dict[str, 
     return out
 
 
+def select_top(short: dict[str, float], order: dict[str, list[str]], k: int, seed: int) -> tuple[list, list]:
+    """The ``k`` best networks by brief error and a random control of ``k``: (top, control), model ids.
+
+    ``short``: model id → brief error (models without one are never chosen); ``order``: space → its draws
+    (model ids, repeats included). Top: the ``k`` lowest errors (ties by model id). Control: ``k`` distinct
+    networks drawn at random (seeded) from the draws that have a brief error, every draw equally likely as
+    in the population; it may share networks with the top, as a random search of ``k`` would. Raises
+    RegspaceError when there are no more than ``k`` networks to choose from."""
+    draws = [m for ids in order.values() for m in ids if m in short]
+    distinct = list(dict.fromkeys(draws))
+    if len(distinct) <= k:
+        raise RegspaceError(
+            f"only {len(distinct)} network(s) have a brief result: the top {k} would be all of them",
+            hint="train more models or lower --top",
+        )
+    top = sorted(distinct, key=lambda m: (short[m], m))[:k]
+    rng = np.random.default_rng([seed, 24])
+    control: list[str] = []
+    for i in rng.permutation(len(draws)):
+        if draws[i] not in control:
+            control.append(draws[i])
+        if len(control) == k:
+            break
+    return top, control
+
+
+def spearman_boot(x, y, *, n_boot: int = 2000, seed: int = 0, level: float = 0.95) -> tuple[float, float, float]:
+    """Spearman's ρ of paired ``x``, ``y`` and its percentile bootstrap CI over the pairs (resampled with
+    replacement, ``n_boot`` times, all at once: ranks by scipy.stats.rankdata, ties averaged as in
+    scipy.stats.spearmanr). NaN for fewer than 4 pairs or a constant side; a resample with a constant
+    side is left out of the CI."""
+    from scipy.stats import rankdata, spearmanr
+
+    x, y = np.asarray(x, float), np.asarray(y, float)
+    if len(x) < 4 or np.ptp(x) == 0 or np.ptp(y) == 0:
+        return float("nan"), float("nan"), float("nan")
+    rho = float(spearmanr(x, y).statistic)
+    idx = np.random.default_rng(seed).integers(0, len(x), (n_boot, len(x)))
+    rx, ry = rankdata(x[idx], axis=1), rankdata(y[idx], axis=1)
+    rx -= rx.mean(axis=1, keepdims=True)
+    ry -= ry.mean(axis=1, keepdims=True)
+    den = np.sqrt((rx**2).sum(axis=1) * (ry**2).sum(axis=1))
+    ok = den > 0
+    r = (rx * ry).sum(axis=1)[ok] / den[ok]
+    tail = (1 - level) / 2
+    return rho, float(np.quantile(r, tail)), float(np.quantile(r, 1 - tail))
+
+
+def top_k(pairs: pd.DataFrame, top: list[str], control: list[str], *, n_boot: int = 2000, seed: int = 0) -> dict:
+    """Retraining the best: ``pairs`` (model_id, short, long: every retrained model with both errors),
+    ``top`` the K best by brief error, ``control`` K random ones (:func:`select_top`).
+
+    - stay: how many of the top K (with both errors) are among the K lowest long errors of all the retrained
+      (top and control together; ties by model id), and ``chance``: the count a random order would give
+      on average (top × K / retrained);
+    - regret: the best long error among the top K minus the best among the control (negative: the top K
+      hold the better model), in points;
+    - Spearman of short against long inside the top K, with its bootstrap CI.
+    Raises RegspaceError when the top K or the control have no model with both errors."""
+    by = pairs.drop_duplicates("model_id").set_index("model_id")
+    t = [m for m in top if m in by.index]
+    c = [m for m in control if m in by.index]
+    if not t or not c:
+        raise RegspaceError(
+            "the top K or the control sample have no model with a long result yet",
+            hint="train the fidelity models first (regspace fidelity trains what is missing)",
+        )
+    k = len(top)
+    long_top = set(sorted(by.index, key=lambda m: (by.long[m], m))[:k])
+    stay = sum(m in long_top for m in t)
+    rho, lo, hi = spearman_boot(by.short[t], by.long[t], n_boot=n_boot, seed=seed)
+    best_top, best_control = float(by.long[t].min()), float(by.long[c].min())
+    return {
+        "k": k,
+        "top_n": len(t),
+        "control_n": len(c),
+        "retrained": int(len(by)),
+        "stay": int(stay),
+        "chance": len(t) * k / len(by),
+        "best_top": best_top,
+        "best_control": best_control,
+        "regret": best_top - best_control,
+        "spearman": rho,
+        "spearman_ci": [lo, hi],
+    }
+
+
+def top_sentences(r: dict) -> list[str]:
+    lo, hi = r["spearman_ci"]
+    rho = "not defined (fewer than 4 models or no spread)" if r["spearman"] != r["spearman"] else (
+        f"{r['spearman']:.2f} (95 % CI {lo:.2f} to {hi:.2f})")  # fmt: skip
+    better = "the top K hold the better model" if r["regret"] < 0 else (
+        "the random sample holds the better model" if r["regret"] > 0 else "both hold equally good models")  # fmt: skip
+    return [
+        f"Of the {r['k']} best models by brief error, {r['stay']} (of {r['top_n']} retrained) stay in the top "
+        f"{r['k']} of the long errors of all {r['retrained']} retrained models (with a random control sample of "
+        f"{r['control_n']}; a random order would keep {r['chance']:.1f}).",
+        f"Regret: the best long error among the top {r['k']} is {r['best_top']:.2f} %, among {r['control_n']} "
+        f"random models {r['best_control']:.2f} %: {r['regret']:+.2f} points ({better}).",
+        f"Inside the top {r['k']}, brief and long errors rank the models with Spearman {rho}.",
+    ]
+
+
+def spearman_by_epoch(curves: dict[str, list], final: dict[str, float], *, n_boot: int = 2000, seed: int = 0):
+    """For every epoch k of the long runs: Spearman between each model's validation error after epoch k
+    (``curves``: model id → per-epoch errors) and its final long error (``final``: model id → error), with
+    bootstrap CIs (:func:`spearman_boot`), over the models whose curve reaches epoch k. One dict per epoch:
+    {"epoch", "n", "spearman", "ci"}."""
+    ids = [m for m in final if curves.get(m) is not None and len(curves[m])]
+    longest = max((len(curves[m]) for m in ids), default=0)
+    out = []
+    for k in range(1, longest + 1):
+        have = [m for m in ids if len(curves[m]) >= k]
+        rho, lo, hi = spearman_boot([curves[m][k - 1] for m in have], [final[m] for m in have], n_boot=n_boot,
+                                    seed=seed)  # fmt: skip
+        out.append({"epoch": k, "n": len(have), "spearman": rho, "ci": [lo, hi]})
+    return out
+
+
+def epoch_sentence(rows: list[dict], brief: float) -> str:
+    """How many epochs of the long recipe rank the models as the brief recipe does (Spearman ``brief``
+    against the long final error): the first epoch from which every later epoch's ρ reaches it."""
+    text = ", ".join(f"{r['epoch']}: {r['spearman']:.2f} ({r['ci'][0]:.2f}–{r['ci'][1]:.2f})" for r in rows
+                     if r["spearman"] == r["spearman"])  # fmt: skip
+    reach = None
+    for r in reversed(rows):  # the start of the last run of epochs at or above the brief recipe's ρ
+        if not r["spearman"] >= brief:
+            break
+        reach = r["epoch"]
+    if reach is None or reach == rows[-1]["epoch"]:
+        tail = f"no epoch before the last ranks them as well as the brief recipe (ρ = {brief:.2f})"
+    else:
+        tail = f"from epoch {reach} on, every epoch ranks them at least as well as the brief recipe (ρ = {brief:.2f})"
+    return f"Spearman of the error after epoch k with the final long error, by epoch (95 % CI): {text}; {tail}."
+
+
 def ks_direction(a: np.ndarray, b: np.ndarray) -> int:
     """+1 when A's EDF lies above B's where they differ most (A has more low-error models: A better),
     −1 when below, 0 when the EDFs coincide."""
@@ -165,6 +301,17 @@ def check_result(short: pd.DataFrame, long: pd.DataFrame, entry: dict, *, n_boot
     selected = sum(len(v) for v in entry["models"].values())
     out = analyse(pairs, selected=selected, n_boot=n_boot)
     out.update(short_recipe=entry["short"], long_recipe=entry["long"], pairs=pairs.to_dict("records"))
+    if entry.get("select") == "top":
+        out["top"] = top_k(pairs, entry["top"], entry["control"], n_boot=n_boot)
+        out["sentences"] += top_sentences(out["top"])
+    if "val_errors" in long:  # how many epochs of the long recipe would have ranked these models as well
+        ok = long[long.model_id.isin(pairs.model_id) & (long.status == "ok")]
+        curves = {m: c for m, c in zip(ok.model_id, ok.val_errors) if c is not None and not isinstance(c, float)}
+        final = dict(zip(pairs.model_id, pairs.long))
+        rows = spearman_by_epoch(curves, final, n_boot=n_boot)
+        if rows:
+            out["by_epoch"] = rows
+            out["sentences"].append(epoch_sentence(rows, out["spearman"]))
     lr = entry.get("long_recipe", {})
     out["long_description"] = f"{lr.get('epochs')} epochs on {lr.get('train_size') or 'all'} images"
     return out

@@ -34,6 +34,7 @@ from regspace.analysis.effects import (
     sample_size,
     weighted_quantile,
 )
+from regspace.analysis.seeds import noise_by_space, noise_sentences, seeds_text
 from regspace.analysis.table import counts, draws, space_errors
 from regspace.schema import STAGE_PARAM_COLUMNS
 
@@ -519,6 +520,8 @@ def findings(
     if df.attrs.get("epoch"):
         which = "best (up to that epoch)" if df.attrs.get("error") == "min_error" else "plain"
     drawn = f", over each space's first {df.attrs['first_draws']} draws" if df.attrs.get("first_draws") else ""
+    seeds = df.attrs.get("seeds") or {}
+    drawn += f" ({seeds_text(seeds)})" if seeds_text(seeds) else ""
     lead = (
         f"Errors are each model's {which} validation error{when}{drawn}; verdicts at the 5 % level, "
         f"equivalence within ±{delta:g}."
@@ -529,6 +532,9 @@ def findings(
         v["best_model"] = best_model_bootstrap(err[v["a"]], err[v["b"]], seed=seed)
     lost = lost_models(df, list(groups))  # never drop diverged or failed models silently
     pair_lines = [correction["sentence"]] * bool(verdicts) + [v["sentence"] for v in verdicts]
+    noise = noise_by_space(df, list(err))  # one design's error from seed to seed, beside the resolved shifts
+    noise_lines = noise_sentences(noise, verdicts, seeds.get("max", 1))
+    pair_lines += noise_lines
     sentences = [lead] + [r["sentence"] for r in lost] + pair_lines + [r["sentence"] for r in ranges + efits]
     return {
         "delta": delta,
@@ -537,5 +543,7 @@ def findings(
         "good_ranges": ranges,
         "e_fit": efits,
         "lost": lost,
+        "seed_noise": noise,
+        "seed_noise_sentences": noise_lines,
         "sentences": sentences,
     }

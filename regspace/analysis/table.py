@@ -49,20 +49,28 @@ def assemble(
     first_draws: int | None = None,
 ) -> pd.DataFrame:
     """The analysis table from its parts: ``models`` (one row per (space, model), in sampled order, with
-    their multiplicity) left-joined with ``results`` (one row per model, of recipe ``recipe_hash``).
+    their multiplicity) left-joined with ``results`` (one row per model and seed, of recipe ``recipe_hash``),
+    the seeds of a model averaged into one row first (:func:`regspace.analysis.seeds.per_design`).
 
     Models without a result get status 'pending'; ``sweep_error`` is the column ``error``, or its value
     after ``epoch`` (:func:`errors_at_epoch`). Rows stay in the models' space order. The frame's ``attrs``
     record the recipe hash, the recipe (a dict), the spaces in sampled order, the error, the epoch, the
-    first-draws cut and the warnings (settings mixed within the recipe's results, missing curves).
+    first-draws cut, the seeds per design and the warnings (settings mixed within the recipe's results,
+    missing curves, seed runs lost).
     """
+    from regspace.analysis.seeds import per_design
+
     check_error(error)
     fill_device_columns(results)
+    warnings = mixed_settings(results[results.status == "ok"], recipe_hash)
+    if epoch is not None:  # each seed's run cut at the epoch, then averaged
+        warnings += errors_at_epoch(results, epoch, error)
+    results, seeds = per_design(results, error)
+    if seeds["lost"]:
+        warnings.append(f"{seeds['lost']} seed run(s) diverged or failed beside an ok seed of their design: "
+                        "left out of their designs' mean errors")  # fmt: skip
     df = models.merge(results, on="model_id", how="left")
     df["status"] = df["status"].fillna("pending")
-    warnings = mixed_settings(results[results.status == "ok"], recipe_hash)
-    if epoch is not None:
-        warnings += errors_at_epoch(df, epoch, error)
     df["sweep_error"] = df[error]
     order = list(dict.fromkeys(models.space))
     df["space"] = pd.Categorical(df["space"], categories=order, ordered=True)
@@ -75,6 +83,7 @@ def assemble(
     df.attrs["warnings"] = warnings
     df.attrs["epoch"] = epoch
     df.attrs["first_draws"] = first_draws
+    df.attrs["seeds"] = seeds  # ok seeds per design (min, max): the errors are their means
     return df
 
 

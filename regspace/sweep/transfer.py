@@ -13,7 +13,7 @@ import datetime
 import json
 import sys
 
-from regspace.schema import DRAW_COLUMNS, MODEL_ROW_KEY, MODELS_SCHEMA
+from regspace.schema import DRAW_COLUMNS, MODEL_ROW_KEY, MODELS_SCHEMA, RESULT_KEY
 from regspace.sweep.adapter import MODEL_ATTR, Claim, Sweep
 from regspace.sweep.backends import jsonable, redact
 
@@ -77,7 +77,7 @@ def collect(sweep: Sweep, store) -> tuple[int, int]:
     mark = store.collect_mark(mark_key)
     rows, result_rows, new_mark = sweep.finished(mark)
     models_have = store.read_arrow("models", list(MODEL_ROW_KEY), dedupe=False)
-    results_have = store.read_arrow("results", ["model_id", "recipe_hash"])
+    results_have = store.read_arrow("results", list(RESULT_KEY))
     names = set(MODELS_SCHEMA.names)
     # a repeat draw is its network's row with that call's draws
     by_id = {r["model_id"]: r for r in rows}
@@ -97,7 +97,7 @@ def collect(sweep: Sweep, store) -> tuple[int, int]:
             "regspace results (no model id, recipe hash or status); they were not collected",
             file=sys.stderr,
         )
-    results = _new_rows(usable, ("model_id", "recipe_hash"), results_have, "finished_at")
+    results = _new_rows(usable, RESULT_KEY, results_have, "finished_at")
     if models:
         store.append_rows("models", models)
     if results:

@@ -71,7 +71,7 @@ class TrainSummary:
         return (
             f"trained {self.done}{of} models (ok {self.ok}, diverged {self.diverged}, failed {self.failed}"
             f"{skipped}) in {_fmt_time(self.seconds)}, {rate:.0f} models/hour, {self.workers} worker(s) × "
-            f"{self.threads} thread(s){err}; recipe {self.recipe.name} {self.recipe.hash}"
+            f"{self.threads} thread(s){err}; recipe {self.recipe.name} {self.recipe.run_key}"
         )
 
     def outcome(self) -> str:
@@ -79,9 +79,8 @@ class TrainSummary:
         if self.sweep is not None and self.done == 0 and not self.interrupted:
             return f"nothing to train: sweep {self.sweep!r} has no waiting model"
         if self.planned == 0:
-            return (
-                f"nothing to train: every selected model has a result for recipe {self.recipe.name} {self.recipe.hash}"
-            )
+            r = self.recipe
+            return f"nothing to train: every selected model has a result for recipe {r.name} {r.run_key}"
         if self.interrupted:
             left = f", {self.planned - self.done} model(s) still pending" if self.planned else ""
             return f"interrupted: {self.done} result(s) saved{left}; rerun `regspace train` to finish them"

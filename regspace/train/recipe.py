@@ -6,11 +6,11 @@ No torch here: recipes are chosen, printed and hashed by commands that do not tr
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 import json
 from dataclasses import dataclass
 
 from regspace.errors import RegspaceError, UsageProblem
+from regspace.schema import recipe_hash, run_key
 
 AUGMENTS = ("none", "flip", "crop", "flip+crop")
 PRECISIONS = ("auto", "bf16-mixed", "32-true", "16-mixed")
@@ -88,9 +88,17 @@ class Recipe:
 
     @property
     def hash(self) -> str:
-        """12 hex digits over every field except the preset's name (a renamed preset is the same recipe)."""
-        fields = {k: v for k, v in self.to_dict().items() if k != "name"}
-        return hashlib.sha256(json.dumps(fields, sort_keys=True).encode()).hexdigest()[:12]
+        """12 hex digits over every field except the preset's name (a renamed preset is the same recipe) and
+        the seed: the seeds of one recipe are replicates of it, told apart by the results' ``seed`` column
+        (schema.RESULT_KEY). The seed enters the hash as 0, so a seed-0 recipe keeps the hash it had before
+        the seed left it (stores trained then stay complete)."""
+        return recipe_hash(self.to_dict())
+
+    @property
+    def run_key(self) -> str:
+        """One seed's training of this recipe: the hash, with ``-s<seed>`` for a seed other than 0 (what
+        claims and sweeps keep apart)."""
+        return run_key(self.hash, self.seed)
 
     def replace(self, **overrides) -> Recipe:
         unknown = set(overrides) - {f.name for f in dataclasses.fields(self)}
@@ -149,6 +157,18 @@ def get_recipe(name: str) -> Recipe:
         raise UsageProblem(f"unknown recipe {name!r}: choose one of {', '.join(RECIPES)}") from None
 
 
+def parse_seeds(text: str) -> list[int]:
+    """Training seeds from ``--seeds``: distinct non-negative integers, comma-separated ("0,1,2"), in the
+    order given. Raises UsageProblem for anything else."""
+    try:
+        seeds = [int(s) for s in text.split(",") if s.strip()]
+    except ValueError:
+        raise UsageProblem(f"--seeds takes comma-separated integers such as 0,1,2, not {text!r}") from None
+    if not seeds or any(not 0 <= s < 2**31 for s in seeds) or len(set(seeds)) != len(seeds):
+        raise UsageProblem(f"--seeds takes distinct integers from 0 to 2^31 - 1, such as 0,1,2, not {text!r}")
+    return seeds
+
+
 # -- a sweep's recipe: every worker of a sweep trains with the same one ---------------------------
 
 SWEEP_RECIPE_ATTR = "recipe"  # the sweep attribute holding its recipe (JSON of Recipe.to_dict)
@@ -168,9 +188,9 @@ def agree_recipe(sweep, recipe: Recipe, *, explicit: bool) -> Recipe:
     if stored is None:
         sweep.set_attr(SWEEP_RECIPE_ATTR, recipe.to_json(), "writing the sweep's recipe")
         return recipe
-    if stored.hash != recipe.hash and explicit:
+    if stored.run_key != recipe.run_key and explicit:
         raise RegspaceError(
-            f"sweep {sweep.name!r} trains with recipe {stored.name} {stored.hash}, not {recipe.hash}",
+            f"sweep {sweep.name!r} trains with recipe {stored.name} {stored.run_key}, not {recipe.run_key}",
             hint="give the same training options, none (to use the sweep's), or another --sweep",
         )
     return stored

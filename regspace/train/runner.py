@@ -210,7 +210,7 @@ def local_work(
     function giving the training order of the pending model rows (default :func:`balanced`: one of each
     space in turn)."""
     columns = MODEL_COLUMNS if order is None else [*MODEL_COLUMNS, "seed", "draw_indices"]
-    pending = store.pending(recipe.hash, columns, spaces=spaces, retry_failed=retry_failed)
+    pending = store.pending(recipe.hash, columns, seed=recipe.seed, spaces=spaces, retry_failed=retry_failed)
     if only is not None:
         pending = [m for m in pending if m["model_id"] in only]
     pending = (order or balanced)(pending)[:limit] if limit else (order or balanced)(pending)
@@ -349,6 +349,21 @@ def train_from_queue(
     work = sweep_work(url, sweep, recipe, explicit_recipe=explicit_recipe, workers=parallelism.workers,
                       heartbeat=heartbeat, grace=grace)  # fmt: skip
     return run_work(work, parallelism=parallelism, data_dir=data_dir, map_above=map_above, show_progress=show_progress)
+
+
+def run_seeds(store: str, recipe: Recipe, seeds: list[int], **options) -> list[TrainSummary]:
+    """`regspace train --seeds`: :func:`run_training` once per training seed, one seed after another (each
+    seed's results are its own: schema.RESULT_KEY); stops after an interrupted one. A sweep trains one
+    seed (its recipe's): more than one seed with ``queue`` is refused (UsageProblem)."""
+    if options.get("queue") and len(seeds) > 1:
+        raise UsageProblem("a sweep trains one seed: --seeds with --queue takes one seed",
+                           hint="give each seed its own --sweep, with --seed")  # fmt: skip
+    out = []
+    for seed in seeds:
+        out.append(run_training(store, recipe.replace(seed=seed), **options))
+        if out[-1].interrupted:
+            break
+    return out
 
 
 def run_training(

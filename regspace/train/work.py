@@ -87,7 +87,7 @@ class LocalWork(WorkSource):
         self.store, self.recipe = store, recipe
         self.queue = deque(models)
         self.total = len(models)
-        self.claims = Claims(store.path, recipe.hash)
+        self.claims = Claims(store.path, recipe.run_key)
         self.skipped = 0
         self._seen_parts: set[str] = set()
         self._settled: set[str] = set()
@@ -109,7 +109,9 @@ class LocalWork(WorkSource):
     def _has_result(self, model_id: str) -> bool:
         """Reads only the result parts not seen yet: re-checking after every claim stays cheap."""
         if model_id not in self._settled:
-            self._settled |= self.store.settled_ids(self.recipe.hash, skip_parts=self._seen_parts)
+            self._settled |= self.store.settled_ids(
+                self.recipe.hash, seed=self.recipe.seed, skip_parts=self._seen_parts
+            )
         return model_id in self._settled
 
     def retry(self, model: dict) -> None:
