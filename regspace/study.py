@@ -484,8 +484,7 @@ def run_study(
 
         f = study.fidelity
         entry = record_fidelity(store, short_hash=study.recipe.hash, long_recipe=f.recipe,
-                       models=select({s: order[s] for s in study.populations
-                                      if population.split_population(s)[0] in f.spaces}, f.per_space, f.seed),
+                       models=select(fidelity_order(study, order), f.per_space, f.seed),
                        seed=f.seed)  # fmt: skip
 
     def stage(sweep: str, recipe: Recipe, models: set[str], **local):
@@ -506,7 +505,7 @@ def run_study(
             return out
     if study.fidelity and study.fidelity.select == "top":  # the best by brief error: known only now
         f = study.fidelity
-        entry = record_top(store, short_hash=study.recipe.hash, long=f.recipe, order={s: order[s] for s in f.spaces},
+        entry = record_top(store, short_hash=study.recipe.hash, long=f.recipe, order=fidelity_order(study, order),
                            k=f.top, seed=f.seed)  # fmt: skip
     if entry is not None:
         f = study.fidelity
@@ -518,6 +517,11 @@ def run_study(
             return out
     out.written = write_analyses(study, store, say=say)
     return out
+
+
+def fidelity_order(study: Study, order: dict[str, list[str]]) -> dict[str, list[str]]:
+    """The draw order of the populations the fidelity check samples from: its spaces, in every regime."""
+    return {s: order[s] for s in study.populations if population.split_population(s)[0] in study.fidelity.spaces}
 
 
 def write_analyses(study: Study, store, *, say=None) -> list[Path]:

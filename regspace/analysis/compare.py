@@ -76,7 +76,7 @@ def compare(
     # few scalars the statistics read, and the rest aside for the result
     attrs = dict(df.attrs)
     df = df.copy(deep=False)
-    df.attrs = {k: attrs[k] for k in ("error", "epoch", "first_draws", "spaces") if k in attrs}
+    df.attrs = {k: attrs[k] for k in ("error", "epoch", "first_draws", "spaces", "seeds") if k in attrs}
     groups = space_errors(df, spaces)
     norm: dict = {}
     weights = space_weights(groups, normalize, n_bins=n_bins, info=norm)
