@@ -24,13 +24,15 @@ def sample_to_store(
     context: Context | None = None,
     seed: int = 0,
     max_candidates: int = MAX_CANDIDATES,
+    hparams=None,
 ) -> SampleResult:
     """Add ``n`` draws of ``space`` to ``store`` (a regspace.store.Store), resuming its seeded stream.
 
     The stream of (space, seed) continues after the last draw the store holds, so a rerun never
     redraws or re-counts earlier draws. A network the store already holds gets a new row with this
     call's draws (its multiplicity grows); it is never trained twice. The store lock serialises
-    concurrent samplers: each continues after the others' draws, and none is lost.
+    concurrent samplers: each continues after the others' draws, and none is lost. ``hparams``: the laws
+    of recipe fields drawn with each model (regspace.spaces.hparams; None: the space's own, ``space.hparams``).
     """
     import datetime
 
@@ -50,6 +52,7 @@ def sample_to_store(
             seed=seed,
             start=store.next_draw(space.name, seed),
             max_candidates=max_candidates,
+            hparams=space.hparams if hparams is None else tuple(hparams),
         )
         cols = dict(result.columns)
         m = result.distinct

@@ -29,7 +29,9 @@ from regspace.design import BLOCK_PARAMS, MAX_STAGES, Context, Design, get_stem
 # 4: results val_errors and train_losses, one value per epoch (learning curves).
 # 5: models stage_strides, stage_kernels, stage_expansions, activation, head_width, stem_width (block
 #    families V, R, MB; null in older rows: the defaults) and per-stage sampled columns up to 7 stages, k_i, e_i.
-SCHEMA_VERSION = 5
+# 6: models lr, weight_decay, momentum, label_smoothing (recipe fields drawn per model, NDS §5; null: the
+#    recipe's own value) and hparams (JSON of the laws they were drawn from; null: none drawn).
+SCHEMA_VERSION = 6
 
 # The spaces' sampled parameters (Space.columns): AnyNet's per-stage d_i, w_i, b_i, g_i (and MBConv's k_i,
 # e_i), up to 7 stages, and RegNet's d, w0, wa, wm, b, g. A space fills its own and leaves the others null.
@@ -53,6 +55,10 @@ MODEL_PARAM_COLUMNS = (
     + [(f"k{i}", pa.int64()) for i in _STAGES]
     + [(f"e{i}", pa.float64()) for i in _STAGES]
 )
+
+# Recipe fields a study or space may draw per model (NDS §5) instead of fixing them in the recipe: one
+# float column each, named as the recipe field (regspace.spaces.hparams).
+HPARAM_COLUMNS = ("lr", "weight_decay", "momentum", "label_smoothing")
 
 
 def _param_column(attribute: str, per_stage: bool) -> str:
@@ -107,6 +113,8 @@ MODELS_SCHEMA = pa.schema(
         ("num_classes", pa.int64()),
         ("preset", pa.string()),
         *MODEL_PARAM_COLUMNS,
+        *[(c, pa.float64()) for c in HPARAM_COLUMNS],
+        ("hparams", pa.string()),  # JSON: the laws of the drawn recipe fields (regspace.spaces.hparams); null: none
         ("seed", pa.int64()),
         ("draw_index", pa.int64()),  # the first draw (candidate index in the seeded stream) of this row
         ("multiplicity", pa.int64()),  # how many accepted draws of this row's call gave this network
@@ -176,7 +184,9 @@ COMPLEXITY_COLUMNS = ("flops", "params", "acts")
 # Which draws of the seeded stream gave a row's network (population.py reads these).
 DRAW_COLUMNS = ("space", "model_id", "seed", "draw_index", "multiplicity", "draw_indices")
 # What training reads of a model: the Task (design and context) and the cost that plans the workers.
-MODEL_COLUMNS = ["model_id", "space", *DESIGN_COLUMNS, *CONTEXT_COLUMNS, *COMPLEXITY_COLUMNS]
+# Drawn recipe fields (HPARAM_COLUMNS, "hparams") are the Task's too: the model trains with its own values.
+MODEL_COLUMNS = ["model_id", "space", *DESIGN_COLUMNS, *CONTEXT_COLUMNS, *COMPLEXITY_COLUMNS, *HPARAM_COLUMNS,
+                 "hparams"]  # fmt: skip
 
 
 def design_row(design: Design) -> dict:
@@ -246,6 +256,12 @@ def design_from_row(row) -> Design:
 
 # Design columns every schema has had (a missing one is a KeyError, not a default).
 _BEFORE_5 = ("stage_group_widths", "stage_bottleneck_ratios", "se_ratio")
+
+
+def hparams_from_row(row) -> tuple[tuple[str, float], ...]:
+    """The recipe fields drawn with a models-table row: (field, value) pairs of :data:`HPARAM_COLUMNS`
+    that are not null (absent or null in rows of schema 5 and older, and where nothing was drawn)."""
+    return tuple((c, float(v)) for c in HPARAM_COLUMNS if (v := _get(row, c)) is not None)
 
 
 def context_row(context: Context) -> dict:
