@@ -59,7 +59,8 @@ def test_quantised_and_choice_laws_keep_their_support():
 
 def test_draws_are_seeded_and_leave_the_design_stream_unchanged():
     a, b, c = draws(40, seed=5), draws(40, seed=5), draws(40, seed=6)
-    assert np.array_equal(a.columns["lr"], b.columns["lr"]) and list(a.columns["model_id"]) == list(b.columns["model_id"])
+    assert np.array_equal(a.columns["lr"], b.columns["lr"])
+    assert list(a.columns["model_id"]) == list(b.columns["model_id"])
     assert not np.array_equal(a.columns["lr"], c.columns["lr"])
     plain = draws(40, seed=5, laws=())
     # the same candidates are accepted, with the same designs: laws are drawn after the design
