@@ -223,6 +223,7 @@ def build_report(
         fidelity=fid,
         figures=figs,
         skipped=skipped,
+        importance=_importance_result(df, spaces),
     )
     blocks = [b for section in SECTIONS for b in section(report)]
     write_file(out, _html(report, blocks) if fmt == "html" else _markdown(report, blocks, out))
@@ -248,6 +249,7 @@ class Report:
     fidelity: dict | None
     figures: list[Figure]
     skipped: list[str] = field(default_factory=list)  # analyses left out, and why
+    importance: dict | None = None  # analysis.importance.importance_all: which parameters matter
 
     def figure(self, key: str) -> list[Figure]:
         return [f for f in self.figures if f.key == key]
@@ -465,6 +467,33 @@ def _parameters(r: Report) -> list:
     return [Heading("Parameters"), *r.figures_of("scatter_")]
 
 
+# The report's importance: fewer resamples than `regspace importance` (50 and 49) to keep the report quick;
+# 19 shuffles are the fewest at which a family-wise p of 0.05 can be reached.
+REPORT_BOOT, REPORT_PERM = 20, 19
+
+
+def _importance_result(df: pd.DataFrame, spaces: list[str]) -> dict:
+    from regspace.analysis.importance import importance_all
+
+    return importance_all(df, spaces, method="auto", n_boot=REPORT_BOOT, n_perm=REPORT_PERM)
+
+
+def _importance(r: Report) -> list:
+    from regspace.text import importance_notes, importance_tables
+
+    if not r.importance or not (r.importance["spaces"] or r.importance["skipped"]):
+        return []
+    command = _cmd("regspace", "importance", "--store", r.store_arg, "--recipe-hash", r.recipe_hash,
+                   "--spaces", ",".join(r.spaces))  # fmt: skip
+    out: list = [Heading("Which parameters matter"),
+                 Prose(("Per space, each sampled parameter's importance for the error, from Optuna's evaluators "
+                        f"({REPORT_BOOT} bootstrap resamples, {REPORT_PERM} shuffles; more with ",
+                        Code(command), ")."))]  # fmt: skip
+    for t in importance_tables(r.importance):
+        out += [Heading(t.title, 3), Grid(t.columns, t.rows)]
+    return out + [Bullets(importance_notes(r.importance))]
+
+
 def _models(r: Report) -> list:
     out: list = [Heading("Best and worst models")]
     for space in r.spaces:
@@ -497,6 +526,7 @@ SECTIONS: tuple[Callable[[Report], list], ...] = (
     _comparison,
     _fidelity,
     _parameters,
+    _importance,
     _models,
     _widths,
     _titled("fit", "Quantised linear fit"),
