@@ -224,8 +224,9 @@ def test_a_space_file_declares_laws_and_a_study_adopts_them(tmp_path):
     assert same.recipe.hash == s.recipe.hash
     with pytest.raises(UsageProblem, match="lr is drawn log-uniform \\[0.05, 1\\] by space .* but log-uniform "
                        "\\[0.1, 1\\] by \\[recipe\\]"):  # fmt: skip
-        load_study_text(tmp_path, STUDY.replace("low = 0.05", "low = 0.1").replace('["RegNetX"]',
-                                                                                   f'["{tmp_path / "sp.toml"}"]'))
+        load_study_text(
+            tmp_path, STUDY.replace("low = 0.05", "low = 0.1").replace('["RegNetX"]', f'["{tmp_path / "sp.toml"}"]')
+        )
     with pytest.raises(UsageProblem, match="hparams: epochs cannot be drawn"):
         get_space_text(tmp_path, SPACE.replace("[hparams.lr]", "[hparams.epochs]"))
 

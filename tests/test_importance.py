@@ -62,8 +62,10 @@ def test_the_false_claim_rate_without_an_effect_is_at_most_alpha():
     """20 no-effect frames (PED-ANOVA, fast): the max-statistic test names a parameter in at most a few,
     as a family-wise level of 5 % allows (at a true rate of 0.05, 4 or more of 20 has probability 0.016)."""
     claims = sum(
-        any(p["matters"] for p in importance(frame(40, effect=0.0, seed=s), "S", method="ped-anova", n_boot=0,
-                                             n_perm=19)["params"])  # fmt: skip
+        any(
+            p["matters"]
+            for p in importance(frame(40, effect=0.0, seed=s), "S", method="ped-anova", n_boot=0, n_perm=19)["params"]
+        )  # fmt: skip
         for s in range(20)
     )
     assert claims <= 3
