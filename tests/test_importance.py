@@ -138,11 +138,12 @@ def test_too_few_draws_are_left_out_with_a_reason(tmp_path):
 
 
 def test_the_report_says_which_parameters_matter(tmp_path):
-    from regspace.report import REPORT_BOOT, REPORT_PERM, build_report
+    from regspace.report import REPORT_BOOT, REPORT_METHOD, REPORT_PERM, build_report
     from regspace.synthetic import make_synthetic_store
 
     store = make_synthetic_store(tmp_path / "s", ("RegNetX",), n=24)
     text = build_report(store, tmp_path / "r.md").read_text()
     assert "## Which parameters matter" in text and "regspace importance --store" in text
-    assert f"{REPORT_BOOT} bootstrap resamples, {REPORT_PERM} shuffles" in text
-    assert "RegNetX: importance by" in text and "a parameter matters when its importance beats" in text
+    assert f"{REPORT_METHOD}, {REPORT_BOOT} bootstrap resamples, {REPORT_PERM} shuffles" in text
+    assert "RegNetX: importance by ped-anova" in text and "--method fanova" in text
+    assert "a parameter matters when its importance beats" in text
