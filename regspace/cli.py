@@ -814,6 +814,39 @@ def compare_cmd(
     print_compare(result)
 
 
+@app.command("importance")
+@reads("recipe_hash", "error", "first_draws", "store", "queue", "sweep")
+def importance_cmd(
+    spaces: SpacesOpt = None,
+    method: Annotated[
+        str, typer.Option("--method", help="auto (fanova with scikit-learn, else ped-anova) | fanova | ped-anova.")
+    ] = "auto",
+    n_boot: Annotated[int, typer.Option("--boot", min=0, max=10_000, help="Bootstrap resamples of the draws.")] = 50,
+    n_perm: Annotated[int, typer.Option("--perm", min=19, max=10_000, help="Shuffles of the errors.")] = 49,
+    seed: Annotated[int, typer.Option("--seed", help="Seed of the resamples, shuffles and forest.")] = 0,
+    json_out: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+    *,
+    src: Source,
+):
+    """Which parameters matter: per space, each parameter's importance for the error (Optuna's fANOVA or
+    PED-ANOVA), with bootstrap intervals and a permutation test."""
+    from regspace.analysis.importance import importance_all, resolve_method
+    from regspace.console import say
+    from regspace.text import importance_notes, importance_tables
+
+    method = resolve_method(method)  # a missing scikit-learn fails before the store is read
+    result = importance_all(src.table(spaces), say=say, method=method, n_boot=n_boot, n_perm=n_perm, seed=seed)
+    if json_out:
+        import json
+
+        print(json.dumps(result, indent=2))
+        return
+    for t in importance_tables(result):
+        t.print()
+    for line in importance_notes(result):
+        print(line)
+
+
 @app.command("report")
 @reads("recipe_hash", "store", "queue", "sweep")
 def report_cmd(

@@ -25,6 +25,7 @@ def sample_to_store(
     seed: int = 0,
     max_candidates: int = MAX_CANDIDATES,
     regime: str | None = None,
+    hparams=None,
 ) -> SampleResult:
     """Add ``n`` draws of ``space`` to ``store`` (a regspace.store.Store), resuming its seeded stream.
 
@@ -32,7 +33,8 @@ def sample_to_store(
     redraws or re-counts earlier draws. A network the store already holds gets a new row with this
     call's draws (its multiplicity grows); it is never trained twice. The store lock serialises
     concurrent samplers: each continues after the others' draws, and none is lost. ``regime``: the
-    study regime the rows belong to (a budget string, written in the ``regime`` column).
+    study regime the rows belong to (a budget string, written in the ``regime`` column). ``hparams``: the laws
+    of recipe fields drawn with each model (regspace.spaces.hparams; None: the space's own, ``space.hparams``).
     """
     import datetime
 
@@ -52,6 +54,7 @@ def sample_to_store(
             seed=seed,
             start=store.next_draw(space.name, seed),
             max_candidates=max_candidates,
+            hparams=space.hparams if hparams is None else tuple(hparams),
         )
         cols = dict(result.columns)
         m = result.distinct

@@ -13,6 +13,7 @@ from regspace.errors import RegspaceError
 from regspace.population import group_by_network
 from regspace.presets import Budget
 from regspace.schema import design_columns
+from regspace.spaces import hparams as hp
 from regspace.spaces.base import Space
 from regspace.units import format_quantity
 
@@ -67,6 +68,7 @@ def sample(
     seed: int = 0,
     start: int = 0,
     max_candidates: int = MAX_CANDIDATES,
+    hparams: hp.Laws = (),
 ) -> SampleResult:
     """Draw ``n`` models of ``space`` i.i.d. from its distribution conditioned on ``budget``.
 
@@ -75,6 +77,9 @@ def sample(
     drawn twice is returned once with multiplicity 2 (the reference sampler's population). The result
     is a function of (space, seed, start, budget, stem, context) alone. Raises RegspaceError, with the
     observed complexity range, when the budget is impossible or too rare to finish within max_candidates.
+
+    ``hparams``: laws of recipe fields drawn with each candidate (regspace.spaces.hparams), from the candidate's
+    batch generator after the space's parameters; they are columns of the result and salt its model ids.
     """
     if n < 1:
         raise RegspaceError(f"the number of models to sample must be at least 1, got {n}")
@@ -85,7 +90,9 @@ def sample(
     seen_flops: list[np.ndarray] = []
     while got < n:
         b, skip = divmod(pos, BATCH)
-        raw = space.draw(batch_rng(space, seed, b), BATCH)
+        rng = batch_rng(space, seed, b)
+        raw = space.draw(rng, BATCH)
+        drawn_hp = hp.draw(hparams, rng, BATCH)  # after the design: a space without laws draws as before
         batch, valid = space.derive(raw, stem)
         cx = batch.complexity(context)
         ok = valid & budget.contains(cx)
@@ -95,7 +102,11 @@ def sample(
         rows = np.flatnonzero(ok)[: n - got]
         if len(rows):
             sub = batch.take(rows)
-            parts.append(_columns(space, raw, sub, cx, rows, sub.model_ids(context), b * BATCH))
+            values = {k: v[rows] for k, v in drawn_hp.items()}
+            ids = hp.salted_ids(sub.model_ids(context), values)
+            parts.append(_columns(space, raw, sub, cx, rows, ids, b * BATCH))
+            if hparams:
+                parts[-1].update(values, hparams=[hp.to_json(hparams)] * len(rows))
             got += len(rows)
         pos = b * BATCH + (int(rows[-1]) + 1 if got == n else BATCH)
         if got < n and (

@@ -36,6 +36,8 @@ from regspace.design import BLOCK_PARAMS, MAX_STAGES, Context, Design, get_stem
 #    inference_images_per_second (forward-only throughput measured after training, on its device).
 #    Results are keyed by (model_id, recipe_hash, seed): the recipe hash leaves the seed out (seed-0 hashes are
 #    unchanged). Older parts' rows of another seed are re-hashed on read; a null seed reads as the recipe's.
+#    Models lr, weight_decay, momentum, label_smoothing (recipe fields drawn per model, NDS §5; null: the
+#    recipe's own value) and hparams (JSON of the laws they were drawn from; null: none drawn).
 SCHEMA_VERSION = 6
 
 # The spaces' sampled parameters (Space.columns): AnyNet's per-stage d_i, w_i, b_i, g_i (and MBConv's k_i,
@@ -60,6 +62,10 @@ MODEL_PARAM_COLUMNS = (
     + [(f"k{i}", pa.int64()) for i in _STAGES]
     + [(f"e{i}", pa.float64()) for i in _STAGES]
 )
+
+# Recipe fields a study or space may draw per model (NDS §5) instead of fixing them in the recipe: one
+# float column each, named as the recipe field (regspace.spaces.hparams).
+HPARAM_COLUMNS = ("lr", "weight_decay", "momentum", "label_smoothing")
 
 
 def _param_column(attribute: str, per_stage: bool) -> str:
@@ -114,6 +120,8 @@ MODELS_SCHEMA = pa.schema(
         ("num_classes", pa.int64()),
         ("preset", pa.string()),
         *MODEL_PARAM_COLUMNS,
+        *[(c, pa.float64()) for c in HPARAM_COLUMNS],
+        ("hparams", pa.string()),  # JSON: the laws of the drawn recipe fields (regspace.spaces.hparams); null: none
         ("seed", pa.int64()),
         ("draw_index", pa.int64()),  # the first draw (candidate index in the seeded stream) of this row
         ("multiplicity", pa.int64()),  # how many accepted draws of this row's call gave this network
@@ -173,6 +181,13 @@ def recipe_hash(fields: dict) -> str:
     hash it had when the seed was hashed too."""
     kept = {k: v for k, v in fields.items() if k != "name"}
     kept["seed"] = 0
+    # Fields drawn per model (NDS §5) are hashed as their laws (``sampled``), not the recipe's fixed values;
+    # a recipe that draws nothing hashes exactly the fields it always did.
+    sampled = kept.pop("sampled", "")
+    if sampled:
+        kept["sampled"] = sampled
+        for name in json.loads(sampled):
+            kept.pop(name, None)
     return hashlib.sha256(json.dumps(kept, sort_keys=True).encode()).hexdigest()[:12]
 
 
@@ -203,7 +218,9 @@ COMPLEXITY_COLUMNS = ("flops", "params", "acts")
 # Which draws of the seeded stream gave a row's network (population.py reads these).
 DRAW_COLUMNS = ("space", "model_id", "seed", "draw_index", "multiplicity", "draw_indices", "regime")
 # What training reads of a model: the Task (design and context) and the cost that plans the workers.
-MODEL_COLUMNS = ["model_id", "space", *DESIGN_COLUMNS, *CONTEXT_COLUMNS, *COMPLEXITY_COLUMNS]
+# Drawn recipe fields (HPARAM_COLUMNS, "hparams") are the Task's too: the model trains with its own values.
+MODEL_COLUMNS = ["model_id", "space", *DESIGN_COLUMNS, *CONTEXT_COLUMNS, *COMPLEXITY_COLUMNS, *HPARAM_COLUMNS,
+                 "hparams"]  # fmt: skip
 
 
 def design_row(design: Design) -> dict:
@@ -273,6 +290,12 @@ def design_from_row(row) -> Design:
 
 # Design columns every schema has had (a missing one is a KeyError, not a default).
 _BEFORE_5 = ("stage_group_widths", "stage_bottleneck_ratios", "se_ratio")
+
+
+def hparams_from_row(row) -> tuple[tuple[str, float], ...]:
+    """The recipe fields drawn with a models-table row: (field, value) pairs of :data:`HPARAM_COLUMNS`
+    that are not null (absent or null in rows of schema 5 and older, and where nothing was drawn)."""
+    return tuple((c, float(v)) for c in HPARAM_COLUMNS if (v := _get(row, c)) is not None)
 
 
 def context_row(context: Context) -> dict:

@@ -118,13 +118,37 @@ class Study:
 
 
 def _recipe(table: dict, where: str, default: Recipe | None = None) -> Recipe:
-    """A recipe table: ``base`` (a preset name; else ``default``, else quick) with fields overridden."""
+    """A recipe table: ``base`` (a preset name; else ``default``, else quick) with fields overridden. A field
+    given as a table (``lr = {dist = "log_uniform", low = 0.05, high = 1}``) is drawn per model instead."""
+    from regspace.spaces.hparams import laws_from_tables
+
     table = dict(table)
     base = get_recipe(str(table.pop("base"))) if "base" in table else default or get_recipe("quick")
+    drawn = {k: table.pop(k) for k in list(table) if isinstance(table[k], dict)}
     try:
-        return base.replace(**table)
+        recipe = base.replace(**table)
     except TypeError as e:
         raise UsageProblem(f"{where}: {e}") from None
+    if drawn:
+        laws = {p.name: p for p in (*base.laws, *laws_from_tables(drawn, where))}
+        recipe = recipe.with_laws(tuple(laws.values()))
+    return recipe
+
+
+def _with_space_laws(recipe: Recipe, names, where: str) -> Recipe:
+    """The study's recipe with the laws its spaces' files declare ([hparams.lr]) added: one recipe trains
+    every space of a study, so a field's law must be the same wherever it is declared."""
+    from regspace.spaces import get_space
+
+    laws = {p.name: (p, "[recipe]") for p in recipe.laws}
+    for name in names:
+        for p in get_space(name).hparams:
+            have = laws.get(p.name)
+            if have and have[0] != p:
+                raise UsageProblem(f"{where}: {p.name} is drawn {p.describe()} by space {name} but "
+                                   f"{have[0].describe()} by {have[1]}; one recipe trains the whole study")  # fmt: skip
+            laws.setdefault(p.name, (p, f"space {name}"))
+    return recipe.with_laws(tuple(p for p, _ in laws.values())) if laws else recipe
 
 
 def load_study(path: str | Path, *, output: str | Path | None = None) -> Study:
@@ -168,7 +192,7 @@ def load_study(path: str | Path, *, output: str | Path | None = None) -> Study:
     analysis = dict(raw.get("analysis", {}))
     if set(analysis) - ANALYSIS_KEYS:
         raise UsageProblem(f"{where}: [analysis] takes {', '.join(sorted(ANALYSIS_KEYS))}")
-    recipe = _recipe(raw.get("recipe", {}), f"{where} [recipe]")
+    recipe = _with_space_laws(_recipe(raw.get("recipe", {}), f"{where} [recipe]"), names, where)
     seeds = raw.get("seeds", 1)
     if not isinstance(seeds, int) or isinstance(seeds, bool) or seeds < 1:
         raise UsageProblem(f"{where}: `seeds` must be a positive integer (trainings per design)")
@@ -373,7 +397,7 @@ def sample_study(store, study: Study) -> list[str]:
             )  # fmt: skip
             seed = study.seed if regime is None else regime_seed(study.seed, regime)
             r = sample_to_store(store, space, study.models_per_space - have, preset=preset, budget=budget, stem=stem,
-                                context=context, seed=seed, regime=regime)  # fmt: skip
+                                context=context, seed=seed, regime=regime, hparams=study.recipe.laws)  # fmt: skip
             lines.append(sample_summary(r, budget, store.path))
     return lines
 

@@ -231,3 +231,35 @@ def status_table(rows: list[dict]) -> Table:
         ],  # fmt: skip
         numeric=frozenset({"draws", "networks", "ok", "diverged", "failed", "pending", "min err %", "median err %"}),
     )
+
+
+def importance_tables(result: dict) -> list[Table]:
+    """One table per space of :func:`regspace.analysis.importance.importance_all`: each parameter's
+    importance, its 95 % bootstrap interval, the permutation p-value, and whether it is shown to matter."""
+    tables = []
+    for r in result["spaces"]:
+        rows = [
+            [p["param"], f"{p['importance']:.3f}", "–" if p["ci"] is None else f"{p['ci'][0]:.3f}–{p['ci'][1]:.3f}",
+             f"{p['p']:.2g}", "yes" if p["matters"] else "no"]
+            for p in r["params"]
+        ]  # fmt: skip
+        title = (f"{r['space']}: importance by {r['method']}, n = {r['n']} draws, 95 % CI from {r['n_boot']} "
+                 f"bootstrap resamples of the draws, p from {r['n_perm']} shuffles of the errors "
+                 f"({r['seconds']:.1f} s)")  # fmt: skip
+        cols = ["parameter", "importance", "95 % CI", "p (shuffled)", "matters"]
+        tables.append(Table(cols, rows, title, frozenset(cols[1:4])))
+    return tables
+
+
+def importance_notes(result: dict) -> list[str]:
+    """The lines under the tables: what the numbers mean, each space's verdict, the spaces left out."""
+    meanings = list(dict.fromkeys(r["meaning"] for r in result["spaces"]))
+    rule = ("a parameter matters when its importance beats the largest importance of any parameter with the errors "
+            "shuffled (max-statistic permutation test: family-wise error at most alpha)")  # fmt: skip
+    notes = [f"importance: {m}" for m in meanings] + ([rule] if result["spaces"] else [])
+    return notes + [r["verdict"] for r in result["spaces"]] + [f"left out: {s}" for s in result["skipped"]]
+
+
+def importance_text(result: dict) -> str:
+    """The plain text `regspace importance` prints when piped: the tables, then the notes."""
+    return "".join(t.plain() for t in importance_tables(result)) + bullets(importance_notes(result))

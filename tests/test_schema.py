@@ -109,7 +109,7 @@ NEW_IN_5 = ("stage_kernels", "stage_expansions", "activation", "stem_width", "st
 
 
 def test_schema_5_columns():
-    assert schema.SCHEMA_VERSION == 6  # 6: models regime, results inference_images_per_second, seed in the key
+    assert schema.SCHEMA_VERSION == 6  # 6: regime, inference speed, seed in the key, drawn recipe fields
     for p in ("d", "w", "b", "g", "k", "e"):
         assert [f"{p}{i}" for i in range(1, 8)] == [
             c for c in MODELS_SCHEMA.names if c[:1] == p and c[1:].isdigit() and c != "w0"

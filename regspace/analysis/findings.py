@@ -36,12 +36,13 @@ from regspace.analysis.effects import (
 )
 from regspace.analysis.seeds import noise_by_space, noise_sentences, seeds_text
 from regspace.analysis.table import counts, draws, space_errors
-from regspace.schema import STAGE_PARAM_COLUMNS
+from regspace.schema import HPARAM_COLUMNS, STAGE_PARAM_COLUMNS
 
 DELTA = 0.3  # points of error: how close two medians must be (with confidence) to call spaces equivalent
 ALPHA = 0.05
 POWER = 0.8
-PARAMS = ["d", "w0", "wa", "wm", "b", "g", *STAGE_PARAM_COLUMNS]
+# The sampled parameters analyses scan: the design's, then recipe fields drawn per model (NDS §5).
+PARAMS = ["d", "w0", "wa", "wm", "b", "g", *STAGE_PARAM_COLUMNS, *HPARAM_COLUMNS]
 
 
 def _shift_boot(a, b, wa=None, wb=None, *, n_boot: int = 1000, seed: int = 0):

@@ -15,7 +15,7 @@ from regspace.analysis.stats import binned_trend, good_range, search_efficiency
 from regspace.analysis.table import counts, space_errors
 from regspace.errors import RegspaceError
 from regspace.plots.style import LOG_PARAMS, colour, error_label, linestyle, param_label, rc
-from regspace.schema import STAGE_PARAM_COLUMNS
+from regspace.schema import HPARAM_COLUMNS, STAGE_PARAM_COLUMNS
 
 
 def robust_upper(values) -> float:
@@ -167,6 +167,7 @@ def resolve_params(df: pd.DataFrame, names: list[str]) -> list[str]:
                 c
                 for c in ["d", "depth", "w0", "wa", "wm", "b", "g", "flops", "params", "acts"]
                 + list(STAGE_PARAM_COLUMNS)
+                + list(HPARAM_COLUMNS)
                 if c in df and df[c].notna().any()
             ]
             raise RegspaceError(f"no parameter {n!r} for these models", hint=f"available: {', '.join(avail)}")
@@ -182,6 +183,7 @@ def default_params(df: pd.DataFrame) -> list[str]:
         names = [c for c in STAGE_PARAM_COLUMNS if c[0] in "dw"]
         names += ["b" if df["b"].notna().all() else "b1", "g" if df["g"].notna().all() else "g1"]
         names += [c for c in STAGE_PARAM_COLUMNS if c[0] in "ke"] + ["flops"]
+    names += list(HPARAM_COLUMNS)  # recipe fields drawn per model (null, so left out, where none were)
     return resolve_params(df, [n for n in names if n in df and df[n].notna().any()])
 
 

@@ -70,6 +70,7 @@ LOG_PARAMS = (
     {"flops", "params", "acts", "w0", "wa", "wm", "g", "fit_w0", "fit_wa", "fit_wm"}
     | {f"w{i}" for i in range(1, 8)}
     | {f"g{i}" for i in range(1, 8)}
+    | {"lr", "weight_decay"}  # drawn log-uniformly (NDS §5)
 )
 
 

@@ -33,6 +33,8 @@ class Space:
     # The activation as a choice (TOML [params.act]): drawn per model, i.i.d., after the space's other
     # parameters (so the draws of a space without it are unchanged); None: ``activation`` for every model.
     act: Param | None = None
+    # Laws of recipe fields drawn with each model (TOML [hparams.lr]; regspace.spaces.hparams), sorted by field.
+    hparams: tuple[Param, ...] = ()
 
     family = "?"
 

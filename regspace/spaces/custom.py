@@ -22,6 +22,10 @@ Example (an X_c variant with narrower widths and a default budget)::
     values = ["relu", "silu"]
     [budget]                     # the default complexity constraints for this space
     flops = "20M:30M"
+    [hparams.lr]                 # optional: recipe fields drawn per model (NDS §5; regspace.spaces.hparams):
+    dist = "log_uniform"         # lr, weight_decay, momentum, label_smoothing; continuous without q
+    low = 0.05
+    high = 1.0
 
 The parameters are those of the family's space class: anynet d, w, b, g; regnet d, w0, wa, wm, b, g; nds d,
 w and, for X and Y blocks, b and g (NDS's *number* of groups); mbconv d, w, e, k (and ``stem_width``). A
@@ -41,6 +45,7 @@ from regspace.presets import Budget
 from regspace.spaces.base import Space
 from regspace.spaces.builtin import SPACES, builtin_space
 from regspace.spaces.distributions import param_from_dict
+from regspace.spaces.hparams import laws_from_tables
 
 _TOP_KEYS = {
     "name",
@@ -59,6 +64,7 @@ _TOP_KEYS = {
     "params",
     "budget",
     "description",
+    "hparams",
 }
 # The SE ratio a block implies when the file names the block but no se_ratio (MB keeps its base's).
 _BLOCK_SE = {"V": 0.0, "R": 0.0, "X": 0.0, "Y": 0.25}
@@ -222,6 +228,10 @@ def _space_from_dict(spec: dict, source: str) -> Space:
         if not isinstance(budget, dict) or set(budget) - {"flops", "params", "acts"}:
             raise UsageProblem('[budget] takes flops, params and acts ranges such as "20M:30M"')
         fields["budget"] = Budget.parse(**{k: str(v) for k, v in budget.items()})
+    if "hparams" in spec:
+        if not isinstance(spec["hparams"], dict):
+            raise UsageProblem("[hparams] must be a table of recipe fields, e.g. [hparams.lr]")
+        fields["hparams"] = laws_from_tables(spec["hparams"], "hparams")
     return dataclasses.replace(template, **fields)
 
 

@@ -8,6 +8,8 @@ They follow the reference sampler (pycls ``sweep/random.py``) value for value in
   ``log_uniform(max(low, q), high, min(high, q))``;
 - ``choice``: one of a finite list of values, uniformly.
 Quantised values are exact decimals (24.5, not 24.500000000000004), as the reference's Decimal arithmetic.
+``uniform`` and ``log_uniform`` with no quantum (q = None) are continuous on [low, high]: the laws of recipe
+fields drawn per model (regspace.hparams, NDS §5); a design parameter always has a quantum.
 
 The quantum must divide the bounds (:func:`check_quantum`): a declaration such as uniform 12..100 with
 q = 8 is refused in one line that names the nearest ranges that are allowed. Why refuse rather than sample
@@ -70,27 +72,31 @@ class Param:
             if not self.values:
                 raise UsageProblem(f"parameter {self.name}: 'choice' needs a non-empty list of values")
             return
-        if self.low is None or self.high is None or self.q is None:
+        continuous = self.q is None and self.kind in ("uniform", "log_uniform")
+        if self.low is None or self.high is None or (self.q is None and not continuous):
             raise UsageProblem(f"parameter {self.name}: {self.kind} needs low, high and q")
-        if not (self.q > 0 and self.low <= self.high):
+        if not ((continuous or self.q > 0) and self.low <= self.high):
             raise UsageProblem(f"parameter {self.name}: need q > 0 and low <= high")
         if self.kind != "uniform" and self.low <= 0:
             raise UsageProblem(f"parameter {self.name}: {self.kind} needs low > 0")
         if self.kind.startswith("power2") and not all(_is_power2(v) for v in (self.low, self.high)):
             raise UsageProblem(f"parameter {self.name}: {self.kind} needs powers of two for low and high")
-        check_quantum(self)
+        if not continuous:
+            check_quantum(self)
 
     @property
     def integer(self) -> bool:
         if self.kind == "choice":
             return all(_is_int(v) for v in self.values)
+        if self.q is None:
+            return False
         return _is_int(self.q) and _is_int(self.low) and _is_int(self.high)
 
     def support(self) -> np.ndarray | None:
         """The finite set of values when every value is equally likely (uniform, choice), else None."""
         if self.kind == "choice":
             return np.asarray(self.values)
-        if self.kind == "uniform":
+        if self.kind == "uniform" and self.q is not None:
             k = np.arange(round(self.low / self.q), round(self.high / self.q) + 1)
             frac = Fraction(str(self.q))
             return k * int(frac) if frac.denominator == 1 else k * frac.numerator / frac.denominator
@@ -99,6 +105,10 @@ class Param:
     def draw(self, rng: np.random.Generator, size) -> np.ndarray:
         if self.kind == "choice":
             return np.asarray(self.values)[rng.integers(0, len(self.values), size)]
+        if self.q is None:  # continuous (a recipe field's law)
+            if self.kind == "uniform":
+                return rng.uniform(self.low, self.high, size)
+            return np.exp(rng.uniform(math.log(self.low), math.log(self.high), size))
         if self.kind == "uniform":
             return _quantize(rng.uniform(self.low, self.high + self.q, size), self.q, np.floor)
         if self.kind == "log_uniform":
@@ -110,14 +120,14 @@ class Param:
     def describe(self) -> str:
         if self.kind == "choice":
             return "{" + ", ".join(format(v, "g") for v in self.values) + "}"
-        lo, hi, q = (format(v, "g") for v in (self.low, self.high, self.q))
+        lo, hi = (format(v, "g") for v in (self.low, self.high))
         name = {
             "uniform": "uniform",
             "log_uniform": "log-uniform",
             "power2_uniform": "power-of-2",
             "power2_or_log_uniform": "power-of-2-or-log-uniform",
         }[self.kind]
-        return f"{name} [{lo}, {hi}], q={q}"
+        return f"{name} [{lo}, {hi}]" + ("" if self.q is None else f", q={self.q:g}")
 
 
 def _multiple(x: float, q: float) -> bool:
@@ -174,8 +184,9 @@ def power2_or_log_uniform(rng, low, high, q, size) -> np.ndarray:
     return f
 
 
-def param_from_dict(name: str, spec: dict) -> Param:
-    """Build a Param from a TOML table such as {dist = "log_uniform", low = 8, high = 256, q = 8}."""
+def param_from_dict(name: str, spec: dict, *, default_q: float | None = 1) -> Param:
+    """Build a Param from a TOML table such as {dist = "log_uniform", low = 8, high = 256, q = 8}.
+    ``default_q``: the quantum when the table gives none (None: continuous, for recipe fields)."""
     allowed = {"dist", "low", "high", "q", "values"}
     unknown = set(spec) - allowed
     if unknown:
@@ -189,6 +200,6 @@ def param_from_dict(name: str, spec: dict) -> Param:
         kind,
         low=spec.get("low"),
         high=spec.get("high"),
-        q=spec.get("q", 1),
+        q=spec.get("q", default_q),
         values=tuple(values) if values is not None else None,
     )

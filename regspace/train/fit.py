@@ -21,6 +21,7 @@ import torch.nn.functional as F
 from regspace import __version__
 from regspace.blocks.network import build_model
 from regspace.design import Context, Design
+from regspace.errors import RegspaceError
 from regspace.train.faults import ENVIRONMENT, OUT_OF_MEMORY, ModelOutOfMemory, classify, first_line
 from regspace.train.pipeline import Batches, DeviceImages, MappedImages
 from regspace.train.recipe import Recipe
@@ -359,6 +360,10 @@ def fit_one(task: Task, recipe: Recipe, data: PreparedData, *, device: torch.dev
     again after a sticky CUDA error), and :class:`~regspace.train.faults.ModelOutOfMemory` for CUDA out
     of memory, carrying the ``failed`` Result, which the pool keeps only if the model trained alone."""
     design, context = task.design, task.context
+    try:  # the values drawn with this model replace the recipe's (NDS §5); the hash stays the recipe's
+        recipe, mismatch = recipe.for_draw(dict(task.hparams), task.model_id), None
+    except RegspaceError as e:
+        mismatch = e.line()
     accelerator = "cuda" if device.type == "cuda" else "cpu"
     precision = resolve_precision(recipe, accelerator, device)
     base = {
@@ -376,6 +381,8 @@ def fit_one(task: Task, recipe: Recipe, data: PreparedData, *, device: torch.dev
         "regspace_version": __version__,
         "host": platform.node(),
     }
+    if mismatch:
+        return Result.failed(task.model_id, reason=mismatch, **base)
     if context.num_classes < data.num_classes:
         reason = f"model has {context.num_classes} outputs but the dataset has {data.num_classes} classes"
         return Result.failed(task.model_id, reason=reason, **base)

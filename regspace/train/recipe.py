@@ -11,6 +11,7 @@ from dataclasses import dataclass
 
 from regspace.errors import RegspaceError, UsageProblem
 from regspace.schema import recipe_hash, run_key
+from regspace.spaces import hparams as hp
 
 AUGMENTS = ("none", "flip", "crop", "flip+crop")
 PRECISIONS = ("auto", "bf16-mixed", "32-true", "16-mixed")
@@ -51,6 +52,9 @@ class Recipe:
     split_seed: int = 0
     seed: int = 0
     resolution: int | None = None  # None: the models' own input resolution
+    # JSON of the laws of fields drawn per model (regspace.spaces.hparams, NDS §5; "": none): each model
+    # trains with its draw's values (for_draw) in place of those fields, which the hash then leaves out.
+    sampled: str = ""
 
     def __post_init__(self):
         checks = [
@@ -75,6 +79,16 @@ class Recipe:
         for ok, message in checks:
             if not ok:
                 raise UsageProblem(f"recipe: {message}")
+        if self.sampled:
+            laws = hp.from_json(self.sampled)
+            object.__setattr__(self, "sampled", hp.to_json(laws))  # canonical text: one hash per set of laws
+            for p in laws:  # every value a law can draw must make a valid recipe
+                for edge in p.values if p.kind == "choice" else (p.low, p.high):
+                    try:
+                        dataclasses.replace(self, sampled="", **{p.name: edge})
+                    except UsageProblem as e:
+                        reach = f"recipe: {p.name} drawn {p.describe()} reaches {edge:g}"
+                        raise UsageProblem(f"{reach}: {e.line()}") from None
 
     @property
     def scaled_lr(self) -> float:
@@ -90,8 +104,8 @@ class Recipe:
     def hash(self) -> str:
         """12 hex digits over every field except the preset's name (a renamed preset is the same recipe) and
         the seed: the seeds of one recipe are replicates of it, told apart by the results' ``seed`` column
-        (schema.RESULT_KEY). The seed enters the hash as 0, so a seed-0 recipe keeps the hash it had before
-        the seed left it (stores trained then stay complete)."""
+        (schema.RESULT_KEY). A recipe that draws fields per model hashes its laws (``sampled``) in place of
+        those fields' values. Defined once in schema.recipe_hash, which stored recipe JSON also goes through."""
         return recipe_hash(self.to_dict())
 
     @property
@@ -100,11 +114,60 @@ class Recipe:
         claims and sweeps keep apart)."""
         return run_key(self.hash, self.seed)
 
+    @property
+    def laws(self) -> hp.Laws:
+        """The laws of the fields drawn per model (() when none)."""
+        return hp.from_json(self.sampled)
+
+    def with_laws(self, laws: hp.Laws) -> Recipe:
+        """This recipe with ``laws`` drawn per model (replacing any it had)."""
+        return dataclasses.replace(self, sampled=hp.to_json(tuple(sorted(laws, key=lambda p: p.name))))
+
+    def for_draw(self, values: dict[str, float], model_id: str = "the model") -> Recipe:
+        """The recipe one model trains with: the drawn fields set to its draw's ``values`` ({field: value};
+        the same hash, since the hash leaves drawn fields out). Raises RegspaceError when the model's drawn
+        fields are not the ones this recipe draws: a drawn-lr model never trains with a fixed lr, nor the
+        reverse."""
+        drawn = {p.name for p in self.laws}
+        if set(values) != drawn:
+            have = ", ".join(sorted(values)) or "none"
+            want = ", ".join(sorted(drawn)) or "none"
+            raise RegspaceError(
+                f"{model_id} was drawn with recipe fields {have}, but recipe {self.name} {self.hash} draws {want}",
+                hint="train drawn fields with the recipe (or study) that declared their laws",
+            )
+        return dataclasses.replace(self, **{k: float(v) for k, v in values.items()}) if values else self
+
     def replace(self, **overrides) -> Recipe:
         unknown = set(overrides) - {f.name for f in dataclasses.fields(self)}
         if unknown:
             raise UsageProblem(f"recipe: unknown field(s) {', '.join(sorted(unknown))}")
         return dataclasses.replace(self, **{k: v for k, v in overrides.items() if v is not None})
+
+
+def recipe_for_rows(recipe: Recipe, rows: list[dict]) -> Recipe:
+    """The recipe that trains these model rows (models-table dicts with the ``hparams`` column): ``recipe``
+    itself when its laws are the rows' (none, or the same); when it draws nothing and every row was drawn
+    with the same laws (a space file's [hparams]), ``recipe`` with those laws. Raises RegspaceError when the
+    rows disagree with each other or with a recipe that draws fields: a result is never recorded under a
+    recipe whose laws did not draw its values."""
+    texts = {hp.to_json(hp.from_json(r.get("hparams"))) for r in rows}
+    if not texts or texts == {recipe.sampled}:
+        return recipe
+    if len(texts) > 1:
+        raise RegspaceError(
+            "these models were drawn with different recipe-field laws: "
+            + " | ".join(hp.describe(hp.from_json(t)) or "none" for t in sorted(texts)),
+            hint="train each space on its own (--spaces)",
+        )
+    (text,) = texts
+    if not recipe.sampled:
+        return recipe.with_laws(hp.from_json(text))
+    raise RegspaceError(
+        f"the models were drawn with {hp.describe(hp.from_json(text)) or 'no recipe fields'}, but recipe "
+        f"{recipe.name} {recipe.hash} draws {hp.describe(recipe.laws)}",
+        hint="train drawn fields with the recipe (or study) that declared their laws",
+    )
 
 
 RECIPES = {

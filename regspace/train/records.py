@@ -15,24 +15,33 @@ import datetime
 from dataclasses import dataclass
 
 from regspace.design import Context, Design
-from regspace.schema import RESULTS_SCHEMA, STATUSES, context_from_row, design_from_row, python_type
+from regspace.schema import (
+    RESULTS_SCHEMA,
+    STATUSES,
+    context_from_row,
+    design_from_row,
+    hparams_from_row,
+    python_type,
+)
 
 __all__ = ["STATUSES", "Result", "Task"]
 
 
 @dataclass(frozen=True)
 class Task:
-    """One model to train: its id, design and input context."""
+    """One model to train: its id, design, input context, and the recipe fields drawn with it
+    ((field, value) pairs of schema.HPARAM_COLUMNS; () when the recipe fixes them all)."""
 
     model_id: str
     design: Design
     context: Context
+    hparams: tuple[tuple[str, float], ...] = ()
 
     @classmethod
     def from_row(cls, row: dict) -> Task:
         """The model of a stored row (the models table's columns, at least schema.MODEL_COLUMNS' design and
-        context)."""
-        return cls(row["model_id"], design_from_row(row), context_from_row(row))
+        context; drawn recipe fields when present)."""
+        return cls(row["model_id"], design_from_row(row), context_from_row(row), hparams_from_row(row))
 
 
 class _Outcome:

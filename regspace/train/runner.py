@@ -19,7 +19,7 @@ from regspace.errors import RegspaceError, UsageProblem
 from regspace.schema import MODEL_COLUMNS
 from regspace.store import Store
 from regspace.train.pool import TrainSummary, WorkerPool, raise_interrupt
-from regspace.train.recipe import Recipe
+from regspace.train.recipe import Recipe, recipe_for_rows
 from regspace.train.work import LocalWork, SweepWork, WorkSource
 
 
@@ -211,6 +211,10 @@ def local_work(
     space in turn)."""
     columns = MODEL_COLUMNS if order is None else [*MODEL_COLUMNS, "seed", "draw_indices"]
     pending = store.pending(recipe.hash, columns, seed=recipe.seed, spaces=spaces, retry_failed=retry_failed)
+    drawn = recipe_for_rows(recipe, pending)  # models drawn with recipe fields (regspace.spaces.hparams)
+    if drawn.hash != recipe.hash:
+        recipe = drawn
+        pending = store.pending(recipe.hash, columns, seed=recipe.seed, spaces=spaces, retry_failed=retry_failed)
     if only is not None:
         pending = [m for m in pending if m["model_id"] in only]
     pending = (order or balanced)(pending)[:limit] if limit else (order or balanced)(pending)
