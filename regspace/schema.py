@@ -29,7 +29,9 @@ from regspace.design import BLOCK_PARAMS, MAX_STAGES, Context, Design, get_stem
 # 4: results val_errors and train_losses, one value per epoch (learning curves).
 # 5: models stage_strides, stage_kernels, stage_expansions, activation, head_width, stem_width (block
 #    families V, R, MB; null in older rows: the defaults) and per-stage sampled columns up to 7 stages, k_i, e_i.
-SCHEMA_VERSION = 5
+# 6: results peak_reserved_mb (the CUDA allocator's reserved peak), device_workers (workers that shared the
+#    model's device) and tf32 (whether fp32 convolutions could run in TF32). Older parts read them as null.
+SCHEMA_VERSION = 6
 
 # The spaces' sampled parameters (Space.columns): AnyNet's per-stage d_i, w_i, b_i, g_i (and MBConv's k_i,
 # e_i), up to 7 stages, and RegNet's d, w0, wa, wm, b, g. A space fills its own and leaves the others null.
@@ -145,6 +147,10 @@ RESULTS_SCHEMA = pa.schema(
         ("finished_at", pa.timestamp("us", tz="UTC")),
         ("val_errors", pa.list_(pa.float64())),  # validation error after each epoch, percent
         ("train_losses", pa.list_(pa.float64())),  # mean training loss of each epoch
+        # since schema 6 (null in older rows):
+        ("peak_reserved_mb", pa.float64()),  # GPU: the allocator's peak reserved memory (>= peak_memory_mb)
+        ("device_workers", pa.int64()),  # worker processes the run placed on this model's device (it included)
+        ("tf32", pa.bool_()),  # GPU: cuDNN could run fp32 convolutions in TF32 (sm80+ with it allowed)
     ]
 )
 
@@ -273,6 +279,8 @@ def python_type(arrow_type: pa.DataType) -> type:
         return tuple
     if pa.types.is_timestamp(arrow_type):
         return datetime.datetime
+    if pa.types.is_boolean(arrow_type):
+        return bool
     if pa.types.is_floating(arrow_type):
         return float
     if pa.types.is_integer(arrow_type):

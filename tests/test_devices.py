@@ -254,3 +254,23 @@ def test_free_gpu_memory_reads_nvidia_smi_only_where_it_answers_for_these_gpus(
     _fake_smi(tmp_path, monkeypatch, body, visible)
     ids = list(range(len(want_mib)))
     assert dev.gpu_free_bytes(ids) == [m << 20 for m in want_mib]
+
+
+@pytest.mark.parametrize(
+    "capability, allowed, want", [((7, 0), True, False), ((8, 0), True, True), ((9, 0), False, False)]
+)
+def test_tf32_follows_the_recipe_and_is_recorded_for_the_gpu_it_ran_on(monkeypatch, capability, allowed, want):
+    """Issue 23 fault 8: on Ampere+ fp32 convolutions run in TF32 unless the recipe says `tf32 = false`; the
+    `tf32` column says whether it was on (a V100 has no TF32; the CPU records False). The GPU is a fake."""
+    import torch
+
+    from regspace.train.fit import _peak_reserved_mb, apply_tf32
+    from regspace.train.recipe import Recipe
+
+    monkeypatch.setattr(torch.cuda, "get_device_capability", lambda index=None: capability)
+    monkeypatch.setattr(torch.backends.cudnn, "allow_tf32", torch.backends.cudnn.allow_tf32)  # restored after
+    assert apply_tf32(Recipe(tf32=allowed), torch.device("cuda", 0)) is want
+    assert torch.backends.cudnn.allow_tf32 is allowed
+    assert apply_tf32(Recipe(), torch.device("cpu")) is False and torch.backends.cudnn.allow_tf32 is True
+    monkeypatch.setattr(torch.cuda, "max_memory_reserved", lambda device=None: 3 << 30)
+    assert _peak_reserved_mb(torch.device("cuda", 0)) == 3072 and _peak_reserved_mb(torch.device("cpu")) is None

@@ -51,6 +51,9 @@ class Recipe:
     split_seed: int = 0
     seed: int = 0
     resolution: int | None = None  # None: the models' own input resolution
+    # Fields added after results were stored: they enter the hash only when they differ from these
+    # defaults (HASHED_IF_CHANGED), so every earlier recipe keeps its hash.
+    tf32: bool = True  # GPUs sm80+: let cuDNN run fp32 convolutions in TF32 (torch's default); false: full fp32
 
     def __post_init__(self):
         checks = [
@@ -71,6 +74,7 @@ class Recipe:
             (self.val_size >= 1, "validation size must be at least 1 (errors are compared on a validation split)"),
             (self.test_size is None or self.test_size >= 0, "test size must be non-negative"),
             (self.resolution is None or 4 <= self.resolution <= 4096, "resolution must be between 4 and 4096"),
+            (isinstance(self.tf32, bool), "tf32 must be true or false"),
         ]
         for ok, message in checks:
             if not ok:
@@ -88,8 +92,9 @@ class Recipe:
 
     @property
     def hash(self) -> str:
-        """12 hex digits over every field except the preset's name (a renamed preset is the same recipe)."""
-        fields = {k: v for k, v in self.to_dict().items() if k != "name"}
+        """12 hex digits over every field except the preset's name (a renamed preset is the same recipe) and
+        the fields of HASHED_IF_CHANGED that keep their default."""
+        fields = {k: v for k, v in self.to_dict().items() if k != "name" and HASHED_IF_CHANGED.get(k, _NONE) != v}
         return hashlib.sha256(json.dumps(fields, sort_keys=True).encode()).hexdigest()[:12]
 
     def replace(self, **overrides) -> Recipe:
@@ -98,6 +103,10 @@ class Recipe:
             raise UsageProblem(f"recipe: unknown field(s) {', '.join(sorted(unknown))}")
         return dataclasses.replace(self, **{k: v for k, v in overrides.items() if v is not None})
 
+
+_NONE = object()
+# Fields added since results were first stored, with the default under which they are left out of the hash.
+HASHED_IF_CHANGED = {"tf32": True}
 
 RECIPES = {
     # CPU proxy regime: Fashion-MNIST, 10k training images, 3 epochs, zero-initialised final BN of
