@@ -20,12 +20,11 @@ import torch.nn.functional as F
 
 from regspace import __version__
 from regspace.blocks.network import build_model
+from regspace.defaults import EVAL_BATCH  # images per evaluation step (at least the training batch)
 from regspace.design import Context, Design
 from regspace.train.pipeline import Batches, DeviceImages, MappedImages
 from regspace.train.recipe import Recipe
 from regspace.train.records import Result, Task
-
-EVAL_BATCH = 512  # images per evaluation step (at least the training batch)
 
 for _name in ("pytorch_lightning", "lightning", "lightning.pytorch", "lightning_fabric", "lightning.fabric"):
     logging.getLogger(_name).setLevel(logging.ERROR)
