@@ -8,22 +8,22 @@ and without emulation, the compute mode, what the set-up's index choice (regspac
 this machine, the CUDA context's own memory and a CUDA process's host memory (against the planner's
 figures), and the raw `nvidia-smi`.
 
-Sections (each skipped with a line once the time budget is spent):
+Sections, in this order (each skipped, with a line, when less of the time budget is left than it takes):
 1. scaling: 1, 2, 4 workers per GPU on the quick recipe (models/h, with 1 worker as the baseline in the same
    invocation; mean utilisation of the GPU torch used, its nvidia-smi id mapped from torch's index; peak
    reserved memory per model);
 2. measured planning: larger models added to a store that holds GPU results; the plan from the measured
    ratio against the plan from the estimate, and each model's plan against its measured reserved peak;
-3. the cifar recipe (flip + crop, label smoothing, batch 1024; 1 epoch; CIFAR-10 if the raw files are found,
-   else Fashion-MNIST);
-4. the mapped path (--map-above 0);
-5. recycling (--recycle 4, 24 models);
-6. beside a process holding 80 % of the GPU's memory (OOM retries from the summary line when it counts them,
+3. beside a process holding 80 % of the GPU's memory (OOM retries from the summary line when it counts them,
    failed models and their reasons);
+4. the cifar recipe (flip + crop, label smoothing, batch 1024; 5 epochs of 5,120 images; CIFAR-10 if its raw
+   files are here, else Fashion-MNIST);
+5. the mapped path (--map-above 0);
+6. recycling (--recycle 4, 24 models, 2 workers);
 7. a second GPU (--devices 0,1) when there is one.
 Every result must be ok with its precision matching its GPU (bf16-mixed from sm80, 16-mixed below).
 
-    python benchmarks/bench_gpu.py [--models 12] [--per-device 1,2,4] [--budget 280] [--cache DIR] [--data-dir DIR]
+    python benchmarks/bench_gpu.py [--models 12] [--per-device 1,2,4] [--budget 285] [--cache DIR] [--data-dir DIR]
 
 No network is needed when the dataset's raw files are found: --data-dir (or $REGSPACE_DATA, or the system
 copy in /usr/share/datasets); decoded copies go to --cache (default: a temporary directory). Without a CUDA
@@ -110,12 +110,14 @@ def summary_numbers(text: str) -> dict:
 class Bench:
     def __init__(self, args, tmp: Path):
         self.args, self.tmp, self.problems = args, tmp, []
-        self.env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+        path = os.pathsep.join(p for p in (str(ROOT), os.environ.get("PYTHONPATH")) if p)
+        self.env = {**os.environ, "PYTHONUNBUFFERED": "1", "PYTHONPATH": path}  # regspace from this checkout
         self.env["REGSPACE_CACHE"] = str(Path(args.cache).resolve()) if args.cache else str(tmp / "cache")
         if args.data_dir:
             self.env["REGSPACE_DATA"] = str(Path(args.data_dir).resolve())
         self.t0 = time.monotonic()
         self.results = []  # (section, DataFrame) of every run, for the precision check
+        self.skipped = []  # sections the time budget left out
 
     def regspace(self, *args, check=True) -> subprocess.CompletedProcess:
         p = subprocess.run(
@@ -285,8 +287,9 @@ FAST = ("--epochs", "1", "--train-size", "4096", "--val-size", "1024", "--test-s
 def scaling(bench: Bench, gpu: str) -> Path | None:
     rows, first_store = [], None
     for per in [int(x) for x in bench.args.per_device.split(",")]:
-        if bench.left() < 30:
+        if bench.left() < 180:  # the later sections need about 3 minutes
             print(f"scaling: {per} workers/GPU skipped (time budget)")
+            bench.skipped.append(f"scaling {per}/GPU")
             continue
         s = bench.store(f"scale{per}", bench.args.models)
         first_store = first_store or s
@@ -334,7 +337,7 @@ def measured_planning(bench: Bench, store: Path):
     print(f"measured/estimated ratio (with margin) {scale:.3f} from {len(measured)} GPU results; largest pending "
           f"model planned {max(plans.values()) / 2**20:.0f} MiB (estimate alone {est / 2**20:.0f} MiB)")  # fmt: skip
     run = bench.train("measured planning", store, "--devices", "0")
-    r = run["results"].set_index("model_id")
+    r = run["results"].drop_duplicates("model_id", keep="last").set_index("model_id")
     ratios = [plans[m] / (r.loc[m, "peak_reserved_mb"] * 2**20) for m in plans if m in r.index
               and r.loc[m, "peak_reserved_mb"] > 0]  # fmt: skip
     if ratios:
@@ -357,7 +360,8 @@ def cifar_recipe(bench: Bench):
         data = "cifar10"
     except RegspaceError:
         data = "fashion-mnist"
-    args = ("--recipe", "cifar", "--data", data, "--epochs", "1", "--train-size", "10240", "--val-size", "2048",
+    # 5 epochs: the recipe's own warm-up length; 5 × 5 steps of 1,024 images
+    args = ("--recipe", "cifar", "--data", data, "--epochs", "5", "--train-size", "5120", "--val-size", "1024",
             "--test-size", "1024", "--devices", "0")  # fmt: skip
     if data == "cifar10":
         args += ("--resolution", "28")  # the mnist-preset models' resolution
@@ -453,7 +457,7 @@ def main() -> int:
     ap = argparse.ArgumentParser()
     ap.add_argument("--models", type=int, default=12)
     ap.add_argument("--per-device", default="1,2,4")
-    ap.add_argument("--budget", type=float, default=280.0, help="seconds; sections past it are skipped")
+    ap.add_argument("--budget", type=float, default=285.0, help="seconds; sections that would pass it are skipped")
     ap.add_argument("--cache", help="regspace's dataset cache ($REGSPACE_CACHE; default: a temporary one)")
     ap.add_argument("--data-dir", help="where the raw dataset files are ($REGSPACE_DATA)")
     args = ap.parse_args()
@@ -467,19 +471,21 @@ def main() -> int:
         env = environment(bench)
         gpu = smi_id(0, os.environ.get("CUDA_VISIBLE_DEVICES"), env["gpus"][0]["uuid"])
         print(f"torch's GPU 0 is nvidia-smi's {gpu}")
+        # (name, what it runs, seconds it is expected to take: a section is skipped when less is left)
         sections = [
-            ("scaling", lambda: scaling(bench, gpu)),
-            ("measured planning", None),
-            ("cifar recipe", lambda: cifar_recipe(bench)),
-            ("mapped", lambda: mapped(bench)),
-            ("recycling", lambda: recycling(bench)),
-            ("neighbour", lambda: neighbour(bench)),
-            ("second GPU", lambda: second_gpu(bench, env)),
+            ("scaling", lambda: scaling(bench, gpu), 60),
+            ("measured planning", None, 35),
+            ("neighbour", lambda: neighbour(bench), 35),
+            ("cifar recipe", lambda: cifar_recipe(bench), 30),
+            ("mapped", lambda: mapped(bench), 30),
+            ("recycling", lambda: recycling(bench), 45),
+            ("second GPU", lambda: second_gpu(bench, env), 30),
         ]
         first_store = None
-        for name, run in sections:
-            if bench.left() < 20:
-                print(f"== {name}: skipped (time budget of {args.budget:.0f} s spent)")
+        for name, run, expected in sections:
+            if bench.left() < expected:
+                print(f"== {name}: skipped ({bench.left():.0f} s of the {args.budget:.0f} s budget left)")
+                bench.skipped.append(name)
                 continue
             print(f"== {name} ({time.monotonic() - bench.t0:.0f} s in)", flush=True)
             try:
@@ -495,7 +501,8 @@ def main() -> int:
             except Exception as e:  # noqa: BLE001 - one section's failure is reported, the others still run
                 bench.problems.append(f"{name}: {type(e).__name__}: {str(e)[:300]}")
         check_precision(bench, env)
-        print(f"total {time.monotonic() - bench.t0:.0f} s")
+        skipped = f"; skipped for time: {', '.join(bench.skipped)} (--budget)" if bench.skipped else ""
+        print(f"total {time.monotonic() - bench.t0:.0f} s{skipped}")
         if bench.problems:
             print(f"{len(bench.problems)} problem(s):")
             for p in bench.problems:
