@@ -1,7 +1,8 @@
 # Set-up and the two top-level jobs. `make demo` and `make test` each do the whole set-up first:
 # the Debian packages that are missing, a virtual environment in .venv, and the package with its
 # pinned torch (constraints.txt) — the CPU-only build on a Linux machine without an NVIDIA driver
-# when PyTorch's CPU index answers (regspace/torch_index.py) — so a fresh clone needs nothing else.
+# when PyTorch's CPU index answers, and with a driver the CUDA build that driver and GPUs run
+# (regspace/torch_index.py) — so a fresh clone needs nothing else.
 SHELL := /bin/bash
 PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV := .venv

@@ -38,6 +38,8 @@ from regspace.design import BLOCK_PARAMS, MAX_STAGES, Context, Design, get_stem
 #    unchanged). Older parts' rows of another seed are re-hashed on read; a null seed reads as the recipe's.
 #    Models lr, weight_decay, momentum, label_smoothing (recipe fields drawn per model, NDS §5; null: the
 #    recipe's own value) and hparams (JSON of the laws they were drawn from; null: none drawn).
+#    Results peak_reserved_mb (the CUDA allocator's reserved peak), device_workers (workers that shared the
+#    model's device) and tf32 (whether fp32 convolutions could run in TF32). Older parts read them as null.
 SCHEMA_VERSION = 6
 
 # The spaces' sampled parameters (Space.columns): AnyNet's per-stage d_i, w_i, b_i, g_i (and MBConv's k_i,
@@ -162,6 +164,10 @@ RESULTS_SCHEMA = pa.schema(
         ("val_errors", pa.list_(pa.float64())),  # validation error after each epoch, percent
         ("train_losses", pa.list_(pa.float64())),  # mean training loss of each epoch
         ("inference_images_per_second", pa.float64()),  # forward only, fixed batch, warm (fit.inference_speed)
+        # since schema 6 (null in older rows):
+        ("peak_reserved_mb", pa.float64()),  # GPU: the allocator's peak reserved memory (>= peak_memory_mb)
+        ("device_workers", pa.int64()),  # worker processes the run placed on this model's device (it included)
+        ("tf32", pa.bool_()),  # GPU: cuDNN could run fp32 convolutions in TF32 (sm80+ with it allowed)
     ]
 )
 
@@ -172,6 +178,11 @@ MODEL_KEY = ("space", "model_id")  # one network of one space: its rows merge in
 RESULT_KEY = ("model_id", "recipe_hash", "seed")  # a recipe's hash leaves its seed out (Recipe.hash)
 TABLES = {"models": (MODELS_SCHEMA, list(MODEL_ROW_KEY)), "results": (RESULTS_SCHEMA, list(RESULT_KEY))}
 
+
+
+# Recipe fields added after results were first stored, with the default under which the hash leaves them
+# out: every recipe written before them keeps its hash.
+HASHED_IF_CHANGED = {"tf32": True}
 
 
 def recipe_hash(fields: dict) -> str:
@@ -188,6 +199,9 @@ def recipe_hash(fields: dict) -> str:
         kept["sampled"] = sampled
         for name in json.loads(sampled):
             kept.pop(name, None)
+    for name, default in HASHED_IF_CHANGED.items():  # fields added later: hashed only when changed
+        if name in kept and kept[name] == default:
+            del kept[name]
     return hashlib.sha256(json.dumps(kept, sort_keys=True).encode()).hexdigest()[:12]
 
 
@@ -323,6 +337,8 @@ def python_type(arrow_type: pa.DataType) -> type:
         return tuple
     if pa.types.is_timestamp(arrow_type):
         return datetime.datetime
+    if pa.types.is_boolean(arrow_type):
+        return bool
     if pa.types.is_floating(arrow_type):
         return float
     if pa.types.is_integer(arrow_type):

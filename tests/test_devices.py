@@ -180,8 +180,9 @@ def test_measured_gpu_memory_replaces_the_estimate(monkeypatch):
     big = [{"acts": 50_000_000, "params": 1_000_000}]  # estimated: 12·50M·128 B ≈ 72 GiB: refused
     with pytest.raises(RegspaceError, match="needs about"):
         plan_slots(Parallelism(devices="auto"), big, data_bytes=0, batch_size=128, planned=None)
+    measured = [{**big[0], "peak_memory_mb": 2000, "peak_reserved_mb": None}]  # a schema-5 row: allocated only
     devices, threads = plan_slots(
-        Parallelism(devices="auto"), big, data_bytes=0, batch_size=128, planned=None, measured_mb=2000
+        Parallelism(devices="auto"), big, data_bytes=0, batch_size=128, planned=None, measured=measured
     )  # measured: 2 GB -> 2.9 GB with the context: 12 fit, 8 taken
     assert devices == ["cuda:0"] * 8 and threads == 8
 
@@ -255,3 +256,130 @@ def test_free_gpu_memory_reads_nvidia_smi_only_where_it_answers_for_these_gpus(
     _fake_smi(tmp_path, monkeypatch, body, visible)
     ids = list(range(len(want_mib)))
     assert dev.gpu_free_bytes(ids) == [m << 20 for m in want_mib]
+
+
+@pytest.mark.parametrize(
+    "capability, allowed, want", [((7, 0), True, False), ((8, 0), True, True), ((9, 0), False, False)]
+)
+def test_tf32_follows_the_recipe_and_is_recorded_for_the_gpu_it_ran_on(monkeypatch, capability, allowed, want):
+    """Issue 23 fault 8: on Ampere+ fp32 convolutions run in TF32 unless the recipe says `tf32 = false`; the
+    `tf32` column says whether it was on (a V100 has no TF32; the CPU records False). The GPU is a fake."""
+    import torch
+
+    from regspace.train.fit import _peak_reserved_mb, apply_tf32
+    from regspace.train.recipe import Recipe
+
+    monkeypatch.setattr(torch.cuda, "get_device_capability", lambda index=None: capability)
+    monkeypatch.setattr(torch.backends.cudnn, "allow_tf32", torch.backends.cudnn.allow_tf32)  # restored after
+    assert apply_tf32(Recipe(tf32=allowed), torch.device("cuda", 0)) is want
+    assert torch.backends.cudnn.allow_tf32 is allowed
+    assert apply_tf32(Recipe(), torch.device("cpu")) is False and torch.backends.cudnn.allow_tf32 is True
+    monkeypatch.setattr(torch.cuda, "max_memory_reserved", lambda device=None: 3 << 30)
+    assert _peak_reserved_mb(torch.device("cuda", 0)) == 3072 and _peak_reserved_mb(torch.device("cpu")) is None
+
+
+def _fake_gpus(monkeypatch, free_gib=40):
+    import regspace.train.devices as dev
+
+    monkeypatch.setattr("regspace.torch_index.has_nvidia_driver", lambda: True)
+    monkeypatch.setattr(dev, "torch_cuda", lambda: ("12.8", 1))
+    monkeypatch.setattr(dev, "gpu_free_bytes", lambda ids: [free_gib * GIB for _ in ids])
+    monkeypatch.setattr("regspace.train.runner.cpu_count", lambda: 64)
+    monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
+
+
+def test_a_pending_model_ten_times_the_measured_one_is_planned_ten_times_larger(monkeypatch):
+    """Issue 23 fault 5: the measured peak replaced every pending model's estimate, so a model 10× the
+    measured one was planned as small as it. The measured/estimated ratio now scales each estimate: the
+    10× model's plan (beyond the dataset and the CUDA context) is 10× the measured model's, the reserved
+    peak (not the allocated one) is what is scaled, and the CUDA context is added once per worker."""
+    from regspace.train.devices import CUDA_CONTEXT_BYTES, gpu_model_bytes, measured_scale, model_bytes
+    from regspace.train.runner import Parallelism, plan_slots
+
+    _fake_gpus(monkeypatch)
+    data = 300 << 20
+    small = {"acts": 200_000, "params": 100_000}
+    big = {"acts": 2_000_000, "params": 1_000_000}
+    measured = [{**small, "peak_memory_mb": 700.0, "peak_reserved_mb": 1000.0}]
+    scale = measured_scale(measured, data, 128)
+    # by hand: (1000 MiB - 300 MiB) / (12·200k·128 + 16·100k B) = 700 MiB / 308.8 MB, times the 1.2 margin
+    assert scale == pytest.approx(1.2 * (700 << 20) / (12 * 200_000 * 128 + 16 * 100_000))
+    plan_small, plan_big = (gpu_model_bytes(m["acts"], m["params"], data, 128, scale) for m in (small, big))
+    assert plan_big - data - CUDA_CONTEXT_BYTES == pytest.approx(
+        10 * (plan_small - data - CUDA_CONTEXT_BYTES), rel=1e-6
+    )
+    assert plan_small == pytest.approx(data + 1.2 * (700 << 20) + CUDA_CONTEXT_BYTES, rel=1e-6)
+    assert model_bytes(big["acts"], big["params"], 128) == 10 * model_bytes(small["acts"], small["params"], 128)
+    # the plan for the run: the 10x model's 1.2·7000 MiB + 300 MiB + 600 MiB ≈ 9.1 GiB -> 0.9·40 GiB holds 3
+    devices, _ = plan_slots(Parallelism(devices="auto"), [small, big], data_bytes=data, batch_size=128,
+                            planned=None, measured=measured)  # fmt: skip
+    assert devices == ["cuda:0"] * 3
+    # only the small model pending: 1.2·700 + 300 + 600 MiB ≈ 1.7 GiB -> 21 fit, 8 at most
+    devices, _ = plan_slots(Parallelism(devices="auto"), [small], data_bytes=data, batch_size=128, planned=None,
+                            measured=measured)  # fmt: skip
+    assert devices == ["cuda:0"] * 8
+
+
+def test_gpu_measurements_join_results_to_their_models(tmp_path):
+    """The measurements the plan reads: this recipe's cuda results with a peak, with their model's acts and
+    params; CPU results, other recipes and a v5 row without the reserved peak are handled."""
+    from regspace.store import Store
+    from regspace.train.records import Result
+    from regspace.train.runner import gpu_measurements
+
+    st = Store.create(tmp_path / "s")
+    st.append_rows("models", [{"model_id": f"m{i}", "space": "X_c", "acts": 1000 * (i + 1), "params": 10 * (i + 1)}
+                              for i in range(4)])  # fmt: skip
+    ok = dict(error=1.0, min_error=1.0, epochs=1)
+    st.append_rows("results", [
+        Result.ok("m0", recipe_hash="r", device_kind="cuda", peak_memory_mb=50.0, peak_reserved_mb=64.0, **ok).row(),
+        Result.ok("m1", recipe_hash="r", device_kind="cuda", peak_memory_mb=80.0, **ok).row(),  # schema 5: no reserved
+        Result.ok("m2", recipe_hash="r", device_kind="cpu", peak_memory_mb=900.0, **ok).row(),
+        Result.ok("m3", recipe_hash="other", device_kind="cuda", peak_memory_mb=70.0, **ok).row(),
+    ])  # fmt: skip
+    got = {r["model_id"]: (r["acts"], r["params"], r["peak_memory_mb"], r["peak_reserved_mb"])
+           for r in gpu_measurements(st, "r")}  # fmt: skip
+    assert got == {"m0": (1000, 10, 50.0, 64.0), "m1": (2000, 20, 80.0, None)}
+    assert gpu_measurements(st, "none") == []
+
+
+def test_gpu_workers_are_fewer_when_host_memory_cannot_hold_them(monkeypatch, capsys):
+    """Issue 23 fault 7: every GPU worker loads the dataset into host memory (and a mapped one pins batch
+    buffers), which was not planned: 8 workers × 10 GiB on a host with 40 GiB available swapped or met the
+    OOM killer. The plan now holds 0.9 · 40 / 10 = 3 of them and says so in one line; with enough memory
+    nothing changes and nothing is said."""
+    import regspace.train.devices as dev
+    from regspace.train.runner import Parallelism, plan_slots
+
+    _fake_gpus(monkeypatch, free_gib=80)
+    small = [{"acts": 1000, "params": 1000}]
+    monkeypatch.setattr(dev, "available_host_bytes", lambda: 40 * GIB)
+    devices, _ = plan_slots(Parallelism(devices="auto"), small, data_bytes=0, batch_size=128, planned=None,
+                            host_bytes=10 * GIB)  # fmt: skip
+    err = capsys.readouterr().err
+    assert devices == ["cuda:0"] * 3 and err.count("\n") == 1
+    assert (
+        "host memory: 8 GPU workers need about 80.0 GiB (10.0 GiB each" in err
+        and "40.0 GiB is available: using 3" in err
+    )
+    monkeypatch.setattr(dev, "available_host_bytes", lambda: 200 * GIB)
+    devices, _ = plan_slots(Parallelism(devices="auto"), small, data_bytes=0, batch_size=128, planned=None,
+                            host_bytes=10 * GIB)  # fmt: skip
+    assert devices == ["cuda:0"] * 8 and capsys.readouterr().err == ""
+
+
+def test_a_gpu_workers_host_memory_by_hand():
+    """In memory: the dataset plus the runtime. Mapped: labels and sums plus six pinned buffers of
+    max(batch, 512) images (two each for train, validation and test) plus the runtime."""
+    from regspace.train.devices import GPU_WORKER_HOST_BYTES, gpu_worker_host_bytes
+
+    assert (
+        gpu_worker_host_bytes(2 * GIB, mapped=False, image_bytes=3072, batch_size=1024)
+        == 2 * GIB + GPU_WORKER_HOST_BYTES
+    )
+    assert gpu_worker_host_bytes(5_000, mapped=True, image_bytes=3 * 224 * 224, batch_size=256) == (
+        5_000 + 6 * 512 * 150_528 + GPU_WORKER_HOST_BYTES)  # fmt: skip
+    assert (
+        gpu_worker_host_bytes(0, mapped=True, image_bytes=100, batch_size=1024)
+        == 6 * 1024 * 100 + GPU_WORKER_HOST_BYTES
+    )

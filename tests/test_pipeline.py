@@ -58,3 +58,57 @@ def test_adapt_channels():
     assert torch.equal(adapt_channels(grey, 3)[:, 2], grey[:, 0])
     colour = torch.rand(2, 3, 4, 4)
     assert torch.allclose(adapt_channels(colour, 1)[:, 0], colour.mean(1))
+
+
+def test_cpu_augmentation_draws_the_numbers_it_always_drew():
+    """Issue 23 fault 7 moved the flip/crop draws onto the images' device; on the CPU they still come from
+    the one seeded generator, in the same order (the epoch's permutation, then per batch the crop's row and
+    column offsets, then the flip coins), so CPU results are unchanged. The reference is written out here
+    image by image from that order, for two epochs."""
+    x = torch.randint(0, 256, (20, 1, 5, 6), dtype=torch.uint8)
+    y = torch.arange(20)
+    mean, std = torch.tensor([0.5]), torch.tensor([0.25])
+    b = Batches(x, y, batch_size=8, mean=mean, std=std, in_channels=1, shuffle=True, augment="flip+crop",
+                drop_last=True, channels_last=False, seed=3)  # fmt: skip
+    g = torch.Generator().manual_seed(3)
+    padded = F.pad(x, (4, 4, 4, 4))
+    for _epoch in range(2):
+        order = torch.randperm(20, generator=g)
+        got = list(b)
+        assert len(got) == 2
+        for i, (xb, yb) in enumerate(got):
+            idx = order[8 * i : 8 * (i + 1)]
+            oy, ox = torch.randint(0, 9, (8,), generator=g), torch.randint(0, 9, (8,), generator=g)
+            coins = torch.rand(8, generator=g) < 0.5
+            for k, j in enumerate(idx.tolist()):
+                window = padded[j, :, oy[k] : oy[k] + 5, ox[k] : ox[k] + 6]
+                want = (window.flip(2) if coins[k] else window).float() / 255 / 0.25 - 0.5 / 0.25
+                assert torch.allclose(xb[k], want, atol=1e-5) and yb[k] == j
+
+
+def test_augmentation_on_a_device_copies_nothing_from_the_host(monkeypatch):
+    """Issue 23 fault 7: flip/crop values were drawn on the CPU and copied to the GPU every step (a blocking
+    copy each). Images on another device (the meta device stands in for a GPU here, and a CPU generator
+    for its generator, which the meta device lacks) are augmented with no host-to-device copy, from a
+    generator made for that device with the recipe's seed."""
+    import regspace.train.pipeline as pipeline
+
+    made = []
+    monkeypatch.setattr(pipeline, "device_generator", lambda device, seed: made.append((device.type, seed)) or
+                        torch.Generator().manual_seed(seed))  # fmt: skip
+    x = torch.empty((16, 3, 8, 8), dtype=torch.uint8, device="meta")
+    b = Batches(x, torch.zeros(16, dtype=torch.long, device="meta"), batch_size=8, mean=torch.zeros(3),
+                std=torch.ones(3), in_channels=3, augment="flip+crop", seed=5)  # fmt: skip
+    assert made == [("meta", 5)]
+    copies = []
+    to = torch.Tensor.to
+
+    def spy(self, *args, **kwargs):
+        out = to(self, *args, **kwargs)
+        if self.device.type == "cpu" and out.device.type != "cpu":
+            copies.append(tuple(self.shape))
+        return out
+
+    monkeypatch.setattr(torch.Tensor, "to", spy)
+    out = b.transform(x[:8])
+    assert out.device.type == "meta" and out.shape == (8, 3, 8, 8) and copies == []

@@ -122,6 +122,15 @@ def flaky_worker(conn, config):
         )
 
 
+def slow_exit_worker(conn, config):
+    """Trains like ok_worker, then takes ``exit_seconds`` to end after its last model (a CUDA context
+    tearing down), logging when the ending begins and when it is over."""
+    ok_worker(conn, config)
+    _log(config, "ending")
+    time.sleep(config["exit_seconds"])
+    _log(config, "ended")
+
+
 def never_ready_worker(conn, config):
     os._exit(3)
 
@@ -164,6 +173,30 @@ def test_recycled_workers_lose_no_model(tmp_path):
     pids = [pid for pid, _ in logged(tmp_path)]
     assert len(set(pids)) >= 4  # a fresh process after every 2 models
     assert max(pids.count(p) for p in set(pids)) <= 2
+
+
+def test_a_retiring_worker_does_not_stall_the_next_model(tmp_path):
+    """Issue 23 fault 7: the pool joined a recycled worker before going on, so while its CUDA context tore
+    down (seconds) no model was handed out. With one worker recycled after each model, the next model now
+    starts while the retired process is still ending; every process is waited for by the end."""
+    work = InMemoryWork(3)
+    p = pool(work, tmp_path, slow_exit_worker, workers=1, recycle=1, exit_seconds=1.5)
+    summary = p.run()
+    assert summary.ok == 3 and all(q.exitcode is not None for q in p.retiring)
+    log = logged(tmp_path)
+    ended = log.index((log[0][0], "ended"))
+    assert "m01" in [m for _, m in log[:ended]], log  # model 2 began before worker 1 had ended
+    assert sum(m == "ending" for _, m in log) == sum(m == "ended" for _, m in log) >= 3  # all waited for
+
+
+def test_each_result_records_how_many_workers_shared_its_device(tmp_path):
+    """Issue 23 fault 8: images_per_second depends on the neighbours on the device: `device_workers`."""
+    work = InMemoryWork(9)
+    WorkerPool(work, devices=["cuda:0", "cuda:1", "cuda:0"], config={"threads": 1, "data_path": str(tmp_path)},
+               recipe=RECIPE, target=ok_worker, preload=()).run()  # fmt: skip
+    assert len(work.results) == 9
+    assert {(r.device, r.device_workers) for r in work.results} <= {("cuda:0", 2), ("cuda:1", 1)}
+    assert {r.device_workers for r in work.results if r.device == "cuda:0"} == {2}
 
 
 def test_a_dead_workers_model_is_retried_once_then_failed(tmp_path):

@@ -87,3 +87,24 @@ def test_the_trainer_uses_the_warm_up_and_cosine_per_step(monkeypatch, warmup):
     assert seen == pytest.approx([expected_lr(s, recipe, 10) for s in range(20)], rel=1e-9, abs=1e-12)
     if warmup:
         assert seen[0] == pytest.approx(0.2 / 5) and seen[4] == pytest.approx(0.2)
+
+
+def test_tf32_is_a_recipe_field_that_leaves_earlier_hashes_alone():
+    """Issue 23 fault 8: `tf32 = false` turns TF32 off and is a different recipe; its default (torch's own
+    behaviour) is left out of the hash, so every recipe stored before the field existed keeps its hash: the
+    JSON of a committed ladder result (written without the field) reads back to the hash it was stored under."""
+    import json
+
+    from regspace.study import _recipe
+
+    q = RECIPES["quick"]
+    assert q.tf32 is True and q.hash == "3e65a7394f7f" and RECIPES["cifar"].tf32 is True
+    off = q.replace(tf32=False)
+    assert off.hash != q.hash and off.replace(tf32=True).hash == q.hash
+    assert _recipe({"base": "quick", "tf32": False}, "study.toml").hash == off.hash
+    parts = sorted((ROOT / "experiments/results/ladder/store/results").glob("*.parquet"))
+    row = pq.read_table(parts[0], columns=["recipe_hash", "recipe"]).to_pylist()[0]
+    stored = json.loads(row["recipe"])
+    assert "tf32" not in stored and Recipe(**stored).hash == row["recipe_hash"]
+    with pytest.raises(Exception, match="tf32 must be true or false"):
+        Recipe(tf32="no")

@@ -46,7 +46,14 @@ def test_a_result_row_round_trips_through_the_store(tmp_path):
     values = {}  # one non-null value of every column, from its type
     for f in RESULTS_SCHEMA:
         t = schema.python_type(f.type)
-        values[f.name] = {float: 1.5, int: 3, str: f"{f.name}!", tuple: (1.0, 2.0), datetime.datetime: when}[t]
+        values[f.name] = {
+            float: 1.5,
+            int: 3,
+            bool: True,
+            str: f"{f.name}!",
+            tuple: (1.0, 2.0),
+            datetime.datetime: when,
+        }[t]
     values.pop("status")
     for make in (Result.ok, Result.failed, Result.diverged):
         r = make(**values)
@@ -165,3 +172,28 @@ def test_conform_fills_missing_columns_and_refuses_unknown_ones():
         conform({"bogus": [1]}, RESULTS_SCHEMA)
     with pytest.raises(ValueError, match="bogus"):
         conform(pa.table({"bogus": [1]}), RESULTS_SCHEMA)
+
+
+NEW_IN_6 = ("peak_reserved_mb", "device_workers", "tf32")
+
+
+def test_a_schema_5_results_part_reads_with_the_schema_6_columns_null(tmp_path):
+    """Issue 23: schema 6 adds results columns (reserved GPU memory, workers sharing the device, TF32). A part
+    written by schema 5 (without them, its metadata saying 5) still reads, they read as null, and a row
+    written now beside it keeps its values."""
+    import pyarrow.parquet as pq
+
+    assert schema.SCHEMA_VERSION == 6 and set(NEW_IN_6) <= set(RESULTS_SCHEMA.names)
+    assert RESULTS_SCHEMA.field("tf32").type == pa.bool_()
+    st = Store.create(tmp_path / "s")
+    v5 = pa.schema([f for f in RESULTS_SCHEMA if f.name not in NEW_IN_6])
+    old = pa.Table.from_pylist(
+        [{"model_id": "m5", "recipe_hash": "r", "status": "ok", "error": 9.5, "peak_memory_mb": 900.0}], schema=v5
+    ).replace_schema_metadata({b"regspace_schema_version": b"5", b"regspace_table": b"results"})
+    pq.write_table(old, tmp_path / "s" / "results" / "part-0000000000000000001-v5.parquet")
+    st.append_rows("results", [Result.ok("m6", error=8.0, min_error=8.0, epochs=1, recipe_hash="r",
+                                         peak_reserved_mb=1024.0, device_workers=4, tf32=False).row()])  # fmt: skip
+    rows = {r["model_id"]: r for r in Store.open(tmp_path / "s").results_for("r").to_pylist()}
+    assert rows["m5"]["error"] == 9.5 and rows["m5"]["peak_memory_mb"] == 900.0
+    assert all(rows["m5"][c] is None for c in NEW_IN_6)
+    assert (rows["m6"]["peak_reserved_mb"], rows["m6"]["device_workers"], rows["m6"]["tf32"]) == (1024.0, 4, False)

@@ -77,10 +77,34 @@ CUDA_CONTEXT_BYTES = 600 << 20  # what each worker process's CUDA context and to
 MAX_PER_DEVICE = 8
 
 
-def gpu_model_bytes(acts: int, params: int, data_bytes: int, batch_size: int) -> int:
-    """An upper bound on one worker's GPU memory for a model: activations kept for the backward pass (fp32
-    bound), weights with gradients, momentum and a copy, the resident dataset, and the CUDA context."""
-    return 4 * 3 * acts * batch_size + 4 * 4 * params + data_bytes + CUDA_CONTEXT_BYTES
+MEASURED_MARGIN = 1.2  # on a measured scale: the allocator's fragmentation over a worker's life of models
+
+
+def model_bytes(acts: int, params: int, batch_size: int) -> int:
+    """The part of a worker's GPU memory that grows with the model (an fp32 upper bound): activations kept
+    for the backward pass, and weights with gradients, momentum and a copy."""
+    return 4 * 3 * acts * batch_size + 4 * 4 * params
+
+
+def gpu_model_bytes(acts: int, params: int, data_bytes: int, batch_size: int, scale: float = 1.0) -> int:
+    """One worker's GPU memory for a model: the resident dataset, the model's part (:func:`model_bytes`)
+    times ``scale`` (1: the estimate; else :func:`measured_scale` with its margin), and the CUDA context."""
+    return data_bytes + int(scale * model_bytes(acts, params, batch_size)) + CUDA_CONTEXT_BYTES
+
+
+def measured_scale(measured: list[dict], data_bytes: int, batch_size: int) -> float | None:
+    """How much of its estimate a model really took, from this recipe's earlier GPU results: the largest
+    ratio (peak − dataset) / :func:`model_bytes` over the measured models, with MEASURED_MARGIN on top.
+    ``measured``: rows with acts, params and peak_reserved_mb (what the allocator held, caching included;
+    results before schema 6 have only peak_memory_mb, the allocated peak, which then stands in). None when
+    no row has a peak. The CUDA context is not in either peak: :func:`gpu_model_bytes` adds it."""
+    ratios = []
+    for r in measured:
+        peak = r.get("peak_reserved_mb") or r.get("peak_memory_mb")
+        est = model_bytes(int(r["acts"]), int(r["params"]), batch_size)
+        if peak and est > 0:
+            ratios.append(max(0.0, peak * 2**20 - data_bytes) / est)
+    return MEASURED_MARGIN * max(ratios) if ratios else None
 
 
 def workers_per_device(
@@ -111,6 +135,56 @@ def workers_per_device(
     if need_bytes < small_bytes:
         want = max(want, min(2, fits))
     return want
+
+
+# -- host memory of GPU workers -------------------------------------------------------------------
+# A GPU worker's own host memory: Python, torch, Lightning and the CUDA, cuDNN and cuBLAS libraries it maps.
+# A rough figure (torch processes with a CUDA context commonly hold 1-2 GiB resident); bench_gpu.py prints
+# the resident peak of a process that trained on the GPU, to check it against.
+GPU_WORKER_HOST_BYTES = 3 << 29  # 1.5 GiB
+PINNED_BUFFERS = 6  # mapped layout on a GPU: two pinned batch buffers for each of train, validation and test
+
+
+def gpu_worker_host_bytes(resident_bytes: int, *, mapped: bool, image_bytes: int, batch_size: int) -> int:
+    """Host memory (bytes) one GPU worker needs: the dataset it loads (``resident_bytes``: in memory, the
+    whole dataset, held while it is copied to the GPU; mapped, its labels and channel sums), the pinned
+    buffers mapped batches are read into (PINNED_BUFFERS of max(batch, EVAL_BATCH) images: see
+    train.fit.prepare_tensors and train.pipeline.MappedImages), and the worker's runtime."""
+    from regspace.defaults import EVAL_BATCH
+
+    pinned = PINNED_BUFFERS * max(batch_size, EVAL_BATCH) * image_bytes if mapped else 0
+    return resident_bytes + pinned + GPU_WORKER_HOST_BYTES
+
+
+def available_host_bytes() -> int:
+    """The host memory available to new processes (/proc/meminfo's MemAvailable: free memory plus what the
+    kernel can reclaim), or the free pages where that file is missing."""
+    try:
+        with open("/proc/meminfo") as f:
+            for line in f:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    try:
+        return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    except (ValueError, OSError):
+        return 8 << 30
+
+
+def fit_host_memory(n: int, per_worker: int, available: int, say=None) -> int:
+    """How many of ``n`` GPU workers the host memory holds (90 % of ``available``): ``n``, or fewer, said in
+    one line. At least one: a single worker that does not fit meets its own error when it loads."""
+    fits = max(1, int(0.9 * available // max(1, per_worker)))
+    if n <= fits:
+        return n
+    if say:
+        gib = 1 << 30
+        say(
+            f"host memory: {n} GPU workers need about {n * per_worker / gib:.1f} GiB ({per_worker / gib:.1f} GiB "
+            f"each: dataset, pinned batches, runtime), {available / gib:.1f} GiB is available: using {fits}"
+        )
+    return fits
 
 
 def gpu_free_bytes(ids: list[int]) -> list[int]:

@@ -20,6 +20,7 @@ import torch.nn.functional as F
 
 from regspace import __version__
 from regspace.blocks.network import build_model
+from regspace.defaults import EVAL_BATCH  # images per evaluation step (at least the training batch)
 from regspace.design import Context, Design
 from regspace.errors import RegspaceError
 from regspace.train.faults import ENVIRONMENT, OUT_OF_MEMORY, ModelOutOfMemory, classify, first_line
@@ -27,10 +28,9 @@ from regspace.train.pipeline import Batches, DeviceImages, MappedImages
 from regspace.train.recipe import Recipe
 from regspace.train.records import Result, Task
 
-EVAL_BATCH = 512  # images per evaluation step (at least the training batch)
 # Inference throughput (DDS Fig. 12, runtime against complexity): forward passes of one fixed batch after
 # warm-up, on the training device and precision. Small, so that on a CPU it costs well under a second for
-# the models of a CPU study (benchmarks/inference_speed.py measures it against the training time).
+# the models of a CPU study (benchmarks/bench_inference.py measures it against the training time).
 SPEED_BATCH = 64
 SPEED_WARMUP = 2
 SPEED_ITERS = 5
@@ -107,6 +107,20 @@ def preflight(device: torch.device, precision: str, *, channels_last: bool = Fal
         torch.cuda.synchronize(device)
     if not torch.isfinite(loss):
         raise RuntimeError(f"device check: a tiny network's loss is {float(loss)} in {precision}")
+
+
+TF32_CAPABILITY = (8, 0)  # Ampere: the first GPUs with TF32 tensor cores
+
+
+def apply_tf32(recipe: Recipe, device: torch.device) -> bool:
+    """Set cuDNN's TF32 switch from the recipe (``tf32 = true`` is torch's default: fp32 convolutions may run
+    in TF32 on sm80+ GPUs; false: full fp32) and return whether TF32 is on for this device: the ``tf32``
+    column. Matmuls stay as torch has them (TF32 off by default). False on the CPU."""
+    torch.backends.cudnn.allow_tf32 = recipe.tf32
+    if device.type != "cuda":
+        return False
+    index = device.index if device.index is not None else torch.cuda.current_device()
+    return bool(torch.backends.cudnn.allow_tf32) and torch.cuda.get_device_capability(index) >= TF32_CAPABILITY
 
 
 def autocast_dtype(precision: str):
@@ -322,6 +336,13 @@ def _peak_memory_mb(device: torch.device) -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
+def _peak_reserved_mb(device: torch.device) -> float | None:
+    """`peak_reserved_mb`: the CUDA allocator's peak reserved memory on the device (MiB): what it held from
+    the driver, allocated or cached, so at least `peak_memory_mb`; what a neighbour on the GPU could not use.
+    None on the CPU."""
+    return torch.cuda.max_memory_reserved(device) / 2**20 if device.type == "cuda" else None
+
+
 def evaluate(model: torch.nn.Module, batches: Batches, precision: str, device: torch.device) -> float:
     """Top-1 error (percent) of a model over batches, in eval mode and the training precision."""
     model.eval()
@@ -376,6 +397,7 @@ def fit_one(task: Task, recipe: Recipe, data: PreparedData, *, device: torch.dev
         "device_kind": device.type,
         "precision": precision,
         "data_layout": data.layout,
+        "tf32": apply_tf32(recipe, device),
         "torch_version": torch.__version__,
         "lightning_version": pl.__version__,
         "regspace_version": __version__,
@@ -434,6 +456,7 @@ def fit_one(task: Task, recipe: Recipe, data: PreparedData, *, device: torch.dev
             images_per_second=module.train_images / module.train_seconds if module.train_seconds else None,
             peak_memory_mb=_peak_memory_mb(device),
             inference_images_per_second=speed,
+            peak_reserved_mb=_peak_reserved_mb(device),
             **_curves(module),
             **base,
         )
@@ -444,6 +467,7 @@ def fit_one(task: Task, recipe: Recipe, data: PreparedData, *, device: torch.dev
             epochs=e.epoch - 1,
             train_seconds=time.perf_counter() - t0,
             peak_memory_mb=_peak_memory_mb(device),
+            peak_reserved_mb=_peak_reserved_mb(device),
             train_loss=e.loss,
             **_curves(module),
             **base,

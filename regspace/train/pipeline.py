@@ -116,7 +116,10 @@ class Batches:
         self.scale = (1.0 / (255.0 * std)).view(1, c, 1, 1).to(x.device)
         self.shift = (-mean / std).view(1, c, 1, 1).to(x.device)
         self.in_channels = in_channels
-        self.generator = torch.Generator(device="cpu").manual_seed(seed)
+        self.generator = torch.Generator(device="cpu").manual_seed(seed)  # the order: indices stay on the host
+        # Flip and crop draws are made where the images are: no host→device copy each step. On the CPU that
+        # is the same generator as the order's, so CPU runs draw exactly the numbers they always drew.
+        self.augment_generator = self.generator if x.device.type == "cpu" else device_generator(x.device, seed)
 
     def __len__(self) -> int:
         n = len(self.x)
@@ -136,25 +139,32 @@ class Batches:
 
     def transform(self, xb: torch.Tensor) -> torch.Tensor:
         if self.crop:
-            xb = random_crop(xb, 4, self.generator)
+            xb = random_crop(xb, 4, self.augment_generator)
         if self.flip:
-            xb = random_flip(xb, self.generator)
+            xb = random_flip(xb, self.augment_generator)
         x = torch.addcmul(self.shift, xb.float(), self.scale)
         x = adapt_channels(x, self.in_channels)
         return x.contiguous(memory_format=torch.channels_last) if self.channels_last else x
 
 
+def device_generator(device: torch.device, seed: int) -> torch.Generator:
+    """A seeded random generator on ``device`` (a GPU's own: its draws need no copy to the GPU)."""
+    return torch.Generator(device=device).manual_seed(seed)
+
+
 def random_flip(x: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
-    flip = (torch.rand(len(x), generator=generator) < 0.5).to(x.device).view(-1, 1, 1, 1)
+    """Flip each image left-right with probability 1/2; the draws are made on ``x``'s device."""
+    flip = (torch.rand(len(x), generator=generator, device=x.device) < 0.5).view(-1, 1, 1, 1)
     return torch.where(flip, x.flip(3), x)
 
 
 def random_crop(x: torch.Tensor, pad: int, generator: torch.Generator) -> torch.Tensor:
-    """Zero-pad by ``pad`` pixels and take one random crop per image, for the whole batch at once."""
+    """Zero-pad by ``pad`` pixels and take one random crop per image, for the whole batch at once; the
+    offsets are drawn on ``x``'s device."""
     b, c, h, w = x.shape
     padded = torch.nn.functional.pad(x, (pad, pad, pad, pad))
-    oy = torch.randint(0, 2 * pad + 1, (b,), generator=generator).to(x.device)
-    ox = torch.randint(0, 2 * pad + 1, (b,), generator=generator).to(x.device)
+    oy = torch.randint(0, 2 * pad + 1, (b,), generator=generator, device=x.device)
+    ox = torch.randint(0, 2 * pad + 1, (b,), generator=generator, device=x.device)
     rows = (oy[:, None] + torch.arange(h, device=x.device)).view(b, 1, h, 1).expand(b, c, h, w + 2 * pad)
     out = padded.gather(2, rows)
     cols = (ox[:, None] + torch.arange(w, device=x.device)).view(b, 1, 1, w).expand(b, c, h, w)

@@ -148,6 +148,7 @@ class WorkerPool:
         self.ctx = mp.get_context("forkserver")
         self.ctx.set_forkserver_preload(list(preload))
         self.slots = [_Slot(i, d) for i, d in enumerate(devices)]
+        self.retiring: list = []  # recycled workers still ending (a CUDA context takes seconds to tear down)
         self.retries: dict[str, int] = {}
         self.excluded: dict[str, str] = {}  # device -> cause: no worker starts there again
         self.alone: dict[str, deque] = {}  # device -> models to train alone there (out of memory beside others)
@@ -195,6 +196,7 @@ class WorkerPool:
         return self.summary
 
     def _poll(self, timeout: float) -> None:
+        self.retiring = [p for p in self.retiring if p.exitcode is None]  # reaped without waiting
         live = [s for s in self.slots if s.process is not None]
         waitables = {s.conn: s for s in live}
         waitables.update({s.process.sentinel: s for s in live})
@@ -273,12 +275,13 @@ class WorkerPool:
             elif kind in ("result", "oom"):
                 m, slot.current = slot.current, None
                 solo, slot.solo = slot.solo, False
+                result = _with_neighbours(msg[2], sum(s.device == slot.device for s in self.slots))
                 if kind == "oom" and not (solo or self._alone_on_device(slot)):
                     self._retry_alone(m, slot.device)
                 else:
-                    self._finish(m, msg[2])
-                if msg[3]:  # the worker retires (recycling): a fresh one takes its place
-                    slot.process.join(timeout=10)
+                    self._finish(m, result)
+                if msg[3]:  # the worker retires (recycling): a fresh one takes its place now, not once it has ended
+                    self.retiring.append(slot.process)
                     slot.clear()
                     return
                 self._dispatch(slot)
@@ -400,6 +403,16 @@ class WorkerPool:
                 s.process.kill()
                 s.process.join(timeout=5)
             s.clear()
+        for p in self.retiring:
+            p.join(timeout=10)
+
+
+def _with_neighbours(result: Result, workers: int) -> Result:
+    """The result with ``device_workers``: how many workers the run placed on its device (itself included),
+    which its images_per_second depends on."""
+    import dataclasses
+
+    return result if result.device_workers is not None else dataclasses.replace(result, device_workers=workers)
 
 
 def raise_interrupt(signum, frame):

@@ -55,6 +55,9 @@ class Recipe:
     # JSON of the laws of fields drawn per model (regspace.spaces.hparams, NDS §5; "": none): each model
     # trains with its draw's values (for_draw) in place of those fields, which the hash then leaves out.
     sampled: str = ""
+    # Fields added after results were stored: they enter the hash only when they differ from these
+    # defaults (schema.HASHED_IF_CHANGED), so every earlier recipe keeps its hash.
+    tf32: bool = True  # GPUs sm80+: let cuDNN run fp32 convolutions in TF32 (torch's default); false: full fp32
 
     def __post_init__(self):
         checks = [
@@ -75,6 +78,7 @@ class Recipe:
             (self.val_size >= 1, "validation size must be at least 1 (errors are compared on a validation split)"),
             (self.test_size is None or self.test_size >= 0, "test size must be non-negative"),
             (self.resolution is None or 4 <= self.resolution <= 4096, "resolution must be between 4 and 4096"),
+            (isinstance(self.tf32, bool), "tf32 must be true or false"),
         ]
         for ok, message in checks:
             if not ok:

@@ -79,10 +79,14 @@ def plan_slots(
     data_bytes: int,
     batch_size: int,
     planned: int | None,
-    measured_mb: float | None = None,
+    measured: list[dict] | None = None,
+    host_bytes: int | None = None,
 ) -> tuple[list[str], int]:
-    """(one device per worker: "cpu" or "cuda:i", threads per worker). ``measured_mb``: the largest GPU
-    peak_memory_mb that this recipe's earlier results recorded; it replaces the estimate when known."""
+    """(one device per worker: "cpu" or "cuda:i", threads per worker). ``measured``: this recipe's earlier
+    GPU results (:func:`gpu_measurements`); the measured/estimated ratio they show scales every pending
+    model's estimate (devices.measured_scale), so a larger pending model is planned larger. ``host_bytes``:
+    the host memory one GPU worker needs (devices.gpu_worker_host_bytes); fewer GPU workers, said in one
+    line, when they would not fit in the available memory."""
     from regspace.console import say
     from regspace.train.devices import resolve_devices
 
@@ -97,18 +101,21 @@ def plan_slots(
     if par.workers_per_device is not None and par.workers is not None:
         raise RegspaceError("give --workers (the total, spread over the GPUs) or --workers-per-device, not both")
     if gpus:
-        from regspace.train.devices import CUDA_CONTEXT_BYTES, gpu_free_bytes, gpu_model_bytes
+        from regspace.train.devices import gpu_free_bytes, gpu_model_bytes, measured_scale
         from regspace.train.devices import workers_per_device as per_device
 
+        scale = measured_scale(measured or [], data_bytes, batch_size) or 1.0
         need = max(
-            (gpu_model_bytes(int(m["acts"]), int(m["params"]), data_bytes, batch_size) for m in models),
+            (gpu_model_bytes(int(m["acts"]), int(m["params"]), data_bytes, batch_size, scale) for m in models),
             default=gpu_model_bytes(0, 0, data_bytes, batch_size),
         )
-        if measured_mb:  # measured beats estimated (the allocator's peak has no CUDA context in it)
-            need = int(measured_mb * 2**20 * 1.2) + CUDA_CONTEXT_BYTES
         asked = par.workers_per_device if par.workers is None else -(-par.workers // len(gpus))
         per = per_device(need, gpu_free_bytes(gpus), cores=cores, asked=asked)  # refuses oversubscription
         n = par.workers or per * len(gpus)
+        if host_bytes:
+            from regspace.train.devices import available_host_bytes, fit_host_memory
+
+            n = fit_host_memory(n, host_bytes, available_host_bytes(), say)
         devices = [f"cuda:{gpus[i % len(gpus)]}" for i in range(n)]  # round-robin over the GPUs
         devices = one_worker_where_exclusive(devices, single, say=say)
     else:
@@ -130,7 +137,7 @@ def run_pool(
     par: Parallelism,
     *,
     progress: bool = False,
-    measured_mb: float | None = None,
+    measured: list[dict] | None = None,
     **pool_options,
 ) -> TrainSummary:
     """Plan the slots for these models and train the work source's models on a WorkerPool."""
@@ -140,7 +147,8 @@ def run_pool(
         data_bytes=dataset.resident_bytes,
         batch_size=recipe.batch_size,
         planned=work.total,
-        measured_mb=measured_mb,
+        measured=measured,
+        host_bytes=_host_bytes(dataset, recipe.batch_size),
     )
     config = {
         "threads": threads,
@@ -153,6 +161,14 @@ def run_pool(
         work, devices=devices, config=config, recipe=recipe, recycle=par.recycle, progress=progress, **pool_options
     )
     return pool.run()
+
+
+def _host_bytes(dataset, batch_size: int) -> int:
+    from regspace.train.devices import gpu_worker_host_bytes
+
+    mapped = dataset.layout == "mapped"
+    image_bytes = dataset.channels * dataset.resolution**2
+    return gpu_worker_host_bytes(dataset.resident_bytes, mapped=mapped, image_bytes=image_bytes, batch_size=batch_size)
 
 
 def prepare_data(
@@ -192,7 +208,7 @@ class Work:
     source: WorkSource | None  # None: nothing to train
     recipe: Recipe
     models: list[dict]
-    measured_mb: float | None = None  # the recipe's measured GPU peak (local stores only)
+    measured: list[dict] | None = None  # the recipe's earlier GPU results (gpu_measurements; local stores only)
     sweep: str | None = None  # the sweep's name, when the work comes from one
 
 
@@ -220,7 +236,7 @@ def local_work(
     pending = (order or balanced)(pending)[:limit] if limit else (order or balanced)(pending)
     if not pending:
         return Work(None, recipe, [])
-    return Work(LocalWork(store, recipe, pending), recipe, pending, measured_mb=gpu_peak_mb(store, recipe.hash))
+    return Work(LocalWork(store, recipe, pending), recipe, pending, measured=gpu_measurements(store, recipe.hash))
 
 
 def sweep_work(
@@ -295,7 +311,7 @@ def run_work(
     progress = stderr_is_terminal() if show_progress is None else show_progress
     dataset = prepare_data(work.recipe, work.models, data_dir=data_dir, progress=progress, map_above=map_above)
     summary = run_pool(
-        work.source, work.recipe, dataset, work.models, parallelism, progress=progress, measured_mb=work.measured_mb
+        work.source, work.recipe, dataset, work.models, parallelism, progress=progress, measured=work.measured
     )
     if work.sweep is not None:
         summary.planned = None  # a sweep's other workers train some of its models
@@ -326,11 +342,19 @@ def train(
     return run_work(work, parallelism=parallelism, data_dir=data_dir, map_above=map_above, show_progress=show_progress)
 
 
-def gpu_peak_mb(store: Store, recipe_hash: str) -> float | None:
-    """The largest GPU peak memory this recipe's results in the store recorded, if any."""
-    t = store.results_for(recipe_hash, ["device_kind", "peak_memory_mb"]).to_pylist()
-    peaks = [r["peak_memory_mb"] for r in t if r["device_kind"] == "cuda" and r["peak_memory_mb"]]
-    return max(peaks) if peaks else None
+def gpu_measurements(store: Store, recipe_hash: str) -> list[dict]:
+    """This recipe's GPU results that recorded a memory peak, each with its model's acts and params: rows of
+    model_id, acts, params, peak_memory_mb, peak_reserved_mb (null before schema 6)."""
+    columns = ["model_id", "device_kind", "peak_memory_mb", "peak_reserved_mb"]
+    rows = [
+        r
+        for r in store.results_for(recipe_hash, columns).to_pylist()
+        if r["device_kind"] == "cuda" and (r["peak_memory_mb"] or r["peak_reserved_mb"])
+    ]
+    if not rows:
+        return []
+    cost = {m["model_id"]: m for m in store.read_arrow("models", ["model_id", "acts", "params"]).to_pylist()}
+    return [{**r, **cost[r["model_id"]]} for r in rows if r["model_id"] in cost and cost[r["model_id"]]["acts"]]
 
 
 def train_from_queue(
