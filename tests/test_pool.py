@@ -192,7 +192,9 @@ def test_a_retiring_worker_does_not_stall_the_next_model(tmp_path):
 def test_each_result_records_how_many_workers_shared_its_device(tmp_path):
     """Issue 23 fault 8: images_per_second depends on the neighbours on the device: `device_workers`."""
     work = InMemoryWork(9)
-    WorkerPool(work, devices=["cuda:0", "cuda:1", "cuda:0"], config={"threads": 1, "data_path": str(tmp_path)},
+    # 0.4 s a model: one worker alone would take 3.6 s, so every worker gets models even on a loaded machine
+    WorkerPool(work, devices=["cuda:0", "cuda:1", "cuda:0"],
+               config={"threads": 1, "data_path": str(tmp_path), "sleep": 0.4},
                recipe=RECIPE, target=ok_worker, preload=()).run()  # fmt: skip
     assert len(work.results) == 9
     assert {(r.device, r.device_workers) for r in work.results} <= {("cuda:0", 2), ("cuda:1", 1)}

@@ -24,8 +24,9 @@ def test_the_seeds_of_a_recipe_share_its_hash_and_seed_0_keeps_the_old_hash():
     unchanged, so stores trained before keep their results; other seeds share it; run keys tell them apart."""
     import hashlib
 
-    def old(r):  # the fields a recipe had then: none drawn per model (an empty `sampled` is not hashed)
-        fields = {k: v for k, v in r.to_dict().items() if k != "name" and not (k == "sampled" and not v)}
+    def old(r):  # the fields a recipe had then: not `sampled` (none drawn) nor `tf32` (at its default)
+        later = {"sampled": "", "tf32": True}
+        fields = {k: v for k, v in r.to_dict().items() if k != "name" and later.get(k, object()) != v}
         return hashlib.sha256(json.dumps(fields, sort_keys=True).encode()).hexdigest()[:12]
 
     r = Recipe()

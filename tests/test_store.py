@@ -240,8 +240,13 @@ def test_status_verify_finds_a_damaged_part_by_its_checksums(backend, loc, run_c
     code, out, _ = run_cli("status", "--store", loc, "--verify")
     assert code == 0 and "all readable" in out
     part = store.parts("results")[0]
+    import pyarrow.parquet as pq
+
+    # the middle of the largest column chunk: inside a data page, with the footer and magic bytes intact
+    group = pq.ParquetFile(part).metadata.row_group(0)
+    chunk = max((group.column(i) for i in range(group.num_columns)), key=lambda c: c.total_compressed_size)
     data = bytearray(part.read_bytes())
-    data[len(data) // 3] ^= 0xFF  # inside a data page: the footer and the magic bytes are intact
+    data[chunk.data_page_offset + chunk.total_compressed_size // 2] ^= 0xFF
     part.write_bytes(bytes(data))
     code, out, _ = run_cli("status", "--store", loc, "--verify")
     assert code == 1 and f"damaged: {part}" in out and "1 damaged" in out
