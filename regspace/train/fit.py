@@ -195,7 +195,7 @@ class DesignModule(pl.LightningModule):
         x, y = batch
         loss = F.cross_entropy(self.model(x).float(), y, label_smoothing=self.recipe.label_smoothing)
         if batch_idx % self.check_every == 0 and not torch.isfinite(loss):
-            raise Diverged(self.current_epoch + 1, batch_idx, float(loss), self.check_every)
+            raise Diverged(self.current_epoch + 1, batch_idx, float(loss.detach()), self.check_every)
         self._loss_sum += loss.detach()
         self.train_images += len(y)
         now = time.perf_counter()
