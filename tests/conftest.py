@@ -60,6 +60,13 @@ def sweep_url(request, tmp_path):
     """A new, empty queue URL on each backend in turn: a test that takes it is one queue behaviour run
     over every backend (Optuna's StorageTestCase style). PostgreSQL: a fresh database on the private
     server; journal: a file in the test's directory."""
-    if request.param == "postgres":
+    return queue_url(request.param, request, tmp_path)
+
+
+def queue_url(backend, request, tmp_path):
+    """A new, empty queue URL on ``backend`` (postgres, journal or sqlite)."""
+    if backend == "postgres":
         return request.getfixturevalue("pg").create_database("sweep_" + uuid.uuid4().hex[:8])
+    if backend == "sqlite":
+        return f"sqlite:///{tmp_path / 'sweep.db'}"
     return f"journal://{tmp_path / 'sweep.log'}"
