@@ -347,8 +347,8 @@ def test_train_hands_the_done_rule_s_pending_models_to_training(tmp_path, run_cl
                                   "draw_indices": [i], "resolution": 28, "num_classes": 10}
                                  for i, m in enumerate(ids)])  # fmt: skip
     quick = RECIPES["quick"].hash
-    store.append_rows("results", [{"model_id": m, "recipe_hash": h, "status": st} for m, h, st in (
-        ("ok", quick, "ok"), ("div", quick, "diverged"), ("fail", quick, "failed"), ("other_recipe", "q", "ok"))])  # fmt: skip
+    results = [("ok", quick, "ok"), ("div", quick, "diverged"), ("fail", quick, "failed"), ("other_recipe", "q", "ok")]
+    store.append_rows("results", [{"model_id": m, "recipe_hash": h, "status": st} for m, h, st in results])
     handed = []
 
     def run_work(work, **kw):  # the pool's entry: what it would train
