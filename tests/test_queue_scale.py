@@ -18,7 +18,7 @@ import uuid
 
 import pytest
 
-from conftest import QUEUE_BACKENDS, default_sigint, queue_url
+from conftest import QUEUE_BACKENDS, cli, default_sigint, queue_url
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "benchmarks"))
 
@@ -227,13 +227,10 @@ def _worker(url, tmp_path):
 
 
 def _sample_to(url, tmp_path, n):
-    p = subprocess.run(
-        [sys.executable, "-m", "regspace", "sample", "--store", tmp_path / "local", "--space", "RegNetX", "-n", str(n)]
-        + ["--preset", "mnist", "--flops", "2M:4M", "--queue", url],
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
+    p = cli(
+        "sample", "--store", tmp_path / "local", "--space", "RegNetX", "-n", n, "--preset", "mnist", "--flops", "2M:4M",
+        "--queue", url,
+    )  # fmt: skip
     assert p.returncode == 0, p.stderr
 
 
