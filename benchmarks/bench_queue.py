@@ -1,23 +1,31 @@
-"""The queue at scale, through a real PostgreSQL server (started privately on loopback, as in the tests).
+"""The queue at scale, through a real PostgreSQL server (started privately on loopback, as in the tests),
+or a journal file (--backend journal).
 
-For 200, 2,000 and 20,000 models waiting, each in a fresh database:
+For 200, 2,000, 20,000 and 100,000 models waiting, each in a fresh database (or journal file):
 
 - enqueue: models/s of one bulk `enqueue` (what `regspace sample --queue` does);
 - 1 worker: claim + report times of a worker that claims back to back (no training);
 - 32 workers: 32 processes that each claim, report, then sleep 20 s (a simulated model), so that the
   database, not 2 cores shared by 32 busy loops, is what is measured;
 - baseline: Optuna's own claim (`study.ask()` + `study.tell()`, what regspace used before), same
-  database and queue, a few claims;
+  database and queue, a few claims, in a child process given --baseline-limit seconds (60): from the
+  first size where it does not finish in time, it is reported as such and not run at larger sizes;
 - at the largest size, `status --queue`'s query (`Sweep.summary`) and `collect` into a new store,
-  twice (the second is incremental).
+  twice (the second is incremental), then the whole commands.
 
-    python benchmarks/bench_queue.py [--sizes 200,2000,20000] [--workers 32] [--seconds 70]
+Goals (issue 25 §2), printed beside each number: enqueue >= 1,500 models/s; claim+report median
+<= 50 ms with 1 and with 32 workers; `status --queue` <= 5 s; the second collect adds nothing and
+costs less than the first.
+
+    python benchmarks/bench_queue.py [--sizes 200,2000,20000,100000] [--workers 32] [--seconds 70]
+                                     [--backend postgres|journal]
 """
 
 import argparse
 import json
 import multiprocessing as mp
 import os
+import queue
 import random
 import statistics
 import subprocess
@@ -110,7 +118,9 @@ def many_workers(url, n_workers, seconds, sleep):
 def optuna_claims(url, n):
     import optuna
 
-    study = optuna.load_study(study_name="regspace:default", storage=url)
+    from regspace.sweep.adapter import open_study
+
+    study = optuna.load_study(study_name="regspace:default", storage=open_study(url, create=False).storage)
     times = []
     for _ in range(n):
         t = time.perf_counter()
@@ -120,6 +130,34 @@ def optuna_claims(url, n):
         study.tell(trial, 12.5)
         times.append(time.perf_counter() - t)
     return times
+
+
+def _baseline_child(url, n, out):
+    out.put(optuna_claims(url, n))
+
+
+def optuna_claims_within(url, n, limit):
+    """Optuna's claims in a forked child given ``limit`` seconds; None when it did not finish in time."""
+    ctx = mp.get_context("fork")
+    out = ctx.Queue()
+    p = ctx.Process(target=_baseline_child, args=(url, n, out))
+    p.start()
+    try:
+        return out.get(timeout=limit)
+    except queue.Empty:
+        return None
+    finally:
+        if p.is_alive():
+            p.kill()
+        p.join()
+
+
+def goal(ok: bool | None, text: str) -> str:
+    return f"[goal {text}: {'n/a' if ok is None else 'met' if ok else 'MISSED'}]"
+
+
+def median_within(times, seconds: float) -> bool | None:
+    return statistics.median(times) <= seconds if times else None  # None: no claim (the queue was empty)
 
 
 def fmt(times):
@@ -132,10 +170,12 @@ def fmt(times):
 
 def main():
     ap = argparse.ArgumentParser()
-    ap.add_argument("--sizes", default="200,2000,20000")
+    ap.add_argument("--sizes", default="200,2000,20000,100000")
     ap.add_argument("--workers", type=int, default=32, help="0: skip the many-worker phase and the baseline")
     ap.add_argument("--seconds", type=float, default=70.0, help="how long the many-worker phase runs")
     ap.add_argument("--sleep", type=float, default=20.0, help="simulated training time per model, seconds")
+    ap.add_argument("--backend", choices=("postgres", "journal"), default="postgres")
+    ap.add_argument("--baseline-limit", type=float, default=60.0, help="seconds Optuna's claims may take per size")
     args = ap.parse_args()
     sizes = [int(x) for x in args.sizes.split(",")]
     import optuna  # noqa: F401 - imported before forking the workers
@@ -148,35 +188,51 @@ def main():
 
     t = time.perf_counter()
     data = rows(max(sizes))
-    print(f"# bench_queue {time.strftime('%Y-%m-%d')}, {os.cpu_count()} cores, private PostgreSQL on loopback")
+    where = "private PostgreSQL on loopback" if args.backend == "postgres" else "journal file"
+    print(f"# bench_queue {time.strftime('%Y-%m-%d')}, {os.cpu_count()} cores, {where}")
     print(f"# {len(data)} sampled X_c models generated in {time.perf_counter() - t:.0f} s")
-    print("# baseline: Optuna's own claim (study.ask + study.tell), same database and queue")
-    server = PostgresServer().start()
+    print(f"# baseline: Optuna's own claim (study.ask + study.tell), same queue, {args.baseline_limit:.0f} s per size")
+    server = PostgresServer().start() if args.backend == "postgres" else None
+    scratch = tempfile.mkdtemp(prefix="bench-queue-")
+    baseline_done = True
     try:
         for n in sizes:
-            url = server.create_database(f"bench_{n}")
+            url = server.create_database(f"bench_{n}") if server else f"journal://{scratch}/bench_{n}.log"
             q = open_study(url)
             t = time.perf_counter()
             enqueue(q, data[:n])
             dt = time.perf_counter() - t
-            print(f"{n:>6} waiting\tenqueue {n / dt:,.0f} models/s ({dt:.1f} s)")
-            print(f"{n:>6} waiting\t1 worker\tclaim+report {fmt(one_worker(url, 100))}")
+            print(f"{n:>6} waiting\tenqueue {n / dt:,.0f} models/s ({dt:.1f} s) {goal(n / dt >= 1500, '>= 1,500/s')}")
+            times = one_worker(url, 100)
+            ok = median_within(times, 0.05)
+            print(f"{n:>6} waiting\t1 worker\tclaim+report {fmt(times)} {goal(ok, 'median <= 50 ms')}")
             if args.workers:
                 times = many_workers(url, args.workers, args.seconds, args.sleep)
                 label = f"{args.workers} workers, {args.sleep:.0f} s per model"
-                print(f"{n:>6} waiting\t{label}\tclaim+report {fmt(times)}")
+                ok = median_within(times, 0.05)
+                print(f"{n:>6} waiting\t{label}\tclaim+report {fmt(times)} {goal(ok, 'median <= 50 ms')}")
                 k = 20 if n <= 2000 else 3
-                print(f"{n:>6} waiting\tbaseline: Optuna ask+tell, 1 worker\t{fmt(optuna_claims(url, k))}")
+                base = optuna_claims_within(url, k, args.baseline_limit) if baseline_done else None
+                if base is None and baseline_done:
+                    baseline_done = False
+                    print(f"{n:>6} waiting\tbaseline: Optuna ask+tell: {k} claims did not finish in "
+                          f"{args.baseline_limit:.0f} s (not run at larger sizes)")  # fmt: skip
+                elif base is not None:
+                    print(f"{n:>6} waiting\tbaseline: Optuna ask+tell, 1 worker\t{fmt(base)}")
             if n == max(sizes):
                 t = time.perf_counter()
                 q.summary()
                 print(f"{n:>6} models\tstatus --queue (Sweep.summary) {time.perf_counter() - t:.2f} s")
                 with tempfile.TemporaryDirectory() as d:
                     store = Store.create(f"{d}/s")
+                    spent = {}
                     for which in ("first", "second"):
                         t = time.perf_counter()
                         got = collect(q, store)
-                        print(f"{n:>6} models\tcollect ({which}) {time.perf_counter() - t:.2f} s, added {got}")
+                        spent[which] = time.perf_counter() - t
+                        print(f"{n:>6} models\tcollect ({which}) {spent[which]:.2f} s, added {got}")
+                    ok = spent["second"] < spent["first"]
+                    print(f"{n:>6} models\tcollect is incremental {goal(ok, 'second collect cheaper than the first')}")
                     for cmd in (["collect"], ["status"], ["collect"]):  # whole commands, as a user runs them
                         t = time.perf_counter()
                         p = subprocess.run(
@@ -186,9 +242,14 @@ def main():
                         )
                         assert p.returncode == 0, p.stderr
                         dt = time.perf_counter() - t
-                        print(f"{n:>6} models\tregspace {cmd[0]} --queue (whole command) {dt:.2f} s")
+                        extra = f" {goal(dt <= 5, '<= 5 s')}" if cmd[0] == "status" else ""
+                        print(f"{n:>6} models\tregspace {cmd[0]} --queue (whole command) {dt:.2f} s{extra}")
     finally:
-        server.close()
+        if server:
+            server.close()
+        import shutil
+
+        shutil.rmtree(scratch, ignore_errors=True)
 
 
 if __name__ == "__main__":

@@ -27,6 +27,31 @@ def store_path(tmp_path):
     return tmp_path / "store"
 
 
+def cli(*args, env=None, cwd=None):
+    """`regspace ARGS` in this process (what `python -m regspace` runs: regspace.__main__ calls main), for
+    tests about what a command does rather than about its process: no interpreter start, no imports again.
+    Returns what subprocess.run would (returncode, stdout, stderr). ``env``: variables set for the call;
+    ``cwd``: the directory it runs in."""
+    import contextlib
+    import io
+    import subprocess
+
+    from regspace.cli import main
+
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.ExitStack() as stack:
+        if env:
+            mp = stack.enter_context(pytest.MonkeyPatch.context())
+            for k, v in env.items():
+                mp.setenv(k, v)
+        if cwd is not None:
+            stack.enter_context(contextlib.chdir(cwd))
+        stack.enter_context(contextlib.redirect_stdout(out))
+        stack.enter_context(contextlib.redirect_stderr(err))
+        code = main([str(a) for a in args])
+    return subprocess.CompletedProcess(["regspace", *map(str, args)], code, out.getvalue(), err.getvalue())
+
+
 def python_exe():
     return sys.executable
 
@@ -60,6 +85,13 @@ def sweep_url(request, tmp_path):
     """A new, empty queue URL on each backend in turn: a test that takes it is one queue behaviour run
     over every backend (Optuna's StorageTestCase style). PostgreSQL: a fresh database on the private
     server; journal: a file in the test's directory."""
-    if request.param == "postgres":
+    return queue_url(request.param, request, tmp_path)
+
+
+def queue_url(backend, request, tmp_path):
+    """A new, empty queue URL on ``backend`` (postgres, journal or sqlite)."""
+    if backend == "postgres":
         return request.getfixturevalue("pg").create_database("sweep_" + uuid.uuid4().hex[:8])
+    if backend == "sqlite":
+        return f"sqlite:///{tmp_path / 'sweep.db'}"
     return f"journal://{tmp_path / 'sweep.log'}"

@@ -20,14 +20,15 @@ import uuid
 import pandas as pd
 import pytest
 
+from conftest import cli
+
 TINY = ["--train-size", "512", "--val-size", "256", "--test-size", "0", "--epochs", "1", "--batch-size", "64"]
 FAST_BEAT = ["--heartbeat", "1", "--grace", "6"]
 
 
-def regspace(*args, **kw):
-    return subprocess.run(
-        [sys.executable, "-m", "regspace", *map(str, args)], capture_output=True, text=True, timeout=600, **kw
-    )
+def regspace(*args, env=None, cwd=None):
+    """A command that sets up or reads a sweep, in this process (the workers below are processes: they are killed)."""
+    return cli(*args, env=env, cwd=cwd)
 
 
 def study_trials(url):
@@ -215,8 +216,7 @@ def test_sqlite_refuses_several_workers(tmp_path):
     ],
 )
 def test_bad_queue_urls(tmp_path, args, needle, monkeypatch):
-    env = {**os.environ, "REGSPACE_QUEUE_TIMEOUT": "3"}
-    p = regspace(*args, env=env, cwd=tmp_path)
+    p = regspace(*args, env={"REGSPACE_QUEUE_TIMEOUT": "3"}, cwd=tmp_path)
     assert p.returncode != 0 and needle in p.stderr and "Traceback" not in p.stderr, p.stderr
 
 

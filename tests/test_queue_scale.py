@@ -18,7 +18,7 @@ import uuid
 
 import pytest
 
-from conftest import default_sigint
+from conftest import QUEUE_BACKENDS, cli, default_sigint, queue_url
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "benchmarks"))
 
@@ -92,13 +92,20 @@ def test_a_finished_sweep_shows_errors_as_trial_values(sweep_url, model_rows):
     assert all(isinstance(t.user_attrs["flops"], int) and t.user_attrs["space"] == "X_c" for t in done)
 
 
-def test_claims_take_the_oldest_waiting_models_first(sweep_url, model_rows):
+@pytest.fixture(params=[*QUEUE_BACKENDS, "sqlite"])
+def any_queue_url(request, tmp_path):
+    """Each backend a sweep can be on: those of ``sweep_url`` and SQLite (one worker at a time, so not
+    in the many-worker conformance suite, but a sweep's queue all the same)."""
+    return queue_url(request.param, request, tmp_path)
+
+
+def test_claims_take_the_oldest_waiting_models_first(any_queue_url, model_rows):
     """With 100 models waiting (over three times the claim window of 32), claim k takes one of the 32
     oldest still waiting: its trial number is below k + 32, so the queue stays first-in first-out."""
     from regspace.sweep.adapter import open_study
     from regspace.sweep.transfer import enqueue
 
-    q = open_study(sweep_url)
+    q = open_study(any_queue_url)
     enqueue(q, model_rows[:100])
     numbers = []
     for k in range(40):
@@ -220,13 +227,10 @@ def _worker(url, tmp_path):
 
 
 def _sample_to(url, tmp_path, n):
-    p = subprocess.run(
-        [sys.executable, "-m", "regspace", "sample", "--store", tmp_path / "local", "--space", "RegNetX", "-n", str(n)]
-        + ["--preset", "mnist", "--flops", "2M:4M", "--queue", url],
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
+    p = cli(
+        "sample", "--store", tmp_path / "local", "--space", "RegNetX", "-n", n, "--preset", "mnist", "--flops", "2M:4M",
+        "--queue", url,
+    )  # fmt: skip
     assert p.returncode == 0, p.stderr
 
 

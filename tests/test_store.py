@@ -338,6 +338,35 @@ def test_the_done_rule_on_hand_written_results(store):
     assert [m["model_id"] for m in store.pending("q", ["model_id"], spaces=["X_b"])] == ["two_spaces"]
 
 
+def test_train_hands_the_done_rule_s_pending_models_to_training(tmp_path, run_cli, monkeypatch):
+    """`regspace train` and its --retry-failed flag, from the command line to the models handed to the
+    worker pool, on hand-written rows and without training (issue 25 §5): ok and diverged results of the
+    recipe trained are done; failed is done unless --retry-failed; another recipe's result is not."""
+    from regspace.train import runner
+    from regspace.train.pool import TrainSummary
+    from regspace.train.recipe import RECIPES
+
+    store = Store.create(tmp_path / "s")
+    ids = ["ok", "div", "fail", "none", "other_recipe"]
+    store.append_rows("models", [{"model_id": m, "space": "X_a", "seed": 0, "draw_index": i, "multiplicity": 1,
+                                  "draw_indices": [i], "resolution": 28, "num_classes": 10}
+                                 for i, m in enumerate(ids)])  # fmt: skip
+    quick = RECIPES["quick"].hash
+    results = [("ok", quick, "ok"), ("div", quick, "diverged"), ("fail", quick, "failed"), ("other_recipe", "q", "ok")]
+    store.append_rows("results", [{"model_id": m, "recipe_hash": h, "status": st} for m, h, st in results])
+    handed = []
+
+    def run_work(work, **kw):  # the pool's entry: what it would train
+        handed.append(sorted(m["model_id"] for m in work.models))
+        return TrainSummary(work.recipe, len(work.models))
+
+    monkeypatch.setattr(runner, "run_work", run_work)
+    assert run_cli("train", "--store", store.path)[0] == 0
+    assert run_cli("train", "--store", store.path, "--retry-failed")[0] == 0
+    assert run_cli("train", "--store", store.path, "--epochs", "5")[0] == 0  # another recipe: nothing is done
+    assert handed == [["none", "other_recipe"], ["fail", "none", "other_recipe"], sorted(ids)]
+
+
 def test_an_empty_store_reads_empty_tables(store):
     empty = store.read_arrow("models")
     assert empty.num_rows == 0 and list(store.models().columns) == empty.column_names

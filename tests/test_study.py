@@ -26,7 +26,7 @@ from regspace.store import Store
 from regspace.study import Study, draw_order, load_study, progress, round_order
 from regspace.train.recipe import Recipe
 
-from conftest import default_sigint
+from conftest import cli, default_sigint
 
 NOW = datetime.datetime(2026, 1, 1, tzinfo=datetime.timezone.utc)
 
@@ -253,7 +253,8 @@ def _raw_results(store):
 def test_study_stops_on_ctrl_c_at_balanced_rounds_and_resumes_exactly_the_rest(tmp_path):
     (tmp_path / "tiny.toml").write_text(TINY_STUDY + FIDELITY)
     store = tmp_path / "out" / "store"
-    args = [sys.executable, "-m", "regspace", "study", "run", "tiny.toml", "--workers", "1"]
+    # one worker of one thread: tiny models train faster single-threaded, and a busy machine's OpenMP spin-waits
+    args = [sys.executable, "-m", "regspace", "study", "run", "tiny.toml", "--workers", "1", "--threads", "1"]
     p = subprocess.Popen(args, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                          preexec_fn=default_sigint)  # fmt: skip
     deadline = time.time() + 300
@@ -275,10 +276,10 @@ def test_study_stops_on_ctrl_c_at_balanced_rounds_and_resumes_exactly_the_rest(t
     assert 4 <= k < len(expected)
     # one worker trains in exactly the round order: A's first 3 draws, then B's, then the next round
     assert first.sort_values("finished_at").model_id.tolist() == expected[:k]
-    status = _cli("study", "status", "tiny.toml", cwd=tmp_path)
+    status = cli("study", "status", "tiny.toml", cwd=tmp_path)
     assert status.returncode == 0 and "the analyses compare the first" in status.stdout, status.stderr
 
-    again = _cli("study", "run", "tiny.toml", "--workers", "1", cwd=tmp_path)
+    again = _cli("study", "run", "tiny.toml", "--workers", "1", "--threads", "1", cwd=tmp_path)
     assert again.returncode == 0, again.stderr
     assert f"trained {len(expected) - k} of {len(expected) - k} models" in again.stderr
     res = _raw_results(store)
@@ -298,7 +299,7 @@ def test_study_stops_on_ctrl_c_at_balanced_rounds_and_resumes_exactly_the_rest(t
     assert "Fidelity of the brief training" in html and "Learning curves" in html
     cmp = json.loads((tmp_path / "out" / "compare.json").read_text())
     assert cmp["first_draws"] is None and [r["n"] for r in cmp["spaces"]] == [8, 8]
-    third = _cli("study", "run", "tiny.toml", cwd=tmp_path)  # idempotent
+    third = cli("study", "run", "tiny.toml", cwd=tmp_path)  # idempotent (in this process: nothing trains)
     assert third.returncode == 0 and "nothing to train" in third.stderr and len(_raw_results(store)) == len(res)
 
 
@@ -367,7 +368,8 @@ def test_two_machines_run_one_study_through_a_queue(tmp_path, request):
     for r in results:
         assert sorted(r.model_id) == sorted(results[0].model_id) and r.model_id.is_unique and len(r) == n
     assert all((tmp_path / f"m{i}" / "report.html").exists() for i in range(2))
-    status = _cli("study", "status", "tiny.toml", "--output", "m0", cwd=tmp_path, env=env)  # collects first
+    # study status collects the queue first
+    status = cli("study", "status", "tiny.toml", "--output", "m0", cwd=tmp_path, env={"REGSPACE_QUEUE": url})
     assert status.returncode == 0 and "complete; the analyses compare the first 3 draws" in status.stdout, status
 
 

@@ -14,7 +14,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from conftest import default_sigint
+from conftest import cli, default_sigint
 
 # Small enough that a model trains in a few seconds on 2 cores in fp32: these tests check orchestration.
 TINY = ["--train-size", "512", "--val-size", "256", "--test-size", "128", "--epochs", "1", "--batch-size", "64"]
@@ -27,7 +27,8 @@ def regspace(*args, **kw):
 
 
 def sample(store, n=6, space="X_c", flops="0.5M:1.5M", seed=0):
-    p = regspace(
+    # in this process: sampling is set-up here, not what these tests check
+    p = cli(
         "sample", "--store", store, "--space", space, "-n", n, "--preset", "mnist", "--flops", flops, "--seed", seed
     )
     assert p.returncode == 0, p.stderr
@@ -121,11 +122,11 @@ def test_models_learn_and_results_are_complete(tmp_path):
         "seed",
     ):
         assert r[col].notna().all(), col
-    again = regspace(
+    again = cli(
         "train", "--store", store, "--train-size", "2048", "--val-size", "1024", "--test-size", "512", "--epochs", "2"
     )
     assert again.returncode == 0 and "nothing to train" in again.stdout
-    status = regspace("status", "--store", store)
+    status = cli("status", "--store", store)
     assert "X_c" in status.stdout and "RegNetX" in status.stdout
 
 
@@ -202,7 +203,7 @@ def test_recycled_workers_lose_no_model(tmp_path):
     """Workers are replaced every --recycle models; the hand-over must not drop the next model."""
     store = tmp_path / "s"
     sample(store, 3)
-    p = regspace("train", "--store", store, *TINY, "--workers", "1", "--recycle", "2")
+    p = regspace("train", "--store", store, *TINY, "--workers", "1", "--threads", "1", "--recycle", "2")
     assert p.returncode == 0, p.stderr
     assert "trained 3 of 3 models (ok 3" in p.stdout
     assert_one_result_each(store, 3)
@@ -211,25 +212,26 @@ def test_recycled_workers_lose_no_model(tmp_path):
 def test_huge_learning_rate_is_recorded_as_diverged(tmp_path):
     store = tmp_path / "s"
     sample(store, 2)
-    p = regspace("train", "--store", store, *TINY, "--lr", "1e12", "--workers", "1")
+    p = regspace("train", "--store", store, *TINY, "--lr", "1e12", "--workers", "1", "--threads", "1")
     assert p.returncode == 0, p.stderr
     r = raw_results(store)
     assert (r.status == "diverged").all(), r[["status", "reason"]]
     assert r.reason.str.contains("epoch 1").all() and r.error.isna().all()
-    again = regspace("train", "--store", store, *TINY, "--lr", "1e12")
+    again = cli("train", "--store", store, *TINY, "--lr", "1e12")
     assert "nothing to train" in again.stdout  # diverged is an outcome, not retried
 
 
 def test_bad_dataset_path_is_one_line(tmp_path):
     store = tmp_path / "s"
     sample(store, 1)
-    p = regspace("train", "--store", store, "--data-dir", tmp_path / "nowhere")
+    # in this process: each fails before training, and main() is what `python -m regspace` runs
+    p = cli("train", "--store", store, "--data-dir", tmp_path / "nowhere")
     assert p.returncode == 1 and p.stderr.strip().count("\n") == 0 and "does not exist" in p.stderr
-    p = regspace("train", "--store", store, "--data", "imagefolder:" + str(tmp_path / "none"))
+    p = cli("train", "--store", store, "--data", "imagefolder:" + str(tmp_path / "none"))
     assert p.returncode == 1 and "does not exist" in p.stderr and "Traceback" not in p.stderr
-    p = regspace("train", "--store", store, "--recipe", "fancy")
+    p = cli("train", "--store", store, "--recipe", "fancy")
     assert p.returncode == 2 and "unknown recipe" in p.stderr
-    p = regspace("train", "--store", store, "--val-size", "100000")
+    p = cli("train", "--store", store, "--val-size", "100000")
     assert p.returncode == 1 and "validation" in p.stderr
 
 
@@ -271,11 +273,11 @@ def test_retry_failed_trains_failed_models_again(tmp_path):
             }
         ],
     )
-    p = regspace("train", "--store", store, *TINY)
+    p = regspace("train", "--store", store, *TINY, "--threads", "1")
     assert p.returncode == 0 and "trained 1 of 1" in p.stdout, p.stdout + p.stderr
-    p = regspace("train", "--store", store, *TINY)
+    p = cli("train", "--store", store, *TINY)
     assert "nothing to train" in p.stdout
-    p = regspace("train", "--store", store, *TINY, "--retry-failed")
+    p = regspace("train", "--store", store, *TINY, "--threads", "1", "--retry-failed")
     assert p.returncode == 0 and "trained 1 of 1 models (ok 1" in p.stdout, p.stdout + p.stderr
     raw = raw_results(store)
     assert list(raw[raw.model_id == failed_id].status) == ["failed", "ok"]  # append-only: both rows stay
