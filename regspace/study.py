@@ -659,19 +659,19 @@ def record_top(store, *, short_hash: str, long: Recipe, order: dict[str, list[st
                error: str = "error") -> dict:  # fmt: skip
     """Choose and record a top-K check: the ``k`` best networks of ``order`` (space → draws) by brief error
     under ``short_hash`` (their mean over seeds), and ``k`` at random as a control
-    (analysis.fidelity.select_top). Returns the record's entry; a rerun keeps its models."""
-    from regspace.analysis.fidelity import select_top
+    (analysis.fidelity.select_top); with flops regimes, ``k`` and ``k`` in each regime
+    (select_top_by_regime). Returns the record's entry; a rerun keeps its models."""
+    from regspace.analysis.fidelity import select_top_by_regime
     from regspace.analysis_io import record_fidelity, short_errors
 
-    top, control = select_top(short_errors(store, short_hash, error), order, k, seed)
-    chosen = set(top) | set(control)
+    picked = select_top_by_regime(short_errors(store, short_hash, error), order, k, seed)
+    chosen = set(picked["top"]) | set(picked["control"])
     models: dict[str, list[str]] = {}
     for space, ids in order.items():  # each retrained network under the first space that drew it
         for mid in dict.fromkeys(ids):
             if mid in chosen and not any(mid in v for v in models.values()):
                 models.setdefault(space, []).append(mid)
-    return record_fidelity(store, short_hash=short_hash, long_recipe=long, models=models, seed=seed,
-                           top={"top": top, "control": control})  # fmt: skip
+    return record_fidelity(store, short_hash=short_hash, long_recipe=long, models=models, seed=seed, top=picked)
 
 
 def fidelity_command(
@@ -714,9 +714,9 @@ def fidelity_command(
     long = long or short_recipe.replace(epochs=epochs, train_size=train_size)
     check_same_validation(short_recipe, long)
     trained_ids = {r["model_id"] for r in results if r["recipe_hash"] == short}
-    order = draw_order(
-        store, spaces or list(dict.fromkeys(store.read_arrow("models", ["space"]).column("space").to_pylist()))
-    )
+    order = draw_order(store, None)  # every population: a space, or each of its flops regimes
+    if spaces:  # a space names its regimes' populations too ("X_c": X_c@1M:2M, X_c@3M:6M)
+        order = {s: ids for s, ids in order.items() if s in spaces or population.split_population(s)[0] in spaces}
     order = {s: [m for m in ids if m in trained_ids] for s, ids in order.items()}
     order = {s: ids for s, ids in order.items() if ids}
     if not order:
@@ -726,7 +726,8 @@ def fidelity_command(
             raise UsageProblem(f"--top {top}: the check needs at least {MIN_TOP} models", hint=f"use --top {MIN_TOP}")
         entry = record_top(store, short_hash=short, long=long, order=order, k=top, seed=seed, error=error)
         chosen = {mid for v in entry["models"].values() for mid in v}
-        say(f"fidelity: the {top} best models by brief error and {top} at random ({len(chosen)} networks), short "
+        per = " in each flops regime" if entry.get("regimes") else ""
+        say(f"fidelity: the {top} best models by brief error and {top} at random{per} ({len(chosen)} networks), short "
             f"recipe {short}, long recipe {long.name} {long.hash} ({long.epochs} epochs on "
             f"{long.train_size or 'all'} images)")  # fmt: skip
         summary = train(store, long, only=chosen, **train_options)
