@@ -520,7 +520,11 @@ def run_study(
                                 **options)  # fmt: skip
         return train(store, recipe, only=models, **local, **options)
 
-    for seed in study.training_seeds:  # one seed after another: each seed's results are its own
+    seeds = study.training_seeds
+    for i, seed in enumerate(seeds):  # one seed after another: each seed's results are its own
+        if len(seeds) > 1:  # the progress lines that follow are this seed's
+            say(f"study {study.name!r}: seed {seed} ({i + 1} of {len(seeds)}): {len(ids)} network(s) of "
+                f"{len(study.populations)} population(s)")  # fmt: skip
         summary = stage(study.seed_sweep(seed), study.recipe.replace(seed=seed), ids, spaces=list(study.spaces),
                         order=lambda ms: round_order(ms, order, study.round_size))  # fmt: skip
         out.summaries.append(("models" if seed == study.recipe.seed else f"models, seed {seed}", summary))
@@ -534,6 +538,10 @@ def run_study(
     if entry is not None:
         f = study.fidelity
         chosen = {mid for v in entry["models"].values() for mid in v}
+        what = f"the {f.top} best and {f.top} at random" if f.select == "top" else f"{f.per_space} per space"
+        what += " in each flops regime" if entry.get("regimes") else ""
+        say(f"study {study.name!r}: fidelity check, {len(chosen)} network(s) ({what}) with the longer recipe "
+            f"({f.recipe.epochs} epochs on {f.recipe.train_size or 'all'} images)")  # fmt: skip
         summary = stage(f"{study.sweep}-fidelity", f.recipe, chosen)
         out.summaries.append(("fidelity", summary))
         if summary.interrupted:
