@@ -127,11 +127,14 @@ def _recipe(table: dict, where: str, default: Recipe | None = None) -> Recipe:
     drawn = {k: table.pop(k) for k in list(table) if isinstance(table[k], dict)}
     try:
         recipe = base.replace(**table)
+        if drawn:
+            laws = {p.name: p for p in (*base.laws, *laws_from_tables(drawn, where))}
+            recipe = recipe.with_laws(tuple(laws.values()))
     except TypeError as e:
         raise UsageProblem(f"{where}: {e}") from None
-    if drawn:
-        laws = {p.name: p for p in (*base.laws, *laws_from_tables(drawn, where))}
-        recipe = recipe.with_laws(tuple(laws.values()))
+    except UsageProblem as e:  # the file and table it came from, then what is wrong ("lr must be a number")
+        line = e.line().removeprefix("recipe: ")
+        raise UsageProblem(line if line.startswith(where) else f"{where}: {line}") from None
     return recipe
 
 
@@ -204,20 +207,25 @@ def load_study(path: str | Path, *, output: str | Path | None = None) -> Study:
         f_spaces = tuple(resolve_names(",".join(f.get("spaces", names))) or ())
         if set(f_spaces) - set(names):
             raise UsageProblem(f"{where}: [fidelity] spaces must be among the study's spaces")
-        per_space = int(f.get("per_space", MIN_FIDELITY_PER_SPACE))
+        per_space = _integer(f, "per_space", MIN_FIDELITY_PER_SPACE, f"{where} [fidelity]")
+        select = f.get("select", "random")
         if per_space < MIN_FIDELITY_PER_SPACE:
             raise UsageProblem(f"{where}: [fidelity] per_space must be at least {MIN_FIDELITY_PER_SPACE}")
-        if per_space > n:
+        if per_space > n and select != "top":  # a top-K check reads `top`, not per_space
             raise UsageProblem(f"{where}: [fidelity] per_space ({per_space}) exceeds models_per_space ({n})")
         # the long recipe starts from the study's, so both validate on the same images
         long = _recipe(f.get("recipe", {}), f"{where} [fidelity.recipe]", default=recipe)
         check_same_validation(recipe, long)
-        select, top = f.get("select", "random"), f.get("top", 16)
+        top = f.get("top", 16)
         if select not in SELECTS:
             raise UsageProblem(f"{where}: [fidelity] select must be one of {', '.join(SELECTS)}")
-        if not isinstance(top, int) or top < MIN_TOP:
+        if isinstance(top, bool) or not isinstance(top, int) or top < MIN_TOP:
             raise UsageProblem(f"{where}: [fidelity] top must be an integer of at least {MIN_TOP}")
-        fidelity = FidelityPlan(long, f_spaces, per_space, int(f.get("seed", 0)), select, top)
+        if select == "top" and top >= n * len(f_spaces):  # known now, not after every model has trained
+            raise UsageProblem(f"{where}: [fidelity] top = {top} needs more than {top} draws to choose from, and "
+                               f"{'each regime of ' if raw.get('regimes') else ''}the check's spaces hold "
+                               f"{n * len(f_spaces)} ({len(f_spaces)} × models_per_space {n})")  # fmt: skip
+        fidelity = FidelityPlan(long, f_spaces, per_space, _integer(f, "seed", 0, f"{where} [fidelity]"), select, top)
     base = p.resolve().parent
     out = Path(output) if output is not None else Path(os.path.normpath(base / raw.get("output", f"results/{p.stem}")))
     return Study(
@@ -225,7 +233,7 @@ def load_study(path: str | Path, *, output: str | Path | None = None) -> Study:
         spaces=names,
         models_per_space=n,
         round_size=round_size,
-        seed=int(raw.get("seed", 0)),
+        seed=_integer(raw, "seed", 0, where),
         preset=str(raw.get("preset", "cifar")),
         budget=budget,
         recipe=recipe,
@@ -236,6 +244,15 @@ def load_study(path: str | Path, *, output: str | Path | None = None) -> Study:
         regimes=regimes,
         seeds=seeds,
     )
+
+
+def _integer(table: dict, key: str, default: int, where: str) -> int:
+    """``table[key]`` (else ``default``) as a seed or count: an integer from 0 to 2^32 − 1 (what numpy's
+    seeding takes). Raises UsageProblem naming ``where`` and the key."""
+    value = table.get(key, default)
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value < 2**32:
+        raise UsageProblem(f"{where}: `{key}` must be an integer from 0 to 2^32 - 1, not {value!r}")
+    return value
 
 
 def parse_regimes(value, where: str) -> tuple[str, ...]:

@@ -174,7 +174,8 @@ def test_top_k_per_regime_numbers_by_hand():
     a, b = r["top_by_regime"]
     assert (a["regime"], a["stay"], a["retrained"], a["regret"]) == ("A", 1, 3, -1.0)
     assert (b["regime"], b["stay"], b["retrained"], b["regret"]) == ("B", 1, 4, 1.0)
-    assert any(s.startswith("Regime A: Of the 2 best models by brief error, 1 (of 2 retrained)") for s in r["sentences"])
+    lead = "Regime A: Of the 2 best models by brief error, 1 (of 2 retrained)"
+    assert any(s.startswith(lead) for s in r["sentences"])
     assert r["orders"] == []  # X@A and X@B are different budgets: no order between them
 
 
@@ -212,3 +213,24 @@ def test_record_top_in_a_study_with_regimes_and_seeds(tmp_path):
     result, summary = fidelity_command(store, long=long, top=4, say=said.append)  # no --spaces: every population
     assert "in each flops regime" in said[0] and summary.planned == 0
     assert [r["regime"] for r in result["top_by_regime"]] == ["1M:2M", "3M:6M"]
+
+
+def test_a_study_top_k_check_is_checked_when_the_file_is_read(tmp_path):
+    """Found by the study-file fuzz: a top-K check was refused for `per_space` (which it does not read) and
+    accepted with too few draws, failing only after every model had trained. Now: K must be below the
+    draws of the check's spaces (in each regime), and per_space is not asked of it."""
+    from regspace.study import load_study
+
+    f = tmp_path / "s.toml"
+
+    def study(n, top=4):
+        f.write_text(f'spaces = ["X_c", "RegNetX"]\nregimes = ["1M:2M", "3M:6M"]\nmodels_per_space = {n}\n'
+                     f'[fidelity]\nselect = "top"\ntop = {top}\n[fidelity.recipe]\nepochs = 5\n')  # fmt: skip
+        return load_study(f)
+
+    assert study(3).fidelity.top == 4  # 2 spaces × 3 draws = 6 > 4 in each regime
+    with pytest.raises(UsageProblem, match=r"top = 4 needs more than 4 draws .* each regime of the check's spaces "
+                                           r"hold 4 \(2 × models_per_space 2\)"):  # fmt: skip
+        study(2)
+    with pytest.raises(UsageProblem, match="top must be an integer of at least 4"):
+        study(3, top="true")
