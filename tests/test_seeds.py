@@ -303,3 +303,14 @@ def test_a_study_says_which_seed_and_stage_its_progress_lines_belong_to(tmp_path
                       f"study 's': seed 1 (2 of 2): {n} network(s) of 2 population(s)",
                       f"study 's': fidelity check, {calls[2][2]} network(s) (8 per space) with the longer recipe "
                       "(5 epochs on 10000 images)"]  # fmt: skip
+
+
+def test_study_status_names_the_seeds(tmp_path, run_cli):
+    from regspace.study import load_study, open_store
+
+    f = tmp_path / "s.toml"
+    f.write_text('spaces = ["RegNetX"]\nmodels_per_space = 2\nseeds = 3\noutput = "out"\n[recipe]\nseed = 4\n')
+    open_store(load_study(f))
+    code, out, err = run_cli("study", "status", f)
+    assert code == 0, err
+    assert "seeds 4, 5, 6 (a design is done once every seed is)" in out.splitlines()[0]
