@@ -158,17 +158,20 @@ def record_fidelity(
     """Write (or read back) the store's fidelity selection for this long recipe: a rerun keeps its models.
 
     ``long_recipe``: a Recipe (its hash and fields are recorded); ``models``: space -> model ids (every
-    model retrained). ``top``: a top-K check's {"top": ids, "control": ids} (analysis.fidelity.select_top),
-    recorded under its own key ``<long hash>-top<K>`` beside a random check of the same long recipe.
-    Returns the entry: {"short", "long", "long_recipe", "models", "seed"} (+ "select", "top", "control")."""
+    model retrained). ``top``: a top-K check's {"top": ids, "control": ids, "k", and with flops regimes
+    "regimes": {regime: {"top", "control"}}} (analysis.fidelity.select_top_by_regime), recorded under its own
+    key ``<long hash>-top<K>`` beside a random check of the same long recipe. Returns the entry: {"short",
+    "long", "long_recipe", "models", "seed"} (+ "select", "top", "control", "regimes")."""
     have = store.read_json(FIDELITY_FILE) or {}
-    key = fidelity_key(long_recipe.hash, None if top is None else len(top["top"]))
+    key = fidelity_key(long_recipe.hash, None if top is None else top.get("k", len(top["top"])))
     if key in have.get("checks", {}) and have["checks"][key]["short"] == short_hash:
         return have["checks"][key]
     entry = {"short": short_hash, "long": long_recipe.hash, "long_recipe": long_recipe.to_dict(), "models": models,
              "seed": seed}  # fmt: skip
     if top is not None:
         entry.update(select="top", top=list(top["top"]), control=list(top["control"]))
+        if top.get("regimes"):  # chosen per flops regime (analysis.fidelity.select_top_by_regime)
+            entry["regimes"] = top["regimes"]
     have.setdefault("checks", {})[key] = entry
     have["latest"] = key
     store.write_json(FIDELITY_FILE, have, indent=1)

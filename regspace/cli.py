@@ -1109,7 +1109,9 @@ def study_status_cmd(
     print_table(
         ["space", "draws", "ok", "diverged", "failed", "pending", "finished prefix"],
         rows,
-        title=f"study {study.name!r} ({study.store_path}), recipe {study.recipe.name} {study.recipe.hash}",
+        title=f"study {study.name!r} ({study.store_path}), recipe {study.recipe.name} {study.recipe.hash}"
+        + (f", seeds {', '.join(map(str, study.training_seeds))} (a design is done once every seed is)"
+           if study.seeds > 1 else ""),  # fmt: skip
         numeric={"ok", "diverged", "failed", "pending", "finished prefix"},
     )
     state = "complete" if p["complete"] else f"{p['rounds']} complete round(s) of {study.round_size}"

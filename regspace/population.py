@@ -12,7 +12,8 @@ those rows lives here, once:
 - :func:`first_draws`, :func:`cut_to_first_draws`: the population cut to its first m draws;
 - :func:`next_draw`: where a (space, seed) stream resumes; :func:`draw_count`: a space's draws;
 - :func:`status_counts`, :func:`finished_prefix`, :func:`space_status`: results counted by status;
-- :func:`population_name`, :func:`split_population`, :func:`by_population`: a study's flops regimes.
+- :func:`population_name`, :func:`split_population`, :func:`same_regime`, :func:`by_population`: a study's
+  flops regimes.
 
 A study with flops regimes draws each (space, regime) as its own population: its rows carry the
 regime's budget string in ``regime``, and :func:`by_population` renames their space to
@@ -51,6 +52,12 @@ def split_population(name: str) -> tuple[str, str | None]:
     """(space, regime) of a population name: the inverse of :func:`population_name`."""
     space, mark, regime = name.partition(REGIME_MARK)
     return (space, regime) if mark else (name, None)
+
+
+def same_regime(a: str, b: str) -> bool:
+    """Whether populations ``a`` and ``b`` were drawn under one budget (the same regime, or neither has one):
+    only those are compared with each other; across regimes the budget differs, which trends read."""
+    return split_population(a)[1] == split_population(b)[1]
 
 
 def by_population(rows):

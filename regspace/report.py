@@ -159,7 +159,15 @@ def build_figures(
     return out
 
 
-def _model_rows(g: pd.DataFrame) -> list[list]:
+def drawn_fields(df: pd.DataFrame) -> list[str]:
+    """The recipe fields drawn per model (schema.HPARAM_COLUMNS) that the rows of ``df`` carry: a model's
+    learning rate is part of what it is, so the model tables show it."""
+    from regspace.schema import HPARAM_COLUMNS
+
+    return [c for c in HPARAM_COLUMNS if c in df and df[c].notna().any()]
+
+
+def _model_rows(g: pd.DataFrame, drawn: list[str] = ()) -> list[list]:
     from regspace.units import format_quantity
 
     rows = []
@@ -175,6 +183,7 @@ def _model_rows(g: pd.DataFrame) -> list[list]:
                 ",".join(format(b, "g") for b in r.stage_bottleneck_ratios),
                 format_quantity(r.flops),
                 format_quantity(r.params),
+                *("-" if pd.isna(r[c]) else f"{r[c]:.3g}" for c in drawn),
             ]
         )
     return rows
@@ -325,6 +334,7 @@ STATS_HEADER = ["space", "n (draws)", "min", "p5", "p25", "median", "mean", "p75
 PAIRS_HEADER = ["space A", "space B", "KS", "p-value", "noise (95% crit.)", "n A (effective)", "n B (effective)"]
 STORE_HEADER = ["space", "recipe", "draws", "networks", "ok", "diverged", "failed", "pending"]
 MODEL_HEADER = ["model", "val err %", "test err %", "widths", "depths", "group w", "b", "flops", "params"]
+NOISE_HEADER = ["space", "designs", "runs", "seed s.d.", "95% CI", "ICC(1)", "ICC 95% CI"]
 FIDELITY_HEADER = ["space", "models", "median short", "median long", "Spearman"]
 KS_NOTE = (
     "Kolmogorov–Smirnov distance between EDFs; ",
@@ -404,12 +414,15 @@ def _findings(r: Report) -> list:
 def _store(r: Report) -> list:
     # "pending" means something only for the recipe the report compares: a network never meant to be trained
     # with another recipe (the fidelity check's long one trains a few) is not pending under it.
+    def compared(recipe):  # this report's recipe, any of its seeds (schema.run_key: "<hash>-s<seed>")
+        return recipe in (None, r.recipe_hash) or str(recipe).startswith(f"{r.recipe_hash}-s")
+
     summary = [
         [s["space"], s["recipe"] or "-", s["draws"], s["sampled"], s["ok"], s["diverged"], s["failed"],
-         s["pending"] if s["recipe"] in (None, r.recipe_hash) else "-"]
+         s["pending"] if compared(s["recipe"]) else "-"]
         for s in r.status
     ]  # fmt: skip
-    recipe = _pairs_in_columns([(k, str(v)) for k, v in sorted(r.recipe.items())], 3)
+    recipe = _pairs_in_columns(recipe_fields(r.recipe, (r.cmp.get("seeds") or {}).get("max", 1)), 3)
     return [
         Heading("Store"),
         *(Alert(w) for w in r.cmp.get("warnings", [])),
@@ -417,6 +430,23 @@ def _store(r: Report) -> list:
         Heading("Recipe", 3),
         Grid(["field", "value"] * 3, recipe),
     ]
+
+
+def recipe_fields(recipe: dict, seeds: int = 1) -> list[tuple[str, str]]:
+    """The recipe's (field, value) pairs as the report shows them. A result's recipe JSON holds its own
+    model's drawn values: a drawn field shows its law instead (the recipe's ``sampled``), and with several
+    seeds per design the seed says so."""
+    from regspace.spaces.hparams import from_json
+
+    laws = {p.name: p for p in from_json(recipe.get("sampled"))}
+    out = []
+    for k, v in sorted(recipe.items()):
+        if k in laws:
+            v = f"drawn per model: {laws[k].describe()}"
+        elif k == "seed" and seeds > 1:
+            v = f"{v} to {int(v) + seeds - 1} ({seeds} per design; errors are their mean)"
+        out.append((k, str(v)))
+    return out
 
 
 def _edfs(r: Report) -> list:
@@ -440,6 +470,14 @@ def _comparison(r: Report) -> list:
     out = [Heading("Comparison"), Grid(STATS_HEADER, stats)]
     if pairs:
         out += [Prose(KS_NOTE, html_only=True), Grid(PAIRS_HEADER, pairs)]
+    noise = r.cmp["findings"].get("seed_noise")
+    if noise:  # several seeds per design: how far one run's error moves from seed to seed, per space
+        from regspace.text import noise_rows
+
+        out += [Heading("Seed noise", 3),
+                Prose(("The pooled within-design s.d. of one training run's error (points) with its chi-square "
+                       "95 % CI, and ICC(1): the share of a run's error variance that lies between designs.",)),
+                Grid(NOISE_HEADER, noise_rows(noise))]  # fmt: skip
     return out
 
 
@@ -504,13 +542,15 @@ def _importance(r: Report) -> list:
 
 def _models(r: Report) -> list:
     out: list = [Heading("Best and worst models")]
+    drawn = drawn_fields(r.ok)
+    header = [*MODEL_HEADER, *drawn]
     for space in r.spaces:
         ranked = r.ok[r.ok.space == space].sort_values("sweep_error")
         out += [
             Heading(f"{space}: best", 3),
-            Grid(MODEL_HEADER, _model_rows(ranked.head(10))),
+            Grid(header, _model_rows(ranked.head(10), drawn)),
             Heading(f"{space}: worst", 3),
-            Grid(MODEL_HEADER, _model_rows(ranked.tail(5).iloc[::-1])),
+            Grid(header, _model_rows(ranked.tail(5).iloc[::-1], drawn)),
         ]
     return out
 

@@ -127,11 +127,14 @@ def _recipe(table: dict, where: str, default: Recipe | None = None) -> Recipe:
     drawn = {k: table.pop(k) for k in list(table) if isinstance(table[k], dict)}
     try:
         recipe = base.replace(**table)
+        if drawn:
+            laws = {p.name: p for p in (*base.laws, *laws_from_tables(drawn, where))}
+            recipe = recipe.with_laws(tuple(laws.values()))
     except TypeError as e:
         raise UsageProblem(f"{where}: {e}") from None
-    if drawn:
-        laws = {p.name: p for p in (*base.laws, *laws_from_tables(drawn, where))}
-        recipe = recipe.with_laws(tuple(laws.values()))
+    except UsageProblem as e:  # the file and table it came from, then what is wrong ("lr must be a number")
+        line = e.line().removeprefix("recipe: ")
+        raise UsageProblem(line if line.startswith(where) else f"{where}: {line}") from None
     return recipe
 
 
@@ -204,20 +207,25 @@ def load_study(path: str | Path, *, output: str | Path | None = None) -> Study:
         f_spaces = tuple(resolve_names(",".join(f.get("spaces", names))) or ())
         if set(f_spaces) - set(names):
             raise UsageProblem(f"{where}: [fidelity] spaces must be among the study's spaces")
-        per_space = int(f.get("per_space", MIN_FIDELITY_PER_SPACE))
+        per_space = _integer(f, "per_space", MIN_FIDELITY_PER_SPACE, f"{where} [fidelity]")
+        select = f.get("select", "random")
         if per_space < MIN_FIDELITY_PER_SPACE:
             raise UsageProblem(f"{where}: [fidelity] per_space must be at least {MIN_FIDELITY_PER_SPACE}")
-        if per_space > n:
+        if per_space > n and select != "top":  # a top-K check reads `top`, not per_space
             raise UsageProblem(f"{where}: [fidelity] per_space ({per_space}) exceeds models_per_space ({n})")
         # the long recipe starts from the study's, so both validate on the same images
         long = _recipe(f.get("recipe", {}), f"{where} [fidelity.recipe]", default=recipe)
         check_same_validation(recipe, long)
-        select, top = f.get("select", "random"), f.get("top", 16)
+        top = f.get("top", 16)
         if select not in SELECTS:
             raise UsageProblem(f"{where}: [fidelity] select must be one of {', '.join(SELECTS)}")
-        if not isinstance(top, int) or top < MIN_TOP:
+        if isinstance(top, bool) or not isinstance(top, int) or top < MIN_TOP:
             raise UsageProblem(f"{where}: [fidelity] top must be an integer of at least {MIN_TOP}")
-        fidelity = FidelityPlan(long, f_spaces, per_space, int(f.get("seed", 0)), select, top)
+        if select == "top" and top >= n * len(f_spaces):  # known now, not after every model has trained
+            raise UsageProblem(f"{where}: [fidelity] top = {top} needs more than {top} draws to choose from, and "
+                               f"{'each regime of ' if raw.get('regimes') else ''}the check's spaces hold "
+                               f"{n * len(f_spaces)} ({len(f_spaces)} × models_per_space {n})")  # fmt: skip
+        fidelity = FidelityPlan(long, f_spaces, per_space, _integer(f, "seed", 0, f"{where} [fidelity]"), select, top)
     base = p.resolve().parent
     out = Path(output) if output is not None else Path(os.path.normpath(base / raw.get("output", f"results/{p.stem}")))
     return Study(
@@ -225,7 +233,7 @@ def load_study(path: str | Path, *, output: str | Path | None = None) -> Study:
         spaces=names,
         models_per_space=n,
         round_size=round_size,
-        seed=int(raw.get("seed", 0)),
+        seed=_integer(raw, "seed", 0, where),
         preset=str(raw.get("preset", "cifar")),
         budget=budget,
         recipe=recipe,
@@ -236,6 +244,15 @@ def load_study(path: str | Path, *, output: str | Path | None = None) -> Study:
         regimes=regimes,
         seeds=seeds,
     )
+
+
+def _integer(table: dict, key: str, default: int, where: str) -> int:
+    """``table[key]`` (else ``default``) as a seed or count: an integer from 0 to 2^32 − 1 (what numpy's
+    seeding takes). Raises UsageProblem naming ``where`` and the key."""
+    value = table.get(key, default)
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value < 2**32:
+        raise UsageProblem(f"{where}: `{key}` must be an integer from 0 to 2^32 - 1, not {value!r}")
+    return value
 
 
 def parse_regimes(value, where: str) -> tuple[str, ...]:
@@ -520,7 +537,11 @@ def run_study(
                                 **options)  # fmt: skip
         return train(store, recipe, only=models, **local, **options)
 
-    for seed in study.training_seeds:  # one seed after another: each seed's results are its own
+    seeds = study.training_seeds
+    for i, seed in enumerate(seeds):  # one seed after another: each seed's results are its own
+        if len(seeds) > 1:  # the progress lines that follow are this seed's
+            say(f"study {study.name!r}: seed {seed} ({i + 1} of {len(seeds)}): {len(ids)} network(s) of "
+                f"{len(study.populations)} population(s)")  # fmt: skip
         summary = stage(study.seed_sweep(seed), study.recipe.replace(seed=seed), ids, spaces=list(study.spaces),
                         order=lambda ms: round_order(ms, order, study.round_size))  # fmt: skip
         out.summaries.append(("models" if seed == study.recipe.seed else f"models, seed {seed}", summary))
@@ -534,6 +555,10 @@ def run_study(
     if entry is not None:
         f = study.fidelity
         chosen = {mid for v in entry["models"].values() for mid in v}
+        what = f"the {f.top} best and {f.top} at random" if f.select == "top" else f"{f.per_space} per space"
+        what += " in each flops regime" if entry.get("regimes") else ""
+        say(f"study {study.name!r}: fidelity check, {len(chosen)} network(s) ({what}) with the longer recipe "
+            f"({f.recipe.epochs} epochs on {f.recipe.train_size or 'all'} images)")  # fmt: skip
         summary = stage(f"{study.sweep}-fidelity", f.recipe, chosen)
         out.summaries.append(("fidelity", summary))
         if summary.interrupted:
@@ -659,19 +684,19 @@ def record_top(store, *, short_hash: str, long: Recipe, order: dict[str, list[st
                error: str = "error") -> dict:  # fmt: skip
     """Choose and record a top-K check: the ``k`` best networks of ``order`` (space → draws) by brief error
     under ``short_hash`` (their mean over seeds), and ``k`` at random as a control
-    (analysis.fidelity.select_top). Returns the record's entry; a rerun keeps its models."""
-    from regspace.analysis.fidelity import select_top
+    (analysis.fidelity.select_top); with flops regimes, ``k`` and ``k`` in each regime
+    (select_top_by_regime). Returns the record's entry; a rerun keeps its models."""
+    from regspace.analysis.fidelity import select_top_by_regime
     from regspace.analysis_io import record_fidelity, short_errors
 
-    top, control = select_top(short_errors(store, short_hash, error), order, k, seed)
-    chosen = set(top) | set(control)
+    picked = select_top_by_regime(short_errors(store, short_hash, error), order, k, seed)
+    chosen = set(picked["top"]) | set(picked["control"])
     models: dict[str, list[str]] = {}
     for space, ids in order.items():  # each retrained network under the first space that drew it
         for mid in dict.fromkeys(ids):
             if mid in chosen and not any(mid in v for v in models.values()):
                 models.setdefault(space, []).append(mid)
-    return record_fidelity(store, short_hash=short_hash, long_recipe=long, models=models, seed=seed,
-                           top={"top": top, "control": control})  # fmt: skip
+    return record_fidelity(store, short_hash=short_hash, long_recipe=long, models=models, seed=seed, top=picked)
 
 
 def fidelity_command(
@@ -714,9 +739,9 @@ def fidelity_command(
     long = long or short_recipe.replace(epochs=epochs, train_size=train_size)
     check_same_validation(short_recipe, long)
     trained_ids = {r["model_id"] for r in results if r["recipe_hash"] == short}
-    order = draw_order(
-        store, spaces or list(dict.fromkeys(store.read_arrow("models", ["space"]).column("space").to_pylist()))
-    )
+    order = draw_order(store, None)  # every population: a space, or each of its flops regimes
+    if spaces:  # a space names its regimes' populations too ("X_c": X_c@1M:2M, X_c@3M:6M)
+        order = {s: ids for s, ids in order.items() if s in spaces or population.split_population(s)[0] in spaces}
     order = {s: [m for m in ids if m in trained_ids] for s, ids in order.items()}
     order = {s: ids for s, ids in order.items() if ids}
     if not order:
@@ -726,7 +751,8 @@ def fidelity_command(
             raise UsageProblem(f"--top {top}: the check needs at least {MIN_TOP} models", hint=f"use --top {MIN_TOP}")
         entry = record_top(store, short_hash=short, long=long, order=order, k=top, seed=seed, error=error)
         chosen = {mid for v in entry["models"].values() for mid in v}
-        say(f"fidelity: the {top} best models by brief error and {top} at random ({len(chosen)} networks), short "
+        per = " in each flops regime" if entry.get("regimes") else ""
+        say(f"fidelity: the {top} best models by brief error and {top} at random{per} ({len(chosen)} networks), short "
             f"recipe {short}, long recipe {long.name} {long.hash} ({long.epochs} epochs on "
             f"{long.train_size or 'all'} images)")  # fmt: skip
         summary = train(store, long, only=chosen, **train_options)

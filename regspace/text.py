@@ -133,7 +133,7 @@ def compare_tables(result: dict) -> list[Table]:
         out.append(
             Table(
                 ["space", "designs", "runs", "seed s.d.", "95% CI", "ICC(1)", "ICC 95% CI"],
-                _noise_rows(noise),
+                noise_rows(noise),
                 title="seed noise: pooled within-design s.d. of one run's error (points), share between designs",
                 numeric=frozenset({"designs", "runs", "seed s.d.", "ICC(1)"}),
             )
@@ -154,7 +154,7 @@ def compare_tables(result: dict) -> list[Table]:
     return out
 
 
-def _noise_rows(noise: dict) -> list[list]:
+def noise_rows(noise: dict) -> list[list]:
     """Rows (space, designs, runs, s.d., its CI, ICC(1), its CI) of analysis.seeds.noise_by_space's result."""
 
     def row(name, r):

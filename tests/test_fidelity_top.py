@@ -128,3 +128,109 @@ def test_epoch_sentence_names_the_epoch_from_which_every_later_one_reaches_the_b
 
     assert "from epoch 4 on, every epoch" in epoch_sentence(rows([0.3, 0.6, 0.2, 0.5, 0.7, 1.0]), 0.5)
     assert "no epoch before the last" in epoch_sentence(rows([0.3, 0.6, 0.2, 1.0]), 0.7)
+
+
+# -- a top-K check in a study with flops regimes (issue 24: regimes, seeds and top-K together) ----------
+
+
+def test_select_top_by_regime_ranks_each_regime_apart():
+    """The larger regime's models all have lower brief errors; pooled, the top 2 would be both of it. Per
+    regime: the 2 best of each, and a control of 2 from each regime's own draws."""
+    from regspace.analysis.fidelity import regime_groups, select_top_by_regime
+
+    short = {"a": 30.0, "b": 31.0, "c": 32.0, "d": 33.0, "p": 10.0, "q": 11.0, "r": 12.0, "s": 13.0}
+    order = {"X@1M:2M": ["a", "b"], "Y@1M:2M": ["c", "d"], "X@3M:6M": ["p", "q"], "Y@3M:6M": ["r", "s"]}
+    assert list(regime_groups(order)) == ["1M:2M", "3M:6M"]
+    got = select_top_by_regime(short, order, 2, seed=0)
+    assert got["k"] == 2
+    assert got["regimes"]["1M:2M"]["top"] == ["a", "b"] and got["regimes"]["3M:6M"]["top"] == ["p", "q"]
+    assert set(got["regimes"]["1M:2M"]["control"]) <= set("abcd")
+    assert set(got["regimes"]["3M:6M"]["control"]) <= set("pqrs")
+    assert got["top"] == ["a", "b", "p", "q"] and len(got["control"]) == 4
+    plain = select_top_by_regime(short, {"X": ["a", "b", "p"], "Y": ["q", "r"]}, 2, seed=0)  # no regimes
+    assert "regimes" not in plain and (plain["top"], plain["control"]) == select_top(
+        short, {"X": ["a", "b", "p"], "Y": ["q", "r"]}, 2, seed=0
+    )
+
+
+def test_top_k_per_regime_numbers_by_hand():
+    """check_result on a per-regime entry: each regime's stay and regret among its own retrained models.
+    Regime A: top a, b; control b, c; long a 20, b 22, c 21 → the 2 lowest long are a, c: a stays (1);
+    regret 20 − 21 = −1. Regime B: top p, q; control r, s; long p 9, q 8, r 7, s 10 → the 2 lowest are r, q:
+    q stays (1); regret 8 − 7 = +1. Pooled, B's errors would fill the top 2 of all retrained."""
+    from regspace.analysis.fidelity import check_result
+
+    short_e = {"a": 30.0, "b": 31.0, "c": 33.0, "p": 10.0, "q": 11.0, "r": 12.0, "s": 13.0}
+    long_e = {"a": 20.0, "b": 22.0, "c": 21.0, "p": 9.0, "q": 8.0, "r": 7.0, "s": 10.0}
+    short = pd.DataFrame({"model_id": list(short_e), "status": "ok", "error": list(short_e.values())})
+    long = pd.DataFrame({"model_id": list(long_e), "status": "ok", "error": list(long_e.values())})
+    entry = {"short": "s", "long": "l", "long_recipe": {"epochs": 9, "train_size": 100}, "select": "top",
+             "models": {"X@A": ["a", "b", "c"], "X@B": ["p", "q", "r", "s"]},
+             "top": ["a", "b", "p", "q"], "control": ["b", "c", "r", "s"],
+             "regimes": {"A": {"top": ["a", "b"], "control": ["b", "c"]},
+                         "B": {"top": ["p", "q"], "control": ["r", "s"]}}}  # fmt: skip
+    r = check_result(short, long, entry, n_boot=50)
+    assert "top" not in r
+    a, b = r["top_by_regime"]
+    assert (a["regime"], a["stay"], a["retrained"], a["regret"]) == ("A", 1, 3, -1.0)
+    assert (b["regime"], b["stay"], b["retrained"], b["regret"]) == ("B", 1, 4, 1.0)
+    lead = "Regime A: Of the 2 best models by brief error, 1 (of 2 retrained)"
+    assert any(s.startswith(lead) for s in r["sentences"])
+    assert r["orders"] == []  # X@A and X@B are different budgets: no order between them
+
+
+def test_record_top_in_a_study_with_regimes_and_seeds(tmp_path):
+    """A study's top-K check over populations of two regimes, each design trained with two seeds: the top
+    K per regime by the mean over seeds, recorded under the key the study reads (K, not K × regimes); and
+    `regspace fidelity --top` on that store finds the populations without --spaces."""
+    from regspace.study import FidelityPlan, fidelity_command, record_top
+
+    store = Store.create(tmp_path / "s")
+    short, long = Recipe(), Recipe(epochs=6, train_size=20_000)
+    rows, results, order = [], [], {}
+    for regime, base in (("1M:2M", 30.0), ("3M:6M", 10.0)):
+        for space in ("X_c", "RegNetX"):
+            ids = [f"{space}-{regime}-{i}" for i in range(6)]
+            order[f"{space}@{regime}"] = ids
+            for i, m in enumerate(ids):
+                rows.append({**_model(space, m, i), "regime": regime})
+                for seed in (0, 1):
+                    results.append({"model_id": m, "recipe_hash": short.hash, "seed": seed, "status": "ok",
+                                    "error": base + i + (0.5 if space == "RegNetX" else 0.0),
+                                    "recipe": short.replace(seed=seed).to_json()})  # fmt: skip
+    store.append_rows("models", rows)
+    store.append_rows("results", results)
+    entry = record_top(store, short_hash=short.hash, long=long, order=order, k=4, seed=0)
+    assert entry["regimes"]["1M:2M"]["top"] == ["X_c-1M:2M-0", "RegNetX-1M:2M-0", "X_c-1M:2M-1", "RegNetX-1M:2M-1"]
+    assert entry["regimes"]["3M:6M"]["top"][0] == "X_c-3M:6M-0"
+    plan = FidelityPlan(long, ("X_c", "RegNetX"), select="top", top=4)
+    assert json.loads((store.path / "fidelity.json").read_text())["checks"][plan.key] == entry
+    chosen = {m for ids in entry["models"].values() for m in ids}
+    store.append_rows("results", [{"model_id": m, "recipe_hash": long.hash, "seed": 0, "status": "ok",
+                                   "error": 5.0 + len(m) % 3 + 0.1 * int(m[-1]), "recipe": long.to_json()}
+                                  for m in chosen])  # fmt: skip
+    said = []
+    result, summary = fidelity_command(store, long=long, top=4, say=said.append)  # no --spaces: every population
+    assert "in each flops regime" in said[0] and summary.planned == 0
+    assert [r["regime"] for r in result["top_by_regime"]] == ["1M:2M", "3M:6M"]
+
+
+def test_a_study_top_k_check_is_checked_when_the_file_is_read(tmp_path):
+    """Found by the study-file fuzz: a top-K check was refused for `per_space` (which it does not read) and
+    accepted with too few draws, failing only after every model had trained. Now: K must be below the
+    draws of the check's spaces (in each regime), and per_space is not asked of it."""
+    from regspace.study import load_study
+
+    f = tmp_path / "s.toml"
+
+    def study(n, top=4):
+        f.write_text(f'spaces = ["X_c", "RegNetX"]\nregimes = ["1M:2M", "3M:6M"]\nmodels_per_space = {n}\n'
+                     f'[fidelity]\nselect = "top"\ntop = {top}\n[fidelity.recipe]\nepochs = 5\n')  # fmt: skip
+        return load_study(f)
+
+    assert study(3).fidelity.top == 4  # 2 spaces × 3 draws = 6 > 4 in each regime
+    with pytest.raises(UsageProblem, match=r"top = 4 needs more than 4 draws .* each regime of the check's spaces "
+                                           r"hold 4 \(2 × models_per_space 2\)"):  # fmt: skip
+        study(2)
+    with pytest.raises(UsageProblem, match="top must be an integer of at least 4"):
+        study(3, top="true")

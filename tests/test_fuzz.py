@@ -314,3 +314,238 @@ def test_toml_spaces_with_new_fields_are_one_clear_line_or_success(text, tmp_pat
         lines = err.strip().splitlines()
         assert len(lines) == 1 and lines[0].startswith("regspace: error:"), (text, err)
 
+
+
+# -- this turn's inputs (issue 25 §4): new commands and options, block text forms, [hparams] in space files,
+# study files with regimes, seeds and drawn hyperparameters. In process, no training.
+
+NEW_COMMANDS = {
+    "describe": ["--format", "--preset", "--resolution", "--stem", "--json"],
+    "export-model": ["--preset", "--resolution", "--stem", "--in-channels", "--seed"],
+    "train": ["--seeds", "--seed", "--space", "--epochs"],
+    "importance": ["--spaces", "--seed", "--json", "--error", "--draws", "--recipe-hash"],
+    "trends": ["--space", "--top", "--plot", "--json", "--error", "--draws"],
+    "speed": ["--plot", "--json", "--recipe-hash"],
+    "fidelity": ["--top", "--k", "--epochs", "--train-size", "--spaces", "--json", "--plot", "--seed"],
+    "compare": ["--draws", "--epoch", "--spaces"],
+}
+NEW_REQUIRED = {
+    "export-model": ["-o"],
+    "importance": ["--method", "--boot", "--perm"],  # PED-ANOVA and few resamples: seconds, not minutes
+    "fidelity": ["--long-hash"],  # analyses a recorded check: never trains
+}
+NEW_GOOD = {
+    "--format": ["pycls", "text", "json", "yaml", ""],
+    "--seeds": ["0,1", "0,1,2", "0,0", "1,", "-1", "a,b", "2147483648", ""],
+    "--method": ["ped-anova", "auto-ish", "fanova2", ""],
+    "--boot": ["0", "2"],
+    "--perm": ["19", "3"],
+    "--top": ["4", "3", "0.2", "1.5", "0"],
+    "--k": ["16", "8", "0"],
+    "--long-hash": ["abc", "", "0" * 12],
+    "--space": ["RegNetX", "X_a", "RegNetX@1M:2M", "X_a@", "@"],
+    "--spaces": ["X_a,RegNetX", "RegNetX@1M:2M", "X_a@3M:6M,RegNetX"],
+    "--draws": ["1", "8", "0"],
+    "--epoch": ["1", "9"],
+    "-o": ["net.pt2", "/dev/null/net.pt2", ""],
+    "--plot": ["t.png", "t.gif", "/dev/null/t.png"],
+}
+# block text forms (issue 21's keys, turn by turn): every key with good, odd and bad values
+BLOCK_FORMS = [
+    "anynet:d=1;w=8;block=mb",
+    "anynet:d=1;w=8;block=Y;se=0",
+    "anynet:d=1;w=8;block=X;b=0.25;g=1",
+    "anynet:d=1;w=8;block=MB;e=6;k=7",
+    "anynet:d=1;w=8;block=MB;se=0",
+    "anynet:d=1;w=8;k=3",
+    "anynet:d=1;w=8;e=6",
+    "anynet:d=1;w=8;act=silu,relu",
+    "anynet:d=1;w=8;act=",
+    "anynet:d=1;w=8;s=1;s=2",
+    "anynet:d=1,2;w=8;s=1,2",
+    "anynet:d=1;w=8;block=V;head=0;stem=imagenet",
+    "anynet:d=1;w=8;stem=cifar;stem_w=0",
+    "anynet:d=1;w=8;block=R;se=0.25",
+    "anynet:d=1;w=8;block=MB;e=1.5;k=3",
+    "anynet:d=2;w=16;block=MB;e=6;k=5;se=0.25;head=1280;act=silu;stem=imagenet",
+    "regnet:d=13,w0=24,wa=36.44,wm=2.49,g=8,block=Y",
+    "regnet:d=13,w0=24,wa=36.44,wm=2.49,se=0.25",
+    "RegNetY-200MF",
+    "EfficientNet-B0",
+    "ResNet-50",
+]
+
+
+def new_command_lines(n=70, seed=2):
+    """Command lines for this turn's commands and options; a few export-model lines (each may export)."""
+    rng = random.Random(seed)
+    out, exports = [], 0
+    for _ in range(n):
+        cmd = rng.choice(list(NEW_COMMANDS))
+        if cmd == "export-model":
+            exports += 1
+            if exports > 3:
+                cmd = "describe"
+        args = [cmd]
+        if cmd in ("describe", "export-model"):
+            args += rng.sample(BLOCK_FORMS + DESIGNS[:8], 1 if cmd == "export-model" else rng.randint(1, 3))
+        opts = list(NEW_REQUIRED.get(cmd, [])) + rng.sample(NEW_COMMANDS[cmd], rng.randint(0, 3))
+        for opt in dict.fromkeys(opts):
+            args.append(opt)
+            if opt in FLAGS:
+                continue
+            pool = NEW_GOOD.get(opt) or GOOD.get(opt)
+            args.append(rng.choice(pool if pool and rng.random() < 0.7 else VALUES))
+        out.append(args)
+    return out
+
+
+NEW_LINES = new_command_lines()
+
+
+@pytest.mark.parametrize("args", NEW_LINES, ids=lambda a: " ".join(a)[:60].encode("unicode_escape").decode())
+def test_new_commands_are_one_clear_line_or_success(args, tmp_path, monkeypatch, run_cli, trained_store):
+    test_one_clear_line_or_success(args, tmp_path, monkeypatch, run_cli, trained_store)
+
+
+HPARAM_TABLES = [
+    '[hparams.lr]\ndist = "log_uniform"\nlow = 0.05\nhigh = 1',
+    '[hparams.weight_decay]\ndist = "log_uniform"\nlow = 1e-5\nhigh = 1e-3',
+    "[hparams.momentum]\nvalues = [0.8, 0.9]",
+    '[hparams.lr]\ndist = "log_uniform"\nlow = 1\nhigh = 0.05',
+    '[hparams.lr]\ndist = "log_uniform"\nlow = -1\nhigh = 1',
+    '[hparams.lr]\ndist = "normal"\nlow = 0\nhigh = 1',
+    "[hparams.lr]\nvalues = []",
+    '[hparams.lr]\nvalues = ["fast"]',
+    '[hparams.epochs]\ndist = "uniform"\nlow = 1\nhigh = 9',
+    '[hparams.momentum]\ndist = "uniform"\nlow = 0.5\nhigh = 1.5',
+    "[hparams.label_smoothing]\nvalues = [0, 1]",
+    "[hparams]\nlr = 0.1",
+    'hparams = "lr"',
+]
+
+
+def hparam_spaces(n=30, seed=3):
+    """RegNet/AnyNet TOML spaces that draw recipe fields too ([hparams.*]), good and bad."""
+    rng = random.Random(seed)
+    out = []
+    for i in range(n):
+        base = rng.choice(['base = "RegNetX"', 'base = "X_c"', 'family = "regnet"', 'base = "MB_e"'])
+        out.append("\n".join([f'name = "hp{i}"', base, *rng.sample(HPARAM_TABLES, rng.randint(1, 2))]) + "\n")
+    return out
+
+
+@pytest.mark.parametrize("text", hparam_spaces(), ids=lambda t: t.splitlines()[2][:40])
+def test_toml_spaces_with_hparams_are_one_clear_line_or_success(text, tmp_path, run_cli):
+    test_toml_spaces_with_new_fields_are_one_clear_line_or_success(text, tmp_path, run_cli)
+
+
+# A valid study with regimes, seeds, a drawn lr and a top-K check; each fuzzed file changes one to three
+# of its parts to an odd or bad value (like the command lines above: mostly well-formed).
+STUDY_BASE = {
+    "spaces": '["X_c", "RegNetX"]',
+    "regimes": '["1M:2M", "3M:6M"]',
+    "models_per_space": "8",
+    "round": "4",
+    "seeds": "2",
+    "seed": "3",
+    "preset": '"mnist"',
+}
+STUDY_KEYS = {
+    "spaces": ['["RegNetX"]', '"RegNetX"', "[]", '["X_q"]', '["SPACE_FILE"]', '["SPACE_FILE", "RegNetX"]', "3",
+               '["RegNetX@1M:2M"]'],
+    "regimes": ['["3M:6M", "1M:2M"]', '["1M:3M", "2M:6M"]', '["1M:2M"]', '["1M:", "3M:6M"]', '["a:b", "3M:6M"]',
+                '"1M:2M"', "[1, 2]", "[]", '["1:2", "3M:6M"]', '["2M:1M", "3M:6M"]', '["1G:2G", "3G:6G"]'],
+    "seeds": ["1", "3", "0", "-1", '"2"', "true", "1.5", "99999999999"],
+    "models_per_space": ["2", "7", "0", '"8"'],
+    "round": ["1", "0", "99"],
+    "seed": ['"x"', "-1", "18446744073709551616"],
+    "preset": ['"cifar"', '"tiny"', '"imagenet"'],
+}
+RECIPE_BASE = ["epochs = 1", "train_size = 64", 'lr = {dist = "log_uniform", low = 0.1, high = 0.8}']
+RECIPE_LINES = [
+    'lr = {dist = "log_uniform", low = 0.8, high = 0.1}',
+    'lr = {dist = "uniform", low = 0, high = 1}',
+    'lr = {dist = "log_uniform", low = 0.1, high = 0.8, q = 0.1}',
+    'weight_decay = {dist = "log_uniform", low = 1e-5, high = 1e-3}',
+    "momentum = {values = [0.5, 0.9]}",
+    'momentum = {dist = "uniform", low = 0.5, high = 2}',
+    'label_smoothing = {values = [0, 0.1]}',
+    'epochs = {dist = "uniform", low = 1, high = 3}',
+    "lr = {}",
+    'lr = "fast"',
+    "lr = 0.3",
+    "epochs = 0",
+    "epochs = 1.5",
+    "bogus = 1",
+    'base = "nope"',
+    'base = "cifar"',
+]
+FIDELITY_BASE = ['select = "top"', "top = 4"]
+FIDELITY_LINES = ['select = "best"', "top = 3", 'top = "4"', "top = true", "per_space = 99", 'spaces = ["RegNetX"]',
+                  'spaces = ["X_a"]', 'select = "random"', "seed = -3", "bogus = 1"]  # fmt: skip
+FIDELITY_RECIPES = ["epochs = 3", "val_size = 10", 'lr = {dist = "log_uniform", low = 0.2, high = 0.9}', "",
+                    "epochs = 1\ntrain_size = 64"]  # fmt: skip
+
+
+def study_files(n=40, seed=4):
+    """Study files with regimes, seeds, drawn recipe fields and a top-K fidelity check: the valid base with
+    one to three of its parts changed to an odd or bad value (a few files keep the base)."""
+    rng = random.Random(seed)
+    out = []
+    for i in range(n):
+        top = dict(STUDY_BASE)
+        recipe, fidelity, fid_recipe = list(RECIPE_BASE), list(FIDELITY_BASE), "epochs = 2"
+        budget = ""
+        for _ in range(rng.randint(0, 3)):
+            where = rng.random()
+            if where < 0.5:
+                key = rng.choice(sorted(STUDY_KEYS))
+                top[key] = rng.choice(STUDY_KEYS[key])
+            elif where < 0.7:
+                recipe.append(rng.choice(RECIPE_LINES))
+            elif where < 0.85:
+                fidelity.append(rng.choice(FIDELITY_LINES))
+            elif where < 0.95:
+                fid_recipe = rng.choice(FIDELITY_RECIPES)
+            else:
+                budget = '[budget]\nflops = "1M:2M"' if rng.random() < 0.5 else '[budget]\nparams = ":1M"'
+        # a field given twice is TOML's own error (one line too), but it hides the rest: keep the last
+        recipe = list({line.split("=")[0].strip(): line for line in recipe}.values())
+        fidelity = list({line.split("=")[0].strip(): line for line in fidelity}.values())
+        lines = [f'name = "st{i}"', 'output = "out"', *(f"{k} = {v}" for k, v in top.items()), budget,
+                 "[recipe]", *recipe, "[fidelity]", *fidelity, "[fidelity.recipe]", fid_recipe]  # fmt: skip
+        out.append("\n".join(lines) + "\n")
+    return out
+
+
+@pytest.mark.parametrize("text", study_files(), ids=lambda t: t.splitlines()[0])
+def test_study_files_are_one_clear_line_and_sample_or_stop_in_one(text, tmp_path, run_cli):
+    """`study status` on a study file: one line (its mistake, or "has not started"). A file that loads is
+    sampled in process (every population, regimes apart) — it samples, or stops with one line — and then
+    `study status` and `study report` answer with a table or one line."""
+    from regspace.errors import RegspaceError
+    from regspace.study import load_study, open_store, sample_study
+
+    (tmp_path / "space.toml").write_text('name = "hp"\nbase = "RegNetX"\n[hparams.lr]\ndist = "log_uniform"\n'
+                                         "low = 0.1\nhigh = 0.8\n")  # fmt: skip
+    path = tmp_path / "study.toml"
+    path.write_text(text.replace("SPACE_FILE", str(tmp_path / "space.toml")))
+
+    def one_line(code, err):
+        assert "Traceback" not in err and code != 70, err
+        if code != 0:
+            lines = err.strip().splitlines()
+            assert len(lines) == 1 and lines[0].startswith("regspace: error:"), (text, err)
+
+    code, _, err = run_cli("study", "status", path)
+    one_line(code, err)
+    assert code != 0  # nothing has started
+    try:
+        study = load_study(path)
+        sample_study(open_store(study), study)
+    except RegspaceError as e:  # UsageProblem included
+        assert "\n" not in e.line(), e.line()
+        return
+    for command in ("status", "report"):
+        one_line(*run_cli("study", command, path)[::2])

@@ -147,3 +147,15 @@ def test_the_report_says_which_parameters_matter(tmp_path):
     assert f"{REPORT_METHOD}, {REPORT_BOOT} bootstrap resamples, {REPORT_PERM} shuffles" in text
     assert "RegNetX: importance by ped-anova" in text and "--method fanova" in text
     assert "a parameter matters when its importance beats" in text
+
+
+def test_a_regime_population_has_its_space_laws():
+    """A study with flops regimes names its populations "RegNetX@1M:2M": their parameters follow RegNetX's
+    laws (w0 log-uniform from 8), not the data's range alone."""
+    from regspace.analysis.importance import space_laws
+    from regspace.spaces.hparams import laws_from_tables, to_json
+
+    recipe = {"sampled": to_json(laws_from_tables({"lr": {"dist": "log_uniform", "low": 0.05, "high": 1}}, "t"))}
+    laws = space_laws("RegNetX@1M:2M", recipe)
+    assert laws == space_laws("RegNetX", recipe) and {"w0", "wa", "wm", "d", "lr"} <= set(laws)
+    assert distributions(frame(), laws)["wm"].log

@@ -8,6 +8,7 @@ half cosine to 0), not from regspace's lr_factor.
 
 from __future__ import annotations
 
+import json
 import math
 from pathlib import Path
 
@@ -15,6 +16,7 @@ import numpy as np
 import pyarrow.parquet as pq
 import pytest
 
+from regspace.errors import UsageProblem
 from regspace.train.recipe import RECIPES, Recipe
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -108,3 +110,27 @@ def test_tf32_is_a_recipe_field_that_leaves_earlier_hashes_alone():
     assert "tf32" not in stored and Recipe(**stored).hash == row["recipe_hash"]
     with pytest.raises(Exception, match="tf32 must be true or false"):
         Recipe(tf32="no")
+
+
+@pytest.mark.parametrize(
+    "field, value, words",
+    [("lr", "fast", "lr must be a number, not 'fast'"), ("epochs", 1.5, "epochs must be an integer, not 1.5"),
+     ("lr", True, "lr must be a number, not True"), ("tf32", 1, "tf32 must be true or false, not 1"),
+     ("precision", 3, "precision must be text, not 3")],
+)  # fmt: skip
+def test_a_recipe_field_of_the_wrong_type_is_one_line_naming_the_study_file(field, value, words, tmp_path):
+    """Found by the study-file fuzz: `lr = "fast"` in a study's [recipe] reached the recipe's checks and
+    came out as Python's "'>' not supported between instances of 'str' and 'int'"."""
+    import tomllib
+
+    from regspace.study import load_study
+
+    with pytest.raises(UsageProblem, match=f"^recipe: {words}$"):
+        Recipe().replace(**{field: value})
+    f = tmp_path / "s.toml"
+    f.write_text(f'spaces = ["RegNetX"]\nmodels_per_space = 2\n[recipe]\n{field} = {json.dumps(value)}\n')
+    assert tomllib.loads(f.read_text())["recipe"][field] == value
+    with pytest.raises(UsageProblem) as e:
+        load_study(f)
+    assert e.value.line() == f"study file {f} [recipe]: {words}"
+    assert Recipe().replace(lr=1, grad_clip=5, train_size=None).lr == 1  # an int is a number; None: unchanged

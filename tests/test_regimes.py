@@ -168,3 +168,18 @@ def test_trends_and_speed_commands_do_not_import_torch(regime_store):
                        timeout=120)  # fmt: skip
     assert p.returncode == 0, p.stderr
     assert "S: no sampled parameter" in p.stdout and "no trained model has a measured inference speed" in p.stdout
+
+
+def test_compare_pairs_spaces_within_a_regime_only(regime_store):
+    """S@2M:4M, T@2M:4M and S@8M:16M: one pair shares a budget (S and T at 2M:4M); the two across budgets are
+    left to the trends, and the Findings say so. Holm's correction counts the one pair."""
+    from regspace.analysis.compare import compare
+
+    regime_store.append_rows("results", [_result(m, "r", 9.0 + i) for i, m in
+                                         enumerate(("a1", "a2", "a3", "b1", "b2", "t1", "t2"))])  # fmt: skip
+    result = compare(load_table(regime_store))
+    assert [(p["a"], p["b"]) for p in result["pairs"]] == [("S@2M:4M", "T@2M:4M")]
+    assert [(p["a"], p["b"]) for p in result["findings"]["pairs"]] == [("S@2M:4M", "T@2M:4M")]
+    assert "compared within each flops regime only" in result["findings"]["sentences"][0]
+    plain = compare(load_table(regime_store, spaces=["S@2M:4M", "T@2M:4M"]))  # one regime: no such sentence
+    assert "flops regime" not in plain["findings"]["sentences"][0]

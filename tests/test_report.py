@@ -326,3 +326,47 @@ def test_the_store_table_counts_pending_only_under_the_compared_recipe(tmp_path,
     assert code == 0, err
     rows = [line for line in (tmp_path / "r.md").read_text().splitlines() if line.startswith("| X_a | long000")]
     assert rows and rows[0].rstrip(" |").endswith("-"), rows
+
+
+def test_a_report_of_regimes_seeds_and_a_drawn_lr(tmp_path):
+    """Issue 24's features together, on a hand-made store (no training): RegNetX in two flops regimes,
+    lr drawn per model, each design trained with seeds 0 and 1. The recipe table shows lr's law (not the
+    lr of whichever model's result came first) and both seeds; the model tables show each model's lr; the
+    seed noise has its table; seed 1's row in the store table counts its pending models."""
+    from regspace.populate import sample_to_store
+    from regspace.presets import PRESETS, Budget
+    from regspace.report import build_report
+    from regspace.spaces import get_space
+    from regspace.spaces.hparams import laws_from_tables
+    from regspace.store import Store
+    from regspace.train.recipe import Recipe
+
+    laws = laws_from_tables({"lr": {"dist": "log_uniform", "low": 0.1, "high": 0.8}}, "t")
+    recipe = Recipe().with_laws(laws)
+    store = Store.create(tmp_path / "s")
+    for regime in ("1M:2M", "3M:6M"):
+        sample_to_store(store, get_space("RegNetX"), 12, preset=PRESETS["mnist"], budget=Budget.parse(flops=regime),
+                        seed=1, regime=regime, hparams=laws)  # fmt: skip
+    models = store.models()
+    rng = np.random.default_rng(0)
+    rows = []
+    for i, (mid, lr) in enumerate(zip(models.model_id, models.lr)):
+        base = 12 + 3 * abs(np.log(lr / 0.3)) + rng.normal(0, 1)
+        for seed in (0, 1):
+            if seed == 1 and i == 0:
+                continue  # one design still waits for its second seed
+            rows.append({"model_id": mid, "recipe_hash": recipe.hash, "seed": seed, "status": "ok",
+                         "error": base + rng.normal(0, 0.4), "device": "cpu x (32-true)",
+                         "recipe": recipe.for_draw({"lr": lr}).replace(seed=seed).to_json()})  # fmt: skip
+    store.append_rows("results", rows)
+    out = build_report(store, tmp_path / "r.md")
+    md = out.read_text()
+    assert "| lr | drawn per model: log-uniform [0.1, 0.8] |" in md
+    assert "0 to 1 (2 per design; errors are their mean)" in md
+    header = next(line for line in md.splitlines() if line.startswith("| model | val err %"))
+    assert header.rstrip(" |").endswith("| lr")
+    assert "### Seed noise" in md
+    s1 = next(line for line in md.splitlines() if line.startswith("| RegNetX@1M:2M |") and f"{recipe.hash}-s1" in line)
+    assert s1.rstrip(" |").endswith("| 1"), s1  # the design without its seed-1 result
+    assert "Spaces are compared within each flops regime only" in md  # RegNetX@1M:2M and @3M:6M: no pair
+    assert "Every pair in words" not in md

@@ -273,3 +273,44 @@ def test_a_study_with_seeds_waits_for_every_seed(tmp_path):
     f.write_text('spaces = ["S"]\nmodels_per_space = 3\nseeds = 0\n')
     with pytest.raises(UsageProblem, match="`seeds` must be a positive integer"):
         load_study(f)
+
+
+def test_a_study_says_which_seed_and_stage_its_progress_lines_belong_to(tmp_path, monkeypatch):
+    """Seeds × regimes × a fidelity check: `study run` trains one seed after another and then the check,
+    each with its own progress lines; a line before each says which (training replaced by a stand-in that
+    records its calls: no torch)."""
+    import regspace.train.runner as runner
+    from regspace.study import load_study, run_study
+    from regspace.train.pool import TrainSummary
+
+    calls = []
+
+    def fake_train(store, recipe, *, only, **options):
+        calls.append((recipe.seed, recipe.epochs, len(only)))
+        return TrainSummary(recipe, planned=0)
+
+    monkeypatch.setattr(runner, "train", fake_train)
+    f = tmp_path / "s.toml"
+    f.write_text('spaces = ["RegNetX"]\nregimes = ["1M:2M", "3M:6M"]\nmodels_per_space = 8\nseeds = 2\n'
+                 'preset = "mnist"\noutput = "out"\n[recipe]\nlr = {dist = "log_uniform", low = 0.1, high = 0.8}\n'
+                 '[fidelity]\nper_space = 8\n[fidelity.recipe]\nepochs = 5\n')  # fmt: skip
+    said = []
+    out = run_study(load_study(f), say=said.append)
+    assert not out.interrupted and [c[:2] for c in calls] == [(0, 3), (1, 3), (0, 5)]
+    stages = [s for s in said if s.startswith("study 's': ")]
+    n = calls[0][2]
+    assert stages == [f"study 's': seed 0 (1 of 2): {n} network(s) of 2 population(s)",
+                      f"study 's': seed 1 (2 of 2): {n} network(s) of 2 population(s)",
+                      f"study 's': fidelity check, {calls[2][2]} network(s) (8 per space) with the longer recipe "
+                      "(5 epochs on 10000 images)"]  # fmt: skip
+
+
+def test_study_status_names_the_seeds(tmp_path, run_cli):
+    from regspace.study import load_study, open_store
+
+    f = tmp_path / "s.toml"
+    f.write_text('spaces = ["RegNetX"]\nmodels_per_space = 2\nseeds = 3\noutput = "out"\n[recipe]\nseed = 4\n')
+    open_store(load_study(f))
+    code, out, err = run_cli("study", "status", f)
+    assert code == 0, err
+    assert "seeds 4, 5, 6 (a design is done once every seed is)" in out.splitlines()[0]

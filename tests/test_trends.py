@@ -194,3 +194,34 @@ def test_rho_difference_is_the_difference_of_scipy_spearmans():
     tied = np.round(rng.normal(size=(5, 30)), 1)  # ties: mid-ranks, as spearmanr
     many = _rho_along(tied, tied[::-1], axis=-1)
     assert many == pytest.approx([stats.spearmanr(x, y).statistic for x, y in zip(tied, tied[::-1])])
+
+
+def test_a_drawn_lr_has_a_trend_and_a_shared_stage_parameter_is_read_once():
+    """A study with regimes and a drawn learning rate: lr is a parameter like the design's (here the
+    best models' lr falls as flops^-0.5, by construction: the error is lowest near that lr). X_c-like rows
+    share b, so b1 … b4 repeat b: one row, not five. g is 8 in every top draw but varies below: said in
+    words, not as a slope with an undefined interval."""
+    rng = np.random.default_rng(4)
+    rows = []
+    for c, reg in REGIMES:
+        for i in range(40):
+            f = c * math.exp(rng.uniform(-0.3, 0.3))
+            lr = math.exp(rng.uniform(math.log(0.01), math.log(1.0)))
+            best_lr = 0.4 * (f / 3e6) ** -0.5
+            err = 10 + 3 * abs(math.log(lr / best_lr)) + rng.normal(0, 0.05)
+            b = float(rng.choice([1, 2, 4]))
+            g = float(rng.choice([8, 16]))
+            rows.append({"space": f"X_c@{reg}", "regime": reg, "model_id": f"{reg}-{i}", "flops": f, "status": "ok",
+                         "sweep_error": err, "multiplicity": 1, "lr": lr, "b": b, "g": g,
+                         **{f"b{k}": b for k in range(1, 5)}, "d1": float(rng.integers(1, 9))})  # fmt: skip
+    df = pd.DataFrame(rows)
+    df["rank"] = df.groupby("regime").sweep_error.rank()
+    df.loc[df["rank"] <= 10, "g"] = 8.0  # the top 20 % (8 of 40) and two more: g = 8
+    r = regime_trends(df, n_boot=200)
+    params = {p["param"]: p for p in r["spaces"][0]["params"]}
+    assert {"b", "lr", "d1"} <= set(params) and not {"b1", "b2", "b3", "b4"} & set(params)
+    lr = params["lr"]
+    assert lr["trend"] == "shrinks" and lr["low"] < -0.5 < lr["high"]
+    assert "learning rate lr of the best models (top 20% of each regime) shrinks with flops" in lr["sentence"]
+    g = params["g"]
+    assert "all have group width g = 8: no trend can be measured" in g["sentence"] and "nan" not in g["sentence"]

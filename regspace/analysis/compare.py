@@ -13,6 +13,7 @@ import pandas as pd
 from regspace.analysis.edf import ks_noise_level, ks_permutation_test, ks_test, normalization, normalized_weights
 from regspace.analysis.findings import findings
 from regspace.analysis.table import counts, draws, space_errors
+from regspace.population import same_regime
 
 PERCENTILES = (5, 25, 50, 75, 95)
 
@@ -114,6 +115,8 @@ def compare(
         rows.append(row)
     pairs = []
     for a, b in itertools.combinations([s for s, g in groups.items() if len(g)], 2):
+        if not same_regime(a, b):  # a study's flops regimes: spaces are compared within a budget (DDS Fig. 12)
+            continue
         ea, eb = groups[a].sweep_error.to_numpy(float), groups[b].sweep_error.to_numpy(float)
         if not normalize and (weights[a] is not None or weights[b] is not None):
             # repeated networks: distance, p-value and noise level from one permutation test over the draws

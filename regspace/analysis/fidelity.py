@@ -15,6 +15,7 @@ import numpy as np
 import pandas as pd
 
 from regspace.errors import RegspaceError
+from regspace.population import same_regime
 
 
 def select(order: dict[str, list[str]], per_space: int, seed: int) -> dict[str, list[str]]:
@@ -65,6 +66,31 @@ def select_top(short: dict[str, float], order: dict[str, list[str]], k: int, see
         if len(control) == k:
             break
     return top, control
+
+
+def regime_groups(order: dict[str, list[str]]) -> dict[str | None, dict[str, list[str]]]:
+    """``order`` (population → draws) split by flops regime (population.split_population): {regime: its
+    populations' draws}, in order of first appearance; {None: order} when no population has a regime."""
+    from regspace.population import split_population
+
+    out: dict = {}
+    for name, ids in order.items():
+        out.setdefault(split_population(name)[1], {})[name] = ids
+    return out
+
+
+def select_top_by_regime(short: dict[str, float], order: dict[str, list[str]], k: int, seed: int) -> dict:
+    """:func:`select_top` in each flops regime of ``order`` apart (a study's populations "<space>@<regime>"):
+    errors of different budgets do not rank one another, and a random search runs within one budget. So
+    the K best and K random of every regime. Returns {"k", "top", "control"} (every regime's, joined) and,
+    with two or more regimes, "regimes": {regime: {"top", "control"}}."""
+    groups = regime_groups(order)
+    picked = {r: select_top(short, g, k, seed) for r, g in groups.items()}
+    out = {"k": k, "top": [m for t, _ in picked.values() for m in t],
+           "control": [m for _, c in picked.values() for m in c]}  # fmt: skip
+    if len(groups) > 1:
+        out["regimes"] = {r: {"top": t, "control": c} for r, (t, c) in picked.items()}
+    return out
 
 
 def spearman_boot(x, y, *, n_boot: int = 2000, seed: int = 0, level: float = 0.95) -> tuple[float, float, float]:
@@ -255,6 +281,8 @@ def analyse(pairs: pd.DataFrame, *, selected: int, n_boot: int = 2000, seed: int
         per_space.append(row)
     orders = []
     for a, b in itertools.combinations(spaces, 2):
+        if not same_regime(a, b):  # populations of different budgets: trends compare them, not the order
+            continue
         ga, gb = pairs[pairs.space == a], pairs[pairs.space == b]
         med_s = int(np.sign(gb.short.median() - ga.short.median()))  # +1: A has the lower median (A better)
         med_l = int(np.sign(gb.long.median() - ga.long.median()))
@@ -301,7 +329,14 @@ def check_result(short: pd.DataFrame, long: pd.DataFrame, entry: dict, *, n_boot
     selected = sum(len(v) for v in entry["models"].values())
     out = analyse(pairs, selected=selected, n_boot=n_boot)
     out.update(short_recipe=entry["short"], long_recipe=entry["long"], pairs=pairs.to_dict("records"))
-    if entry.get("select") == "top":
+    if entry.get("select") == "top" and entry.get("regimes"):  # chosen per flops regime: judged per regime
+        out["top_by_regime"] = []
+        for regime, sel in entry["regimes"].items():
+            mine = pairs[pairs.model_id.isin(set(sel["top"]) | set(sel["control"]))]
+            r = {"regime": regime, **top_k(mine, sel["top"], sel["control"], n_boot=n_boot)}
+            out["top_by_regime"].append(r)
+            out["sentences"] += [f"Regime {regime}: {s}" for s in top_sentences(r)]
+    elif entry.get("select") == "top":
         out["top"] = top_k(pairs, entry["top"], entry["control"], n_boot=n_boot)
         out["sentences"] += top_sentences(out["top"])
     if "val_errors" in long:  # how many epochs of the long recipe would have ranked these models as well

@@ -36,6 +36,7 @@ from regspace.analysis.effects import (
 )
 from regspace.analysis.seeds import noise_by_space, noise_sentences, seeds_text
 from regspace.analysis.table import counts, draws, space_errors
+from regspace.population import split_population
 from regspace.schema import HPARAM_COLUMNS, STAGE_PARAM_COLUMNS
 
 DELTA = 0.3  # points of error: how close two medians must be (with confidence) to call spaces equivalent
@@ -529,6 +530,9 @@ def findings(
     )
     if weights is not None:
         lead += " Pair verdicts use the complexity-normalised sample (weighted, at its effective n)."
+    if len({split_population(s)[1] for s in err}) > 1:  # compare.compare pairs within a regime only
+        lead += (" Spaces are compared within each flops regime only (populations of different regimes differ in "
+                 "budget; the trends across regimes read them together).")  # fmt: skip
     for v in verdicts:  # uncertainty on "keeps its best models" (experiments/ladder_claims.py states it)
         v["best_model"] = best_model_bootstrap(err[v["a"]], err[v["b"]], seed=seed)
     lost = lost_models(df, list(groups))  # never drop diverged or failed models silently

@@ -80,13 +80,15 @@ def resolve_method(method: str) -> str:
 
 def space_laws(space: str, recipe: dict | None = None) -> dict:
     """The laws of a space's parameters ({name: Param}: the space's own, resolved by name, and the recipe
-    fields its recipe drew); {} for a space regspace cannot resolve by name (its frame then decides)."""
+    fields its recipe drew); {} for a space regspace cannot resolve by name (its frame then decides). A
+    study's population "<space>@<regime>" has its space's laws."""
+    from regspace.population import split_population
     from regspace.spaces import get_space
     from regspace.spaces.hparams import from_json
 
     laws = {}
     try:
-        laws = {p.name: p for p in get_space(space).params()}
+        laws = {p.name: p for p in get_space(split_population(space)[0]).params()}
     except RegspaceError:
         pass
     laws.update({p.name: p for p in from_json((recipe or {}).get("sampled"))})

@@ -2,7 +2,7 @@
 
 A study with ``regimes`` draws each (space, regime) as its own population (regspace/population.py).
 For each space and each of its sampled parameters (RegNet: d, w0, wa, wm, g, b; AnyNet: the per-stage
-d_i, w_i, b_i, g_i), :func:`regime_trends` gives per regime
+d_i, w_i, b_i, g_i; and recipe fields drawn per model, such as lr), :func:`regime_trends` gives per regime
 
 - the parameter of the best model (lowest error) and of the top 20 % (their median), each with a
   percentile bootstrap interval (scipy.stats.bootstrap, the regime's draws resampled in pairs
@@ -32,6 +32,7 @@ from scipy import stats
 from regspace.analysis.table import counts, trained
 from regspace.design import MAX_STAGES
 from regspace.population import split_population
+from regspace.schema import HPARAM_COLUMNS
 
 TOP = 0.2  # the "top models" of a regime: this share of its draws, lowest error first
 CONFIDENCE = 0.95
@@ -41,8 +42,11 @@ FLAT_SLOPE = 0.1
 MIN_PER_REGIME = 3  # draws a regime needs to take part (its top 20 % is then at least one model)
 REGNET_PARAMS = ("d", "w0", "wa", "wm", "g", "b")
 ANYNET_PARAMS = tuple(f"{p}{i}" for i in range(1, MAX_STAGES + 1) for p in "dwbg")
+# recipe fields drawn with the architecture (NDS §5; schema.HPARAM_COLUMNS): does the best lr move with flops?
+HPARAMS = HPARAM_COLUMNS
 NAMES = {"d": "depth d", "w0": "initial width w0", "wa": "width slope wa", "wm": "width multiplier wm",
-         "g": "group width g", "b": "bottleneck ratio b"}  # fmt: skip
+         "g": "group width g", "b": "bottleneck ratio b", "lr": "learning rate lr",
+         "weight_decay": "weight decay", "momentum": "momentum", "label_smoothing": "label smoothing"}  # fmt: skip
 
 
 def parameter_name(p: str) -> str:
@@ -105,14 +109,19 @@ def _interval(errors, values, statistic, *, confidence, n_boot, seed) -> tuple[f
 
 def space_parameters(frame: pd.DataFrame) -> list[str]:
     """The sampled parameters a space's rows carry: RegNet's (d, w0, wa, wm, g, b) or AnyNet's per-stage
-    ones, each present (non-null, positive) in every row; a parameter the space fixes (one value in
-    every row) has no trend to show and is left out."""
-    out = []
-    for p in (*REGNET_PARAMS, *ANYNET_PARAMS):
+    ones, and the recipe fields drawn with them (lr, …), each present (non-null, positive) in every row; a
+    parameter the space fixes (one value in every row) has no trend to show and is left out, and so is a
+    per-stage column that repeats one already kept (X_c's shared b is b1 … b4: one parameter, not five)."""
+    out, kept = [], []
+    for p in (*REGNET_PARAMS, *ANYNET_PARAMS, *HPARAMS):
         if p not in frame:
             continue
         v = pd.to_numeric(frame[p], errors="coerce")
         if v.notna().all() and (v > 0).all() and v.nunique() > 1:
+            values = v.to_numpy(float)
+            if any(np.array_equal(values, k) for k in kept):
+                continue
+            kept.append(values)
             out.append(p)
     return out
 
@@ -204,9 +213,13 @@ def _param_trend(space, p, draws, regimes, *, top, confidence, n_boot, seed) -> 
         ys.append(np.log(v[mask]))
     s = slope(np.concatenate(xs), np.concatenate(ys), confidence=confidence)
     word = trend_word(s["low"], s["high"])
-    return {"param": p, "name": parameter_name(p), "regimes": per_regime, **s, "trend": word,
-            "sentence": trend_sentence(space, p, word, s, top=top, confidence=confidence,
-                                       n_regimes=len(regimes))}  # fmt: skip
+    sentence = trend_sentence(space, p, word, s, top=top, confidence=confidence, n_regimes=len(regimes))
+    top_values = np.exp(np.concatenate(ys))
+    if len(top_values) and np.ptp(top_values) == 0:  # least squares has no error to fit: say what was seen
+        sentence = (f"{space}: the best models (top {top:.0%} of each regime, {len(top_values)} draws in "
+                    f"{len(regimes)} regimes) all have {parameter_name(p)} = {top_values[0]:g}: no trend can be "
+                    "measured from them.")  # fmt: skip
+    return {"param": p, "name": parameter_name(p), "regimes": per_regime, **s, "trend": word, "sentence": sentence}
 
 
 def trend_sentence(space: str, p: str, word: str, s: dict, *, top: float, confidence: float, n_regimes: int) -> str:

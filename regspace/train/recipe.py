@@ -92,7 +92,7 @@ class Recipe:
                         dataclasses.replace(self, sampled="", **{p.name: edge})
                     except UsageProblem as e:
                         reach = f"recipe: {p.name} drawn {p.describe()} reaches {edge:g}"
-                        raise UsageProblem(f"{reach}: {e.line()}") from None
+                        raise UsageProblem(f"{reach}: {e.line().removeprefix('recipe: ')}") from None
 
     @property
     def scaled_lr(self) -> float:
@@ -143,10 +143,31 @@ class Recipe:
         return dataclasses.replace(self, **{k: float(v) for k, v in values.items()}) if values else self
 
     def replace(self, **overrides) -> Recipe:
-        unknown = set(overrides) - {f.name for f in dataclasses.fields(self)}
+        """This recipe with fields changed (None: unchanged). Raises UsageProblem (one line) for an unknown
+        field or a value of the wrong type (a study file's ``lr = "fast"``, ``epochs = 1.5``)."""
+        fields = {f.name: f for f in dataclasses.fields(self)}
+        unknown = set(overrides) - set(fields)
         if unknown:
             raise UsageProblem(f"recipe: unknown field(s) {', '.join(sorted(unknown))}")
+        for k, v in overrides.items():
+            if v is not None:
+                _check_type(k, fields[k].type, v)
         return dataclasses.replace(self, **{k: v for k, v in overrides.items() if v is not None})
+
+
+_TYPES = {"bool": ((bool,), "true or false"), "int": ((int,), "an integer"), "float": ((int, float), "a number"),
+          "str": ((str,), "text")}  # fmt: skip
+
+
+def _check_type(name: str, annotation: str, value) -> None:
+    """Raises UsageProblem unless ``value`` has the type the field ``name`` is annotated with (``int``,
+    ``float | None``, …: the dataclass's annotations are strings here). A bool is not a number."""
+    kind = str(annotation).replace(" | None", "").strip()
+    if kind not in _TYPES:
+        return
+    types, words = _TYPES[kind]
+    if isinstance(value, bool) != (kind == "bool") or not isinstance(value, types):
+        raise UsageProblem(f"recipe: {name} must be {words}, not {value!r}")
 
 
 def recipe_for_rows(recipe: Recipe, rows: list[dict]) -> Recipe:
