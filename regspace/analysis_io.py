@@ -17,6 +17,7 @@ import pyarrow.compute as pc
 
 from regspace import population
 from regspace.analysis import fidelity as _fidelity
+from regspace.analysis import findings as _findings
 from regspace.analysis.table import assemble, check_error, choose_recipe
 from regspace.errors import RegspaceError, StoreError
 
@@ -44,6 +45,16 @@ RESULT_COLUMNS = [
     "inference_images_per_second",
 ]
 ANALYSIS_MODEL_COLUMNS = ["model_id", "space", "flops", "params", "acts", "multiplicity", "regime"]
+# What compare reads of a model: the EDFs' columns, the parameters the good ranges scan (findings.PARAMS)
+# and the stage lists e_fit fits; not the rest (draw lists, hparams text, versions: a third of the read).
+COMPARE_MODEL_COLUMNS = [
+    *ANALYSIS_MODEL_COLUMNS,
+    *_findings.PARAMS,
+    "stage_widths",
+    "stage_depths",
+    "stage_bottleneck_ratios",
+    "stage_group_widths",
+]
 FIDELITY_FILE = "fidelity.json"  # in the store: which models, which short and long recipes
 FIT_CACHE_FILE = "efit_cache.json"  # in the store: e_fit fits by model id, under one fit definition
 
