@@ -160,6 +160,22 @@ def compare_store(store, table: pd.DataFrame, **options) -> dict:
     return result
 
 
+def store_fits(store, frame: pd.DataFrame, *, limit: int | None = None) -> pd.DataFrame | None:
+    """:func:`analysis.fit.fit_frame` of ``frame`` (rows with model_id and stage_* lists) with the store's
+    e_fit cache: cached fits are read, new ones written back. ``limit``: None (fit every model the cache
+    lacks) when more than ``limit`` models lack a fit (an exact fit costs about 0.1–0.5 s a model)."""
+    from regspace.analysis.fit import fit_frame
+
+    cache = read_fit_cache(store)
+    known = set(cache)
+    if limit is not None and len(set(frame["model_id"]) - known) > limit:
+        return None
+    fits = fit_frame(frame, cache)
+    if set(cache) - known:
+        write_fit_cache(store, {k: cache[k] for k in set(cache) - known})
+    return fits
+
+
 # -- the fidelity check's record -------------------------------------------------------------------
 
 

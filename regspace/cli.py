@@ -733,10 +733,15 @@ def plot_fit_cmd(
     src: Source,
 ):
     """Error against e_fit, the distance of each model's widths from a quantised linear fit."""
+    from regspace.analysis.table import trained
+    from regspace.analysis_io import store_fits
     from regspace.plots.figures import plot_fit
     from regspace.plots.style import save
+    from regspace.store import Store
 
-    _saved(save(plot_fit(src.table(space or spaces)), output))
+    df = src.table(space or spaces)
+    fits = store_fits(Store.open(src.store), trained(df))  # the store's e_fit cache: each model fitted once
+    _saved(save(plot_fit(df, fits=fits), output))
 
 
 @app.command("plot-search")
