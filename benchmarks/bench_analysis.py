@@ -1,7 +1,16 @@
-"""Read-side speed: `compare --json` and `plot-edf` on 100,000 results, or `compare` on the committed ladder.
+"""Read-side speed (issue 25 §1): `compare --json`, `plot-edf` and `status` on 100,000 results against a
+plain pandas + scipy script; `report` on 10,000 models; `compare` on the committed ladder.
 
 Default: builds a synthetic store (X_a and X_c, 50,000 models each, errors made up; regspace.synthetic),
-compacts it, then times each whole command (interpreter start and imports included), best of 3.
+compacts it, then times each whole command (interpreter start and imports included), best of 3, beside
+the baseline run in the same invocation: BASELINE below, a plain pandas + scipy script that reads the
+store's parquet files, builds the table compare prints (draws, networks, diverged/failed/pending, min,
+mean, percentiles, test median) and runs scipy's two-sample KS test on every pair. Each command's CPU
+time (user + sys of its own process, from os.wait4) and peak RSS are printed beside its wall time: the
+machine is shared, so wall times carry the other users' load, CPU times much less so.
+
+--report N: `report` on a synthetic store of N models (X_a and X_c, N/2 each), whole command, once
+cold (no e_fit cache) and once warm (the cache the first run wrote).
 
 --ladder: the committed ladder (experiments/results/ladder/store, copied to a temporary directory so its
 e_fit cache starts empty), issue 25 §1's case:
@@ -10,12 +19,15 @@ e_fit cache starts empty), issue 25 §1's case:
     cold run wrote), against `status`; best of 3 whole commands each, and their JSON must be identical;
   - with --baseline-rev REV: the same measurements with REV's code (its regspace/ from `git archive`,
     same interpreter, same store copy), printed beside ours as ratios.
+Without --ladder, --baseline-rev REV also runs REV's `compare --json` once on the 100,000 results.
 
-    python benchmarks/bench_analysis.py [--per-space 50000]
+    python benchmarks/bench_analysis.py [--per-space 50000] [--baseline-rev REV]
+    python benchmarks/bench_analysis.py --report 10000
     python benchmarks/bench_analysis.py --ladder [--baseline-rev 3b56288]
 """
 
 import argparse
+import json
 import os
 import shutil
 import subprocess
@@ -51,42 +63,168 @@ for s in t.space.unique():
         print(best, len(args[0]))
 """
 
+# The baseline: plain pandas + scipy over the store's parquet files, the table compare prints and every
+# pair's KS test. Prints JSON, like `compare --json`.
+BASELINE = r"""
+import glob, itertools, json, sys
+import numpy as np, pandas as pd
+from scipy import stats
+store = sys.argv[1]
+def read(table, cols):
+    return pd.concat([pd.read_parquet(p, columns=cols) for p in sorted(glob.glob(f"{store}/{table}/part-*.parquet"))])
+models = read("models", ["space", "model_id", "multiplicity"])
+models["multiplicity"] = models.multiplicity.fillna(1)
+models = models.groupby(["space", "model_id"], sort=False, as_index=False).multiplicity.sum()
+results = read("results", ["model_id", "recipe_hash", "seed", "status", "error", "test_error"])
+recipe = results.recipe_hash.value_counts().index[0]
+results = results[results.recipe_hash == recipe].drop_duplicates(["model_id", "seed"])
+results = results.groupby("model_id", as_index=False).agg(
+    status=("status", "first"), error=("error", "mean"), test_error=("test_error", "mean"))
+df = models.merge(results, on="model_id", how="left")
+df["status"] = df.status.fillna("pending")
+rows, err = [], {}
+for space, g in df.groupby("space", sort=False):
+    m = g.multiplicity.to_numpy(int)
+    ok = (g.status == "ok").to_numpy() & g.error.notna().to_numpy()
+    e = np.repeat(g.error.to_numpy(float)[ok], m[ok])
+    err[space] = e
+    row = {"space": space, "n": len(e), "networks": int(ok.sum()), "sampled": int(m.sum())}
+    row.update({k: int(m[(g.status == k).to_numpy()].sum()) for k in ("diverged", "failed", "pending")})
+    if len(e):
+        row.update(min=e.min(), mean=e.mean(), median=np.median(e),
+                   **{f"p{p}": np.percentile(e, p) for p in (5, 25, 75, 95)},
+                   test_median=np.nanmedian(np.repeat(g.test_error.to_numpy(float)[ok], m[ok])))
+    rows.append(row)
+pairs = []
+for a, b in itertools.combinations([s for s in err if len(err[s])], 2):
+    r = stats.ks_2samp(err[a], err[b])
+    pairs.append({"a": a, "b": b, "ks": float(r.statistic), "p_value": float(r.pvalue)})
+print(json.dumps({"spaces": rows, "pairs": pairs}, default=float, indent=2))
+"""
 
-def timed(*args, env=None, before=None, cwd=None) -> tuple[float, str]:
-    """Best of 3 wall times of `python -m regspace ARGS` and its stdout; ``before`` runs before each."""
-    best, out = float("inf"), ""
-    for _ in range(3):
+
+def run_once(argv, env=None, cwd=None) -> tuple[float, float, int, str]:
+    """Wall seconds, CPU seconds (user + sys of the child itself, from os.wait4), peak RSS (MB) and stdout
+    of one run of ``argv``."""
+    with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
+        t = time.perf_counter()
+        p = subprocess.Popen([str(a) for a in argv], stdout=out, stderr=err, env=env, cwd=cwd)
+        _, status, usage = os.wait4(p.pid, 0)
+        wall = time.perf_counter() - t
+        p.returncode = os.waitstatus_to_exitcode(status)
+        if p.returncode:
+            err.seek(0)
+            raise SystemExit(f"{' '.join(map(str, argv))} failed ({p.returncode}):\n{err.read().decode()}")
+        out.seek(0)
+        return wall, usage.ru_utime + usage.ru_stime, usage.ru_maxrss // 1024, out.read().decode()
+
+
+def measured(argv, *, env=None, before=None, cwd=None, repeat: int = 3) -> dict:
+    """Best of ``repeat`` runs (wall and CPU each their own best), the largest peak RSS (MB), the last
+    stdout; ``before`` runs before each."""
+    best = {"wall": float("inf"), "cpu": float("inf"), "rss_mb": 0, "out": ""}
+    for _ in range(repeat):
         if before:
             before()
-        t = time.perf_counter()
-        out = subprocess.run(
-            [sys.executable, "-m", "regspace", *map(str, args)],
-            check=True,
-            capture_output=True,
-            text=True,
-            env=env,
-            cwd=cwd,
-        ).stdout
-        best = min(best, time.perf_counter() - t)
-    return best, out
+        wall, cpu, rss, out = run_once(argv, env=env, cwd=cwd)
+        best.update(wall=min(best["wall"], wall), cpu=min(best["cpu"], cpu), rss_mb=max(best["rss_mb"], rss), out=out)
+    return best
 
 
-def big(per_space: int):
+def regspace_cmd(*args) -> list:
+    return [sys.executable, "-m", "regspace", *args]
+
+
+def line(name: str, r: dict, base: dict | None = None) -> str:
+    text = f"  {name:<32} wall {r['wall']:6.2f} s  CPU {r['cpu']:6.2f} s  peak RSS {r['rss_mb']:5d} MB"
+    if base is not None:
+        text += f"  {r['wall'] / base['wall']:4.1f}x / {r['cpu'] / base['cpu']:4.1f}x"
+    return text
+
+
+def check_table(ours: dict, base: dict) -> str:
+    """How far compare's table and KS distances are from the baseline's (0: the same numbers)."""
+    worst = max(abs(r[k] - v) for r, b in zip(ours["spaces"], base["spaces"]) for k, v in b.items() if k != "space")
+    ks = max((abs(r["ks"] - b["ks"]) for r, b in zip(ours["pairs"], base["pairs"])), default=0.0)
+    return f"compare's table vs the baseline's: largest difference {worst:.3g}; KS distances {ks:.3g}"
+
+
+def checkout(rev: str, where: Path) -> Path:
+    """REV's regspace/ (git archive) in ``where``/baseline."""
+    base = where / "baseline"
+    base.mkdir()
+    archive = subprocess.run(["git", "-C", str(ROOT), "archive", rev, "regspace"], check=True, capture_output=True)
+    subprocess.run(["tar", "-x", "-C", str(base)], input=archive.stdout, check=True)
+    return base
+
+
+def synthetic(where: str, per_space: int) -> int:
     from regspace.synthetic import make_synthetic_store
 
+    store = make_synthetic_store(where, ("X_a", "X_c"), n=per_space, flops="1M:2G")
+    store.compact("models", min_parts=2)
+    return len(store.read_arrow("results", ["model_id"]))
+
+
+def big(per_space: int, baseline_rev: str | None = None):
     with tempfile.TemporaryDirectory() as d:
         t = time.perf_counter()
-        store = make_synthetic_store(f"{d}/s", ("X_a", "X_c"), n=per_space, flops="1M:2G")
-        store.compact("models", min_parts=2)
-        n = len(store.read_arrow("results", ["model_id"]))
+        s = f"{d}/s"
+        n = synthetic(s, per_space)
         print(f"synthetic store: {n:,} results, built in {time.perf_counter() - t:.1f} s")
-        print(f"compare --json            {timed('compare', '--store', f'{d}/s', '--json')[0]:.2f} s")
-        print(f"plot-edf -o edf.png       {timed('plot-edf', '--store', f'{d}/s', '-o', f'{d}/edf.png')[0]:.2f} s")
-        print(
-            "plot-edf --normalize flops "
-            f"{timed('plot-edf', '--store', f'{d}/s', '--normalize', 'flops', '-o', f'{d}/e2.png')[0]:.2f} s"
-        )
-        print(f"status                    {timed('status', '--store', f'{d}/s')[0]:.2f} s")
+        print(f"{os.cpu_count()} cores, shared with other users: wall times carry their load, CPU times (user + sys")
+        print("of the command's own process) much less so. Best of 3 each (peak RSS: the largest of the 3);")
+        print("last column: the command's wall / CPU time over the baseline's.\n")
+
+        def no_cache():
+            Path(s, "efit_cache.json").unlink(missing_ok=True)
+
+        base = measured([sys.executable, "-c", BASELINE, s])
+        print(line("baseline: pandas + scipy script", base))
+        runs = {
+            "compare --json": measured(regspace_cmd("compare", "--store", s, "--json"), before=no_cache),
+            "compare --json (e_fit cached)": measured(regspace_cmd("compare", "--store", s, "--json")),
+            "plot-edf -o edf.png": measured(regspace_cmd("plot-edf", "--store", s, "-o", f"{d}/edf.png")),
+            "plot-edf --normalize flops": measured(
+                regspace_cmd("plot-edf", "--store", s, "--normalize", "flops", "-o", f"{d}/e2.png")),
+            "status": measured(regspace_cmd("status", "--store", s)),
+        }  # fmt: skip
+        for name, r in runs.items():
+            print(line(name, r, base))
+        ours = json.loads(runs["compare --json"]["out"])
+        print(f"\n{check_table(ours, json.loads(base['out']))}")
+        if baseline_rev:
+            code = checkout(baseline_rev, Path(d))
+            env = {**os.environ, "PYTHONPATH": str(code)}
+            compare = regspace_cmd("compare", "--store", s, "--json")
+            old = measured(compare, env=env, cwd=code, repeat=1, before=no_cache)
+            print(line(f"compare --json at {baseline_rev}, once", old, base))
+            old_json = json.loads(old["out"])
+            print(f"the same JSON as {baseline_rev}: {old_json == ours}")
+            if old_json != ours:
+                print("  differing keys: " + ", ".join(differences(old_json, ours)[:12]))
+
+
+def differences(a, b, path="") -> list[str]:
+    """The paths at which two JSON values differ."""
+    if isinstance(a, dict) and isinstance(b, dict):
+        return [x for k in dict.fromkeys([*a, *b]) for x in differences(a.get(k), b.get(k), f"{path}.{k}")]
+    if isinstance(a, list) and isinstance(b, list) and len(a) == len(b):
+        return [x for i, (u, v) in enumerate(zip(a, b)) for x in differences(u, v, f"{path}[{i}]")]
+    return [] if a == b else [path]
+
+
+def report_bench(n_models: int):
+    with tempfile.TemporaryDirectory() as d:
+        t = time.perf_counter()
+        s = f"{d}/s"
+        n = synthetic(s, n_models // 2)
+        print(f"synthetic store: {n:,} models with results, built in {time.perf_counter() - t:.1f} s")
+        print(f"{os.cpu_count()} cores, shared with other users (CPU: user + sys of the command's own process)\n")
+        cold = measured(regspace_cmd("report", "--store", s, "-o", f"{d}/r.html"), repeat=1)
+        print(line("report (cold: no e_fit cache)", cold))
+        warm = measured(regspace_cmd("report", "--store", s, "-o", f"{d}/r.html"), repeat=1)
+        print(line("report (warm: e_fit cached)", warm))
 
 
 def ladder_times(code: Path, store: Path) -> dict:
@@ -102,11 +240,12 @@ def ladder_times(code: Path, store: Path) -> dict:
         [sys.executable, "-c", PER_MODEL, str(store)], check=True, capture_output=True, text=True, env=env, cwd=code
     ).stdout.split()
     fits = [(float(s), int(d)) for s, d in zip(per[::2], per[1::2])]
-    cold, out_cold = timed("compare", "--store", store, "--json", env=env, before=drop_cache, cwd=code)
-    warm, out_warm = timed("compare", "--store", store, "--json", env=env, cwd=code)
-    status, _ = timed("status", "--store", store, env=env, cwd=code)
+    compare = regspace_cmd("compare", "--store", store, "--json")
+    cold = measured(compare, env=env, before=drop_cache, cwd=code)
+    warm = measured(compare, env=env, cwd=code)
+    status = measured(regspace_cmd("status", "--store", store), env=env, cwd=code)
     drop_cache()
-    return {"fits": fits, "cold": cold, "warm": warm, "status": status, "same": out_cold == out_warm, "json": out_warm}
+    return {"fits": fits, "cold": cold, "warm": warm, "status": status, "same": cold["out"] == warm["out"]}
 
 
 def ladder(baseline_rev: str | None):
@@ -117,43 +256,43 @@ def ladder(baseline_rev: str | None):
         shutil.copytree(LADDER, store, ignore=shutil.ignore_patterns("efit_cache.json", "*.lock", "claims"))
         runs = {"this code": ladder_times(ROOT, store)}
         if baseline_rev:
-            base = Path(d) / "baseline"
-            base.mkdir()
-            archive = subprocess.run(["git", "-C", str(ROOT), "archive", baseline_rev, "regspace"],
-                                     check=True, capture_output=True).stdout  # fmt: skip
-            subprocess.run(["tar", "-x", "-C", str(base)], input=archive, check=True)
+            base = checkout(baseline_rev, Path(d))
             runs[f"baseline {baseline_rev} (its code path; it has no e_fit cache)"] = ladder_times(base, store)
-    print(f"ladder: {LADDER.relative_to(ROOT)}; {os.cpu_count()} cores; wall times, best of 3 (a shared machine")
-    print("inflates them all alike: read the ratios)")
+    print(f"ladder: {LADDER.relative_to(ROOT)}; {os.cpu_count()} cores, shared with other users: wall times carry")
+    print("their load, CPU times (user + sys of the command's own process) much less so; best of 3 each")
     for name, r in runs.items():
         s = np.array([t for t, _ in r["fits"]])
         print(f"\n{name}")
         print(f"  e_fit per model ({len(s)} models, d {min(d for _, d in r['fits'])}-{max(d for _, d in r['fits'])}): "
-              f"median {np.median(s):.3f} s, max {s.max():.3f} s, total {s.sum():.2f} s")  # fmt: skip
-        print(f"  compare --json, cold (no cache)  {r['cold']:.2f} s")
-        print(f"  compare --json, warm (cached)    {r['warm']:.2f} s   ({r['cold'] / r['warm']:.1f}x the cold run)")
-        print(f"  status                           {r['status']:.2f} s")
+              f"median {np.median(s):.3f} s, max {s.max():.3f} s, total {s.sum():.2f} s (wall)")  # fmt: skip
+        print(line("compare --json, cold (no cache)", r["cold"]))
+        print(line("compare --json, warm (cached)", r["warm"]))
+        print(line("status", r["status"]))
         print(f"  cold and warm JSON identical: {r['same']}")
     if len(runs) == 2:
         ours, base = runs.values()
         fit_ratio = np.median(np.array([t for t, _ in base["fits"]]) / np.array([t for t, _ in ours["fits"]]))
-        print("\nratios, baseline / this code:")
+        print("\nratios, baseline / this code (wall, CPU):")
         print(f"  e_fit per model (median of per-model ratios)  {fit_ratio:.1f}x")
-        print(f"  compare --json, baseline vs this code cold    {base['cold'] / ours['cold']:.1f}x")
-        print(f"  compare --json, baseline vs this code warm    {base['warm'] / ours['warm']:.1f}x")
-        print(f"  the same JSON as the baseline: {base['json'] == ours['json']}")
+        for k in ("cold", "warm"):
+            print(f"  compare --json, baseline vs this code {k:<5}  {base['cold']['wall'] / ours[k]['wall']:.1f}x, "
+                  f"{base['cold']['cpu'] / ours[k]['cpu']:.1f}x")  # fmt: skip
+        print(f"  the same JSON as the baseline: {base['warm']['out'] == ours['warm']['out']}")
 
 
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--per-space", type=int, default=50_000)
     ap.add_argument("--ladder", action="store_true", help="compare on the committed ladder (issue 25 §1)")
-    ap.add_argument("--baseline-rev", help="with --ladder: also time this git revision's code, for ratios")
+    ap.add_argument("--report", type=int, metavar="N", help="time `report` on a synthetic store of N models")
+    ap.add_argument("--baseline-rev", help="also time this git revision's compare, for ratios")
     args = ap.parse_args()
     if args.ladder:
         ladder(args.baseline_rev)
+    elif args.report:
+        report_bench(args.report)
     else:
-        big(args.per_space)
+        big(args.per_space, args.baseline_rev)
 
 
 if __name__ == "__main__":

@@ -17,6 +17,7 @@ import pyarrow.compute as pc
 
 from regspace import population
 from regspace.analysis import fidelity as _fidelity
+from regspace.analysis import findings as _findings
 from regspace.analysis.table import assemble, check_error, choose_recipe
 from regspace.errors import RegspaceError, StoreError
 
@@ -44,6 +45,16 @@ RESULT_COLUMNS = [
     "inference_images_per_second",
 ]
 ANALYSIS_MODEL_COLUMNS = ["model_id", "space", "flops", "params", "acts", "multiplicity", "regime"]
+# What compare reads of a model: the EDFs' columns, the parameters the good ranges scan (findings.PARAMS)
+# and the stage lists e_fit fits; not the rest (draw lists, hparams text, versions: a third of the read).
+COMPARE_MODEL_COLUMNS = [
+    *ANALYSIS_MODEL_COLUMNS,
+    *_findings.PARAMS,
+    "stage_widths",
+    "stage_depths",
+    "stage_bottleneck_ratios",
+    "stage_group_widths",
+]
 FIDELITY_FILE = "fidelity.json"  # in the store: which models, which short and long recipes
 FIT_CACHE_FILE = "efit_cache.json"  # in the store: e_fit fits by model id, under one fit definition
 
@@ -147,6 +158,22 @@ def compare_store(store, table: pd.DataFrame, **options) -> dict:
     if set(cache) - known:
         write_fit_cache(store, {k: cache[k] for k in set(cache) - known})
     return result
+
+
+def store_fits(store, frame: pd.DataFrame, *, limit: int | None = None) -> pd.DataFrame | None:
+    """:func:`analysis.fit.fit_frame` of ``frame`` (rows with model_id and stage_* lists) with the store's
+    e_fit cache: cached fits are read, new ones written back. ``limit``: None (fit every model the cache
+    lacks) when more than ``limit`` models lack a fit (an exact fit costs about 0.1–0.5 s a model)."""
+    from regspace.analysis.fit import fit_frame
+
+    cache = read_fit_cache(store)
+    known = set(cache)
+    if limit is not None and len(set(frame["model_id"]) - known) > limit:
+        return None
+    fits = fit_frame(frame, cache)
+    if set(cache) - known:
+        write_fit_cache(store, {k: cache[k] for k in set(cache) - known})
+    return fits
 
 
 # -- the fidelity check's record -------------------------------------------------------------------

@@ -116,8 +116,9 @@ class Source:
         self.collect()
         return Store.open(self.store)
 
-    def table(self, spaces: str | None, *, light: bool = False):
-        """The analysis table (``light``: only the columns EDFs need, for speed on big stores)."""
+    def table(self, spaces: str | None, *, light: bool = False, columns: list[str] | None = None):
+        """The analysis table (``light``: only the columns EDFs need, for speed on big stores; ``columns``:
+        these model columns)."""
         from regspace.analysis_io import ANALYSIS_MODEL_COLUMNS, load_table
         from regspace.spaces import resolve_names
 
@@ -126,7 +127,7 @@ class Source:
             spaces=resolve_names(spaces),
             recipe_hash=self.recipe_hash,
             error=self.error,
-            model_columns=ANALYSIS_MODEL_COLUMNS if light else None,
+            model_columns=columns or (ANALYSIS_MODEL_COLUMNS if light else None),
             epoch=self.epoch,
             first_draws=self.first_draws,
         )
@@ -732,10 +733,15 @@ def plot_fit_cmd(
     src: Source,
 ):
     """Error against e_fit, the distance of each model's widths from a quantised linear fit."""
+    from regspace.analysis.table import trained
+    from regspace.analysis_io import store_fits
     from regspace.plots.figures import plot_fit
     from regspace.plots.style import save
+    from regspace.store import Store
 
-    _saved(save(plot_fit(src.table(space or spaces)), output))
+    df = src.table(space or spaces)
+    fits = store_fits(Store.open(src.store), trained(df))  # the store's e_fit cache: each model fitted once
+    _saved(save(plot_fit(df, fits=fits), output))
 
 
 @app.command("plot-search")
@@ -800,11 +806,11 @@ def compare_cmd(
 ):
     """Per-space error statistics and pairwise KS distances (the numbers behind plot-edf)."""
     _check_normalize(normalize)
-    from regspace.analysis_io import compare_store
+    from regspace.analysis_io import COMPARE_MODEL_COLUMNS, compare_store
     from regspace.store import Store
     from regspace.text import print_compare
 
-    table = src.table(spaces)  # every column: the findings read the designs
+    table = src.table(spaces, columns=COMPARE_MODEL_COLUMNS)  # the findings read the designs
     result = compare_store(Store.open(src.store), table, normalize=normalize, n_bins=bins)  # e_fit cached
     if json_out:
         import json

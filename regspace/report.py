@@ -18,9 +18,8 @@ from pathlib import Path
 import pandas as pd
 
 from regspace import __version__
-from regspace.analysis.compare import compare
 from regspace.analysis.table import trained
-from regspace.analysis_io import analysed_fidelity, load_table
+from regspace.analysis_io import analysed_fidelity, compare_store, load_table, store_fits
 from regspace.errors import RegspaceError
 from regspace.files import write_file
 from regspace.status import store_status
@@ -51,7 +50,6 @@ def build_figures(
     """The report's figures. An analysis that cannot run on these models (too few, no common range) is
     left out with a sentence in ``skipped``, so the report says so instead of failing (issue 25 §4)."""
     skipped = [] if skipped is None else skipped
-    from regspace.analysis.fit import fit_frame
     from regspace.plots import figures as F
 
     recipe_opt = ["--recipe-hash", recipe_arg] if recipe_arg else []
@@ -139,15 +137,22 @@ def build_figures(
                 )
             )
     if len(ok):
-        fits = fit_frame(ok)
-        out.append(
-            Figure(
-                "fit",
-                "Error against e_fit",
-                _cmd("regspace", "plot-fit", *common, "--spaces", sp, "-o", "fit.png"),
-                F.plot_fit(df, spaces=spaces, fits=fits),
+        fits = store_fits(store, ok, limit=REPORT_FIT_MAX)  # the store's e_fit cache, filled by compare and plot-fit
+        if fits is None:
+            skipped.append(
+                f"The figure of error against e_fit is left out: more than {REPORT_FIT_MAX:,} models have no cached "
+                f"fit (an exact fit takes about 0.1–0.5 s a model); `regspace plot-fit {_cmd(*common)}` fits them "
+                "once, into the store's e_fit cache, and the next report draws it."
             )
-        )
+        else:
+            out.append(
+                Figure(
+                    "fit",
+                    "Error against e_fit",
+                    _cmd("regspace", "plot-fit", *common, "--spaces", sp, "-o", "fit.png"),
+                    F.plot_fit(df, spaces=spaces, fits=fits),
+                )
+            )
         out.append(
             Figure(
                 "search",
@@ -218,7 +223,7 @@ def build_report(
     skipped: list[str] = []
     figs = build_figures(store, df, spaces, store_arg=store_arg, recipe_arg=df.attrs["recipe_hash"], fidelity=fid,
                          skipped=skipped)  # fmt: skip
-    cmp = compare(df, spaces=spaces)
+    cmp = compare_store(store, df, spaces=spaces)  # the Findings' e_fit fits from the store's cache
     trends, speed = _trends_and_speed(df, figs, store_arg)
     status = [r for r in store_status(store) if r["space"] in spaces]
     report = Report(
@@ -516,6 +521,7 @@ def _parameters(r: Report) -> list:
 # with fewer resamples than `regspace importance` (50, 49); 19 shuffles are the fewest at which a family-wise
 # p of 0.05 can be reached. `regspace importance --method fanova` gives the variance shares.
 REPORT_METHOD, REPORT_BOOT, REPORT_PERM = "ped-anova", 20, 19
+REPORT_FIT_MAX = 2000  # models a report fits e_fit for (beyond its cache) before leaving the e_fit figure out
 
 
 def _importance_result(df: pd.DataFrame, spaces: list[str]) -> dict:

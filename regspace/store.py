@@ -220,19 +220,36 @@ class Store:
         return table
 
     def read_part(self, path: Path, columns: list[str] | None = None) -> pa.Table | None:
-        """One part file conformed to its table's schema; None (with a warning) if unreadable."""
-        schema, _ = TABLES[path.parent.name]
+        """One part file conformed to its table's schema; None (with a warning) if unreadable. With
+        ``columns``, only those are read from the file (parquet is columnar: the others cost nothing),
+        plus what conforming a results part needs (its seed and recipe hash; its recipe only when a
+        seed must be recovered from it); a column the file lacks reads as nulls."""
+        table_name = path.parent.name
+        schema, _ = TABLES[table_name]
         try:
-            meta = pq.read_schema(path).metadata or {}
+            file_schema = pq.read_schema(path)
+            meta = file_schema.metadata or {}
             version = int(meta.get(b"regspace_schema_version", b"1"))
             if version > SCHEMA_VERSION:
                 raise StoreError(
                     f"{path} was written by a newer regspace (schema {version} > {SCHEMA_VERSION})",
                     hint="upgrade regspace to read this store",
                 )
-            table = pq.read_table(path)
-            if version < 2 and path.parent.name == "models":
+            extra = set(file_schema.names) - set(schema.names)
+            if extra:  # what conform would say of the whole file
+                raise ValueError(f"unknown column(s) for this table: {sorted(extra)}")
+            projected = columns is not None and not (version < 2 and table_name == "models")
+            if projected:
+                need = list(dict.fromkeys([*columns, *(["seed", "recipe_hash"] if table_name == "results" else [])]))
+                table = pq.read_table(path, columns=[c for c in need if c in file_schema.names])
+                schema = pa.schema([schema.field(c) for c in need])
+            else:
+                table = pq.read_table(path)
+            if version < 2 and table_name == "models":
                 table = _legacy_models(table, self.path)
+            table = conform(table, schema)
+            if table_name == "results":
+                table = _seeded_results(table, version, recipes=lambda: _recipe_column(path, file_schema, table))
         except FileNotFoundError:
             raise
         except StoreError:
@@ -250,9 +267,6 @@ class Store:
                 _warn(f"skipping unreadable file {path} ({reason}); its rows are not counted; move it aside or "
                       "restore it")  # fmt: skip
             return None
-        table = conform(table, schema)
-        if path.parent.name == "results":
-            table = _seeded_results(table, version)
         return table.select(columns) if columns is not None else table
 
     def verify(self) -> tuple[int, list[tuple[Path, str]]]:
@@ -480,10 +494,21 @@ def _write_error(e: OSError, rows: int, where: Path, store: Path) -> str:
     return f"cannot write to store {store}: {e.strerror or e}"
 
 
-def _seeded_results(table: pa.Table, version: int) -> pa.Table:
+def _recipe_column(path: Path, file_schema: pa.Schema, table: pa.Table) -> list:
+    """A results part's recipe texts (read from the file when the table was read without them)."""
+    if "recipe" in table.column_names:
+        return table.column("recipe").to_pylist()
+    if "recipe" not in file_schema.names:
+        return [None] * table.num_rows
+    return pq.read_table(path, columns=["recipe"]).column("recipe").to_pylist()
+
+
+def _seeded_results(table: pa.Table, version: int, recipes=None) -> pa.Table:
     """A results part keyed as schema 6 keys it (RESULT_KEY has the seed; the recipe hash leaves it out):
     a null seed reads as its recipe's (0 without one), and before schema 6 a result of another seed than 0
-    carried a hash with its seed in it, which is recomputed from its recipe (schema.SCHEMA_VERSION, 6)."""
+    carried a hash with its seed in it, which is recomputed from its recipe (schema.SCHEMA_VERSION, 6).
+    ``recipes``: gives the part's recipe texts, row by row (default: the table's recipe column); called
+    only when a seed or hash must be recovered."""
     import json
 
     seeds = table.column("seed")
@@ -491,7 +516,8 @@ def _seeded_results(table: pa.Table, version: int) -> pa.Table:
     if not stale:
         return table
     seed_out, hash_out = seeds.to_pylist(), table.column("recipe_hash").to_pylist()
-    for i, (seed, text) in enumerate(zip(seed_out, table.column("recipe").to_pylist())):
+    texts = recipes() if recipes is not None else table.column("recipe").to_pylist()
+    for i, (seed, text) in enumerate(zip(seed_out, texts)):
         fields = json.loads(text) if text else {}
         if seed is None:
             seed_out[i] = seed = int(fields.get("seed") or 0)

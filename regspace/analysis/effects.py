@@ -70,12 +70,17 @@ def _difference_share(a, wa, b, cb, t: float) -> float:
     return float((wa * (cb[-1] - cb[j])).sum() / (wa.sum() * cb[-1]))
 
 
-def _difference_quantile(a, wa, b, cb, q: float, *, strict: bool) -> float:
-    """The smallest pairwise difference t with share(D ≤ t) ≥ q (``strict``: > q), by bisection on t."""
+def _difference_quantile(a, wa, b, cb, q: float, *, strict: bool, shares: dict | None = None) -> float:
+    """The smallest pairwise difference t with share(D ≤ t) ≥ q (``strict``: > q), by bisection on t.
+    ``shares``: t → share(D ≤ t), read and filled: the searches of one sample start from one bracket, so
+    they evaluate the same midpoints until their levels part (the strict and plain search of one level
+    nearly always all the way), and each share is computed once."""
     lo, hi = a[0] - b[-1], a[-1] - b[0]  # share(D ≤ hi) = 1; the answer lies in [lo, hi]
+    shares = {} if shares is None else shares
 
     def reached(t):
-        s = _difference_share(a, wa, b, cb, t)
+        if (s := shares.get(t)) is None:
+            s = shares[t] = _difference_share(a, wa, b, cb, t)
         return s > q + _TOL if strict else s >= q - _TOL
 
     if reached(lo):
@@ -111,8 +116,12 @@ def _quantiles_of_differences(a, wa, b, wb, levels) -> list[tuple[float, float]]
             for q in levels
         ]
     cb = np.concatenate([[0.0], np.cumsum(wb)])
+    shares: dict = {}
     return [
-        (_difference_quantile(a, wa, b, cb, q, strict=False), _difference_quantile(a, wa, b, cb, q, strict=True))
+        (
+            _difference_quantile(a, wa, b, cb, q, strict=False, shares=shares),
+            _difference_quantile(a, wa, b, cb, q, strict=True, shares=shares),
+        )
         for q in levels
     ]
 

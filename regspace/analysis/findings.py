@@ -54,21 +54,40 @@ def _shift_boot(a, b, wa=None, wb=None, *, n_boot: int = 1000, seed: int = 0):
     rng = np.random.default_rng(seed)
     a, b = np.asarray(a, float), np.asarray(b, float)
     if wa is None and wb is None:
-        xa = a[rng.integers(0, len(a), (n_boot, len(a)))]
-        xb = b[rng.integers(0, len(b), (n_boot, len(b)))]
+        ma, ea = _resampled_stats(a, n_boot, lambda rows: rng.integers(0, len(a), (rows, len(a))), (np.median, np.mean))
+        mb, eb = _resampled_stats(b, n_boot, lambda rows: rng.integers(0, len(b), (rows, len(b))), (np.median, np.mean))
         point = float(np.median(a) - np.median(b))
         mean = float(a.mean() - b.mean())
     else:
 
         def resampled(x, w):
             w = np.ones(len(x)) if w is None else np.asarray(w, float)
-            return rng.choice(x, (n_boot, max(1, round(sample_size(x, w)))), p=w / w.sum())
+            size = max(1, round(sample_size(x, w)))
+            # rng.choice(x, (rows, size), p=p) draws the same as one (n_boot, size) call, rows at a time
+            return _resampled_stats(x, n_boot, lambda rows: rng.choice(len(x), (rows, size), p=w / w.sum()),
+                                    (np.median, np.mean))  # fmt: skip
 
-        xa, xb = resampled(a, wa), resampled(b, wb)
+        (ma, ea), (mb, eb) = resampled(a, wa), resampled(b, wb)
         point = weighted_quantile(a, wa, 0.5) - weighted_quantile(b, wb, 0.5)
         mean = float(np.average(a, weights=wa) - np.average(b, weights=wb))
-    shifts = np.median(xa, axis=1) - np.median(xb, axis=1)
-    return float(point), shifts, mean, xa.mean(axis=1) - xb.mean(axis=1)
+    return float(point), ma - mb, mean, ea - eb
+
+
+_BOOT_CELLS = 4_000_000  # resampled values held at once (32 MB): bounded memory at 100,000s of draws
+
+
+def _resampled_stats(x, n_boot: int, draw, stats) -> list[np.ndarray]:
+    """Each of ``stats`` (row-wise reductions, called with axis=1) of ``n_boot`` resamples ``x[draw(rows)]``,
+    drawn a few rows at a time. numpy's generators continue one stream across calls, so the resamples are
+    those of a single ``draw(n_boot)`` and the numbers the same; only the memory is bounded."""
+    out, done = [[] for _ in stats], 0
+    while done < n_boot:
+        idx = draw(rows := min(n_boot - done, max(1, _BOOT_CELLS // max(1, len(x)))))
+        resamples = x[idx]
+        for o, f in zip(out, stats):
+            o.append(f(resamples, axis=1))
+        done += rows
+    return [np.concatenate(o) if o else np.empty(0) for o in out]
 
 
 def models_to_resolve(
@@ -387,8 +406,8 @@ def best_model_bootstrap(a, b, *, n_boot: int = 2000, seed: int = 0, level: floa
     bootstrap is coarse (a resample's minimum is never below the sample's), so read the CI as a guide."""
     rng = np.random.default_rng([seed, 2])
     a, b = np.asarray(a, float), np.asarray(b, float)
-    ma = a[rng.integers(0, len(a), (n_boot, len(a)))].min(axis=1)
-    mb = b[rng.integers(0, len(b), (n_boot, len(b)))].min(axis=1)
+    (ma,) = _resampled_stats(a, n_boot, lambda rows: rng.integers(0, len(a), (rows, len(a))), (np.min,))
+    (mb,) = _resampled_stats(b, n_boot, lambda rows: rng.integers(0, len(b), (rows, len(b))), (np.min,))
     diff = ma - mb
     tail = (1 - level) / 2
     return {
