@@ -257,11 +257,11 @@ def test_a_study_with_seeds_waits_for_every_seed(tmp_path):
     from regspace.study import load_study, progress
 
     f = tmp_path / "s.toml"
-    f.write_text('spaces = ["S"]\nmodels_per_space = 3\nseeds = 2\noutput = "out"\n[recipe]\nseed = 5\n')
+    f.write_text('spaces = ["X_a"]\nmodels_per_space = 3\nseeds = 2\noutput = "out"\n[recipe]\nseed = 5\n')
     study = load_study(f)
     assert study.training_seeds == [5, 6] and study.seed_sweep(5) == "s" and study.seed_sweep(6) == "s-s6"
     store = Store.create(tmp_path / "st")
-    store.append_rows("models", [{"model_id": m, "space": "S", "seed": 0, "draw_index": i, "multiplicity": 1,
+    store.append_rows("models", [{"model_id": m, "space": "X_a", "seed": 0, "draw_index": i, "multiplicity": 1,
                                   "draw_indices": [i]} for i, m in enumerate(["a", "b", "c"])])  # fmt: skip
     h = study.recipe.hash
     store.append_rows("results", [{"model_id": m, "recipe_hash": h, "seed": 5, "status": "ok", "error": 1.0}
@@ -270,7 +270,7 @@ def test_a_study_with_seeds_waits_for_every_seed(tmp_path):
     store.append_rows("results", [{"model_id": "a", "recipe_hash": h, "seed": 6, "status": "diverged"}])
     p = progress(store, study)["spaces"][0]
     assert (p["prefix"], p["ok"], p["pending"]) == (1, 1, 2)
-    f.write_text('spaces = ["S"]\nmodels_per_space = 3\nseeds = 0\n')
+    f.write_text('spaces = ["X_a"]\nmodels_per_space = 3\nseeds = 0\n')
     with pytest.raises(UsageProblem, match="`seeds` must be a positive integer"):
         load_study(f)
 
