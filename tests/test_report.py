@@ -10,6 +10,8 @@ import pytest
 
 from regspace.synthetic import make_synthetic_store
 
+from conftest import cli
+
 
 @pytest.fixture(scope="module")
 def store(tmp_path_factory):
@@ -62,11 +64,17 @@ def test_compare_json_numbers(store, run_cli):
     assert by["X_a"]["median"] > by["RegNetX"]["median"]
 
 
-def test_report_html_is_self_contained(store, tmp_path, run_cli):
-    out = tmp_path / "report.html"
-    code, _, err = run_cli("report", "--store", store, "-o", out)
-    assert code == 0, err
-    html = out.read_text()
+@pytest.fixture(scope="module")
+def html_report(store, tmp_path_factory):
+    """The synthetic store's HTML report, written once for the tests that only read it."""
+    out = tmp_path_factory.mktemp("report") / "report.html"
+    p = cli("report", "--store", store, "-o", out)
+    assert p.returncode == 0, p.stderr
+    return out
+
+
+def test_report_html_is_self_contained(html_report):
+    html = html_report.read_text()
     assert html.count("<svg") >= 8
     for fetch in (
         'src="http',
@@ -157,7 +165,7 @@ def test_a_space_whose_models_all_diverged_says_so(tmp_path, run_cli):
     assert code == 1 and "diverged" in err and "6 diverged" in err and "regspace train" not in err
 
 
-def test_report_renders_in_a_real_browser(store, tmp_path, run_cli):
+def test_report_renders_in_a_real_browser(html_report):
     """Headless Chromium (network blocked) lays out every figure with size and marks, and logs no error."""
     import shutil
     from pathlib import Path
@@ -167,10 +175,7 @@ def test_report_renders_in_a_real_browser(store, tmp_path, run_cli):
     sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "experiments"))
     from check_report import render
 
-    out = tmp_path / "report.html"
-    code, _, err = run_cli("report", "--store", store, "-o", out)
-    assert code == 0, err
-    r = render(out)
+    r = render(html_report)
     assert len(r["figures"]) >= 6 and all(f["ok"] for f in r["figures"]), r["figures"]
     assert r["tables"] >= 2 and r["errors"] == []
 
