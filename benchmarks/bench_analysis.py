@@ -103,20 +103,35 @@ print(json.dumps({"spaces": rows, "pairs": pairs}, default=float, indent=2))
 """
 
 
+# Runs argv[2:] and writes its CPU seconds (user + sys) and peak RSS (kB) to argv[1]. A process forked from
+# this benchmark would count the benchmark's own memory (a synthetic store, hundreds of MB) in its peak RSS:
+# Linux keeps the largest RSS across exec, and a forked child starts with its parent's pages. Started from
+# this small launcher instead, the command's peak RSS is its own.
+LAUNCHER = r"""
+import os, subprocess, sys
+p = subprocess.Popen(sys.argv[2:])
+_, status, usage = os.wait4(p.pid, 0)
+with open(sys.argv[1], "w") as f:
+    f.write(f"{usage.ru_utime + usage.ru_stime} {usage.ru_maxrss}")
+sys.exit(os.waitstatus_to_exitcode(status))
+"""
+
+
 def run_once(argv, env=None, cwd=None) -> tuple[float, float, int, str]:
-    """Wall seconds, CPU seconds (user + sys of the child itself, from os.wait4), peak RSS (MB) and stdout
-    of one run of ``argv``."""
-    with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
+    """Wall seconds, CPU seconds (user + sys of the command's process, from os.wait4), peak RSS (MB) and
+    stdout of one run of ``argv``."""
+    with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err, tempfile.TemporaryDirectory() as d:
+        usage = Path(d) / "usage"
         t = time.perf_counter()
-        p = subprocess.Popen([str(a) for a in argv], stdout=out, stderr=err, env=env, cwd=cwd)
-        _, status, usage = os.wait4(p.pid, 0)
+        code = subprocess.run([sys.executable, "-c", LAUNCHER, usage, *argv], stdout=out, stderr=err, env=env,
+                              cwd=cwd).returncode  # fmt: skip
         wall = time.perf_counter() - t
-        p.returncode = os.waitstatus_to_exitcode(status)
-        if p.returncode:
+        if code:
             err.seek(0)
-            raise SystemExit(f"{' '.join(map(str, argv))} failed ({p.returncode}):\n{err.read().decode()}")
+            raise SystemExit(f"{' '.join(map(str, argv))} failed ({code}):\n{err.read().decode()}")
         out.seek(0)
-        return wall, usage.ru_utime + usage.ru_stime, usage.ru_maxrss // 1024, out.read().decode()
+        cpu, rss = usage.read_text().split()
+        return wall, float(cpu), int(rss) // 1024, out.read().decode()
 
 
 def measured(argv, *, env=None, before=None, cwd=None, repeat: int = 3) -> dict:
