@@ -205,6 +205,12 @@ def recipe_hash(fields: dict) -> str:
     return hashlib.sha256(json.dumps(kept, sort_keys=True).encode()).hexdigest()[:12]
 
 
+def result_seed(seed: int | None, recipe_fields: dict) -> int:
+    """A result's training seed as RESULT_KEY reads it: its own, else its recipe's, else 0 (a row written
+    without one: an older part, or a trial finished through the queue)."""
+    return int(seed) if seed is not None else int(recipe_fields.get("seed") or 0)
+
+
 def run_key(recipe_hash: str, seed: int | None) -> str:
     """One seed's training of a recipe, as status tables, claims and sweeps name it: the hash, with
     ``-s<seed>`` for a seed other than 0 (a null seed is 0)."""

@@ -45,6 +45,7 @@ from regspace.schema import (
     TABLES,
     conform,
     recipe_hash,
+    result_seed,
 )
 
 FORMAT = "regspace-store"
@@ -520,7 +521,7 @@ def _seeded_results(table: pa.Table, version: int, recipes=None) -> pa.Table:
     for i, (seed, text) in enumerate(zip(seed_out, texts)):
         fields = json.loads(text) if text else {}
         if seed is None:
-            seed_out[i] = seed = int(fields.get("seed") or 0)
+            seed_out[i] = seed = result_seed(seed, fields)
         if version < 6 and seed != 0 and fields:
             hash_out[i] = recipe_hash(fields)
     i_seed, i_hash = table.column_names.index("seed"), table.column_names.index("recipe_hash")

@@ -13,7 +13,7 @@ import datetime
 import json
 import sys
 
-from regspace.schema import DRAW_COLUMNS, MODEL_ROW_KEY, MODELS_SCHEMA, RESULT_KEY
+from regspace.schema import DRAW_COLUMNS, MODEL_ROW_KEY, MODELS_SCHEMA, RESULT_KEY, result_seed
 from regspace.sweep.adapter import MODEL_ATTR, Claim, Sweep
 from regspace.sweep.backends import jsonable, redact
 
@@ -97,6 +97,8 @@ def collect(sweep: Sweep, store) -> tuple[int, int]:
             "regspace results (no model id, recipe hash or status); they were not collected",
             file=sys.stderr,
         )
+    for r in usable:  # keyed as the store reads its rows back (a trial's row may carry no seed)
+        r["seed"] = result_seed(r.get("seed"), json.loads(r["recipe"]) if r.get("recipe") else {})
     results = _new_rows(usable, RESULT_KEY, results_have, "finished_at")
     if models:
         store.append_rows("models", models)

@@ -67,6 +67,8 @@ def resolve_precision(recipe: Recipe, accelerator: str, device: torch.device | N
     16-mixed (fp16 with loss scaling) on older GPUs, bf16-mixed on CPUs with AVX-512 bf16 or AMX, else
     32-true. The GPU rule reads the capability, not torch.cuda.is_bf16_supported(), which counts emulation
     and answers True on V100 and T4, where cuDNN has no bf16 convolutions (issue 23)."""
+    if recipe.precision == "16-mixed" and accelerator == "cpu":
+        return "bf16-mixed"  # Lightning has no fp16 AMP on the CPU and trains bf16 instead: record what runs
     if recipe.precision != "auto":
         return recipe.precision
     if accelerator == "cuda":
