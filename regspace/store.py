@@ -520,8 +520,7 @@ def _seeded_results(table: pa.Table, version: int, recipes=None) -> pa.Table:
     texts = recipes() if recipes is not None else table.column("recipe").to_pylist()
     for i, (seed, text) in enumerate(zip(seed_out, texts)):
         fields = json.loads(text) if text else {}
-        if seed is None:
-            seed_out[i] = seed = result_seed(seed, fields)
+        seed_out[i] = seed = result_seed(seed, fields)
         if version < 6 and seed != 0 and fields:
             hash_out[i] = recipe_hash(fields)
     i_seed, i_hash = table.column_names.index("seed"), table.column_names.index("recipe_hash")
