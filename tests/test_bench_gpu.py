@@ -70,3 +70,25 @@ def test_summary_numbers():
     line = "trained 12 of 12 models (ok 12, diverged 0, failed 0) in 0m40s, 1080 models/hour, 4 worker(s) × 4 thread(s)"
     assert bench().summary_numbers(line) == {"models_per_hour": 1080.0, "workers": 4}
     assert bench().summary_numbers("nothing to train") == {"models_per_hour": None, "workers": None}
+
+
+def test_the_fp16_section_wants_every_model_diverged_in_16_mixed_and_none_failed():
+    import pandas as pd
+
+    b = bench()
+
+    def rows(*specs):
+        return pd.DataFrame([{"model_id": f"m{i}", "status": s, "reason": r, "precision": p}
+                             for i, (s, r, p) in enumerate(specs)])  # fmt: skip
+
+    nan = "loss became nan at epoch 1, step 2"
+    assert b.judge_fp16(rows(("diverged", nan, "16-mixed"), ("diverged", nan, "16-mixed"))) == []
+    assert b.judge_fp16(rows(("diverged", nan, "16-mixed"), ("failed", "CUDA error", "16-mixed"))) == [
+        "fp16 divergence: m1 failed at lr 1e+08: CUDA error"]  # fmt: skip
+    assert b.judge_fp16(rows(("ok", None, "16-mixed"))) == [
+        "fp16 divergence: m0 ok at lr 1e+08: no divergence was seen"]  # fmt: skip
+    assert b.judge_fp16(rows(("diverged", "stopped", "16-mixed"))) == [
+        "fp16 divergence: m0 diverged without the step: stopped"]  # fmt: skip
+    assert b.judge_fp16(rows(("diverged", nan, "bf16-mixed"))) == [
+        "fp16 divergence: m0 trained in bf16-mixed, not 16-mixed"]  # fmt: skip
+    assert b.judge_fp16(pd.DataFrame()) == ["fp16 divergence: no result recorded"]
