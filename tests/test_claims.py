@@ -223,3 +223,31 @@ def test_regimes_and_seeds_tables_from_a_committed_store():
     assert seeds.rows[0][4].startswith(f"σ = {sd:.2f} points") and f"{len(xs)} designs" in seeds.rows[0][4]
     assert [r[0] for r in seeds.rows[1:6]] == [f"ladder {a} → {b} shift against the seed noise"
                                                for a, b in claims.LADDER_PAIRS]  # fmt: skip
+
+
+def test_block_families_read_plain_and_normalised(no_power_simulation):
+    """NDS's order in the constructed errors (1 point apart) with params spread evenly over one range in every
+    family: each adjacent pair is reproduced on the plain and on the params-normalised EDFs; reversed order
+    contradicted on both."""
+    order = ["Vanilla", "ResNet", "ResNeXt-A", "ResNeXt-B"]
+
+    def m_for(medians):
+        rows = [{"space": s, "status": "ok", "sweep_error": float(e), "model_id": f"{s}-{i}",
+                 "params": 1e5 * (1 + (i * 7919 % 64) / 64)}
+                for s, med in zip(order, medians) for i, e in enumerate(quantiles(med, 0.4))]  # fmt: skip
+        df = pd.DataFrame(rows)
+        df.attrs["spaces"] = order
+        study = type("S", (), {"name": "block_families", "models_per_space": 64, "analysis": {"normalize": "params"}})
+        return claims.Measured(study(), df, compare(df), space_errors(df), 64, "abc",
+                               compare(df, normalize="params"))  # fmt: skip
+
+    rows = claims.block_families(m_for([16.0, 15.0, 14.0, 13.0])).rows
+    assert len(rows) == 6 and all(r[-1] == "reproduced" for r in rows), [r[-1] for r in rows]
+    assert [r[0] for r in rows[:2]] == ["ResNet better than Vanilla (plain EDFs)",
+                                        "ResNet better than Vanilla (normalised by params, as NDS)"]  # fmt: skip
+    rows = claims.block_families(m_for([13.0, 14.0, 15.0, 16.0])).rows
+    assert all(r[-1] == "contradicted" for r in rows)
+    m = m_for([16.0, 15.0, 14.0, 13.0])
+    m.normalised = None
+    table = claims.block_families(m)
+    assert len(table.rows) == 3 and "normalised comparison is left out" in table.after[1]
