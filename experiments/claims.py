@@ -355,12 +355,12 @@ def design_choices(m: Measured) -> Table:
         rows.append(make() if m.has(*spaces) else _missing(make.__doc__, *[s for s in spaces if s not in groups]))
 
     def inverted():
-        """RegNetX (b = 1) better than RegNetX_inv (b < 1)"""
+        """RegNetX (b = 1) better than RegNetX_inv (b = 1/4)"""
         # DDS §5, Fig. 14 left: "the inverted bottleneck degrades the EDF slightly"
         return better(cmp, groups, "RegNetX_inv", "RegNetX", n, claim=inverted.__doc__, need=True)
 
     def depthwise():
-        """RegNetX (g ≥ 1) better than RegNetX_dw (g = 1)"""
+        """RegNetX (g ≥ 8) better than RegNetX_dw (g = 1)"""
         # DDS §5, Fig. 14 left: "depthwise conv performs even worse relative to b = 1 and g ≥ 1"
         return better(cmp, groups, "RegNetX_dw", "RegNetX", n, claim=depthwise.__doc__, need=True)
 

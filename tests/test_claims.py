@@ -251,3 +251,21 @@ def test_block_families_read_plain_and_normalised(no_power_simulation):
     m.normalised = None
     table = claims.block_families(m)
     assert len(table.rows) == 3 and "normalised comparison is left out" in table.after[1]
+
+
+def test_design_choices_rows_and_the_spaces_not_yet_trained(no_power_simulation):
+    """Each DDS §5 claim on its own pair, with constructed effects in the paper's directions; spaces absent
+    from a part-way store leave their claims "not yet measured", naming the missing spaces."""
+    medians = {"RegNetX": 13.0, "RegNetX_inv": 14.0, "RegNetX_dw": 14.5, "RegNetX_swish": 12.9,
+               "RegNetX_dw_swish": 13.0, "RegNetY": 12.0}  # fmt: skip
+    cmp, groups = measured({s: quantiles(v, 0.3) for s, v in medians.items()})
+    study = type("S", (), {"name": "design_choices", "models_per_space": 64})()
+    m = claims.Measured(study, None, cmp, groups, 64, "abc", partial=["MB_e"])
+    rows = {r[0]: r[-1] for r in claims.design_choices(m).rows}
+    assert rows["RegNetX (b = 1) better than RegNetX_inv (b = 1/4)"] == "reproduced"
+    assert rows["RegNetX (g ≥ 8) better than RegNetX_dw (g = 1)"] == "reproduced"
+    assert rows["RegNetY (X + SE) better than RegNetX"] == "reproduced"
+    assert rows["RegNetX_dw_swish better than RegNetX_dw (Swish with depthwise)"] == "reproduced"
+    assert rows["Swish gains more with depthwise than without"] == "reproduced"  # 1.5 points against 0.1
+    assert rows["MB_e better than RegNetX (spaces at equal flops)"] == "not yet measured"
+    assert rows["MB_e's best model beats RegNetY's (low flops)"] == "not yet measured"
