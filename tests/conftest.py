@@ -67,6 +67,25 @@ def default_sigint():
 os.environ.setdefault("PYTHONHASHSEED", "0")
 
 
+def pytest_configure(config):
+    """Under pytest-xdist (`-n N`, as `make test` runs), worker i keeps to its own share of the cores, and so
+    do the training processes it starts (affinity is inherited; regspace plans workers and threads from it):
+    two test workers never put training threads on one core, where OpenMP's spin-waits slow training several
+    times over."""
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "")  # gw0, gw1, ...
+    count = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "0") or 0)
+    if worker.startswith("gw") and count > 1 and hasattr(os, "sched_setaffinity"):
+        cores = sorted(os.sched_getaffinity(0))
+        if len(cores) >= count:
+            os.sched_setaffinity(0, cores[int(worker[2:]) :: count])
+
+
+def pytest_collection_modifyitems(config, items):
+    """End-to-end tests (marked slow) first: spread over the workers at the start, the suite does not end
+    waiting on one long test that a worker picked up last."""
+    items.sort(key=lambda item: item.get_closest_marker("slow") is None)  # stable: file order otherwise
+
+
 @pytest.fixture(scope="session")
 def pg():
     """A private PostgreSQL server on loopback, shared by the tests that need one (tests/pg.py)."""

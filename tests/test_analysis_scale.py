@@ -113,6 +113,7 @@ def test_reading_some_columns_gives_those_of_the_whole_read(tmp_path):
         assert store.read_part(part, ["model_id", "seed"]).equals(store.read_part(part).select(["model_id", "seed"]))
 
 
+@pytest.mark.slow
 def test_report_reads_and_fills_the_stores_e_fit_cache(tmp_path, monkeypatch):
     """Beyond REPORT_FIT_MAX unfitted models the e_fit figure is left out with a sentence naming the
     command that fits them; once plot-fit has filled the cache, the report draws it without fitting."""

@@ -242,6 +242,7 @@ def _fashion_mnist(n):
     return torch.from_numpy(x), torch.from_numpy(y.astype(np.int64))
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(not FMNIST.exists(), reason="no Fashion-MNIST on this machine")
 @pytest.mark.parametrize("block", list(BLOCKS))
 def test_each_block_kind_learns_fashion_mnist(block):

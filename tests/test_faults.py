@@ -49,6 +49,7 @@ def fill(directory, leave=8 * 1024):
         f.write(b"\0" * max(0, free - leave))
 
 
+@pytest.mark.slow
 def test_full_disk_sample_and_train(small_disk):
     d, mounted = small_disk
     store = os.path.join(d, "s")
@@ -69,6 +70,7 @@ def test_full_disk_sample_and_train(small_disk):
     assert status.returncode == 0 and "X_c\t-\t10\t10" in status.stdout
 
 
+@pytest.mark.slow
 def test_file_size_limit_is_not_called_a_full_disk(tmp_path):
     """EFBIG (a file-size limit) is reported as what it is."""
     store = tmp_path / "s"

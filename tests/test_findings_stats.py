@@ -170,6 +170,7 @@ def test_a_tail_only_difference_is_not_called_equivalent(monkeypatch):
     assert "the mean shift" in v["sentence"] and "Cliff's δ" in v["sentence"]
 
 
+@pytest.mark.slow
 def test_six_identical_spaces_rarely_give_a_false_better(monkeypatch):
     """Fault 3: 15 pairs among six identical spaces. Old code: at least one "better" in ~27 % of
     repetitions. Holm's correction over the pairs keeps it at the 5 % level."""

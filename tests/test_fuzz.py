@@ -251,6 +251,7 @@ def trained_store(tmp_path_factory):
     return path
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("args", LINES, ids=lambda a: " ".join(a)[:60].encode("unicode_escape").decode())
 def test_one_clear_line_or_success(args, tmp_path, monkeypatch, run_cli, trained_store):
     import shutil
@@ -519,6 +520,7 @@ def study_files(n=40, seed=4):
     return out
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("text", study_files(), ids=lambda t: t.splitlines()[0])
 def test_study_files_are_one_clear_line_and_sample_or_stop_in_one(text, tmp_path, run_cli):
     """`study status` on a study file: one line (its mistake, or "has not started"). A file that loads is

@@ -327,6 +327,7 @@ def test_training_uses_the_drawn_values(monkeypatch):
     assert bad.status == "failed" and "draws lr, weight_decay" in bad.reason and seen == []
 
 
+@pytest.mark.slow
 def test_a_study_with_a_drawn_lr_trains_end_to_end(tmp_path):
     """2 draws, 1 epoch on 256 images: each result carries its model's own lr under the study's hash."""
     import pandas as pd

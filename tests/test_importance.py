@@ -29,6 +29,7 @@ def frame(n=80, *, effect=10.0, seed=1):
     return df
 
 
+@pytest.mark.slow
 @fanova
 def test_fanova_gives_one_driver_its_variance_share():
     """error = 10·a + N(0, 1), a ~ U(0, 1): a alone explains Var(10a) / (Var(10a) + 1) = (100/12) / (100/12 + 1)
@@ -43,6 +44,7 @@ def test_fanova_gives_one_driver_its_variance_share():
     assert sum(p["importance"] for p in r["params"]) <= 1 + 1e-9
 
 
+@pytest.mark.slow
 @fanova
 def test_fanova_claims_nothing_without_an_effect():
     r = importance(frame(effect=0.0), "S", method="fanova", n_boot=5, n_perm=19)

@@ -238,6 +238,7 @@ def test_prepare_interrupted_by_ctrl_c_resumes_from_its_completed_shards(tmp_pat
     assert verify_shards(d, m) == 210 and not list(d.glob(".*"))
 
 
+@pytest.mark.slow
 def test_train_reads_the_prepared_map_and_records_it(tmp_path):
     root = make_folder(tmp_path / "imgs", per_class=(30, 4), size=(16, 16), bad=False)
     env = {**os.environ, "REGSPACE_CACHE": str(tmp_path / "cache")}

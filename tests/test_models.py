@@ -24,6 +24,7 @@ def designs_of(space_name, n, stem):
     return [batch.design(int(i)) for i in idx]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("space_name", list(SPACES))
 def test_param_count_equals_analytic_for_every_space(space_name):
     for stem, ctx in ((STEMS["cifar"], Context(32, 3, 10)), (STEMS["imagenet"], Context(64, 1, 7))):

@@ -37,6 +37,7 @@ def population(name, preset, n=20, seed=0) -> pd.DataFrame:
     return pd.DataFrame({k: list(v) for k, v in r.columns.items()})
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("preset", ["mnist", "cifar"])
 @pytest.mark.parametrize("name", NEW)
 def test_every_sampled_design_builds_with_the_counted_params(name, preset):

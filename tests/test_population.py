@@ -272,6 +272,7 @@ def test_every_space_has_a_case():
     assert set(CASES) == set(SPACES)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", list(CASES))
 def test_population_matches_a_simulation_of_the_law(tmp_path, name):
     n = 1200
@@ -291,6 +292,7 @@ def test_the_sequential_law_is_uniform_over_ordered_tuples():
     assert len(counts) == math.comb(7, 3) and stats.chisquare(counts).pvalue > ALPHA
 
 
+@pytest.mark.slow
 def test_population_where_repeats_are_common(tmp_path):
     """RegNetX at the demo's budget holds only ~1,650 distinct networks: 3,000 draws repeat many of them.
     Keeping only distinct networks (sampling without replacement) fails this test by far."""
@@ -303,6 +305,7 @@ def test_population_where_repeats_are_common(tmp_path):
     assert p > ALPHA, f"{f} differs from the simulated law (KS p = {p:.2g})"
 
 
+@pytest.mark.slow
 def test_the_simulation_sees_a_deduplicated_population(tmp_path):
     """The comparison above can fail: the same draws with repeats dropped (what a sampler that keeps
     distinct networks returns for -n = their number) are rejected at ALPHA."""

@@ -71,6 +71,7 @@ def wait_for(predicate, timeout=300.0):
     return False
 
 
+@pytest.mark.slow
 def test_three_workers_one_killed(sweep_url, tmp_path):
     url = sweep_url
     p = regspace(
@@ -155,6 +156,7 @@ def test_three_workers_one_killed(sweep_url, tmp_path):
     assert row["retries"] == len([t for t in trials if "failed_trial" in t.system_attrs]) == len(lost)
 
 
+@pytest.mark.slow
 def test_database_restart_mid_sweep(pg, tmp_path):
     url = pg.create_database("restart_" + uuid.uuid4().hex[:8])
     p = regspace(
@@ -207,6 +209,7 @@ def test_sqlite_refuses_several_workers(tmp_path):
     assert len(p.stderr.strip().splitlines()) == 1
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     "args,needle",
     [

@@ -241,6 +241,7 @@ def _states(url):
     return collections.Counter(t.state.name for t in trials)
 
 
+@pytest.mark.slow
 def test_signals_stop_a_queue_worker_at_start_up_and_while_training(sweep_url, tmp_path):
     url = sweep_url
     _sample_to(url, tmp_path, 300)
@@ -297,6 +298,7 @@ def test_a_trial_whose_worker_died_before_its_first_heartbeat_is_requeued_a_day_
     assert sum(s == S.WAITING for s in states.values()) == 2  # the untouched one and the retry of trial 0
 
 
+@pytest.mark.slow
 def test_a_worker_that_died_between_storing_its_result_and_finishing_is_not_retried(
     sweep_url, tmp_path, model_rows, monkeypatch
 ):

@@ -128,6 +128,7 @@ batch_size = 64
 """
 
 
+@pytest.mark.slow
 def test_a_tiny_study_with_two_regimes_trains_both_and_writes_their_trends(tmp_path, run_cli):
     """End to end (seconds): 2 regimes × 2 draws, 1 epoch on 128 images. Each regime's draws lie in its
     band, every model has a measured inference speed, status keeps the regimes apart, and a rerun trains

@@ -20,6 +20,7 @@ def store(tmp_path_factory):
     return path
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     "args,name",
     [
@@ -73,6 +74,7 @@ def html_report(store, tmp_path_factory):
     return out
 
 
+@pytest.mark.slow
 def test_report_html_is_self_contained(html_report):
     html = html_report.read_text()
     assert html.count("<svg") >= 8
@@ -101,6 +103,7 @@ def test_report_html_is_self_contained(html_report):
         assert needle in html, needle
 
 
+@pytest.mark.slow
 def test_report_markdown(store, tmp_path, run_cli):
     out = tmp_path / "r" / "report.md"
     code, _, err = run_cli("report", "--store", store, "-o", out)
@@ -119,6 +122,7 @@ def test_export(store, tmp_path, run_cli, fmt):
     assert len(df) == 120 and {"model_id", "space", "flops", "error", "status", "stage_widths"} <= set(df.columns)
 
 
+@pytest.mark.slow
 def test_read_commands_do_not_import_torch(tmp_path):
     store = tmp_path / "small"  # 10 models per space: the quantised fits of the report's 120 cost ~20 s
     make_synthetic_store(store, ("X_a", "RegNetX"), n=10, diverged=0.1)
@@ -250,6 +254,7 @@ def _store_with(path, spaces, n, centres, seed=0):
     return make_synthetic_store(path, spaces, n=n, seed=seed, flops="1M:40M", error_fn=error_fn)
 
 
+@pytest.mark.slow
 def test_findings_state_a_winner_an_equivalence_and_an_unresolved_pair(tmp_path, run_cli):
     """Constructed stores where the answer is known: X_a is 2 points worse than X_b; X_b and X_c are
     drawn from one distribution (n large: equivalent within ±0.3); at n = 10 a 0.4-point difference
@@ -295,6 +300,7 @@ def test_verdict_matrix_reads_along_the_rows():
     assert m.cells[1][0][0] == "better 0.50" and m.cells[0][1][0] == "worse 0.50" and m.cells[1][2][0] == "?"
 
 
+@pytest.mark.slow
 def test_the_report_opens_with_orderings_a_matrix_and_folds_the_details(tmp_path, run_cli):
     """A constructed store where RegNetY is 2 points better than RegNetX (RegNet spaces: their e_fit is exact
     at once): the Findings open with that one ordering and the matrix; every pair's sentence and the good
@@ -316,6 +322,7 @@ def test_the_report_opens_with_orderings_a_matrix_and_folds_the_details(tmp_path
     assert "Every pair in words" in md
 
 
+@pytest.mark.slow
 def test_the_store_table_counts_pending_only_under_the_compared_recipe(tmp_path, run_cli):
     """A second recipe trained on 2 of 10 models (a fidelity check) is not '8 pending' in the report (10 models:
     the report's analyses of 30 cost 3x as much and prove nothing more here)."""
@@ -333,6 +340,7 @@ def test_the_store_table_counts_pending_only_under_the_compared_recipe(tmp_path,
     assert rows and rows[0].rstrip(" |").endswith("-"), rows
 
 
+@pytest.mark.slow
 def test_a_report_of_regimes_seeds_and_a_drawn_lr(tmp_path):
     """Issue 24's features together, on a hand-made store (no training): RegNetX in two flops regimes,
     lr drawn per model, each design trained with seeds 0 and 1. The recipe table shows lr's law (not the

@@ -182,6 +182,7 @@ def test_noise_sentences_compare_each_resolved_shift():
 
 
 # -- end to end: `regspace train --seeds` ------------------------------------------------------------
+@pytest.mark.slow
 def test_train_seeds_end_to_end(tmp_path):
     """Two tiny models, one epoch, 256 images, seeds 0 and 1: each model has one result per seed under one
     recipe hash; a rerun trains nothing; compare says it averages 2 seeds per design."""

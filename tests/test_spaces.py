@@ -27,6 +27,7 @@ def sampled_frame(tmp_path, name, n=300, preset="imagenet", budget=None, seed=0)
     return pd.read_parquet(tmp_path / "s" / "models")  # plain pandas, no regspace code
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", list(SPACES))
 def test_structure_of_every_row(tmp_path, name):
     df = sampled_frame(tmp_path, name)

@@ -250,6 +250,7 @@ def _raw_results(store):
     return pd.concat([pd.read_parquet(p) for p in parts]) if parts else pd.DataFrame(columns=["model_id"])
 
 
+@pytest.mark.slow
 def test_study_stops_on_ctrl_c_at_balanced_rounds_and_resumes_exactly_the_rest(tmp_path):
     (tmp_path / "tiny.toml").write_text(TINY_STUDY + FIDELITY)
     store = tmp_path / "out" / "store"
@@ -338,6 +339,7 @@ def test_only_one_machine_sets_up_a_sweep(tmp_path, backend, request):
     assert open_study(url, "s").run_once("setup", action) is False and len(ran) == 1  # later callers skip it
 
 
+@pytest.mark.slow
 def test_two_machines_run_one_study_through_a_queue(tmp_path, request):
     """Two `study run --queue` processes at once, each with its own store: one enqueues, both train,
     every model is trained once, and both stores end with the whole study and its report. PostgreSQL,

@@ -226,6 +226,7 @@ print([m for m in sys.modules if m.split(".")[0] == "regspace"])
 """
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     "spec, context",
     [

@@ -80,6 +80,7 @@ def wait_for(predicate, timeout=240.0, every=0.2):
     return False
 
 
+@pytest.mark.slow
 def test_models_learn_and_results_are_complete(tmp_path):
     store = tmp_path / "s"
     sample(store, 3, "X_c")
@@ -130,6 +131,7 @@ def test_models_learn_and_results_are_complete(tmp_path):
     assert "X_c" in status.stdout and "RegNetX" in status.stdout
 
 
+@pytest.mark.slow
 def test_sigkilled_worker_then_rerun(tmp_path):
     store = tmp_path / "s"
     sample(store, 8)
@@ -151,6 +153,7 @@ def test_sigkilled_worker_then_rerun(tmp_path):
     assert (raw_results(store).status == "ok").all()
 
 
+@pytest.mark.slow
 def test_sigint_to_parent_then_rerun(tmp_path):
     store = tmp_path / "s"
     sample(store, 10)
@@ -179,6 +182,7 @@ def test_sigint_to_parent_then_rerun(tmp_path):
     assert f"trained {10 - done_before} of {10 - done_before}" in rerun.stdout
 
 
+@pytest.mark.slow
 def test_two_runs_share_one_store(tmp_path):
     store = tmp_path / "s"
     sample(store, 4)
@@ -199,6 +203,7 @@ def test_two_runs_share_one_store(tmp_path):
     assert_one_result_each(store, 4)
 
 
+@pytest.mark.slow
 def test_recycled_workers_lose_no_model(tmp_path):
     """Workers are replaced every --recycle models; the hand-over must not drop the next model."""
     store = tmp_path / "s"
@@ -209,6 +214,7 @@ def test_recycled_workers_lose_no_model(tmp_path):
     assert_one_result_each(store, 3)
 
 
+@pytest.mark.slow
 def test_huge_learning_rate_is_recorded_as_diverged(tmp_path):
     store = tmp_path / "s"
     sample(store, 2)
@@ -235,6 +241,7 @@ def test_bad_dataset_path_is_one_line(tmp_path):
     assert p.returncode == 1 and "validation" in p.stderr
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("threads", [1])
 def test_fixed_seed_repeats(tmp_path, threads):
     """Same seed, same data order and init: on one CPU thread the error repeats exactly."""
@@ -250,6 +257,7 @@ def test_fixed_seed_repeats(tmp_path, threads):
     assert errors[0] == errors[1], errors  # bit for bit on one thread (experiments/README.md, repeatability)
 
 
+@pytest.mark.slow
 def test_retry_failed_trains_failed_models_again(tmp_path):
     """A failed result is not retried by default; --retry-failed trains the model again, and the new
     result supersedes the failed one."""
@@ -365,6 +373,7 @@ def test_claims_of_dead_runs_are_taken_over(tmp_path):
         live.kill()
 
 
+@pytest.mark.slow
 def test_a_dead_runs_claim_does_not_block_training(tmp_path):
     """End to end: a run that died holding claims leaves them behind; the next run trains those models."""
     import json
