@@ -552,3 +552,26 @@ def test_16_mixed_on_the_cpu_records_the_bf16_that_lightning_runs():
 
     assert resolve_precision(Recipe(precision="16-mixed"), "cpu") == "bf16-mixed"
     assert resolve_precision(Recipe(precision="32-true"), "cpu") == "32-true"
+
+
+def test_auto_precision_on_the_cpu_follows_its_bf16_and_the_override(monkeypatch, tmp_path):
+    """auto is bf16-mixed where /proc/cpuinfo lists avx512_bf16 or amx_bf16, else 32-true; REGSPACE_CPU_BF16=0
+    gives 32-true on any CPU (to match an fp32-only machine)."""
+    import builtins
+
+    from regspace.train import fit
+
+    real_open = builtins.open
+
+    def cpuinfo(flags):
+        f = tmp_path / f"cpuinfo-{len(flags)}"
+        f.write_text(f"processor : 0\nflags : fpu sse2 {flags}\n")
+        return lambda path, *a, **k: real_open(f if path == "/proc/cpuinfo" else path, *a, **k)
+
+    monkeypatch.delenv("REGSPACE_CPU_BF16", raising=False)
+    for flags, want in (("avx512f avx512_bf16", "bf16-mixed"), ("amx_bf16", "bf16-mixed"), ("avx512f", "32-true")):
+        monkeypatch.setattr(builtins, "open", cpuinfo(flags))
+        assert fit.resolve_precision(Recipe(precision="auto"), "cpu") == want, flags
+    monkeypatch.setattr(builtins, "open", cpuinfo("avx512_bf16"))
+    monkeypatch.setenv("REGSPACE_CPU_BF16", "0")
+    assert fit.resolve_precision(Recipe(precision="auto"), "cpu") == "32-true"

@@ -51,6 +51,11 @@ class Diverged(Exception):
 
 
 def cpu_has_bf16() -> bool:
+    """Whether this CPU runs bf16 natively (AVX-512 bf16 or AMX), from /proc/cpuinfo. ``REGSPACE_CPU_BF16=0``
+    says no on any CPU: precision ``auto`` then trains fp32, as on a CPU without bf16 (to match results or
+    timings from such a machine, e.g. the test suite's 6-minute goal on one)."""
+    if os.environ.get("REGSPACE_CPU_BF16", "").strip() == "0":
+        return False
     try:
         with open("/proc/cpuinfo") as f:
             flags = f.read()
