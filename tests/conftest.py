@@ -80,6 +80,21 @@ def pytest_configure(config):
             os.sched_setaffinity(0, cores[int(worker[2:]) :: count])
 
 
+@pytest.fixture(scope="session", autouse=True)
+def training_forkserver(request):
+    """Start this process's forkserver with regspace.train.fit imported (torch and Lightning, ~3.5 s once),
+    as `regspace train` does, when the session has tests of seconds: in-process training tests then fork
+    ready workers, where a forkserver first started by a pool of fakes would leave every later worker to
+    import torch itself."""
+    if any(item.get_closest_marker("slow") for item in request.session.items):
+        import multiprocessing
+        import multiprocessing.forkserver
+
+        multiprocessing.get_context("forkserver").set_forkserver_preload(["regspace.train.fit"])
+        multiprocessing.forkserver.ensure_running()
+    yield
+
+
 def pytest_collection_modifyitems(config, items):
     """End-to-end tests (marked slow) first: spread over the workers at the start, the suite does not end
     waiting on one long test that a worker picked up last."""

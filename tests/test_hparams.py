@@ -4,8 +4,6 @@ Independent checks: the draws against scipy's loguniform (KS), the design stream
 laws, the optimiser's rate as torch records it, and the committed ladder's recipe hash."""
 
 import json
-import subprocess
-import sys
 
 import numpy as np
 import pyarrow as pa
@@ -333,8 +331,9 @@ def test_a_study_with_a_drawn_lr_trains_end_to_end(tmp_path):
     import pandas as pd
 
     (tmp_path / "hp.toml").write_text(STUDY)
-    p = subprocess.run([sys.executable, "-m", "regspace", "study", "run", "hp.toml", "--workers", "1"],
-                       capture_output=True, text=True, timeout=600, cwd=tmp_path)  # fmt: skip
+    from conftest import cli
+
+    p = cli("study", "run", "hp.toml", "--workers", "1", cwd=tmp_path)  # in this process: no imports again
     assert p.returncode == 0, p.stderr
     models = pd.read_parquet(tmp_path / "out" / "store" / "models").set_index("model_id")
     results = pd.read_parquet(tmp_path / "out" / "store" / "results").set_index("model_id")
@@ -346,8 +345,7 @@ def test_a_study_with_a_drawn_lr_trains_end_to_end(tmp_path):
     assert used.to_dict() == models.lr.to_dict() and models.lr.nunique() == 2
     assert models.weight_decay.isna().all()  # not drawn: the recipe's 5e-4
     assert (results.recipe.map(lambda r: json.loads(r)["weight_decay"]) == 5e-4).all()
-    status = subprocess.run([sys.executable, "-m", "regspace", "study", "status", "hp.toml"], capture_output=True,
-                            text=True, timeout=120, cwd=tmp_path)  # fmt: skip
+    status = cli("study", "status", "hp.toml", cwd=tmp_path)
     assert status.returncode == 0 and "complete" in status.stdout, status.stdout
 
 

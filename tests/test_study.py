@@ -240,11 +240,6 @@ def test_a_store_belongs_to_one_study(tmp_path):
 # -- end to end ------------------------------------------------------------------------------------------
 
 
-def _cli(*args, cwd, **kw):
-    return subprocess.run([sys.executable, "-m", "regspace", *map(str, args)], capture_output=True, text=True,
-                          timeout=600, cwd=cwd, **kw)  # fmt: skip
-
-
 def _raw_results(store):
     parts = sorted((store / "results").glob("part-*.parquet"))
     return pd.concat([pd.read_parquet(p) for p in parts]) if parts else pd.DataFrame(columns=["model_id"])
@@ -280,7 +275,7 @@ def test_study_stops_on_ctrl_c_at_balanced_rounds_and_resumes_exactly_the_rest(t
     status = cli("study", "status", "tiny.toml", cwd=tmp_path)
     assert status.returncode == 0 and "the analyses compare the first" in status.stdout, status.stderr
 
-    again = _cli("study", "run", "tiny.toml", "--workers", "1", "--threads", "1", cwd=tmp_path)
+    again = cli("study", "run", "tiny.toml", "--workers", "1", "--threads", "1", cwd=tmp_path)  # no imports again
     assert again.returncode == 0, again.stderr
     assert f"trained {len(expected) - k} of {len(expected) - k} models" in again.stderr
     res = _raw_results(store)

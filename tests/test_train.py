@@ -85,7 +85,7 @@ def test_models_learn_and_results_are_complete(tmp_path):
     store = tmp_path / "s"
     sample(store, 3, "X_c")
     sample(store, 3, "RegNetX", flops="1M:3M")
-    p = regspace(
+    p = cli(
         "train",
         "--store",
         store,
@@ -147,7 +147,7 @@ def test_sigkilled_worker_then_rerun(tmp_path):
     os.kill(workers[0], signal.SIGKILL)
     out, err = proc.communicate(timeout=600)
     assert proc.returncode == 0, err
-    rerun = regspace("train", "--store", store, *TINY)
+    rerun = cli("train", "--store", store, *TINY)
     assert rerun.returncode == 0, rerun.stderr
     assert_one_result_each(store, 8)
     assert (raw_results(store).status == "ok").all()
@@ -176,7 +176,7 @@ def test_sigint_to_parent_then_rerun(tmp_path):
     assert not list((store / "claims").rglob("*.claim"))  # claims given back
     done_before = len(raw_results(store))
     assert 1 <= done_before < 10
-    rerun = regspace("train", "--store", store, *TINY)
+    rerun = cli("train", "--store", store, *TINY)
     assert rerun.returncode == 0, rerun.stderr
     assert_one_result_each(store, 10)
     assert f"trained {10 - done_before} of {10 - done_before}" in rerun.stdout
@@ -208,7 +208,7 @@ def test_recycled_workers_lose_no_model(tmp_path):
     """Workers are replaced every --recycle models; the hand-over must not drop the next model."""
     store = tmp_path / "s"
     sample(store, 3)
-    p = regspace("train", "--store", store, *TINY, "--workers", "1", "--threads", "1", "--recycle", "2")
+    p = cli("train", "--store", store, *TINY, "--workers", "1", "--threads", "1", "--recycle", "2")
     assert p.returncode == 0, p.stderr
     assert "trained 3 of 3 models (ok 3" in p.stdout
     assert_one_result_each(store, 3)
@@ -218,7 +218,7 @@ def test_recycled_workers_lose_no_model(tmp_path):
 def test_huge_learning_rate_is_recorded_as_diverged(tmp_path):
     store = tmp_path / "s"
     sample(store, 2)
-    p = regspace("train", "--store", store, *TINY, "--lr", "1e12", "--workers", "1", "--threads", "1")
+    p = cli("train", "--store", store, *TINY, "--lr", "1e12", "--workers", "1", "--threads", "1")
     assert p.returncode == 0, p.stderr
     r = raw_results(store)
     assert (r.status == "diverged").all(), r[["status", "reason"]]
@@ -249,9 +249,7 @@ def test_fixed_seed_repeats(tmp_path, threads):
     for k in range(2):
         store = tmp_path / f"s{k}"
         sample(store, 1)
-        p = regspace(
-            "train", "--store", store, *TINY, "--workers", "1", env={**os.environ, "OMP_NUM_THREADS": str(threads)}
-        )
+        p = cli("train", "--store", store, *TINY, "--workers", "1", "--threads", threads)
         assert p.returncode == 0, p.stderr
         errors.append(float(raw_results(store).error.iloc[0]))
     assert errors[0] == errors[1], errors  # bit for bit on one thread (experiments/README.md, repeatability)
@@ -281,11 +279,11 @@ def test_retry_failed_trains_failed_models_again(tmp_path):
             }
         ],
     )
-    p = regspace("train", "--store", store, *TINY, "--threads", "1")
+    p = cli("train", "--store", store, *TINY, "--threads", "1")
     assert p.returncode == 0 and "trained 1 of 1" in p.stdout, p.stdout + p.stderr
     p = cli("train", "--store", store, *TINY)
     assert "nothing to train" in p.stdout
-    p = regspace("train", "--store", store, *TINY, "--threads", "1", "--retry-failed")
+    p = cli("train", "--store", store, *TINY, "--threads", "1", "--retry-failed")
     assert p.returncode == 0 and "trained 1 of 1 models (ok 1" in p.stdout, p.stdout + p.stderr
     raw = raw_results(store)
     assert list(raw[raw.model_id == failed_id].status) == ["failed", "ok"]  # append-only: both rows stay
@@ -394,6 +392,6 @@ def test_a_dead_runs_claim_does_not_block_training(tmp_path):
         (claims / f"{mid}.claim").write_text(
             json.dumps({"host": socket.gethostname(), "pid": dead.pid, "since": time.time()})
         )
-    p = regspace("train", "--store", store, *TINY)
+    p = cli("train", "--store", store, *TINY)
     assert p.returncode == 0 and "trained 2 of 2 models (ok 2" in p.stdout, p.stdout + p.stderr
     assert_one_result_each(store, 2)
