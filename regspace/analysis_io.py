@@ -118,10 +118,11 @@ def load_table(
 
 
 def read_fit_cache(store) -> dict:
-    """The store's e_fit fits (model id -> :func:`analysis.fit.fit_widths`'s dict), or {} when there are
-    none, the file cannot be read, or they were made under another :func:`analysis.fit.fit_definition`.
-    Keyed by model id alone: an id names one design (widths, depths, b, g, ...), and a fit depends on
-    nothing else, so the recipe does not enter the key."""
+    """The store's analysis cache, or {} when there is none, the file cannot be read, or it was made under
+    another :func:`analysis.fit.fit_definition`: e_fit fits (model id -> :func:`analysis.fit.fit_widths`'s
+    dict) and the Findings' models-needed answers (:func:`analysis.findings.power_key` -> int or None).
+    A fit is keyed by model id alone: an id names one design (widths, depths, b, g, ...), and a fit depends
+    on nothing else, so the recipe does not enter the key; a power key hashes all of its inputs."""
     from regspace.analysis.fit import fit_definition
 
     try:

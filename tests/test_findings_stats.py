@@ -234,3 +234,53 @@ def test_normalised_findings_come_from_the_normalised_sample():
     lo, hi = v["shift_ci"]
     assert lo <= v["median_shift"] <= hi
     assert "normalised sample" in r["findings"]["sentences"][0]
+
+
+def test_the_models_needed_cache_returns_the_simulations_answer_and_keys_on_every_input(monkeypatch):
+    """The store keeps models_to_resolve's answers (compare on the ladder reruns in ~1 s less): a cached
+    answer is the simulated one, a second call simulates nothing, and the key changes with each input."""
+    rng = np.random.default_rng(3)
+    a, b = rng.normal(10, 1, 40), rng.normal(10.3, 1, 40)
+    cache = {}
+    want = findings.models_to_resolve(a, b, alpha=0.05 / 3, seed=0)
+    assert findings.cached_models_to_resolve(a, b, alpha=0.05 / 3, seed=0, cache=cache) == want
+    assert list(cache) == [findings.power_key(a, b, alpha=0.05 / 3, seed=0)] and want is not None
+
+    def no_simulation(*args, **kw):
+        raise AssertionError("simulated again")
+
+    monkeypatch.setattr(findings, "models_to_resolve", no_simulation)
+    assert findings.cached_models_to_resolve(a, b, alpha=0.05 / 3, seed=0, cache=cache) == want
+    key = findings.power_key(a, b, alpha=0.05 / 3, seed=0)
+    w = np.ones(40)
+    others = [
+        findings.power_key(b, a, alpha=0.05 / 3, seed=0),
+        findings.power_key(a, b[::-1], alpha=0.05 / 3, seed=0),
+        findings.power_key(a, b, w, None, alpha=0.05 / 3, seed=0),
+        findings.power_key(a, b, None, w, alpha=0.05 / 3, seed=0),
+        findings.power_key(a, b, alpha=0.05, seed=0),
+        findings.power_key(a, b, alpha=0.05 / 3, seed=1),
+    ]
+    assert len({key, *others}) == 7 and all(k.startswith("power:") for k in others)
+
+
+def test_compare_with_the_cache_gives_the_same_findings_and_fills_it():
+    from regspace.analysis.compare import compare
+
+    rng = np.random.default_rng(5)
+    rows = [
+        {"model_id": f"{s}{i}", "space": s, "status": "ok", "sweep_error": float(e), "error": float(e),
+         "flops": 1e6, "params": 1e4}  # fmt: skip
+        for s, mu in (("A", 10.0), ("B", 10.2), ("C", 10.4))
+        for i, e in enumerate(rng.normal(mu, 1, 24))
+    ]
+    df = pd.DataFrame(rows)
+    plain = compare(df.copy())
+    cache = {}
+    first = compare(df.copy(), fit_cache=cache)
+    power = {k: v for k, v in cache.items() if k.startswith("power:")}
+    assert power and any(v is not None for v in power.values())
+    again = compare(df.copy(), fit_cache=dict(cache))
+    assert plain["findings"]["pairs"] == first["findings"]["pairs"] == again["findings"]["pairs"]
+    needs = [v.get("models_needed") for v in first["findings"]["pairs"] if v["verdict"] == "not resolved"]
+    assert needs and sorted(n for n in needs if n is not None) == sorted(v for v in power.values() if v is not None)

@@ -42,6 +42,8 @@ from regspace.schema import HPARAM_COLUMNS, STAGE_PARAM_COLUMNS
 DELTA = 0.3  # points of error: how close two medians must be (with confidence) to call spaces equivalent
 ALPHA = 0.05
 POWER = 0.8
+POWER_SIMULATIONS, POWER_MAX_N = 200, 20_000  # models_to_resolve: simulations per n, the largest n tried
+POWER_RULE = "1"  # models_to_resolve's rule; a change here drops every cached answer (it is in their keys)
 # The sampled parameters analyses scan: the design's, then recipe fields drawn per model (NDS §5).
 PARAMS = ["d", "w0", "wa", "wm", "b", "g", *STAGE_PARAM_COLUMNS, *HPARAM_COLUMNS]
 
@@ -91,7 +93,8 @@ def _resampled_stats(x, n_boot: int, draw, stats) -> list[np.ndarray]:
 
 
 def models_to_resolve(
-    a, b, wa=None, wb=None, *, alpha: float = ALPHA, seed: int = 0, n_sim: int = 200, max_n: int = 20_000
+    a, b, wa=None, wb=None, *, alpha: float = ALPHA, seed: int = 0, n_sim: int = POWER_SIMULATIONS,
+    max_n: int = POWER_MAX_N,
 ) -> int | None:
     """The smallest n per space (doubling from the current, effective, size) at which the Mann–Whitney or
     the KS test rejects at ``alpha`` in at least POWER of simulations drawn from the measured (weighted)
@@ -110,6 +113,33 @@ def models_to_resolve(
             return n
         n *= 2
     return None
+
+
+def power_key(a, b, wa=None, wb=None, *, alpha: float = ALPHA, seed: int = 0) -> str:
+    """The cache key of :func:`models_to_resolve`'s answer: a hash of everything it depends on (both
+    samples and weights, as float64 bytes; alpha, seed, the simulation's size and rule), prefixed "power:"
+    so that it never meets a model id in the store's analysis cache."""
+    import hashlib
+
+    h = hashlib.sha256()
+    for v in (a, b, wa, wb):
+        h.update(b"none" if v is None else np.ascontiguousarray(v, dtype=np.float64).tobytes())
+        h.update(b"|")
+    h.update(repr((float(alpha), int(seed), POWER, POWER_RULE, POWER_SIMULATIONS, POWER_MAX_N)).encode())
+    return "power:" + h.hexdigest()[:40]
+
+
+def cached_models_to_resolve(a, b, wa=None, wb=None, *, alpha: float = ALPHA, seed: int = 0,
+                             cache: dict | None = None) -> int | None:  # fmt: skip
+    """:func:`models_to_resolve`, read from and written to ``cache`` (the store's analysis cache, through
+    JSON: an int or None, exact) under :func:`power_key`: a rerun of compare on the same data simulates
+    nothing again."""
+    if cache is None:
+        return models_to_resolve(a, b, wa, wb, alpha=alpha, seed=seed)
+    key = power_key(a, b, wa, wb, alpha=alpha, seed=seed)
+    if key not in cache:
+        cache[key] = models_to_resolve(a, b, wa, wb, alpha=alpha, seed=seed)
+    return cache[key]
 
 
 def _ks_rows(x, y) -> tuple[np.ndarray, float]:
@@ -225,6 +255,7 @@ def pair_verdict(
     adjusted: dict | None = None,
     family: int = 1,
     kept: tuple[int, int] | None = None,
+    cache: dict | None = None,
 ):
     """One pair's verdict and its sentence (errors as draws, or a weighted sample with ``wa``/``wb``; KS
     numbers from compare, on the same sample). ``adjusted``: Holm-adjusted p-values over a family of
@@ -289,7 +320,7 @@ def pair_verdict(
             f"({stats_text}); {effects}."
         )
         return out
-    need = models_to_resolve(a, b, wa, wb, alpha=ALPHA / family, seed=seed)
+    need = cached_models_to_resolve(a, b, wa, wb, alpha=ALPHA / family, seed=seed, cache=cache)
     out.update(verdict="not resolved", models_needed=need)
     level = f"at level 0.05/{family}, Holm's strictest step" if family > 1 else "at the 5 % level"
     more = (
@@ -457,7 +488,14 @@ def lost_models(df: pd.DataFrame, spaces) -> list[dict]:
 
 
 def pair_verdicts(
-    err: dict, pairs: list[dict], *, weights: dict | None = None, kept: dict | None = None, delta=DELTA, seed=0
+    err: dict,
+    pairs: list[dict],
+    *,
+    weights: dict | None = None,
+    kept: dict | None = None,
+    delta=DELTA,
+    seed=0,
+    cache: dict | None = None,
 ):
     """Every pair's verdict, with Holm's correction over the pairs for each kind of claim (direction,
     difference, equivalence). ``err``: space → errors (draws, or per network with ``weights``: the
@@ -493,6 +531,7 @@ def pair_verdicts(
             adjusted={k: float(v[i]) for k, v in adjusted.items()},
             family=len(pairs),
             kept=None if kept is None else (kept[p["a"]], kept[p["b"]]),
+            cache=cache,
         )  # fmt: skip
         for i, (p, r) in enumerate(zip(pairs, stats))
     ]
@@ -525,7 +564,8 @@ def findings(
 ) -> dict:
     """The Findings section: pair verdicts (from compare's KS numbers), good ranges, e_fit. ``weights``
     (space → per-network weights, compare's normalised ones): the verdicts come from the normalised sample.
-    ``fit_cache``: model id → e_fit fit, read and filled (:func:`regspace.analysis.fit.fit_frame`)."""
+    ``fit_cache``: the store's analysis cache, read and filled: model id → e_fit fit
+    (:func:`regspace.analysis.fit.fit_frame`) and :func:`power_key` → models needed."""
     groups = space_errors(df, spaces)
     err = {s: draws(g.sweep_error.to_numpy(float), counts(g)) for s, g in groups.items() if len(g)}
     kept = None
@@ -533,7 +573,8 @@ def findings(
         err = {s: g.sweep_error.to_numpy(float) for s, g in groups.items() if len(g)}
         weights = {s: np.asarray(weights[s], float) for s in err}
         kept = {s: int(counts(groups[s])[weights[s] > 0].sum()) for s in err}
-    verdicts, correction = pair_verdicts(err, pairs, weights=weights, kept=kept, delta=delta, seed=seed)
+    verdicts, correction = pair_verdicts(err, pairs, weights=weights, kept=kept, delta=delta, seed=seed,
+                                         cache=fit_cache)  # fmt: skip
     ranges = [r for s in err for r in good_range_sentences(df, s, seed=seed)]
     efits = [r for s in err for r in efit_sentences(df, s, fit_cache=fit_cache)]
     which = "best-epoch (min_error, as pycls/NDS)" if df.attrs.get("error") == "min_error" else "final"
