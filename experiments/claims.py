@@ -488,25 +488,21 @@ def regimes(m: Measured) -> Table:
     rows = []
     for sp in result["spaces"]:
         params = {p["param"]: p for p in sp["params"]}
-        for name, expected in REGIME_CLAIMS:
-            claim = f"{sp['space']}: best models' {name} {expected} across regimes"
+        claims = [(name, f"{expected} across regimes", "trend", expected) for name, expected in REGIME_CLAIMS]
+        claims += [(name, f"= {value:g} in every regime", "level", value) for name, value in REGIME_LEVELS]
+        for name, says, kind, want in claims:
+            claim = f"{sp['space']}: best models' {name} {says}"
             if name not in params:
                 rows.append([claim, "-", "-", "-", "not sampled, or too few regimes", "not measured"])
                 continue
             p = params[name]
             per = "; ".join(f"{x['regime']}: {x['top']:.3g} [{x['top_low']:.3g}, {x['top_high']:.3g}]"
                             for x in p["regimes"])  # fmt: skip
-            measured = f"slope {p['slope']:+.2f} [{p['low']:+.2f}, {p['high']:+.2f}]; top-20 % median {per}"
-            rows.append([claim, "-", "-", "-", measured, trend_verdict(p, expected, m.n)])
-        for name, value in REGIME_LEVELS:
-            claim = f"{sp['space']}: best models' {name} = {value:g} in every regime"
-            if name not in params:
-                rows.append([claim, "-", "-", "-", "not sampled, or too few regimes", "not measured"])
-                continue
-            p = params[name]
-            per = "; ".join(f"{x['regime']}: {x['top']:.3g} [{x['top_low']:.3g}, {x['top_high']:.3g}]"
-                            for x in p["regimes"])  # fmt: skip
-            rows.append([claim, "-", "-", "-", f"top-20 % median {per}", level_verdict(p, value, m.n)])
+            if kind == "trend":
+                measured = f"slope {p['slope']:+.2f} [{p['low']:+.2f}, {p['high']:+.2f}]; top-20 % median {per}"
+                rows.append([claim, "-", "-", "-", measured, trend_verdict(p, want, m.n)])
+            else:
+                rows.append([claim, "-", "-", "-", f"top-20 % median {per}", level_verdict(p, want, m.n)])
         rows += [[x, "-", "-", "-", "-", "not measured"] for x in sp["left_out"]]
     lead = _lead(
         m,
