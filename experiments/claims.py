@@ -28,7 +28,7 @@ from pathlib import Path
 import numpy as np
 
 from regspace.analysis.compare import compare
-from regspace.analysis.findings import DELTA, best_model_bootstrap, best_model_sentence
+from regspace.analysis.findings import DELTA, POWER_MAX_N, best_model_bootstrap, best_model_sentence
 from regspace.analysis.seeds import noise_by_space
 from regspace.analysis.stats import good_range
 from regspace.analysis.table import counts, draws, space_errors
@@ -63,7 +63,7 @@ def needed_text(v: dict) -> str:
         return "; the Findings have no power rule for a direction alone: more draws than now"
     if need:
         return f"; about {need} per space would resolve it (80 % power)"
-    return "; even 20,000 per space would not resolve it (the distributions barely differ)"
+    return f"; even {POWER_MAX_N:,} per space would not resolve it (the distributions barely differ)"
 
 
 def no_worse(cmp, groups, a: str, b: str, n: int) -> list[str]:

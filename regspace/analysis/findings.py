@@ -327,7 +327,7 @@ def pair_verdict(
         f"about {need} models per space would resolve a difference of this size (80 % power of Mann–Whitney "
         f"or KS {level})"
         if need
-        else "even 20,000 models per space would not resolve it: the measured distributions barely differ"
+        else f"even {POWER_MAX_N:,} models per space would not resolve it: the measured distributions barely differ"
     )
     tails = ""
     if -delta <= lo and hi <= delta and not (-delta <= mlo and mhi <= delta):
