@@ -305,6 +305,12 @@ def _lead(m: Measured, what: str, rules: str | None = None) -> list[str]:
             f"(of {m.study.models_per_space}); its verdicts will change.",
             "",
         ]
+    elif m.n < m.study.models_per_space:  # every space started, none finished: still not the study's result
+        out += [
+            f"**PARTIAL — not a result.** {m.study.name} is part-way: every population is read at its first {m.n} "
+            f"draws (of {m.study.models_per_space}); its verdicts will change.",
+            "",
+        ]
     rules = rules or f"verdicts by the Findings' rules, equivalence within ±{DELTA} points"
     out.append(f"{what} at n = {m.n} draws per space (recipe {m.recipe_hash}, final validation error; {rules}).")
     if m.cmp["findings"].get("correction"):

@@ -197,7 +197,10 @@ def test_a_part_way_study_is_headed_partial():
                         cmp={"findings": {}}, groups={}, n=8, recipe_hash="abc", partial=["RegNetY"])  # fmt: skip
     lead = claims._lead(m, "Design-choice claims")
     assert lead[0].startswith("**PARTIAL — not a result.**") and "RegNetY" in lead[0] and "8 draws (of 64)" in lead[0]
-    m.partial = []
+    m.partial = []  # every space started, at 8 of 64 draws: still part-way
+    lead = claims._lead(m, "Design-choice claims")
+    assert lead[0].startswith("**PARTIAL — not a result.**") and "first 8 draws (of 64)" in lead[0]
+    m.n = 64
     assert "PARTIAL" not in "\n".join(claims._lead(m, "Design-choice claims"))
 
 
