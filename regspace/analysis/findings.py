@@ -122,9 +122,9 @@ def power_key(a, b, wa=None, wb=None, *, alpha: float = ALPHA, seed: int = 0) ->
     import hashlib
 
     h = hashlib.sha256()
-    for v in (a, b, wa, wb):
-        h.update(b"none" if v is None else np.ascontiguousarray(v, dtype=np.float64).tobytes())
-        h.update(b"|")
+    for v in (a, b, wa, wb):  # each with its length first: no two different inputs give the same bytes
+        v = None if v is None else np.ascontiguousarray(v, dtype=np.float64).ravel()
+        h.update(b"none;" if v is None else f"{len(v)};".encode() + v.tobytes())
     h.update(repr((float(alpha), int(seed), POWER, POWER_RULE, POWER_SIMULATIONS, POWER_MAX_N)).encode())
     return "power:" + h.hexdigest()[:40]
 
