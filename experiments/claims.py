@@ -568,6 +568,7 @@ def seeds(m: Measured) -> Table:
             lo, hi = v["sd_ci"]
             text = f"σ = {v['sd']:.2f} (95 % CI {lo:.2f} to {hi:.2f}; {v['designs']} designs)"
             rows.append([f"{s}: seed noise", "-", "-", "-", text, "measured"])
+    rows.append(seed_zero_row(open_store(m.study, create=False), open_store(lm.study, create=False), lm.recipe_hash))
     lead = _lead(
         m,
         f"Seed-noise floor ({len(m.study.training_seeds)} seeds per design)",
@@ -577,6 +578,27 @@ def seeds(m: Measured) -> Table:
         ),
     )
     return Table(lead, header, rows)
+
+
+def seed_zero_row(seeds_store, ladder_store, recipe_hash: str) -> list[str]:
+    """Whether seed 0 of the seeds study repeats the ladder's own runs: the ok errors of the designs both
+    stores trained under the ladder's recipe ``recipe_hash`` at seed 0, compared exactly (one thread per
+    worker makes a CPU run repeat bit for bit: experiments/repeatability.py)."""
+
+    def seed0(store):
+        r = store.read("results", ["model_id", "recipe_hash", "seed", "status", "error"])
+        r = r[(r.recipe_hash == recipe_hash) & (r.seed.fillna(0) == 0) & (r.status == "ok")]
+        return r.set_index("model_id").error
+
+    a, b = seed0(seeds_store), seed0(ladder_store)
+    both = a.index.intersection(b.index)
+    claim = "seed 0 repeats the ladder's runs (same designs, same recipe)"
+    if not len(both):
+        return [claim, "-", "-", "-", "no design trained by both under the ladder's recipe", "not measured"]
+    diff = (a[both] - b[both]).abs()
+    same = int((diff == 0).sum())
+    text = f"{same} of {len(both)} designs have exactly the ladder's error (largest difference {diff.max():.2g} points)"
+    return [claim, "-", "-", "-", text, "bit for bit" if same == len(both) else "not bit for bit"]
 
 
 NO_PAIRS = ("regimes", "seeds")  # their claims read trends and seed noise, not pair verdicts

@@ -272,3 +272,25 @@ def test_design_choices_rows_and_the_spaces_not_yet_trained(no_power_simulation)
     assert rows["Swish gains more with depthwise than without"] == "reproduced"  # 1.5 points against 0.1
     assert rows["MB_e better than RegNetX (spaces at equal flops)"] == "not yet measured"
     assert rows["MB_e's best model beats RegNetY's (low flops)"] == "not yet measured"
+
+
+def test_seed_zero_row_compares_the_two_stores_runs_exactly():
+    """Only seed-0 ok runs of the ladder's recipe, on designs both stores trained, count; one differing
+    error (or none in common) changes the verdict."""
+
+    class Fake:
+        def __init__(self, rows):
+            self.rows = pd.DataFrame(rows, columns=["model_id", "recipe_hash", "seed", "status", "error"])
+
+        def read(self, table, columns):
+            return self.rows[columns]
+
+    ladder = Fake([("a", "h", 0, "ok", 12.5), ("b", "h", None, "ok", 13.0), ("c", "h", 0, "ok", 14.0)])
+    seeds = Fake([("a", "h", 0, "ok", 12.5), ("b", "h", 0, "ok", 13.0), ("a", "h", 1, "ok", 12.9),
+                  ("b", "other", 0, "ok", 99.0), ("d", "h", 0, "ok", 11.0)])  # fmt: skip
+    row = claims.seed_zero_row(seeds, ladder, "h")
+    assert row[-1] == "bit for bit" and row[4].startswith("2 of 2 designs")
+    seeds.rows.loc[1, "error"] = 13.01
+    row = claims.seed_zero_row(seeds, ladder, "h")
+    assert row[-1] == "not bit for bit" and row[4].startswith("1 of 2 designs") and "0.01" in row[4]
+    assert claims.seed_zero_row(seeds, ladder, "zzz")[-1] == "not measured"
