@@ -153,12 +153,7 @@ def compare_store(store, table: pd.DataFrame, **options) -> dict:
     ``compare(table, **options)``: a cached fit is the dict the fit returned, through JSON (exact)."""
     from regspace.analysis.compare import compare
 
-    cache = read_fit_cache(store)
-    known = set(cache)
-    result = compare(table, fit_cache=cache, **options)
-    if set(cache) - known:
-        write_fit_cache(store, {k: cache[k] for k in set(cache) - known})
-    return result
+    return _with_cache(store, lambda cache: compare(table, fit_cache=cache, **options))
 
 
 def store_fits(store, frame: pd.DataFrame, *, limit: int | None = None) -> pd.DataFrame | None:
@@ -167,14 +162,23 @@ def store_fits(store, frame: pd.DataFrame, *, limit: int | None = None) -> pd.Da
     lacks) when more than ``limit`` models lack a fit (an exact fit costs about 0.1–0.5 s a model)."""
     from regspace.analysis.fit import fit_frame
 
+    def fits(cache):
+        if limit is not None and len(set(frame["model_id"]) - set(cache)) > limit:
+            return None
+        return fit_frame(frame, cache)
+
+    return _with_cache(store, fits)
+
+
+def _with_cache(store, work):
+    """``work(cache)`` with the store's analysis cache (:func:`read_fit_cache`), whose new entries are then
+    written back (:func:`write_fit_cache`)."""
     cache = read_fit_cache(store)
     known = set(cache)
-    if limit is not None and len(set(frame["model_id"]) - known) > limit:
-        return None
-    fits = fit_frame(frame, cache)
+    result = work(cache)
     if set(cache) - known:
         write_fit_cache(store, {k: cache[k] for k in set(cache) - known})
-    return fits
+    return result
 
 
 # -- the fidelity check's record -------------------------------------------------------------------
