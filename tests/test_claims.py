@@ -262,16 +262,20 @@ def test_design_choices_rows_and_the_spaces_not_yet_trained(no_power_simulation)
     medians = {"RegNetX": 13.0, "RegNetX_inv": 14.0, "RegNetX_dw": 14.5, "RegNetX_swish": 12.9,
                "RegNetX_dw_swish": 13.0, "RegNetY": 12.0}  # fmt: skip
     cmp, groups = measured({s: quantiles(v, 0.3) for s, v in medians.items()})
-    study = type("S", (), {"name": "design_choices", "models_per_space": 64})()
+    recipe = type("R", (), {"lr": 0.25})()
+    study = type("S", (), {"name": "design_choices", "models_per_space": 64, "recipe": recipe})()
     m = claims.Measured(study, None, cmp, groups, 64, "abc", partial=["MB_e"])
-    rows = {r[0]: r[-1] for r in claims.design_choices(m).rows}
+    table = claims.design_choices(m)
+    rows = {r[0]: r[-1] for r in table.rows}
     assert rows["RegNetX (b = 1) better than RegNetX_inv (b = 1/4)"] == "reproduced"
     assert rows["RegNetX (g ≥ 8) better than RegNetX_dw (g = 1)"] == "reproduced"
     assert rows["RegNetY (X + SE) better than RegNetX"] == "reproduced"
-    assert rows["RegNetX_dw_swish better than RegNetX_dw (Swish with depthwise)"] == "reproduced"
+    assert rows["RegNetX_dw_swish better than RegNetX_dw (Swish with depthwise) †"] == "reproduced"
     assert rows["Swish gains more with depthwise than without"] == "reproduced"  # 1.5 points against 0.1
-    assert rows["MB_e better than RegNetX (spaces at equal flops)"] == "not yet measured"
-    assert rows["MB_e's best model beats RegNetY's (low flops)"] == "not yet measured"
+    assert rows["MB_e better than RegNetX (spaces at equal flops) †"] == "not yet measured"
+    assert rows["MB_e's best model beats RegNetY's (low flops) †"] == "not yet measured"
+    # the dagger's note names the study's own lr: the Swish and MBConv verdicts hold for that recipe only
+    assert any(line.startswith("† Read at the study's one lr (0.25)") for line in table.after)
 
 
 def test_seed_zero_row_compares_the_two_stores_runs_exactly():
