@@ -417,10 +417,12 @@ def design_choices(m: Measured) -> Table:
     claim(["RegNetY", "MB_e"], mb_best)
     # Why the dagger: one fixed lr ranks families partly by how well it suits each (experiments/README.md,
     # "the recipe question": the lr probe's MBConv designs lose 2-11 points at lr 0.4 and win at 0.1)
-    caveat = (f"† Read at the study's one lr ({m.study.recipe.lr:g}), tuned on ReLU X-block networks "
-              "(`tune_quick.py`). In `lr_probe.sh` MBConv designs did better at lr 0.1, and Swish designs were worse "
-              "at 0.1 than at 0.4 with no higher lr tried. So this verdict holds for this recipe, not for the space "
-              "under every recipe.")
+    caveat = (
+        f"† Read at the study's one lr ({m.study.recipe.lr:g}), tuned on ReLU X-block networks "
+        "(`tune_quick.py`). In `lr_probe.sh` MBConv designs did better at lr 0.1, and Swish designs were worse "
+        "at 0.1 than at 0.4 with no higher lr tried. So this verdict holds for this recipe, not for the space "
+        "under every recipe."
+    )
     return Table(_lead(m, "Design-choice claims"), ["claim (DDS §5)", *HEADER], rows,
                  ["", caveat, "", *population_table(groups, list(groups))])  # fmt: skip
 
