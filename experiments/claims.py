@@ -92,11 +92,13 @@ def better(cmp, groups, worse: str, good: str, n: int, *, claim: str | None = No
         verdict = f"not resolved at n = {n} (the distributions differ; no direction is resolved)"
     else:
         verdict = f"not resolved at n = {n}"
+    sign = 1 if v["a"] == good else -1  # orients the pair's Hodges–Lehmann shift as good − worse
     if need and verdict.startswith("not resolved"):
         verdict += needed_text(v)
+        if v.get("models_needed") and sign * v["hl_shift"] > 0:  # the simulation resolves the measured direction
+            verdict += ", and the measured shift points against the claim"
     measured = _median_direction(groups, worse, good)
     if need:  # the effect size beside the medians: Hodges–Lehmann shift good − worse with its 95 % CI
-        sign = 1 if v["a"] == good else -1
         lo, hi = sorted(sign * x for x in v["hl_ci"])
         measured += f"; shift {sign * v['hl_shift']:+.2f} points (95 % CI {lo:+.2f} to {hi:+.2f})"
     return [claim or f"{good} better than {worse}", *_stats(pair), measured, verdict]
