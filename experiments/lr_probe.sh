@@ -4,12 +4,13 @@
 # design-choices study's recipe (quick, 10,000 validation images, bf16), one worker of one thread.
 # A probe for choosing design_choices.toml's recipe (issue 26), not a study: K designs per space.
 #   bash experiments/lr_probe.sh [K]      # → experiments/results/lr_probe/{lr0.1,lr0.4}, table on stdout
+#   LRS="0.8" bash experiments/lr_probe.sh 2   # more lrs for the same designs; the table reads every lr trained
 set -euo pipefail
 cd "$(dirname "$0")/.."
 K=${1:-2}
 OUT=experiments/results/lr_probe
 R=.venv/bin/regspace
-for lr in 0.1 0.4; do
+for lr in ${LRS:-0.1 0.4}; do
   for space in MB_e RegNetX_swish RegNetX; do
     $R sample --store "$OUT/lr$lr" --space "$space" --total "$K" --preset mnist --flops 5M:10M --seed 11 >/dev/null
   done
@@ -22,8 +23,8 @@ from pathlib import Path
 import pandas as pd
 
 rows = []
-for lr in ("0.1", "0.4"):
-    s = Path(sys.argv[1]) / f"lr{lr}"
+for s in sorted(Path(sys.argv[1]).glob("lr*"), key=lambda p: float(p.name[2:])):
+    lr = s.name[2:]
     r = pd.read_parquet(s / "results")[["model_id", "error", "train_losses"]]
     m = pd.read_parquet(s / "models")[["model_id", "space", "flops"]].drop_duplicates("model_id")
     r = r.merge(m, on="model_id")
