@@ -293,6 +293,7 @@ def test_study_stops_on_ctrl_c_at_balanced_rounds_and_resumes_exactly_the_rest(t
     assert "Short and long training rank 8 models (of 8 selected) with Spearman" in again.stdout  # fidelity.txt
     html = (tmp_path / "out" / "report.html").read_text()
     assert "Fidelity of the brief training" in html and "Learning curves" in html
+    assert "store <code>out/store</code>" in html and str(tmp_path) not in html  # as typed from the study's dir
     cmp = json.loads((tmp_path / "out" / "compare.json").read_text())
     assert cmp["first_draws"] is None and [r["n"] for r in cmp["spaces"]] == [8, 8]
     third = cli("study", "run", "tiny.toml", cwd=tmp_path)  # idempotent (in this process: nothing trains)
