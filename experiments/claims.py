@@ -421,10 +421,10 @@ def design_choices(m: Measured) -> Table:
     # "the recipe question": the lr probe's MBConv designs lose 2-11 points at lr 0.4 and win at 0.1)
     caveat = (
         f"† Read at the study's one lr ({m.study.recipe.lr:g}), tuned on ReLU X-block networks "
-        "(`tune_quick.py`). In `lr_probe.sh` (2 designs per space at lr 0.1, 0.4, 0.8: "
-        "`results/lr_probe/table.txt`) MBConv designs did best at lr 0.1, so the MB_e verdicts hold for this "
-        "recipe only. RegNetX_swish designs trailed RegNetX's at every lr tried (the depthwise pair was not "
-        "probed)."
+        "(`tune_quick.py`). In the committed lr probe of 2026-11-30 (`lr_probe.sh`, 2 designs per space at "
+        "lr 0.1, 0.4, 0.8: `results/lr_probe/table.txt`) MBConv designs did best at lr 0.1, so the MB_e "
+        "verdicts hold for this recipe only. RegNetX_swish designs trailed RegNetX's at every lr tried (the "
+        "depthwise pair was not probed)."
     )
     return Table(_lead(m, "Design-choice claims"), ["claim (DDS §5)", *HEADER], rows,
                  ["", caveat, "", *population_table(groups, list(groups))])  # fmt: skip

@@ -633,13 +633,13 @@ def write_analyses(study: Study, store, *, say=None) -> list[Path]:
     return written
 
 
-
 def _as_typed(path: Path) -> str:
     """``path`` as the user would type it from here: relative to the working directory when it lies below
     it. The report's commands then run from where `study run` ran, and a committed report names no machine's
     checkout (an absolute path would be another machine's)."""
     rel = os.path.relpath(path)
     return str(path) if rel.startswith("..") else rel
+
 
 def _write_fidelity(study: Study, store, short_hash: str, error: str) -> list[Path]:
     """fidelity.json and fidelity.txt (its sentences), once the study's fidelity check has results."""

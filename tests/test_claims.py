@@ -78,7 +78,6 @@ def test_the_needed_n_is_the_power_simulation_of_the_findings():
     assert verdict == f"not resolved at n = 16; about {need} per space would resolve it (80 % power)"
 
 
-
 @pytest.mark.parametrize("good_median, against", [(12.75, False), (13.25, True)])
 def test_an_unresolved_shift_against_the_claim_says_so(no_power_simulation, good_median, against):
     """The n named resolves the *measured* direction: when "good" measured worse, the verdict must say that
@@ -87,6 +86,7 @@ def test_an_unresolved_shift_against_the_claim_says_so(no_power_simulation, good
     verdict = claims.better(cmp, groups, "worse", "good", 16, need=True)[-1]
     assert verdict.startswith("not resolved at n = 16; about 4321 per space"), verdict
     assert verdict.endswith("the measured shift points against the claim") == against, verdict
+
 
 def test_the_ladder_table_leaves_the_needed_n_out(no_power_simulation):
     same = quantiles(13, 0.5, 8)
