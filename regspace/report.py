@@ -596,17 +596,19 @@ def _trends(r: Report) -> list:
     rows = [
         [s["space"], p["param"], *(f"{x['best']:.3g} / {x['top']:.3g} [{x['top_low']:.3g}, {x['top_high']:.3g}]"
                                    for x in p["regimes"]), f"{p['slope']:.2f} [{p['low']:.2f}, {p['high']:.2f}]",
-         p["trend"]]
+         p["trend"], f"{p['all']['slope']:.2f} [{p['all']['low']:.2f}, {p['all']['high']:.2f}]"]
         for s in r.trends["spaces"] for p in s["params"]
     ]  # fmt: skip
     regimes = next((s["regimes"] for s in r.trends["spaces"] if s["params"]), [])
-    header = ["space", "parameter", *(x["regime"] for x in regimes), "slope (log-log) [CI]", "trend"]
+    header = ["space", "parameter", *(x["regime"] for x in regimes), "slope (log-log) [CI]", "trend",
+              "every draw's slope [CI]"]  # fmt: skip
     return [
         Heading("Trends across flops regimes"),
         Prose((f"Per regime: the best model's value / the median of the top {r.trends['top']:.0%} "
                f"[{r.trends['confidence']:.0%} bootstrap interval]; the slope is least squares of log parameter on "
                f"log flops over the top models of every regime; flat means its CI lies within "
-               f"±{r.trends['flat_slope']}.",)),  # fmt: skip
+               f"±{r.trends['flat_slope']}. Every draw's slope is the same fit over all models, for comparison: "
+               f"a budget alone moves some parameters for every model.",)),  # fmt: skip
         Bullets(sentences(r.trends)),
         *([Grid(header, rows)] if rows else []),
         *r.figures_of("trends_"),

@@ -64,6 +64,22 @@ def test_slopes_and_per_regime_values_match_numpy_on_a_known_trend():
     assert params["d"]["trend"] in ("does not change", "not resolved")
 
 
+def test_every_draws_slope_is_numpys_fit_over_all_rows_and_parts_from_the_top_when_only_the_best_move():
+    """The comparison slope over every draw: numpy's fit on all rows; where w0 grows for every model, both
+    slopes find it; where only the best fifth's w0 grows (the rest drawn flat), the two CIs part."""
+    df = frame(np.random.default_rng(5), n=40)
+    params = {p["param"]: p for p in regime_trends(df, n_boot=50)["spaces"][0]["params"]}
+    for name, p in params.items():
+        assert p["all"]["slope"] == pytest.approx(np.polyfit(np.log(df.flops), np.log(df[name]), 1)[0], rel=1e-9)
+        assert p["all"]["n"] == len(df) == 120
+    assert params["w0"]["all"]["low"] < 0.5 < params["w0"]["all"]["high"]
+    best_only = df.copy()
+    rest = best_only.groupby("regime").sweep_error.rank(method="first") > 8  # the top 20 % of 40 is 8
+    best_only.loc[rest, "w0"] = np.exp(np.random.default_rng(6).normal(np.log(60), 0.3, rest.sum()))
+    (w0,) = regime_trends(best_only, n_boot=50, params=["w0"])["spaces"][0]["params"]
+    assert w0["low"] < 0.5 < w0["high"] and w0["all"]["high"] < w0["low"]
+
+
 def test_shrinking_and_flat_parameters_get_their_words():
     df = frame(np.random.default_rng(2), n=120, w0_slope=-0.4, d_law=lambda f: 16)
     df["d"] = df["d"] + np.random.default_rng(3).integers(0, 2, len(df))  # 16 or 17: flat, narrow

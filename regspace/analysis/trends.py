@@ -9,7 +9,8 @@ d_i, w_i, b_i, g_i; and recipe fields drawn per model, such as lr), :func:`regim
   (error, value), so the interval includes which models make the top);
 
 and across regimes the slope of log(parameter) against log(flops) over the top-20 % draws of every
-regime, with its confidence interval, and one sentence (:func:`trend_word` is the rule, defined once).
+regime, with its confidence interval, and one sentence (:func:`trend_word` is the rule, defined once);
+beside it the same slope over every draw, since a budget alone moves some parameters for all models.
 
 The slope is least squares (scipy.stats.linregress; CI from its standard error and Student's t with
 n − 2 degrees of freedom). Not Theil–Sen: these parameters are quantised (integer depths, widths on a
@@ -145,7 +146,8 @@ def regime_trends(
     Returns {"top", "confidence", "flat_slope", "spaces": [{"space", "regimes": [{"regime", "n", "n_top",
     "flops" (median flops of its top draws), "flops_low", "flops_high" (their range)}], "params": [{"param",
     "name", "regimes": [{"regime", "flops", "best", "best_low", "best_high", "top", "top_low", "top_high"}],
-    "slope", "low", "high", "n", "trend", "sentence"}], "left_out": [sentences]}]}. A space with fewer
+    "slope", "low", "high", "n", "trend", "sentence", "all": {"slope", "low", "high", "n"} (the same fit
+    over every draw, not only the top)}], "left_out": [sentences]}]}. A space with fewer
     than two regimes of at least MIN_PER_REGIME draws gets no params and a sentence in "left_out".
     """
     ok = trained(df).copy()
@@ -190,7 +192,7 @@ def regime_trends(
 
 
 def _param_trend(space, p, draws, regimes, *, top, confidence, n_boot, seed) -> dict:
-    per_regime, xs, ys = [], [], []
+    per_regime, xs, ys, all_x, all_y = [], [], [], [], []
     for info in regimes:
         d, mask = draws[info["regime"]]
         e = d["sweep_error"].to_numpy(float)
@@ -211,7 +213,12 @@ def _param_trend(space, p, draws, regimes, *, top, confidence, n_boot, seed) -> 
                            "top_high": t_hi})  # fmt: skip
         xs.append(np.log(d["flops"].to_numpy(float)[mask]))
         ys.append(np.log(v[mask]))
+        all_x.append(np.log(d["flops"].to_numpy(float)))
+        all_y.append(np.log(v))
     s = slope(np.concatenate(xs), np.concatenate(ys), confidence=confidence)
+    # The same fit over every draw: a budget pushes some parameters up for all models, and the top slope
+    # says something about the best models only where it differs from this one.
+    s_all = slope(np.concatenate(all_x), np.concatenate(all_y), confidence=confidence)
     word = trend_word(s["low"], s["high"])
     sentence = trend_sentence(space, p, word, s, top=top, confidence=confidence, n_regimes=len(regimes))
     top_values = np.exp(np.concatenate(ys))
@@ -219,7 +226,8 @@ def _param_trend(space, p, draws, regimes, *, top, confidence, n_boot, seed) -> 
         sentence = (f"{space}: the best models (top {top:.0%} of each regime, {len(top_values)} draws in "
                     f"{len(regimes)} regimes) all have {parameter_name(p)} = {top_values[0]:g}: no trend can be "
                     "measured from them.")  # fmt: skip
-    return {"param": p, "name": parameter_name(p), "regimes": per_regime, **s, "trend": word, "sentence": sentence}
+    return {"param": p, "name": parameter_name(p), "regimes": per_regime, **s, "trend": word, "sentence": sentence,
+            "all": {k: s_all[k] for k in ("slope", "low", "high", "n")}}  # fmt: skip
 
 
 def trend_sentence(space: str, p: str, word: str, s: dict, *, top: float, confidence: float, n_regimes: int) -> str:
@@ -240,9 +248,15 @@ def sentences(result: dict) -> list[str]:
     return [x for sp in result["spaces"] for x in [*(p["sentence"] for p in sp["params"]), *sp["left_out"]]]
 
 
+def _all(p: dict) -> str:
+    a = p["all"]
+    return f"{a['slope']:.2f} [{a['low']:.2f}, {a['high']:.2f}]"
+
+
 def table(result: dict) -> tuple[list[str], list[list]]:
     """The result as one table: a row per (space, parameter, regime), with the slope on each row."""
-    header = ["space", "parameter", "regime", "flops", "best [CI]", "top median [CI]", "slope [CI]", "trend"]
+    header = ["space", "parameter", "regime", "flops", "best [CI]", "top median [CI]", "slope [CI]", "trend",
+              "every draw's slope [CI]"]  # fmt: skip
     rows = []
     for s in result["spaces"]:
         for p in s["params"]:
@@ -250,5 +264,5 @@ def table(result: dict) -> tuple[list[str], list[list]]:
                 rows.append([s["space"], p["param"], x["regime"], f"{x['flops']:.3g}",
                              f"{x['best']:.3g} [{x['best_low']:.3g}, {x['best_high']:.3g}]",
                              f"{x['top']:.3g} [{x['top_low']:.3g}, {x['top_high']:.3g}]",
-                             f"{p['slope']:.2f} [{p['low']:.2f}, {p['high']:.2f}]", p["trend"]])  # fmt: skip
+                             f"{p['slope']:.2f} [{p['low']:.2f}, {p['high']:.2f}]", p["trend"], _all(p)])  # fmt: skip
     return header, rows
