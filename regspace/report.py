@@ -591,12 +591,12 @@ def _trends_and_speed(df: pd.DataFrame, figs: list[Figure], store_arg: str) -> t
 def _trends(r: Report) -> list:
     if not r.trends:
         return []
-    from regspace.analysis.trends import sentences
+    from regspace.analysis.trends import every_draw_slope, sentences
 
     rows = [
         [s["space"], p["param"], *(f"{x['best']:.3g} / {x['top']:.3g} [{x['top_low']:.3g}, {x['top_high']:.3g}]"
                                    for x in p["regimes"]), f"{p['slope']:.2f} [{p['low']:.2f}, {p['high']:.2f}]",
-         p["trend"], f"{p['all']['slope']:.2f} [{p['all']['low']:.2f}, {p['all']['high']:.2f}]"]
+         p["trend"], every_draw_slope(p)]
         for s in r.trends["spaces"] for p in s["params"]
     ]  # fmt: skip
     regimes = next((s["regimes"] for s in r.trends["spaces"] if s["params"]), [])

@@ -248,7 +248,8 @@ def sentences(result: dict) -> list[str]:
     return [x for sp in result["spaces"] for x in [*(p["sentence"] for p in sp["params"]), *sp["left_out"]]]
 
 
-def _all(p: dict) -> str:
+def every_draw_slope(p: dict) -> str:
+    """A parameter's slope over every draw with its CI, as the trends table and the report print it."""
     a = p["all"]
     return f"{a['slope']:.2f} [{a['low']:.2f}, {a['high']:.2f}]"
 
@@ -264,5 +265,6 @@ def table(result: dict) -> tuple[list[str], list[list]]:
                 rows.append([s["space"], p["param"], x["regime"], f"{x['flops']:.3g}",
                              f"{x['best']:.3g} [{x['best_low']:.3g}, {x['best_high']:.3g}]",
                              f"{x['top']:.3g} [{x['top_low']:.3g}, {x['top_high']:.3g}]",
-                             f"{p['slope']:.2f} [{p['low']:.2f}, {p['high']:.2f}]", p["trend"], _all(p)])  # fmt: skip
+                             f"{p['slope']:.2f} [{p['low']:.2f}, {p['high']:.2f}]", p["trend"],
+                             every_draw_slope(p)])  # fmt: skip
     return header, rows
