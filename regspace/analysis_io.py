@@ -187,7 +187,8 @@ def _with_cache(store, work):
 def record_fidelity(
     store, *, short_hash: str, long_recipe, models: dict[str, list[str]], seed: int, top: dict | None = None
 ) -> dict:
-    """Write (or read back) the store's fidelity selection for this long recipe: a rerun keeps its models.
+    """Write the store's fidelity selection for this long recipe, or read it back when the record already holds
+    this very selection (a rerun that chose the same models rewrites nothing).
 
     ``long_recipe``: a Recipe (its hash and fields are recorded); ``models``: space -> model ids (every
     model retrained). ``top``: a top-K check's {"top": ids, "control": ids, "k", and with flops regimes
@@ -196,18 +197,26 @@ def record_fidelity(
     "long", "long_recipe", "models", "seed"} (+ "select", "top", "control", "regimes")."""
     have = store.read_json(FIDELITY_FILE) or {}
     key = fidelity_key(long_recipe.hash, None if top is None else top.get("k", len(top["top"])))
-    if key in have.get("checks", {}) and have["checks"][key]["short"] == short_hash:
-        return have["checks"][key]
     entry = {"short": short_hash, "long": long_recipe.hash, "long_recipe": long_recipe.to_dict(), "models": models,
              "seed": seed}  # fmt: skip
     if top is not None:
         entry.update(select="top", top=list(top["top"]), control=list(top["control"]))
         if top.get("regimes"):  # chosen per flops regime (analysis.fidelity.select_top_by_regime)
             entry["regimes"] = top["regimes"]
+    entry = json.loads(json.dumps(entry))  # as the record holds it (lists, string keys)
+    if have.get("checks", {}).get(key) == entry:
+        return have["checks"][key]
     have.setdefault("checks", {})[key] = entry
     have["latest"] = key
     store.write_json(FIDELITY_FILE, have, indent=1)
     return entry
+
+
+def kept_selection(store, *, short_hash: str, long_hash: str) -> dict[str, list[str]] | None:
+    """The models (space → ids) of the recorded random check of ``long_hash`` on ``short_hash``, or None: what
+    a new random selection keeps (analysis.fidelity.select's ``keep``), so that a rerun retrains nothing."""
+    e = (store.read_json(FIDELITY_FILE) or {}).get("checks", {}).get(fidelity_key(long_hash))
+    return e["models"] if e is not None and e["short"] == short_hash else None
 
 
 def fidelity_key(long_hash: str, top: int | None = None) -> str:

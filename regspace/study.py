@@ -520,13 +520,12 @@ def run_study(
     ids = {mid for v in order.values() for mid in v}
     entry = None
     if study.fidelity and study.fidelity.select == "random":  # chosen from the draws before any training
-        from regspace.analysis.fidelity import select
-        from regspace.analysis_io import record_fidelity
-
         f = study.fidelity
-        entry = record_fidelity(store, short_hash=study.recipe.hash, long_recipe=f.recipe,
-                       models=select(fidelity_order(study, order), f.per_space, f.seed),
-                       seed=f.seed)  # fmt: skip
+        entry, replaced = record_random(store, short_hash=study.recipe.hash, long=f.recipe, seed=f.seed,
+                                        order=fidelity_order(study, order), per_space=f.per_space)  # fmt: skip
+        if replaced:
+            say(f"study {study.name!r}: fidelity check: {replaced} of its recorded network(s) are not among the first "
+                f"{study.models_per_space} draws; replaced by others drawn at random from them")  # fmt: skip
 
     def stage(sweep: str, recipe: Recipe, models: set[str], **local):
         """Train ``models`` with ``recipe``: through the --queue sweep when there is one (the study's one
@@ -688,6 +687,21 @@ def status_rows(study: Study, store) -> tuple[dict, list[list]]:
     ]
 
 
+def record_random(store, *, short_hash: str, long: Recipe, order: dict[str, list[str]], per_space: int,
+                  seed: int) -> tuple[dict, int]:  # fmt: skip
+    """Choose and record a random check: ``per_space`` networks of each population of ``order`` (space →
+    draws) at random (analysis.fidelity.select), keeping those of the recorded selection that are still among
+    the draws. Returns (the record's entry, how many recorded networks were dropped for being outside)."""
+    from regspace.analysis.fidelity import select
+    from regspace.analysis_io import kept_selection, record_fidelity
+
+    before = kept_selection(store, short_hash=short_hash, long_hash=long.hash) or {}
+    models = select(order, per_space, seed, keep=before)
+    entry = record_fidelity(store, short_hash=short_hash, long_recipe=long, models=models, seed=seed)
+    now = {m for v in models.values() for m in v}
+    return entry, len({m for v in before.values() for m in v} - now)
+
+
 def record_top(store, *, short_hash: str, long: Recipe, order: dict[str, list[str]], k: int, seed: int,
                error: str = "error") -> dict:  # fmt: skip
     """Choose and record a top-K check: the ``k`` best networks of ``order`` (space → draws) by brief error
@@ -729,9 +743,8 @@ def fidelity_command(
     random ones as a control (:func:`record_top`). ``long_hash``: analyse a check already recorded, train
     nothing.
     Returns (the analysis, or None when interrupted; the training summary or None)."""
-    from regspace.analysis.fidelity import select
     from regspace.analysis.table import choose_recipe
-    from regspace.analysis_io import fidelity_result, record_fidelity, recorded_fidelity
+    from regspace.analysis_io import fidelity_result, recorded_fidelity
     from regspace.train.runner import train
 
     if long_hash is not None:
@@ -774,7 +787,7 @@ def fidelity_command(
             f"{MIN_FIDELITY_PER_SPACE} per space",
             hint=f"use --k {MIN_FIDELITY_PER_SPACE * len(order)} or more, or fewer --spaces",
         )
-    entry = record_fidelity(store, short_hash=short, long_recipe=long, models=select(order, per_space, seed), seed=seed)
+    entry, _ = record_random(store, short_hash=short, long=long, order=order, per_space=per_space, seed=seed)
     chosen = {mid for v in entry["models"].values() for mid in v}
     say(f"fidelity: {len(chosen)} model(s) of {', '.join(entry['models'])}, short recipe {short}, long recipe "
         f"{long.name} {long.hash} ({long.epochs} epochs on {long.train_size or 'all'} images)")  # fmt: skip

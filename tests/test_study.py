@@ -173,6 +173,47 @@ def test_fidelity_selection_is_stratified_distinct_and_weighted_by_draws():
         select({"A": half}, 8, seed=0)
 
 
+def test_fidelity_selection_keeps_what_is_still_drawn_and_stays_uniform():
+    from scipy import stats
+
+    draws = [f"m{i}" for i in range(64)]
+    old = select({"A": draws}, 8, seed=0)
+    prefix = draws[:48]
+    now = select({"A": prefix}, 8, seed=0, keep=old)["A"]
+    kept = [m for m in old["A"] if m in prefix]
+    assert 0 < len(kept) < 8 and now[: len(kept)] == kept and set(now) <= set(prefix) and len(set(now)) == 8
+    assert select({"A": draws}, 8, seed=0, keep=old) == old  # nothing outside: the same selection
+    # kept from 64 draws and filled from the first 32: every one of the 32 is as likely (8/32) to be chosen
+    counts = np.zeros(32)
+    for s in range(3000):
+        for m in select({"A": draws[:32]}, 8, seed=s, keep=select({"A": draws}, 8, seed=10_000 + s))["A"]:
+            counts[int(m[1:])] += 1
+    assert stats.chisquare(counts).pvalue > 0.001
+
+
+def test_a_study_analysed_at_fewer_draws_retrains_fidelity_models_from_those_draws(tmp_path):
+    """A selection recorded when the study stood at 64 draws, the study now at 48: the check must pair
+    models that have a brief result, so every one is among the 48 (design_choices once paired 16 of 24)."""
+    from regspace.analysis_io import recorded_fidelity
+    from regspace.study import record_random
+
+    store = Store.create(tmp_path / "s")
+    short, long = Recipe(), Recipe(epochs=10, train_size=20_000)
+    draws = {s: [f"{s}{i}" for i in range(64)] for s in ("A", "B", "C")}
+    first, replaced = record_random(store, short_hash=short.hash, long=long, order=draws, per_space=8, seed=0)
+    assert replaced == 0
+    prefix = {s: v[:48] for s, v in draws.items()}
+    entry, replaced = record_random(store, short_hash=short.hash, long=long, order=prefix, per_space=8, seed=0)
+    outside = {m for s, v in first["models"].items() for m in v if m not in prefix[s]}
+    assert outside and replaced == len(outside)
+    for s, v in entry["models"].items():
+        assert len(set(v)) == 8 and set(v) <= set(prefix[s])
+        assert set(first["models"][s]) - outside <= set(v)  # what was retrained already stays
+    assert recorded_fidelity(store, long.hash)["models"] == entry["models"]
+    again = record_random(store, short_hash=short.hash, long=long, order=prefix, per_space=8, seed=0)
+    assert again == (entry, 0)  # a rerun keeps it
+
+
 # -- study files ---------------------------------------------------------------------------------------
 
 TINY_STUDY = """

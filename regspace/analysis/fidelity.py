@@ -18,9 +18,17 @@ from regspace.errors import RegspaceError
 from regspace.population import same_regime
 
 
-def select(order: dict[str, list[str]], per_space: int, seed: int) -> dict[str, list[str]]:
+def select(
+    order: dict[str, list[str]], per_space: int, seed: int, keep: dict[str, list[str]] | None = None
+) -> dict[str, list[str]]:
     """``per_space`` distinct networks of each space, drawn at random (seeded) from its draws: every
-    draw equally likely, so a network drawn twice is twice as likely to be chosen, as in the population."""
+    draw equally likely, so a network drawn twice is twice as likely to be chosen, as in the population.
+
+    ``keep``: an earlier selection (space → model ids). Its networks that are still among the space's draws
+    stay, first and in their order; the rest is filled at random from the other draws. A selection made from
+    more draws (a study analysed at fewer models than it once sampled) thus keeps the retrained networks it can
+    and stays a uniform sample of the draws: the kept ones are uniform among the draws they fall in, the fill
+    uniform among the rest. Raises RegspaceError when a space has fewer than ``per_space`` distinct networks."""
     import zlib
 
     out = {}
@@ -31,13 +39,14 @@ def select(order: dict[str, list[str]], per_space: int, seed: int) -> dict[str, 
                 f"{space} has {len(distinct)} distinct networks, fewer than the {per_space} the fidelity check trains",
                 hint="sample more models or lower per_space",
             )
+        drawn = set(distinct)
+        chosen: list[str] = [m for m in (keep or {}).get(space, []) if m in drawn][:per_space]
         rng = np.random.default_rng([seed, zlib.crc32(space.encode())])
-        chosen: list[str] = []
         for i in rng.permutation(len(ids)):  # draws in random order; first occurrences are distinct networks
-            if ids[i] not in chosen:
-                chosen.append(ids[i])
             if len(chosen) == per_space:
                 break
+            if ids[i] not in chosen:
+                chosen.append(ids[i])
         out[space] = chosen
     return out
 
