@@ -1120,7 +1120,14 @@ def study_status_cmd(
            if study.seeds > 1 else ""),  # fmt: skip
         numeric={"ok", "diverged", "failed", "pending", "finished prefix"},
     )
-    state = "complete" if p["complete"] else f"{p['rounds']} complete round(s) of {study.round_size}"
+    f = p["fidelity"]
+    if f is not None:
+        chosen = "chosen once the brief training is done" if f["chosen"] is None else f"{f['settled']} of {f['chosen']}"
+        print(f"fidelity check ({study.fidelity.recipe.epochs} epochs on {study.fidelity.recipe.train_size or 'all'} "
+              f"images): {chosen} network(s) retrained")  # fmt: skip
+    state = "complete" if p["complete"] else (
+        "trained; the fidelity check is not done" if p["trained"]
+        else f"{p['rounds']} complete round(s) of {study.round_size}")  # fmt: skip
     print(f"{state}; the analyses compare the first {p['equal']} draws of every space")
 
 

@@ -679,37 +679,52 @@ def _write_trends(study: Study, df) -> list[Path]:
 
 
 def status_rows(study: Study, store) -> tuple[dict, list[list]]:
-    """`study status`: the progress, and a row per space."""
+    """`study status`: the progress (:func:`progress`, with "fidelity": :func:`fidelity_progress`, and
+    "complete" only once the fidelity check is too), and a row per space."""
     p = progress(store, study)
+    order = {s: ids[: study.models_per_space] for s, ids in draw_order(store, study.populations).items()}
+    fid = fidelity_progress(store, study, order, trained=p["complete"])
+    p = {**p, "fidelity": fid, "trained": p["complete"],
+         "complete": p["complete"] and (fid is None or fid["settled"] == fid["chosen"])}  # fmt: skip
     return p, [
         [r["space"], f"{r['draws']}/{r['target']}", r["ok"], r["diverged"], r["failed"], r["pending"], r["prefix"]]
         for r in p["spaces"]
     ]
 
 
-def record_random(store, *, short_hash: str, long: Recipe, order: dict[str, list[str]], per_space: int,
-                  seed: int) -> tuple[dict, int]:  # fmt: skip
-    """Choose and record a random check: ``per_space`` networks of each population of ``order`` (space →
-    draws) at random (analysis.fidelity.select), keeping those of the recorded selection that are still among
-    the draws. Returns (the record's entry, how many recorded networks were dropped for being outside)."""
+def random_selection(store, *, short_hash: str, long: Recipe, order: dict[str, list[str]], per_space: int,
+                     seed: int) -> tuple[dict, dict]:  # fmt: skip
+    """The random check's networks as `study run` chooses them, read only: ``per_space`` of each population of
+    ``order`` (space → draws) at random (analysis.fidelity.select), keeping those of the recorded selection
+    that are still among the draws. Returns (the recorded models, or {}; the models), each space → ids."""
     from regspace.analysis.fidelity import select
-    from regspace.analysis_io import kept_selection, record_fidelity
+    from regspace.analysis_io import kept_selection
 
     before = kept_selection(store, short_hash=short_hash, long_hash=long.hash) or {}
-    models = select(order, per_space, seed, keep=before)
+    return before, select(order, per_space, seed, keep=before)
+
+
+def record_random(store, *, short_hash: str, long: Recipe, order: dict[str, list[str]], per_space: int,
+                  seed: int) -> tuple[dict, int]:  # fmt: skip
+    """Choose (:func:`random_selection`) and record a random check. Returns (the record's entry, how many
+    recorded networks were dropped for not being among the draws)."""
+    from regspace.analysis_io import record_fidelity
+
+    before, models = random_selection(store, short_hash=short_hash, long=long, order=order, per_space=per_space,
+                                      seed=seed)  # fmt: skip
     entry = record_fidelity(store, short_hash=short_hash, long_recipe=long, models=models, seed=seed)
     now = {m for v in models.values() for m in v}
     return entry, len({m for v in before.values() for m in v} - now)
 
 
-def record_top(store, *, short_hash: str, long: Recipe, order: dict[str, list[str]], k: int, seed: int,
-               error: str = "error") -> dict:  # fmt: skip
-    """Choose and record a top-K check: the ``k`` best networks of ``order`` (space → draws) by brief error
-    under ``short_hash`` (their mean over seeds), and ``k`` at random as a control
+def top_selection(store, *, short_hash: str, order: dict[str, list[str]], k: int, seed: int,
+                  error: str = "error") -> tuple[dict, dict]:  # fmt: skip
+    """A top-K check's networks, read only: the ``k`` best networks of ``order`` (space → draws) by brief
+    error under ``short_hash`` (their mean over seeds), and ``k`` at random as a control
     (analysis.fidelity.select_top); with flops regimes, ``k`` and ``k`` in each regime
-    (select_top_by_regime). Returns the record's entry; a rerun keeps its models."""
+    (select_top_by_regime). Returns (the picks: {"top", "control", ...}; the models, space → ids)."""
     from regspace.analysis.fidelity import select_top_by_regime
-    from regspace.analysis_io import record_fidelity, short_errors
+    from regspace.analysis_io import short_errors
 
     picked = select_top_by_regime(short_errors(store, short_hash, error), order, k, seed)
     chosen = set(picked["top"]) | set(picked["control"])
@@ -718,7 +733,37 @@ def record_top(store, *, short_hash: str, long: Recipe, order: dict[str, list[st
         for mid in dict.fromkeys(ids):
             if mid in chosen and not any(mid in v for v in models.values()):
                 models.setdefault(space, []).append(mid)
+    return picked, models
+
+
+def record_top(store, *, short_hash: str, long: Recipe, order: dict[str, list[str]], k: int, seed: int,
+               error: str = "error") -> dict:  # fmt: skip
+    """Choose (:func:`top_selection`) and record a top-K check. Returns the record's entry; a rerun over the
+    same brief results keeps its models."""
+    from regspace.analysis_io import record_fidelity
+
+    picked, models = top_selection(store, short_hash=short_hash, order=order, k=k, seed=seed, error=error)
     return record_fidelity(store, short_hash=short_hash, long_recipe=long, models=models, seed=seed, top=picked)
+
+
+def fidelity_progress(store, study: Study, order: dict[str, list[str]], trained: bool) -> dict | None:
+    """The study's fidelity check, read only: {"chosen": the networks `study run` retrains (None while a
+    top-K check waits for the brief results: ``trained`` False), "settled": how many of them have a long
+    result}; None for a study without one. ``order``: population → its analysed draws."""
+    f = study.fidelity
+    if f is None:
+        return None
+    fo = fidelity_order(study, order)
+    if f.select == "random":
+        _, models = random_selection(store, short_hash=study.recipe.hash, long=f.recipe, order=fo,
+                                     per_space=f.per_space, seed=f.seed)  # fmt: skip
+    elif trained:
+        _, models = top_selection(store, short_hash=study.recipe.hash, order=fo, k=f.top, seed=f.seed)
+    else:
+        return {"chosen": None, "settled": 0}
+    chosen = {m for v in models.values() for m in v}
+    settled = store.settled_ids(f.recipe.hash, seed=f.recipe.seed, with_failed=True)
+    return {"chosen": len(chosen), "settled": len(chosen & settled)}
 
 
 def fidelity_command(

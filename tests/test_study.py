@@ -93,6 +93,34 @@ def test_progress_is_the_prefix_every_space_has_finished(hand_store):
     assert draw_order(hand_store, ["S"])["S"] == ["m1", "m2", "m3", "m3", "m1", "m4"]
 
 
+def test_a_study_is_complete_only_once_its_fidelity_check_is(hand_store):
+    from regspace.study import FidelityPlan, status_rows
+
+    long = Recipe(epochs=10)
+    study = Study("s", ("S", "T"), 4, 2, 0, "mnist", {}, Recipe(), hand_store.path.parent,
+                  fidelity=FidelityPlan(long, ("T",), per_space=2))  # fmt: skip
+    h = study.recipe.hash
+    hand_store.append_rows("results", [_result(m, h, 9.0) for m in ("m1", "m2", "m3", "t1", "t2", "t3", "t4")])
+    p, _ = status_rows(study, hand_store)
+    assert p["trained"] and not p["complete"] and p["fidelity"] == {"chosen": 2, "settled": 0}
+    chosen = record_random_models(hand_store, study)
+    hand_store.append_rows("results", [_result(chosen[0], long.hash, 8.0)])
+    assert status_rows(study, hand_store)[0]["fidelity"] == {"chosen": 2, "settled": 1}
+    hand_store.append_rows("results", [_result(chosen[1], long.hash, None, status="failed")])  # not trained again
+    p, _ = status_rows(study, hand_store)
+    assert p["complete"] and p["fidelity"] == {"chosen": 2, "settled": 2}
+
+
+def record_random_models(store, study):
+    from regspace.study import record_random
+
+    f = study.fidelity
+    order = {"T": draw_order(store, ["T"])["T"][: study.models_per_space]}
+    entry, _ = record_random(store, short_hash=study.recipe.hash, long=f.recipe, order=order, per_space=f.per_space,
+                             seed=f.seed)  # fmt: skip
+    return entry["models"]["T"]
+
+
 def test_errors_at_an_epoch_come_from_the_stored_curves(hand_store, run_cli):
     curves = {"t1": [30.0, 20.0, 25.0], "t2": [40.0, 35.0, 12.0], "t3": [50.0, 10.0, 11.0]}
     rows = [_result(m, "r", c[-1], curve=c) for m, c in curves.items()] + [_result("t4", "r", 15.0)]  # t4: no curve
@@ -315,6 +343,8 @@ def test_study_stops_on_ctrl_c_at_balanced_rounds_and_resumes_exactly_the_rest(t
     assert first.sort_values("finished_at").model_id.tolist() == expected[:k]
     status = cli("study", "status", "tiny.toml", cwd=tmp_path)
     assert status.returncode == 0 and "the analyses compare the first" in status.stdout, status.stderr
+    assert "fidelity check (3 epochs on 256 images): 0 of 8 network(s) retrained" in status.stdout, status.stdout
+    assert "complete;" not in status.stdout
 
     again = cli("study", "run", "tiny.toml", "--workers", "1", "--threads", "1", cwd=tmp_path)  # no imports again
     assert again.returncode == 0, again.stderr
@@ -328,6 +358,8 @@ def test_study_stops_on_ctrl_c_at_balanced_rounds_and_resumes_exactly_the_rest(t
     assert all(len(c) == 2 for c in ok.train_losses)
     long = res[res.recipe_hash == study.fidelity.recipe.hash]
     assert len(long) == 8 and set(long.model_id) <= set(order["X_a"])
+    status = cli("study", "status", "tiny.toml", cwd=tmp_path).stdout
+    assert "8 of 8 network(s) retrained" in status and "\ncomplete; the analyses compare the first 8" in status
     assert all(len(c) == 3 for c in long[long.status == "ok"].val_errors)
     for name in ("report.html", "compare.json", "curves.png", "edf.png", "fidelity.json"):
         assert (tmp_path / "out" / name).exists(), name
