@@ -208,6 +208,28 @@ def _cli(*args, **kw):
     )
 
 
+def test_an_interrupt_counts_the_shards_on_disk_as_a_resume_will(tmp_path, monkeypatch):
+    """A shard written just before Ctrl-C, whose completion the parent had not yet recorded, is kept and
+    counted (the suite once saw "1 of 210 shards" with 2 on disk)."""
+    from regspace.data import build
+    from regspace.data.mapped import completed_shards
+    from regspace.errors import Interrupted
+
+    def written_then_interrupted(fn, jobs, *, workers, on_done):
+        on_done(jobs[0], fn(jobs[0]))
+        fn(jobs[1])  # written, and Ctrl-C comes before on_done
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(build, "run_jobs", written_then_interrupted)
+    rng = np.random.default_rng(0)
+    arrays = {"train_x": rng.integers(0, 255, (10, 1, 8, 8), dtype=np.uint8), "train_y": np.arange(10) % 2,
+              "test_x": rng.integers(0, 255, (4, 1, 8, 8), dtype=np.uint8), "test_y": np.arange(4) % 2}  # fmt: skip
+    with pytest.raises(Interrupted, match=r"interrupted: 2 of 6 shards of toy are complete and kept"):
+        build.build_mapped(tmp_path / "d", {"name": "toy", "key": "k"}, arrays=arrays, num_classes=2, shard_images=3,
+                           progress=False, say=lambda *a: None)  # fmt: skip
+    assert len(completed_shards(tmp_path / "d")) == 2
+
+
 def test_prepare_interrupted_by_ctrl_c_resumes_from_its_completed_shards(tmp_path):
     root = make_folder(tmp_path / "imgs", per_class=(200, 10), size=(48, 48), bad=False)
     env = {**os.environ, "REGSPACE_CACHE": str(tmp_path / "cache")}

@@ -197,8 +197,11 @@ def build_mapped(
         # Decoded arrays are already in this process: slicing them needs no pool.
         run_jobs(fn, todo, workers=workers if listing is not None else 1, on_done=on_done)
     except KeyboardInterrupt:
+        # Counted on disk, as a resume counts them: a shard written just before the interrupt may not have
+        # reached on_done (found by the suite on a loaded machine: "1 of 210" with 2 on disk).
+        kept = completed_shards(directory)
         raise Interrupted(
-            f"interrupted: {len([j for j in jobs if j.stem in done])} of {len(jobs)} shards of {header['name']} "
+            f"interrupted: {len([j for j in jobs if j.stem in kept])} of {len(jobs)} shards of {header['name']} "
             "are complete and kept",
             hint="run the same command again to finish the rest",
         ) from None
