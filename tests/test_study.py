@@ -240,6 +240,11 @@ def test_a_study_analysed_at_fewer_draws_retrains_fidelity_models_from_those_dra
     assert recorded_fidelity(store, long.hash)["models"] == entry["models"]
     again = record_random(store, short_hash=short.hash, long=long, order=prefix, per_space=8, seed=0)
     assert again == (entry, 0)  # a rerun keeps it
+    have = store.read_json("fidelity.json")  # as an older version wrote it: its recipe lacks a later field
+    del have["checks"][long.hash]["long_recipe"]["tf32"]
+    store.write_json("fidelity.json", have)
+    record_random(store, short_hash=short.hash, long=long, order=prefix, per_space=8, seed=0)
+    assert store.read_json("fidelity.json") == have  # the same selection: the committed record is not rewritten
 
 
 # -- study files ---------------------------------------------------------------------------------------
