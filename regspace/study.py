@@ -323,7 +323,8 @@ def round_order(models: list[dict], order: dict[str, list[str]], round_size: int
 
 def progress(store, study: Study) -> dict:
     """Per population (space, or space and regime): draws sampled, results by status, and the complete
-    prefix; ``equal``: the number of draws that every population has finished (what the analyses use). A
+    prefix; ``equal``: the number of draws that every population has finished (what the analyses use);
+    ``order``: population → its first models_per_space draws (model ids). A
     design's status is that of its seeds together (analysis.seeds.design_status): pending until every seed of
     the study has a result."""
     from regspace.analysis.seeds import design_status
@@ -342,7 +343,8 @@ def progress(store, study: Study) -> dict:
         rows.append({"space": s, "target": study.models_per_space, "draws": len(ids), **counts, "prefix": prefix})
     equal = min((r["prefix"] for r in rows), default=0)
     return {"spaces": rows, "equal": equal, "rounds": equal // study.round_size, "complete": all(
-        r["prefix"] >= study.models_per_space for r in rows)}  # fmt: skip
+        r["prefix"] >= study.models_per_space for r in rows),
+        "order": {s: order[s][: study.models_per_space] for s in study.populations}}  # fmt: skip
 
 
 # -- stages ----------------------------------------------------------------------------------------
@@ -682,8 +684,7 @@ def status_rows(study: Study, store) -> tuple[dict, list[list]]:
     """`study status`: the progress (:func:`progress`, with "fidelity": :func:`fidelity_progress`, and
     "complete" only once the fidelity check is too), and a row per space."""
     p = progress(store, study)
-    order = {s: ids[: study.models_per_space] for s, ids in draw_order(store, study.populations).items()}
-    fid = fidelity_progress(store, study, order, trained=p["complete"])
+    fid = fidelity_progress(store, study, p["order"], trained=p["complete"])
     p = {**p, "fidelity": fid, "trained": p["complete"],
          "complete": p["complete"] and (fid is None or fid["settled"] == fid["chosen"])}  # fmt: skip
     return p, [
